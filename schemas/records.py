@@ -1,0 +1,372 @@
+"""Typed Python records, one per .avsc event schema (latest version), field for field.
+
+Amounts (prices, sizes, volumes, P&L) are ``Decimal``: on the wire they are Avro
+``decimal(38, 18)``, so a price like ``64000.10`` or a size like ``0.001`` arrives exactly
+as the venue sent it and sums of them (volume, VWAP numerators) are exact and independent
+of arrival order. Derived statistics (EMA, RSI, z-scores, scores) are ``float``.
+``tests/unit/test_schema_records.py`` proves these classes and the .avsc files agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Priority(StrEnum):
+    LOW = "LOW"
+    NORMAL = "NORMAL"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class Regime(StrEnum):
+    TRENDING = "TRENDING"
+    RANGING = "RANGING"
+    VOLATILE = "VOLATILE"
+    UNKNOWN = "UNKNOWN"
+
+
+class EnrichmentSource(StrEnum):
+    CLAUDE = "CLAUDE"
+    CACHE = "CACHE"
+    FALLBACK = "FALLBACK"
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    DOWN = "DOWN"
+    UNKNOWN = "UNKNOWN"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (what Avro timestamp-micros decodes to)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """Metadata every event carries."""
+
+    event_id: str
+    event_type: str
+    event_time: datetime
+    ingest_time: datetime
+    producer: str
+    schema_version: int
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    priority: Priority = Priority.NORMAL
+    retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event record: an envelope plus a payload."""
+
+    AVRO_NAME: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+    envelope: Envelope
+
+    @classmethod
+    def envelope_for(
+        cls,
+        *,
+        event_time: datetime,
+        producer: str,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        ingest_time: datetime | None = None,
+    ) -> Envelope:
+        """A fresh envelope for an event of this type (random id unless one is given)."""
+        return Envelope(
+            event_id=event_id or str(uuid.uuid4()),
+            event_type=cls.__name__,
+            event_time=event_time,
+            ingest_time=ingest_time or utc_now(),
+            producer=producer,
+            schema_version=cls.SCHEMA_VERSION,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            priority=priority,
+        )
+
+
+# --- market ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trade(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.market.Trade"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    venue: str
+    symbol: str
+    trade_id: int
+    price: Decimal
+    size: Decimal
+    taker_side: Side
+    trade_time: datetime
+    trade_type: str | None = None
+    first_trade_id: int | None = None
+    last_trade_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookTop(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.market.BookTop"
+    venue: str
+    symbol: str
+    bid_price: Decimal
+    bid_size: Decimal
+    ask_price: Decimal
+    ask_size: Decimal
+    update_id: int | None = None
+    quote_time: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class News(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.market.News"
+    headline: str
+    source: str
+    symbols: list[str]
+    url: str | None = None
+    published_time: datetime
+
+
+# --- analysis -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candle(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Candle"
+    symbol: str
+    interval: str
+    window_start: datetime
+    window_end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    vwap: Decimal
+    trade_count: int
+    buy_volume: Decimal
+    sell_volume: Decimal
+    first_trade_id: int
+    last_trade_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndicatorSnapshot(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.IndicatorSnapshot"
+    symbol: str
+    interval: str
+    candle_id: str
+    candle_end: datetime
+    close: Decimal
+    ema_fast: float | None = None
+    ema_slow: float | None = None
+    rsi: float | None = None
+    atr: float | None = None
+    realised_volatility: float | None = None
+    volume_zscore: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Anomaly"
+    symbol: str
+    interval: str
+    rule: str
+    value: float
+    threshold: float
+    candle_id: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enrichment(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Enrichment"
+    subject_event_id: str
+    subject_type: str
+    symbol: str | None = None
+    regime: Regime
+    sentiment: float
+    risk_flags: list[str]
+    confidence: float
+    rationale: str
+    model: str
+    prompt_version: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cache_hit: bool
+    source: EnrichmentSource
+
+
+# --- trading --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeSignal(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.TradeSignal"
+    symbol: str
+    side: Side
+    strength: float
+    strategy: str
+    reason: str
+    cause_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.PlaceOrder"
+    order_id: str
+    account: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    signal_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderPlaced(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderPlaced"
+    order_id: str
+    account: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderFilled"
+    order_id: str
+    account: str
+    symbol: str
+    side: Side
+    fill_id: str
+    fill_quantity: Decimal
+    fill_price: Decimal
+    fee: Decimal
+    remaining_quantity: Decimal
+    source_trade_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRejected(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderRejected"
+    order_id: str
+    account: str
+    symbol: str
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionChanged(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.PositionChanged"
+    account: str
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    realised_pnl: Decimal
+    fees_paid: Decimal
+    order_id: str
+
+
+# --- system ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.system.Heartbeat"
+    component: str
+    worker_id: str
+    host: str
+    pid: int
+    uptime_seconds: float
+    events_processed: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentStatus(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.system.ComponentStatus"
+    component: str
+    worker_id: str
+    status: HealthStatus
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.system.DeadLetter"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original_key: bytes | None
+    original_value: bytes | None
+    agent: str
+    reason: str
+    error_type: str
+    error_message: str
+    attempt: int
+
+
+# --- user -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserCommand(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.UserCommand"
+    command: str
+    target: str | None = None
+    arguments: dict[str, str] = field(default_factory=dict)
+    user: str
+
+
+RECORD_TYPES: dict[str, type[Event]] = {
+    cls.AVRO_NAME: cls
+    for cls in (
+        Trade, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
+        PlaceOrder, OrderPlaced, OrderFilled, OrderRejected, PositionChanged, Heartbeat,
+        ComponentStatus, DeadLetter, UserCommand,
+    )
+}
+"""Every event record class by its Avro full name."""
+
+ENUM_TYPES: dict[str, type[StrEnum]] = {
+    "ticktide.Priority": Priority,
+    "ticktide.Side": Side,
+    "ticktide.OrderType": OrderType,
+    "ticktide.analysis.Regime": Regime,
+    "ticktide.analysis.EnrichmentSource": EnrichmentSource,
+    "ticktide.system.HealthStatus": HealthStatus,
+}
+"""Every Avro enum by full name, mapped to its Python enum."""
