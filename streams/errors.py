@@ -1,0 +1,65 @@
+"""The one error tree of ticktide. Raise the specific class; catch at the edges."""
+
+from __future__ import annotations
+
+
+class TickTideError(Exception):
+    """Base of every error ticktide raises on purpose."""
+
+
+class ConfigError(TickTideError):
+    """A setting is missing or invalid (the message names the setting)."""
+
+
+# --- codec ----------------------------------------------------------------------------
+
+
+class DecodeError(TickTideError):
+    """Bytes that are not a valid ticktide record."""
+
+
+class TruncatedRecord(DecodeError):
+    """Fewer bytes than the wire format or the schema needs."""
+
+
+class BadMagicByte(DecodeError):
+    """The first byte is not the Confluent wire-format magic byte 0."""
+
+
+class UnknownSchemaId(DecodeError):
+    """The schema id in the header is not known to the registry."""
+
+
+class CorruptRecord(DecodeError):
+    """The Avro body does not match its writer schema."""
+
+
+class RecordTooLarge(DecodeError):
+    """The record exceeds the configured maximum size (encode or decode)."""
+
+
+class EncodeError(TickTideError):
+    """A record cannot be encoded (a value does not fit its schema)."""
+
+
+class WrongRecordType(EncodeError):
+    """A record of a type the target topic does not carry."""
+
+
+# --- registry, broker, input ----------------------------------------------------------
+
+
+class RegistryError(TickTideError):
+    """The schema registry refused or could not be reached."""
+
+
+class BrokerError(TickTideError):
+    """The broker could not be started or reached."""
+
+
+class UnknownTopic(TickTideError):
+    """A topic name that is not in the catalog."""
+
+
+class InvalidInput(TickTideError):
+    """Bad user input: a file row, a CLI value, a web query parameter."""
