@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 from fastavro.validation import ValidationError, validate
@@ -28,6 +28,7 @@ from streams.errors import (
     EncodeError,
     RecordTooLarge,
     TruncatedRecord,
+    UnexpectedRecordType,
     UnknownSchemaId,
 )
 from streams.registry import SchemaRegistry
@@ -36,7 +37,7 @@ MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
-Converter = Callable[[Any], Any]
+E = TypeVar("E", bound=Event)
 
 
 def _enum_converters(schema: Schema) -> dict[str, type[StrEnum]]:
@@ -194,3 +195,12 @@ class AvroCodec:
             raise
         except Exception as exc:
             raise CorruptRecord(f"record does not fit its type: {exc}") from None
+
+    def decode_as(self, data: bytes | None, expected: type[E]) -> E:
+        """Decode and check the type; UnexpectedRecordType for any other event."""
+        event = self.decode(data)
+        if not isinstance(event, expected):
+            raise UnexpectedRecordType(
+                f"expected {expected.__name__}, got {type(event).__name__}"
+            )
+        return event

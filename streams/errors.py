@@ -34,6 +34,10 @@ class CorruptRecord(DecodeError):
     """The Avro body does not match its writer schema."""
 
 
+class UnexpectedRecordType(DecodeError):
+    """A valid record, but not of a type this topic or agent handles."""
+
+
 class RecordTooLarge(DecodeError):
     """The record exceeds the configured maximum size (encode or decode)."""
 

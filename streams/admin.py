@@ -1,0 +1,129 @@
+"""Topic administration and true end offsets, with confluent-kafka's AdminClient.
+
+End offsets come from the high watermark of a real fetch, not from ListOffsets: some
+brokers (Tansu) answer ListOffsets "latest" with the base offset of the last batch.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.broker import EMBEDDED_CLUSTER_ID
+from streams.catalog import CATALOG, TopicSpec
+from streams.errors import BrokerError
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as the broker sees it."""
+
+    name: str
+    partitions: int
+    end_offsets: tuple[int, ...]
+
+    @property
+    def records(self) -> int:
+        """Records appended so far (sum of end offsets; retention not subtracted)."""
+        return sum(self.end_offsets)
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient for the configured cluster."""
+    return AdminClient(settings.kafka_client_config())
+
+
+def cluster_id(settings: Settings, timeout: float = 10.0) -> str:
+    """The cluster id; BrokerError with a hint when the broker cannot be reached."""
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach the broker at {settings.broker} ({exc.args[0].str()}); "
+            "start one with `ticktide broker` or `make run`, or pass --broker HOST:PORT"
+        ) from None
+    return str(metadata.cluster_id or "")
+
+
+def is_embedded(settings: Settings) -> bool:
+    """True when the broker is the embedded Tansu (configured or detected)."""
+    if settings.broker_flavor != "auto":
+        return settings.broker_flavor == "tansu"
+    found = cluster_id(settings)
+    return found == EMBEDDED_CLUSTER_ID or found.startswith("tansu")
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) -> dict[str, str]:
+    """Create every catalog topic that does not exist yet: name -> created|exists."""
+    admin = admin_client(settings)
+    new = [
+        NewTopic(spec.name, spec.partitions or settings.partitions, settings.replication_factor,
+                 config=spec.config())
+        for spec in specs
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new, operation_timeout=15).items():
+        try:
+            future.result()
+            outcome[name] = "created"
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create topic {name}: {error.str()}") from None
+            outcome[name] = "exists"
+    return outcome
+
+
+def list_topics(settings: Settings) -> dict[str, int]:
+    """Every topic on the broker (internal ones included) -> partition count."""
+    metadata = admin_client(settings).list_topics(timeout=10)
+    return {name: len(t.partitions) for name, t in sorted(metadata.topics.items())}
+
+
+def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:
+    return Consumer({
+        **settings.kafka_client_config(),
+        "group.id": f"ticktide-probe-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        **extra,
+    })
+
+
+def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
+    """True end offset of each partition, from the fetched high watermark."""
+    partitions = list_topics(settings).get(topic)
+    if partitions is None:
+        raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
+    consumer = _probe_consumer(settings)
+    try:
+        starts = [TopicPartition(topic, p) for p in range(partitions)]
+        reported = [consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in starts]
+        consumer.assign([TopicPartition(topic, p, max(o, 0)) for p, o in enumerate(reported)])
+        pending = set(range(partitions))
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+        if pending:
+            raise BrokerError(f"no end offset for {topic} partitions {sorted(pending)}")
+        return tuple(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+            for p in range(partitions)
+        )
+    finally:
+        consumer.close()
+
+
+def describe(settings: Settings, topic: str) -> TopicInfo:
+    """Partitions and true end offsets of a topic."""
+    ends = end_offsets(settings, topic)
+    return TopicInfo(topic, len(ends), ends)

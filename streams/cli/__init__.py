@@ -1,0 +1,36 @@
+"""The `ticktide` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from streams.cli import broker_cmd, consume_cmd, dev_cmd, produce_cmd, topics_cmd, worker_cmd
+from streams.errors import ConfigError, TickTideError
+
+app = typer.Typer(
+    name="ticktide",
+    help="Kafka stream processing for market data: typed Avro topics, Faust agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("broker")(broker_cmd.broker)
+app.command("worker")(worker_cmd.worker)
+app.command("produce")(produce_cmd.produce)
+app.command("consume")(consume_cmd.consume)
+app.command("dev")(dev_cmd.dev)
+app.add_typer(topics_cmd.app, name="topics")
+
+
+def main() -> None:
+    """Entry point: run a command; a ticktide error becomes one line and an exit code."""
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"ticktide: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except TickTideError as exc:
+        print(f"ticktide: {exc}", file=sys.stderr)
+        sys.exit(1)

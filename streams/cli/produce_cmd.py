@@ -1,0 +1,107 @@
+"""`ticktide produce`: trades from a file or the synthetic feed."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from streams import loading
+from streams.catalog import topic as catalog_topic
+from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.errors import InvalidInput
+from streams.ingest import TRADE_FORMATS
+from streams.producer import EventProducer
+
+console = Console(stderr=True)
+SHOWN_REJECTS = 10
+
+
+def _progress(total: int | None) -> Progress:
+    return Progress(TextColumn("producing"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True,
+                    disable=not console.is_terminal)
+
+
+def produce(
+    topic: Annotated[str, typer.Argument(help="Target topic, e.g. market.trades")],
+    file: Annotated[Path | None, typer.Option("--file", help="Input file (.gz read transparently)", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(TRADE_FORMATS)}")] = "jsonl",
+    symbol: Annotated[str | None, typer.Option(help="Symbol of a Binance CSV file", show_default=False)] = None,
+    venue: Annotated[str, typer.Option(help="Venue name written into each trade")] = "binance-usdm",
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Send the good rows, write rejects to a file")] = False,
+    rejects: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes rejects [FILE.rejects.jsonl]", show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Generate a random-walk feed instead of reading a file")] = False,
+    symbols: Annotated[str, typer.Option(help="Synthetic feed symbols, comma-separated")] = "BTCUSDT,ETHUSDT",
+    rate: Annotated[float, typer.Option(help="Synthetic trades per second")] = 1000.0,
+    duration: Annotated[float, typer.Option(help="Synthetic feed seconds; 0 runs until Ctrl-C")] = 10.0,
+    seed: Annotated[int | None, typer.Option(help="Synthetic feed random seed", show_default=False)] = None,
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Produce trades to a topic from a file (validated first) or a synthetic feed."""
+    catalog_topic(topic)
+    if topic != "market.trades":
+        raise InvalidInput(f"produce supports market.trades for now, not {topic}")
+    if synthetic == (file is not None):
+        raise InvalidInput("give exactly one of --file F or --synthetic")
+    if rate <= 0:
+        raise InvalidInput(f"--rate must be positive, got {rate}")
+    settings = settings_from(config, broker=broker)
+    with EventProducer(settings) as producer:
+        if file is not None:
+            report = _produce_file(producer, topic, file, fmt, symbol, venue, skip_invalid, rejects)
+        else:
+            names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+            if not names:
+                raise InvalidInput("--symbols needs at least one symbol")
+            report = _produce_synthetic(producer, topic, names, rate, duration, seed)
+    console.print(f"sent {report.sent} rows, rejected {len(report.rejected)}, "
+                  f"{report.rate:,.0f} rows/s")
+
+
+def _produce_file(producer: EventProducer, topic: str, file: Path, fmt: str, symbol: str | None,
+                  venue: str, skip_invalid: bool, rejects: Path | None) -> loading.LoadReport:
+    good, rejected = loading.scan(loading.trade_rows(file, fmt, symbol, venue))
+    if rejected:
+        for row in rejected[:SHOWN_REJECTS]:
+            console.print(f"{file}:{row.line}: {row.reason}", markup=False, highlight=False)
+        if len(rejected) > SHOWN_REJECTS:
+            console.print(f"... and {len(rejected) - SHOWN_REJECTS} more")
+        if not skip_invalid:
+            console.print(f"{len(rejected)} invalid rows in {file}: nothing sent. "
+                          "Fix them, or pass --skip-invalid to send the good rows.")
+            raise typer.Exit(1)
+        target = rejects or file.with_name(file.name + ".rejects.jsonl")
+        loading.write_rejects(rejected, target)
+        console.print(f"{len(rejected)} rejected rows written to {target}")
+    with _progress(good) as bar:
+        task = bar.add_task("send", total=good)
+        return loading.send_rows(producer, topic, loading.trade_rows(file, fmt, symbol, venue),
+                                 lambda n: bar.advance(task, n))
+
+
+def _produce_synthetic(producer: EventProducer, topic: str, symbols: list[str], rate: float,
+                       duration: float, seed: int | None) -> loading.LoadReport:
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    total = int(rate * duration) if duration else None
+    with _progress(total) as bar:
+        task = bar.add_task("send", total=total)
+        report = loading.run_synthetic(producer, topic, symbols, rate=rate, duration=duration,
+                                       seed=seed, progress=lambda n: bar.advance(task, n),
+                                       should_stop=lambda: stopping)
+    if stopping:
+        print("stopped by signal", file=sys.stderr)
+    return report

@@ -1,0 +1,132 @@
+"""One frozen Settings object: CLI flags > TICKTIDE_* env > config file > defaults.
+
+Read once at start (``load_settings``) and passed in. A wrong value raises ConfigError
+with one line naming the setting and its environment variable; the CLI exits with 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from streams.errors import ConfigError
+
+ENV_PREFIX = "TICKTIDE_"
+CONFIG_ENV = "TICKTIDE_CONFIG"
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Everything ticktide can be configured with. Immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
+    )
+
+    broker: str = Field("localhost:9092", description="Kafka bootstrap servers, HOST:PORT[,...]")
+    broker_flavor: Literal["auto", "kafka", "tansu"] = Field(
+        "auto", description="tansu turns off checks the embedded broker cannot pass"
+    )
+    schema_registry_url: str | None = Field(None, description="Confluent Schema Registry URL")
+    app_id: str = Field("ticktide", description="Faust app id = consumer group id")
+    data_dir: Path = Field(Path(".ticktide"), description="Table state (RocksDB) directory")
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    partitions: int = Field(4, ge=1, description="Partitions of each catalog topic")
+    replication_factor: int = Field(1, ge=1)
+    max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Largest record accepted")
+    session_timeout_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    heartbeat_period_s: float = Field(5.0, gt=0, description="system.heartbeats period")
+    worker_id: str = Field(default_factory=_default_worker_id)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_file: Path | None = None
+    anthropic_api_key: SecretStr | None = None
+
+    @field_validator("broker")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        bad = [h for h in hosts if not _HOST_PORT.match(h)]
+        if not hosts or bad:
+            raise ValueError("expected HOST:PORT[,HOST:PORT...]")
+        return ",".join(hosts)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list as Kafka clients want it."""
+        return self.broker
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """Connection settings for confluent-kafka clients (security included)."""
+        config = {"bootstrap.servers": self.broker, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_file:
+            config["ssl.ca.location"] = str(self.ssl_ca_file)
+        return config
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "settings"
+    env = f"{ENV_PREFIX}{name.upper()}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {name!r} in the config file"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+    return f"invalid setting {name} ({env}): {message}{shown}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from CLI overrides (None means not given), env, config file, defaults."""
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist ({CONFIG_ENV} or --config)")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    cls: type[Settings] = Settings
+    if path is not None:
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})  # type: ignore[typeddict-item]
+        cls = type("Settings", (Settings,), {"model_config": config})
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    except ValueError as exc:  # e.g. a malformed TOML file
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
