@@ -34,21 +34,26 @@ class TopicInfo:
         return sum(self.end_offsets)
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    """An AdminClient for the configured cluster."""
-    return AdminClient(settings.kafka_client_config())
-
-
-def cluster_id(settings: Settings, timeout: float = 10.0) -> str:
-    """The cluster id; BrokerError with a hint when the broker cannot be reached."""
+def _metadata(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> Any:
     try:
-        metadata = admin_client(settings).list_topics(timeout=timeout)
+        return admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerError(
             f"cannot reach the broker at {settings.broker} ({exc.args[0].str()}); "
             "start one with `ticktide broker` or `make run`, or pass --broker HOST:PORT"
         ) from None
-    return str(metadata.cluster_id or "")
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient for the configured cluster; BrokerError if it cannot be reached."""
+    admin = AdminClient(settings.kafka_client_config())
+    _metadata(admin, settings)
+    return admin
+
+
+def cluster_id(settings: Settings) -> str:
+    """The cluster id; BrokerError with a hint when the broker cannot be reached."""
+    return str(_metadata(AdminClient(settings.kafka_client_config()), settings).cluster_id or "")
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -82,7 +87,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
 
 def list_topics(settings: Settings) -> dict[str, int]:
     """Every topic on the broker (internal ones included) -> partition count."""
-    metadata = admin_client(settings).list_topics(timeout=10)
+    metadata = _metadata(AdminClient(settings.kafka_client_config()), settings)
     return {name: len(t.partitions) for name, t in sorted(metadata.topics.items())}
 
 

@@ -34,7 +34,8 @@ class DevStack:
 
     def start(self) -> str:
         """Start everything; the broker's bootstrap address."""
-        port = self.broker_port if port_is_free(self.broker_port) else free_port()
+        wanted = self.broker_port
+        port = wanted if wanted and port_is_free(wanted) else free_port()
         log_dir = self.settings.data_dir
         self.broker = EmbeddedBroker(port, log_file=log_dir / "broker.log")
         bootstrap = self.broker.start()

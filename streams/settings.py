@@ -6,6 +6,7 @@ with one line naming the setting and its environment variable; the CLI exits wit
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -24,6 +25,11 @@ from streams.errors import ConfigError
 
 ENV_PREFIX = "TICKTIDE_"
 CONFIG_ENV = "TICKTIDE_CONFIG"
+# librdkafka's own log lines (connection refused, retries) go here, not to stderr: the
+# commands turn failures into one clear error; run with log_level=debug to see them.
+RDKAFKA_LOG = logging.getLogger("ticktide.rdkafka")
+RDKAFKA_LOG.propagate = False
+RDKAFKA_LOG.addHandler(logging.NullHandler())
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 
 
@@ -88,9 +94,13 @@ class Settings(BaseSettings):
         """The broker list as Kafka clients want it."""
         return self.broker
 
-    def kafka_client_config(self) -> dict[str, str]:
+    def kafka_client_config(self) -> dict[str, Any]:
         """Connection settings for confluent-kafka clients (security included)."""
-        config = {"bootstrap.servers": self.broker, "security.protocol": self.security_protocol}
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.broker,
+            "security.protocol": self.security_protocol,
+            "logger": RDKAFKA_LOG,
+        }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username:

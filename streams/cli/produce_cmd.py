@@ -18,7 +18,7 @@ from streams.errors import InvalidInput
 from streams.ingest import TRADE_FORMATS
 from streams.producer import EventProducer
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 SHOWN_REJECTS = 10
 
 

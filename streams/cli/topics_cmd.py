@@ -14,7 +14,7 @@ from streams.catalog import topic as catalog_topic
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 
 app = typer.Typer(help="Create, list and describe the catalog's topics.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @app.command("create")

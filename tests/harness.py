@@ -1,0 +1,168 @@
+"""Test harness: the embedded broker (started by the suite itself, never skipped),
+settings pointing at it, the `ticktide` CLI and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded broker for the whole session, on a free port."""
+    embedded = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+@pytest.fixture
+def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own (empty topics; starts in well under a second)."""
+    embedded = EmbeddedBroker(log_file=tmp_path / "broker.log")
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+def settings_for(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
+    """Settings for a test: its own app id, data dir and web port."""
+    return load_settings(
+        broker=broker.bootstrap, broker_flavor="tansu", app_id=f"test-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "data", web_port=free_port(), session_timeout_s=6,
+        heartbeat_interval_s=1, **extra,
+    )
+
+
+@pytest.fixture
+def stack_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """Settings on an isolated broker whose catalog topics exist."""
+    settings = settings_for(isolated_broker, tmp_path)
+    create_topics(settings)
+    return settings
+
+
+def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a `ticktide` child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
+    if settings is not None:
+        env.update({
+            "TICKTIDE_BROKER": settings.broker,
+            "TICKTIDE_BROKER_FLAVOR": settings.broker_flavor,
+            "TICKTIDE_APP_ID": settings.app_id,
+            "TICKTIDE_DATA_DIR": str(settings.data_dir),
+            "TICKTIDE_WEB_PORT": str(settings.web_port),
+            "TICKTIDE_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
+            "TICKTIDE_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
+        })
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, settings: Settings | None = None, timeout: float = 120,
+            input_text: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `ticktide ARGS` to completion and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], env=cli_env(settings, **env), cwd=REPO,
+        capture_output=True, text=True, timeout=timeout, input=input_text,
+    )
+
+
+def http_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    """GET a JSON URL: (status, body)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@dataclass
+class WorkerProcess:
+    """A `ticktide worker` child process and its web address."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def health(self) -> dict[str, Any]:
+        """The worker's /health answer."""
+        status, body = http_json(f"{self.url}/health")
+        assert status == 200, body
+        return dict(body)
+
+    def wait_until(self, predicate: Any, timeout: float = 60.0, what: str = "condition") -> dict[str, Any]:
+        """Poll /health until predicate(health) holds; the last health report."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.tail()}")
+            try:
+                last = self.health()
+                if predicate(last):
+                    return last
+            except (OSError, AssertionError):
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; last health {last}\n{self.tail()}")
+
+    def processed(self, agent: str) -> int:
+        """Events the agent has finished with, per /health."""
+        return int(self.health()["agents"].get(agent, {}).get("processed", 0))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Stop the worker; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the worker's log."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start_worker(settings: Settings, log: Path) -> WorkerProcess:
+    """Start `ticktide worker` and wait until its web views answer."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings), cwd=REPO,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)
+    worker.wait_until(lambda h: h["status"] == "ok" and h["assigned_partitions"], 90,
+                      "the worker to join and get partitions")
+    return worker
+
+
+@pytest.fixture
+def worker(stack_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """One running worker on the test's isolated broker."""
+    started = start_worker(stack_settings, tmp_path / "worker.log")
+    yield started
+    started.stop()

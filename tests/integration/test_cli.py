@@ -1,0 +1,177 @@
+"""The `ticktide` CLI as a user runs it, against the real embedded broker."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from streams.settings import Settings
+from tests.harness import DATA, run_cli, settings_for
+
+BTC_CSV = DATA / "binance_usdm_BTCUSDT_20240718-20240719.trades.csv.gz"
+ETH_CSV = DATA / "binance_usdm_ETHUSDT_20240718-20240719.trades.csv.gz"
+WS_JSONL = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with gzip.open(path, "rt") as handle:
+        return list(csv.reader(handle))
+
+
+def _consume(settings: Settings, topic: str = "market.trades", *extra: str) -> list[dict]:
+    result = run_cli("consume", topic, "--timeout", "3", *extra, settings=settings)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("broker", "worker", "topics", "produce", "consume", "dev"):
+        assert command in result.stdout
+
+
+def test_topics_create_is_idempotent_and_describe_shows_true_end_offsets(
+        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = settings_for(isolated_broker, tmp_path)
+    first = run_cli("topics", "create", settings=settings)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created") == 15
+    again = run_cli("topics", "create", settings=settings)
+    assert again.stdout.count("exists") == 15 and "created" not in again.stdout
+
+    listed = run_cli("topics", "list", settings=settings)
+    assert "* market.trades  (4 partitions)" in listed.stdout
+
+    produced = run_cli("produce", "market.trades", "--file", str(BTC_CSV), "--format",
+                       "binance-trades", "--symbol", "BTCUSDT", settings=settings)
+    assert produced.returncode == 0, produced.stderr
+    described = run_cli("topics", "describe", "market.trades", settings=settings)
+    total = len(_csv_rows(BTC_CSV))
+    # One symbol = one key = one partition: its end offset is the whole file.
+    assert f"{total} records" in described.stdout
+    assert str(total) in described.stdout.split("records")[1]
+
+
+def test_binance_csv_round_trips_exactly_in_order(stack_settings: Settings) -> None:
+    for path, symbol in ((BTC_CSV, "BTCUSDT"), (ETH_CSV, "ETHUSDT")):
+        result = run_cli("produce", "market.trades", "--file", str(path), "--format",
+                         "binance-trades", "--symbol", symbol, settings=stack_settings)
+        assert result.returncode == 0, result.stderr
+        rows = len(_csv_rows(path))
+        assert f"sent {rows} rows, rejected 0" in result.stderr
+
+    events = _consume(stack_settings)
+    by_symbol: dict[str, list[dict]] = defaultdict(list)
+    for event in events:
+        by_symbol[event["symbol"]].append(event)
+    for path, symbol in ((BTC_CSV, "BTCUSDT"), (ETH_CSV, "ETHUSDT")):
+        rows = _csv_rows(path)
+        got = by_symbol[symbol]
+        assert len(got) == len(rows)
+        for row, event in zip(rows, got, strict=True):
+            trade_id, price, qty, _quote, time_ms, buyer_maker = row[:6]
+            assert event["trade_id"] == int(trade_id)
+            assert Decimal(event["price"]) == Decimal(price)
+            assert Decimal(event["size"]) == Decimal(qty)
+            assert event["taker_side"] == ("SELL" if buyer_maker.lower() == "true" else "BUY")
+            assert event["trade_time"].startswith("2024-07-1")
+            assert event["envelope"]["event_type"] == "Trade"
+            assert event["envelope"]["schema_version"] == 2
+        ms = [int(r[4]) for r in rows[:3]]
+        from streams.jsonio import parse_time
+
+        assert [int(parse_time(e["trade_time"]).timestamp() * 1000) for e in got[:3]] == ms
+
+
+def test_websocket_recording_produces_both_symbols(stack_settings: Settings) -> None:
+    result = run_cli("produce", "market.trades", "--file", str(WS_JSONL), "--format", "binance-ws",
+                     settings=stack_settings)
+    assert result.returncode == 0, result.stderr
+    events = _consume(stack_settings, "market.trades", "--limit", "100000")
+    counts = defaultdict(int)
+    for event in events:
+        counts[event["symbol"]] += 1
+    assert counts == {"BTCUSDT": len(_csv_rows(BTC_CSV)), "ETHUSDT": len(_csv_rows(ETH_CSV))}
+    assert {e["trade_type"] for e in events} == {"MARKET"}  # Binance's X field is kept
+
+
+def test_bad_rows_stop_the_file_and_nothing_is_sent(stack_settings: Settings,
+                                                    tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "1,64000.1,0.01,640.001,1721347200000,true\n"
+        "2,abc,0.01,1,1721347200001,false\n"
+        "3,64000.2,-1,1,1721347200002,false\n"
+        "4,64000.3,0.02,1,1721347200003,true\n"
+    )
+    result = run_cli("produce", "market.trades", "--file", str(bad), "--format", "binance-trades",
+                     "--symbol", "BTCUSDT", settings=stack_settings)
+    assert result.returncode == 1
+    assert f"{bad}:2:" in result.stderr and "price" in result.stderr
+    assert f"{bad}:3:" in result.stderr and "size" in result.stderr
+    assert "nothing sent" in result.stderr
+    assert _consume(stack_settings) == []
+
+    rejects = tmp_path / "rejects.jsonl"
+    skipped = run_cli("produce", "market.trades", "--file", str(bad), "--format",
+                      "binance-trades", "--symbol", "BTCUSDT", "--skip-invalid", "--rejects",
+                      str(rejects), settings=stack_settings)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "sent 2 rows, rejected 2" in skipped.stderr
+    written = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["line"] for r in written] == [2, 3]
+    assert written[0]["raw"].startswith("2,abc")
+    assert [e["trade_id"] for e in _consume(stack_settings)] == [1, 4]
+
+
+def test_consume_output_feeds_back_into_produce(stack_settings: Settings, tmp_path: Path) -> None:
+    run_cli("produce", "market.trades", "--synthetic", "--symbols", "BTCUSDT", "--rate", "500",
+            "--duration", "1", "--seed", "7", settings=stack_settings)
+    lines = _consume(stack_settings)
+    assert len(lines) >= 300
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    result = run_cli("produce", "market.trades", "--file", str(dump), "--format", "jsonl",
+                     settings=stack_settings)
+    assert result.returncode == 0, result.stderr
+    again = _consume(stack_settings)
+    assert len(again) == 2 * len(lines)
+    # The envelope travels too: the re-produced copies keep their event ids.
+    assert {e["envelope"]["event_id"] for e in again} == {e["envelope"]["event_id"] for e in lines}
+
+
+def test_consume_from_end_sees_only_new_events(stack_settings: Settings) -> None:
+    run_cli("produce", "market.trades", "--synthetic", "--rate", "200", "--duration", "0.5",
+            settings=stack_settings)
+    assert _consume(stack_settings, "market.trades", "--from-end", "--timeout", "1") == []
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (["consume", "market.trades"], {"TICKTIDE_WEB_PORT": "not-a-port"}, "web_port"),
+    (["consume", "market.trades", "--broker", "nohostport"], {}, "broker"),
+    (["topics", "list"], {"TICKTIDE_PARTITIONS": "0"}, "partitions"),
+])
+def test_bad_setting_is_one_line_and_exit_code_2(args: list[str], env: dict[str, str],
+                                                 needle: str) -> None:
+    result = run_cli(*args, **env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert needle in result.stderr
+
+
+def test_unknown_topic_and_unreachable_broker_are_clear_errors() -> None:
+    unknown = run_cli("consume", "market.nope", "--broker", "127.0.0.1:1")
+    assert unknown.returncode == 1 and "unknown topic 'market.nope'" in unknown.stderr
+    down = run_cli("topics", "create", "--broker", "127.0.0.1:1", timeout=60)
+    assert down.returncode == 1
+    assert "ticktide broker" in down.stderr or "cannot" in down.stderr

@@ -1,0 +1,88 @@
+"""A running worker against the real embedded broker: trades in, tickers and dead
+letters out, /health and table views answering."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from schemas.records import DeadLetter, Heartbeat, Trade
+from streams.consumer import Consumed, read_topic
+from streams.producer import EventProducer
+from streams.settings import Settings
+from tests.factories import make_trade
+from tests.harness import WorkerProcess, http_json
+
+AGENT = "market.trades"
+
+
+def _trades(n: int, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")) -> list[Trade]:
+    return [make_trade(symbol=symbols[i % len(symbols)], trade_id=1000 + i,
+                       price=Decimal("100.25") + i, size=Decimal("0.5")) for i in range(n)]
+
+
+def test_poison_record_goes_to_deadletter_and_good_ones_are_all_processed(
+        stack_settings: Settings, worker: WorkerProcess) -> None:
+    trades = _trades(300)
+    poison_value = b"\x00\x00\x00\x00\x07 this is not avro"
+    with EventProducer(stack_settings) as producer:
+        for i, trade in enumerate(trades):
+            producer.send("market.trades", trade)
+            if i == 150:
+                producer.send_raw("market.trades", b"BTCUSDT", poison_value)
+                producer.send_raw("market.trades", b"ETHUSDT", b"\x05not even framed")
+
+    health = worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 302,
+                               60, "all 302 records to be handled")
+    assert health["deadletters"]["total"] == 2
+    assert health["deadletters"]["by_reason"] == {f"{AGENT}/undecodable": 2}
+
+    letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=3)
+               if isinstance(r, Consumed)]
+    assert {letter.original_value for letter in letters} == {poison_value, b"\x05not even framed"}
+    for letter in letters:
+        assert isinstance(letter, DeadLetter)
+        assert letter.source_topic == "market.trades" and letter.agent == AGENT
+        assert letter.reason == "undecodable" and letter.attempt == 1
+        assert letter.error_type in {"UnknownSchemaId", "BadMagicByte"}
+        assert letter.original_key in {b"BTCUSDT", b"ETHUSDT"}
+        assert letter.source_offset >= 0
+
+    # Every good trade reached the table: counts and volume per symbol are exact.
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
+        mine = [t for t in trades if t.symbol == symbol]
+        status, ticker = http_json(f"{worker.url}/tickers/{symbol}")
+        assert status == 200
+        assert ticker["trade_count"] == len(mine)
+        assert Decimal(ticker["volume"]) == sum(t.size for t in mine)
+        assert Decimal(ticker["last_price"]) == mine[-1].price
+        assert Decimal(ticker["high"]) == max(t.price for t in mine)
+
+
+def test_unknown_symbol_is_a_json_404(worker: WorkerProcess) -> None:
+    status, body = http_json(f"{worker.url}/tickers/NOPE")
+    assert status == 404
+    assert "NOPE" in body["error"]
+
+
+def test_health_names_worker_and_partitions_and_heartbeats_flow(
+        stack_settings: Settings, worker: WorkerProcess) -> None:
+    health = worker.health()
+    assert health["status"] == "ok"
+    assert health["app_id"] == stack_settings.app_id
+    assert any(p.startswith("market.trades[") for p in health["assigned_partitions"])
+    beats = [r.event for r in read_topic(stack_settings, "system.heartbeats", limit=1,
+                                         idle_timeout=15) if isinstance(r, Consumed)]
+    assert beats and isinstance(beats[0], Heartbeat)
+    assert beats[0].component == "worker"
+
+
+def test_metrics_endpoint_counts_processed_events(stack_settings: Settings,
+                                                  worker: WorkerProcess) -> None:
+    with EventProducer(stack_settings) as producer:
+        for trade in _trades(10):
+            producer.send("market.trades", trade)
+    worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 10, 60)
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
+    assert f'ticktide_events_processed_total{{agent="{AGENT}"}} 10.0' in text
