@@ -181,7 +181,7 @@ class AvroCodec:
         buffer.seek(HEADER.size)
         try:
             record = fastavro.schemaless_reader(buffer, writer, reader)
-        except EOFError:
+        except (EOFError, IndexError):  # fastavro reads past the end of the buffer
             raise TruncatedRecord(f"record ends early for schema id {schema_id}") from None
         except Exception as exc:
             raise CorruptRecord(f"body does not match schema id {schema_id}: {exc}") from None
