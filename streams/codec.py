@@ -12,6 +12,7 @@ import dataclasses
 import io
 import struct
 from collections.abc import Callable
+from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
@@ -82,6 +83,28 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+def _decimal_problem(schema: Schema, data: dict[str, Any], prefix: str) -> str | None:
+    """Name the first decimal field whose value its schema cannot hold (fastavro's own
+    errors for these do not say which field)."""
+    for field in schema["fields"]:
+        kind, value, name = field["type"], data.get(field["name"]), prefix + field["name"]
+        branches = kind if isinstance(kind, list) else [kind]
+        for branch in branches:
+            if not isinstance(branch, dict):
+                continue
+            if branch.get("type") == "record" and isinstance(value, dict):
+                nested = _decimal_problem(branch, value, f"{name}.")
+                if nested:
+                    return nested
+            if branch.get("logicalType") == "decimal" and isinstance(value, Decimal):
+                if not value.is_finite():
+                    return f"{name} must be a finite number, got {value}"
+                exponent = value.as_tuple().exponent
+                if isinstance(exponent, int) and -exponent > branch["scale"]:
+                    return f"{name} has more than {branch['scale']} decimal places: {value}"
+    return None
+
+
 def to_avro(event: Event) -> dict[str, Any]:
     """The dict fastavro writes for a typed record."""
     data = {name: getattr(event, name) for name in _field_names(type(event))}
@@ -135,6 +158,9 @@ class AvroCodec:
 
     @staticmethod
     def _explain(version: SchemaVersion, data: dict[str, Any], exc: Exception) -> str:
+        problem = _decimal_problem(version.schema, data, "")
+        if problem:
+            return f"{version.full_name}: {problem}"
         try:
             validate(data, version.schema, raise_errors=True)
         except ValidationError as invalid:

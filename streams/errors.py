@@ -38,12 +38,12 @@ class UnexpectedRecordType(DecodeError):
     """A valid record, but not of a type this topic or agent handles."""
 
 
-class RecordTooLarge(DecodeError):
-    """The record exceeds the configured maximum size (encode or decode)."""
-
-
 class EncodeError(TickTideError):
     """A record cannot be encoded (a value does not fit its schema)."""
+
+
+class RecordTooLarge(DecodeError, EncodeError):
+    """The record exceeds the configured maximum size (encode or decode)."""
 
 
 class WrongRecordType(EncodeError):

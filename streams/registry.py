@@ -68,11 +68,14 @@ class EmbeddedRegistry:
 class ConfluentRegistry:
     """A Confluent-compatible Schema Registry over HTTP (confluent-kafka's client)."""
 
-    def __init__(self, url: str, client: Any | None = None) -> None:
+    def __init__(self, url: str, client: Any | None = None, timeout_s: float = 3.0) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
         self.url = url
-        self._client = client or SchemaRegistryClient({"url": url})
+        # Without a timeout httpx waits forever on a registry that accepts and never answers.
+        self._client = client or SchemaRegistryClient(
+            {"url": url, "timeout": timeout_s, "max.retries": 1, "retries.wait.ms": 200}
+        )
         self._ids: dict[str, int] = {}
 
     def register(self, version: SchemaVersion) -> int:
