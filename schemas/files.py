@@ -82,7 +82,8 @@ def _inline(node: Any, shared: dict[str, Schema], defined: set[str]) -> Any:
 
 def load_file(path: Path) -> Schema:
     """Read one .avsc and inline the shared types it references."""
-    return _inline(json.loads(path.read_text()), shared_types(), set())
+    schema: Schema = _inline(json.loads(path.read_text()), shared_types(), set())
+    return schema
 
 
 @cache

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.broker import EMBEDDED_CLUSTER_ID
 from streams.catalog import CATALOG, TopicSpec
@@ -115,9 +115,11 @@ def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             message = consumer.poll(0.2)
-            if message is not None and message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                pending.discard(message.partition() or 0)
         if pending:
             raise BrokerError(f"no end offset for {topic} partitions {sorted(pending)}")
         return tuple(

@@ -91,7 +91,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call
+            preexec_fn=die_with_parent,
             start_new_session=True,  # Ctrl-C in a terminal reaches us; we stop it in order
         )
         self._wait_ready(timeout)

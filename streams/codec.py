@@ -60,7 +60,6 @@ def _envelope_enums() -> dict[str, type[StrEnum]]:
     return _enum_converters(envelope)
 
 
-@cache
 def _decoder_for(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
     """A function turning fastavro's dict into a typed record (enums made typed)."""
     enums = _enum_converters(latest(cls.AVRO_NAME).schema)
@@ -78,9 +77,14 @@ def _decoder_for(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
     return build
 
 
-@cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def _decimal_problem(schema: Schema, data: dict[str, Any], prefix: str) -> str | None:

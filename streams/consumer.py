@@ -76,10 +76,11 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
                 continue
             last = time.monotonic()
             count += 1
-            where = (message.topic(), message.partition(), message.offset(), message.key())
+            partition, offset = message.partition() or 0, message.offset() or 0
+            key, value = message.key(), message.value()
             try:
-                yield Consumed(*where, codec.decode(message.value()))
+                yield Consumed(topic, partition, offset, key, codec.decode(value))
             except DecodeError as exc:
-                yield Undecodable(*where, message.value(), f"{type(exc).__name__}: {exc}")
+                yield Undecodable(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}")
     finally:
         consumer.close()

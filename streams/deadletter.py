@@ -90,7 +90,7 @@ class DeadLetters:
         """Run the body; on any exception dead-letter ``record`` and carry on."""
         try:
             yield
-        except Exception as error:  # noqa: BLE001 - that is the policy
+        except Exception as error:
             await self.send(record, agent=agent, error=error)
 
     @property

@@ -58,7 +58,7 @@ class DevStack:
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", *args], env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT if out else None,
-            preexec_fn=die_with_parent, start_new_session=True,  # noqa: PLW1509
+            preexec_fn=die_with_parent, start_new_session=True,
         )
         self.children.append((name, process))
 
@@ -73,9 +73,13 @@ class DevStack:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, on_signal)
+        def watch(name: str, process: subprocess.Popen[bytes]) -> None:
+            process.wait()
+            reason.append(f"{name} exited with code {process.returncode}")
+            done.set()
+
         for name, process in self.children:
-            threading.Thread(target=lambda n=name, p=process: (p.wait(), reason.append(
-                f"{n} exited with code {p.returncode}"), done.set()), daemon=True).start()
+            threading.Thread(target=watch, args=(name, process), daemon=True).start()
         done.wait()
         return reason[0]
 

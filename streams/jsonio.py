@@ -14,7 +14,6 @@ import typing
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import cache
 from typing import Any, TypeVar
 
 from schemas.records import Envelope, Event
@@ -30,7 +29,7 @@ def format_decimal(value: Decimal) -> str:
 
 
 def _to_json(value: Any) -> Any:
-    if isinstance(value, Event | Envelope):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return event_to_json(value)
     if isinstance(value, Enum):
         return value.value
@@ -47,8 +46,9 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def event_to_json(event: Event | Envelope) -> dict[str, Any]:
-    """A JSON-ready dict of an event: its envelope and payload fields, in schema order."""
+def event_to_json(event: Any) -> dict[str, Any]:
+    """A JSON-ready dict of an event (or any dataclass, e.g. a table value): its fields
+    in declaration order, the envelope included."""
     return {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
 
 
@@ -81,9 +81,13 @@ def epoch_to_datetime(value: float) -> datetime:
     return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _from_json(annotation: Any, value: Any, name: str) -> Any:

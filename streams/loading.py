@@ -87,7 +87,8 @@ def run_synthetic(producer: EventProducer, topic: str, symbols: Sequence[str], *
         elapsed = time.perf_counter() - started
         if (duration and elapsed >= duration) or should_stop():
             break
-        ahead = report.sent / rate - elapsed
+        # Pace on the feed's own arrival times, so its bursts and quiet spells survive.
+        ahead = (trade.envelope.ingest_time - start).total_seconds() - elapsed
         if ahead > 0.005:
             time.sleep(ahead)
         producer.send(topic, trade)

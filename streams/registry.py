@@ -108,7 +108,7 @@ class ConfluentRegistry:
             raise RegistryError(f"registry {self.url}: {exc.error_message}") from None
         except Exception as exc:
             raise RegistryError(f"schema registry {self.url} unreachable: {exc}") from None
-        schema: Schema = json.loads(text)
+        schema: Schema = json.loads(str(text))
         return schema
 
 

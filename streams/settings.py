@@ -132,7 +132,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     given = {key: value for key, value in overrides.items() if value is not None}
     cls: type[Settings] = Settings
     if path is not None:
-        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})  # type: ignore[typeddict-item]
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
         cls = type("Settings", (Settings,), {"model_config": config})
     try:
         return cls(**given)

@@ -48,7 +48,7 @@ def install_views(app: TickTideApp) -> None:
         return web.bytes(app.metrics.render(), content_type="text/plain; version=0.0.4")
 
     if TICKERS_TABLE in app.tables:
-        tickers = app.tables[TICKERS_TABLE]
+        tickers: Any = app.tables[TICKERS_TABLE]
 
         @app.page("/tickers/{symbol}")
         @app.table_route(table=tickers, match_info="symbol")

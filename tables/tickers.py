@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faust.types import TableT
 
@@ -17,7 +17,7 @@ NAME = "tickers"
 def declare(app: TickTideApp) -> TableT[str, Any]:
     """The tickers table, co-partitioned with market.trades (key = symbol)."""
     if NAME in app.tables:
-        return app.tables[NAME]
+        return cast("TableT[str, Any]", app.tables[NAME])
     return app.Table(NAME, key_type=str, value_type=None,
                      partitions=app.settings.partitions,
                      help="Per-symbol last price, range, count and volume.")

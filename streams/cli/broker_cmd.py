@@ -22,7 +22,12 @@ def broker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    watcher = threading.Thread(target=lambda: (embedded.wait(), stop.set()), daemon=True)
+
+    def watch() -> None:
+        embedded.wait()
+        stop.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     stop.wait()
     embedded.stop()

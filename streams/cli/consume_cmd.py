@@ -18,8 +18,12 @@ def consume(
     topic: Annotated[str, typer.Argument(help="Topic to read, e.g. market.trades")],
     limit: Annotated[int | None, typer.Option(help="Stop after N events", show_default=False)] = None,
     timeout: Annotated[float, typer.Option(help="Stop after S seconds without a new event")] = 5.0,
-    from_beginning: Annotated[bool, typer.Option("--from-beginning/--from-end", help="Start at the oldest record or at the end")] = True,
-    with_meta: Annotated[bool, typer.Option("--with-meta", help="Add topic, partition, offset and key to each line")] = False,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning/--from-end", help="Start at the oldest record or at the end")
+    ] = True,
+    with_meta: Annotated[
+        bool, typer.Option("--with-meta", help="Add topic, partition, offset and key to each line")
+    ] = False,
     broker: BrokerOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -27,8 +31,7 @@ def consume(
     catalog_topic(topic)
     settings = settings_from(config, broker=broker)
     bad = 0
-    for record in read_topic(settings, topic, from_beginning=from_beginning, limit=limit,
-                             idle_timeout=timeout):
+    for record in read_topic(settings, topic, from_beginning=from_beginning, limit=limit, idle_timeout=timeout):
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         if not isinstance(record, Consumed):
             bad += 1
@@ -37,8 +40,13 @@ def consume(
         line = event_to_json(record.event)
         if with_meta:
             key = record.key.decode("utf-8", "replace") if record.key is not None else None
-            line = {"topic": record.topic, "partition": record.partition,
-                    "offset": record.offset, "key": key, "event": line}
+            line = {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": key,
+                "event": line,
+            }
         sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     if bad:

@@ -11,8 +11,9 @@ from streams.settings import Settings, load_settings
 
 BrokerOption = Annotated[
     str | None,
-    typer.Option("--broker", help="Kafka bootstrap HOST:PORT [env TICKTIDE_BROKER, default localhost:9092]",
-                 show_default=False),
+    typer.Option(
+        "--broker", help="Kafka bootstrap HOST:PORT [env TICKTIDE_BROKER, default localhost:9092]", show_default=False
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,

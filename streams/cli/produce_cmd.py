@@ -23,20 +23,34 @@ SHOWN_REJECTS = 10
 
 
 def _progress(total: int | None) -> Progress:
-    return Progress(TextColumn("producing"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console, transient=True,
-                    disable=not console.is_terminal)
+    return Progress(
+        TextColumn("producing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 def produce(
     topic: Annotated[str, typer.Argument(help="Target topic, e.g. market.trades")],
-    file: Annotated[Path | None, typer.Option("--file", help="Input file (.gz read transparently)", show_default=False)] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Input file (.gz read transparently)", show_default=False)
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(TRADE_FORMATS)}")] = "jsonl",
     symbol: Annotated[str | None, typer.Option(help="Symbol of a Binance CSV file", show_default=False)] = None,
     venue: Annotated[str, typer.Option(help="Venue name written into each trade")] = "binance-usdm",
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Send the good rows, write rejects to a file")] = False,
-    rejects: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes rejects [FILE.rejects.jsonl]", show_default=False)] = None,
-    synthetic: Annotated[bool, typer.Option("--synthetic", help="Generate a random-walk feed instead of reading a file")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Send the good rows, write rejects to a file")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where --skip-invalid writes rejects [FILE.rejects.jsonl]", show_default=False)
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Generate a random-walk feed instead of reading a file")
+    ] = False,
     symbols: Annotated[str, typer.Option(help="Synthetic feed symbols, comma-separated")] = "BTCUSDT,ETHUSDT",
     rate: Annotated[float, typer.Option(help="Synthetic trades per second")] = 1000.0,
     duration: Annotated[float, typer.Option(help="Synthetic feed seconds; 0 runs until Ctrl-C")] = 10.0,
@@ -61,12 +75,19 @@ def produce(
             if not names:
                 raise InvalidInput("--symbols needs at least one symbol")
             report = _produce_synthetic(producer, topic, names, rate, duration, seed)
-    console.print(f"sent {report.sent} rows, rejected {len(report.rejected)}, "
-                  f"{report.rate:,.0f} rows/s")
+    console.print(f"sent {report.sent} rows, rejected {len(report.rejected)}, {report.rate:,.0f} rows/s")
 
 
-def _produce_file(producer: EventProducer, topic: str, file: Path, fmt: str, symbol: str | None,
-                  venue: str, skip_invalid: bool, rejects: Path | None) -> loading.LoadReport:
+def _produce_file(
+    producer: EventProducer,
+    topic: str,
+    file: Path,
+    fmt: str,
+    symbol: str | None,
+    venue: str,
+    skip_invalid: bool,
+    rejects: Path | None,
+) -> loading.LoadReport:
     good, rejected = loading.scan(loading.trade_rows(file, fmt, symbol, venue))
     if rejected:
         for row in rejected[:SHOWN_REJECTS]:
@@ -74,20 +95,24 @@ def _produce_file(producer: EventProducer, topic: str, file: Path, fmt: str, sym
         if len(rejected) > SHOWN_REJECTS:
             console.print(f"... and {len(rejected) - SHOWN_REJECTS} more")
         if not skip_invalid:
-            console.print(f"{len(rejected)} invalid rows in {file}: nothing sent. "
-                          "Fix them, or pass --skip-invalid to send the good rows.")
+            console.print(
+                f"{len(rejected)} invalid rows in {file}: nothing sent. "
+                "Fix them, or pass --skip-invalid to send the good rows."
+            )
             raise typer.Exit(1)
         target = rejects or file.with_name(file.name + ".rejects.jsonl")
         loading.write_rejects(rejected, target)
         console.print(f"{len(rejected)} rejected rows written to {target}")
     with _progress(good) as bar:
         task = bar.add_task("send", total=good)
-        return loading.send_rows(producer, topic, loading.trade_rows(file, fmt, symbol, venue),
-                                 lambda n: bar.advance(task, n))
+        return loading.send_rows(
+            producer, topic, loading.trade_rows(file, fmt, symbol, venue), lambda n: bar.advance(task, n)
+        )
 
 
-def _produce_synthetic(producer: EventProducer, topic: str, symbols: list[str], rate: float,
-                       duration: float, seed: int | None) -> loading.LoadReport:
+def _produce_synthetic(
+    producer: EventProducer, topic: str, symbols: list[str], rate: float, duration: float, seed: int | None
+) -> loading.LoadReport:
     stopping = False
 
     def stop(*_: object) -> None:
@@ -99,9 +124,16 @@ def _produce_synthetic(producer: EventProducer, topic: str, symbols: list[str], 
     total = int(rate * duration) if duration else None
     with _progress(total) as bar:
         task = bar.add_task("send", total=total)
-        report = loading.run_synthetic(producer, topic, symbols, rate=rate, duration=duration,
-                                       seed=seed, progress=lambda n: bar.advance(task, n),
-                                       should_stop=lambda: stopping)
+        report = loading.run_synthetic(
+            producer,
+            topic,
+            symbols,
+            rate=rate,
+            duration=duration,
+            seed=seed,
+            progress=lambda n: bar.advance(task, n),
+            should_stop=lambda: stopping,
+        )
     if stopping:
         print("stopped by signal", file=sys.stderr)
     return report

@@ -18,8 +18,13 @@ console = Console(soft_wrap=True)
 
 
 @app.command("create")
-def create(broker: BrokerOption = None, config: ConfigOption = None,
-           partitions: Annotated[int | None, typer.Option(help="Partitions per topic [env TICKTIDE_PARTITIONS, default 4]", show_default=False)] = None) -> None:
+def create(
+    broker: BrokerOption = None,
+    config: ConfigOption = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="Partitions per topic [env TICKTIDE_PARTITIONS, default 4]", show_default=False)
+    ] = None,
+) -> None:
     """Create every topic of the catalog that does not exist yet (idempotent)."""
     settings = settings_from(config, broker=broker, partitions=partitions)
     outcome = admin.create_topics(settings)
@@ -38,8 +43,9 @@ def list_(broker: BrokerOption = None, config: ConfigOption = None) -> None:
 
 
 @app.command("describe")
-def describe(topic: Annotated[str, typer.Argument(help="Topic name")],
-             broker: BrokerOption = None, config: ConfigOption = None) -> None:
+def describe(
+    topic: Annotated[str, typer.Argument(help="Topic name")], broker: BrokerOption = None, config: ConfigOption = None
+) -> None:
     """Partitions, end offsets and the catalog entry of a topic."""
     settings = settings_from(config, broker=broker)
     info = admin.describe(settings, topic)
@@ -53,5 +59,6 @@ def describe(topic: Annotated[str, typer.Argument(help="Topic name")],
         spec = catalog_topic(topic)
         types = ", ".join(t.__name__ for t in spec.value_types)
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms / 3_600_000:g} h"
-        console.print(f"carries {types}; key = {spec.key_field}; retention {retention}; "
-                      f"cleanup {spec.cleanup_policy}. {spec.doc}")
+        console.print(
+            f"carries {types}; key = {spec.key_field}; retention {retention}; cleanup {spec.cleanup_policy}. {spec.doc}"
+        )

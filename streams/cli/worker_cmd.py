@@ -14,9 +14,15 @@ from streams.cli.options import BrokerOption, ConfigOption, settings_from
 def worker(
     broker: BrokerOption = None,
     config: ConfigOption = None,
-    web_port: Annotated[int | None, typer.Option(help="Web views port [env TICKTIDE_WEB_PORT, default 6066]", show_default=False)] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Table state directory [env TICKTIDE_DATA_DIR]", show_default=False)] = None,
-    app_id: Annotated[str | None, typer.Option(help="App id = consumer group [env TICKTIDE_APP_ID]", show_default=False)] = None,
+    web_port: Annotated[
+        int | None, typer.Option(help="Web views port [env TICKTIDE_WEB_PORT, default 6066]", show_default=False)
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Table state directory [env TICKTIDE_DATA_DIR]", show_default=False)
+    ] = None,
+    app_id: Annotated[
+        str | None, typer.Option(help="App id = consumer group [env TICKTIDE_APP_ID]", show_default=False)
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error", show_default=False)] = None,
 ) -> None:
     """Run one Faust worker with all agents; several form one consumer group."""
@@ -24,7 +30,8 @@ def worker(
 
     from streams.app import create_app
 
-    settings = settings_from(config, broker=broker, web_port=web_port, data_dir=data_dir,
-                             app_id=app_id, log_level=log_level)
+    settings = settings_from(
+        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level
+    )
     app = create_app(settings, embedded=is_embedded(settings))
     Worker(app, loglevel=settings.log_level).execute_from_commandline()

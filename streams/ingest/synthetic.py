@@ -14,7 +14,8 @@ Model, per trade:
   order prints at the ask (buy) or bid (sell): the mid rounded up or down to the tick;
 - sizes are log-normal in whole lots with rare large prints (20-100x);
 - trade ids are consecutive per symbol; a share ``out_of_order_share`` of trades carry a
-  trade_time earlier than an earlier trade of the same symbol (late by up to ~3 s).
+  trade_time earlier than an earlier trade of the same symbol: late by up to ~3 s, or
+  by more if that symbol's previous trade is older (so every one is really out of order).
 
 The defaults are roughly fitted to the recorded Binance BTCUSDT/ETHUSDT trades in
 ``shared/data`` (per-trade return s.d. ~4e-6 to 1e-5, ~70% of trades at the previous
@@ -22,7 +23,8 @@ trade's price, size p99 ~100x the median).
 
 The generator never sleeps: ``trade_time`` follows simulated time from ``start`` and the
 caller paces. ``envelope.ingest_time`` is the simulated arrival time, and event ids come
-from the seeded generator, so a seed reproduces the feed exactly.
+from the seeded generator, so a seed reproduces the feed exactly. Speed: ~70-78k trades/s
+on the 2-vCPU dev box (one loop with local names, records built by ``fast_constructor``).
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def _feed(names: list[str], rng: random.Random, start: datetime, rate: float,
     max_variance = (MAX_VOLATILITY_MULTIPLE * BASE_VOLATILITY) ** 2
     clock_us, burst_left, burst_walk = 0.0, 0, walks[0]
     walk, is_buy, price_ticks, continuing = walks[0], True, 1, False
-    # locals: this loop is the generator's whole cost (see the module's measured rate)
+    # locals: this loop is the generator's whole cost (see the module docstring's rate)
     random_, getrandbits = rng.random, rng.getrandbits
     exp, log, sqrt, tanh, ceil, floor = math.exp, math.log, math.sqrt, math.tanh, math.ceil, \
         math.floor

@@ -31,7 +31,7 @@ _ONE = Decimal(1)
 
 def show(value: object, limit: int = 60) -> str:
     """``repr`` of a value for a reason, shortened if long."""
-    text = repr(str(value)) if isinstance(value, Decimal) else repr(value)
+    text = repr(format(value, "f")) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from tests.harness import DATA, run_cli, settings_for
@@ -78,7 +77,7 @@ def test_binance_csv_round_trips_exactly_in_order(stack_settings: Settings) -> N
         got = by_symbol[symbol]
         assert len(got) == len(rows)
         for row, event in zip(rows, got, strict=True):
-            trade_id, price, qty, _quote, time_ms, buyer_maker = row[:6]
+            trade_id, price, qty, _quote, _time_ms, buyer_maker = row[:6]
             assert event["trade_id"] == int(trade_id)
             assert Decimal(event["price"]) == Decimal(price)
             assert Decimal(event["size"]) == Decimal(qty)

@@ -42,7 +42,7 @@ def test_every_event_type_has_a_topic() -> None:
 def test_wrong_record_type_is_rejected_before_sending() -> None:
     trades = topic("market.trades")
     trades.check(make_trade())
-    with pytest.raises(WrongRecordType, match="market.trades carries Trade, not Candle"):
+    with pytest.raises(WrongRecordType, match=r"market\.trades carries Trade, not Candle"):
         trades.check(make_candle())
     assert topic("market.candles").value_types == (Candle,)
 
@@ -53,5 +53,5 @@ def test_keys_keep_one_symbol_in_one_partition() -> None:
 
 
 def test_unknown_topic_lists_the_catalog() -> None:
-    with pytest.raises(UnknownTopic, match="market.trades"):
+    with pytest.raises(UnknownTopic, match=r"market\.trades"):
         topic("market.trade")

@@ -67,7 +67,7 @@ def test_record_matches_latest_avsc_field_by_field(name: str) -> None:
     for field in schema["fields"]:
         expected = _python_type(field["type"], schema["namespace"])
         assert hints[field["name"]] == expected, field["name"]
-    assert cls.SCHEMA_VERSION == version.version
+    assert version.version == cls.SCHEMA_VERSION
     assert name == f"{schema['namespace']}.{schema['name']}" and cls.__name__ == schema["name"]
 
 
