@@ -19,7 +19,7 @@ import faust
 from streams.catalog import CATALOG
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
-from streams.metrics import Metrics
+from streams.metrics import LatencyWindow, Metrics
 from streams.registry import make_registry
 from streams.settings import Settings
 from streams.typed_topic import TypedTopic
@@ -37,6 +37,7 @@ class TickTideApp(faust.App):
     typed_topics: dict[str, TypedTopic]
     processed: Counter[str]
     started_at: float
+    pipeline_latency: LatencyWindow
 
     def count_processed(self, agent: str, n: int = 1) -> None:
         """Count events an agent has finished with (processed or dead-lettered)."""
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     app.settings = settings
     app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
     app.metrics = Metrics()
+    app.pipeline_latency = LatencyWindow()
     app.processed = Counter()
     app.started_at = time.time()
     app.typed_topics = {spec.name: TypedTopic(app, spec) for spec in CATALOG}

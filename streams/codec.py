@@ -117,6 +117,25 @@ def to_avro(event: Event) -> dict[str, Any]:
     return data
 
 
+def read_body(data: bytes, schema_id: int, writer: Any, reader: Any = None) -> dict[str, Any]:
+    """Read the Avro body after the 5-byte header; the whole record must be used."""
+    buffer = io.BytesIO(data)
+    buffer.seek(HEADER.size)
+    try:
+        record = fastavro.schemaless_reader(buffer, writer, reader)
+    except (EOFError, IndexError):  # fastavro reads past the end of the buffer
+        raise TruncatedRecord(f"record ends early for schema id {schema_id}") from None
+    except Exception as exc:
+        raise CorruptRecord(f"body does not match schema id {schema_id}: {exc}") from None
+    if buffer.tell() != len(data):
+        raise CorruptRecord(
+            f"{len(data) - buffer.tell()} trailing bytes after the record (schema id {schema_id})"
+        )
+    if not isinstance(record, dict):
+        raise CorruptRecord(f"schema id {schema_id} is not a record schema")
+    return record
+
+
 class AvroCodec:
     """Encodes typed records to Confluent-framed Avro and back."""
 
@@ -178,7 +197,7 @@ class AvroCodec:
     def _reader(self, schema_id: int) -> tuple[Any, Any, Callable[[dict[str, Any]], Event]]:
         reader = self._readers.get(schema_id)
         if reader is None:
-            writer_schema = self.registry.lookup(schema_id)
+            writer_schema = self.writer_schema(schema_id)
             name = f"{writer_schema.get('namespace', '')}.{writer_schema.get('name', '')}"
             cls = RECORD_TYPES.get(name)
             if cls is None:
@@ -194,8 +213,8 @@ class AvroCodec:
             self._readers[schema_id] = reader
         return reader
 
-    def decode(self, data: bytes | None) -> Event:
-        """The typed record in wire-format bytes; raises a DecodeError subclass."""
+    def schema_id_of(self, data: bytes | None) -> int:
+        """The schema id in a record's header, after checking size and magic byte."""
         if data is None or len(data) < HEADER.size:
             size = 0 if data is None else len(data)
             raise TruncatedRecord(f"record of {size} bytes is shorter than the 5-byte header")
@@ -206,21 +225,19 @@ class AvroCodec:
         magic, schema_id = HEADER.unpack_from(data)
         if magic != MAGIC_BYTE:
             raise BadMagicByte(f"first byte is {data[0]}, not the wire-format magic byte 0")
+        return int(schema_id)
+
+    def writer_schema(self, schema_id: int) -> Schema:
+        """The writer schema of an id (from the registry); UnknownSchemaId if unknown."""
+        return self.registry.lookup(schema_id)
+
+    def decode(self, data: bytes | None) -> Event:
+        """The typed record in wire-format bytes; raises a DecodeError subclass."""
+        schema_id = self.schema_id_of(data)
         writer, reader, build = self._reader(schema_id)
-        buffer = io.BytesIO(data)
-        buffer.seek(HEADER.size)
+        record = read_body(data, schema_id, writer, reader)  # type: ignore[arg-type]
         try:
-            record = fastavro.schemaless_reader(buffer, writer, reader)
-        except (EOFError, IndexError):  # fastavro reads past the end of the buffer
-            raise TruncatedRecord(f"record ends early for schema id {schema_id}") from None
-        except Exception as exc:
-            raise CorruptRecord(f"body does not match schema id {schema_id}: {exc}") from None
-        if buffer.tell() != len(data):
-            raise CorruptRecord(
-                f"{len(data) - buffer.tell()} trailing bytes after the record (schema id {schema_id})"
-            )
-        try:
-            return build(record)  # type: ignore[arg-type]
+            return build(record)
         except DecodeError:
             raise
         except Exception as exc:

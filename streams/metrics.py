@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -18,6 +18,14 @@ class Metrics:
             registry=self.registry)
         self.events_sent = Counter(
             "ticktide_events_sent", "Events sent by agents", ["topic"], registry=self.registry)
+        self.trade_to_candle_seconds = Histogram(
+            "ticktide_trade_to_candle_seconds",
+            "From a trade's arrival at the worker to its candle table update",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry)
+        self.late_trades = Counter(
+            "ticktide_late_trades", "Trades later than the grace period", ["symbol"],
+            registry=self.registry)
         self.event_lag_seconds = Gauge(
             "ticktide_event_lag_seconds", "Ingest-to-processing delay of the last event",
             ["agent"], registry=self.registry)
@@ -25,3 +33,27 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition-format text of every metric."""
         return generate_latest(self.registry)
+
+
+class LatencyWindow:
+    """The last N latencies (seconds), for p50/p99 in /health."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        from collections import deque
+
+        self._values: deque[float] = deque(maxlen=size)
+
+    def extend(self, values: list[float]) -> None:
+        """Record latencies."""
+        self._values.extend(values)
+
+    def percentiles_ms(self) -> dict[str, float] | None:
+        """p50 and p99 in milliseconds, or None before the first value."""
+        if not self._values:
+            return None
+        ordered = sorted(self._values)
+
+        def pick(quantile: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000, 3)
+
+        return {"p50": pick(0.50), "p99": pick(0.99), "samples": float(len(ordered))}

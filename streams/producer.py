@@ -28,6 +28,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "compression.type": "lz4",
+    # Java-compatible key hashing, as aiokafka and Faust use: a key lands in the same
+    # partition whoever produces it, which co-partitioned tables rely on.
+    "partitioner": "murmur2_random",
     "linger.ms": 20,
     "batch.num.messages": 10_000,
     "queue.buffering.max.messages": 200_000,

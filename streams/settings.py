@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
 from streams.errors import ConfigError
 
 ENV_PREFIX = "TICKTIDE_"
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(3.0, gt=0)
     heartbeat_period_s: float = Field(5.0, gt=0, description="system.heartbeats period")
     worker_id: str = Field(default_factory=_default_worker_id)
+    windows: str = Field(DEFAULT_WINDOWS, description="Candle windows: 1m tumbling, 5m/1m hopping")
+    grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
+    idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
+    candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
+    batch_max: int = Field(2000, ge=1, description="Most trades folded per batch")
+    batch_wait_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -68,6 +75,17 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_file: Path | None = None
     anthropic_api_key: SecretStr | None = None
+
+    @field_validator("windows")
+    @classmethod
+    def _check_windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
+
+    @property
+    def window_specs(self) -> tuple[WindowSpec, ...]:
+        """The candle windows, parsed."""
+        return parse_windows(self.windows)
 
     @field_validator("broker")
     @classmethod

@@ -6,7 +6,8 @@ the codec inside a dead-letter guard, and sends are type-checked and encoded her
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from faust.types import TopicT
 
@@ -33,9 +34,15 @@ class TypedTopic:
             retention=spec.retention_ms / 1000 if spec.retention_ms > 0 else None,
         )
 
-    async def send(self, event: Event, key: str | None = None) -> None:
-        """Type-check, encode and send; WrongRecordType/EncodeError before sending."""
+    async def send_pending(self, event: Event, key: str | None = None) -> Awaitable[Any]:
+        """Type-check, encode and queue; the returned future resolves once the broker
+        has the record. WrongRecordType/EncodeError are raised before anything is sent."""
         self.spec.check(event)
         value = self.app.codec.encode(event)
-        await self.faust.send(key=(key or self.spec.key_of(event)).encode(), value=value)
+        pending = await self.faust.send(key=(key or self.spec.key_of(event)).encode(), value=value)
         self.app.metrics.events_sent.labels(self.spec.name).inc()
+        return pending
+
+    async def send(self, event: Event, key: str | None = None) -> None:
+        """Type-check, encode and queue (see ``send_pending``)."""
+        await self.send_pending(event, key)

@@ -2,6 +2,7 @@
 
 Views read tables through the app's registry (``app.tables[name]``). Table queries are
 routed to the worker that owns the key (Faust table_route), so any worker answers.
+Errors are JSON: 404 for an unknown symbol, 400 naming the bad parameter.
 """
 
 from __future__ import annotations
@@ -11,10 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
+from domain.candles import live_candles
+from schemas.records import utc_now
+from streams.jsonio import event_to_json
+
 if TYPE_CHECKING:
     from streams.app import TickTideApp
 
-TICKERS_TABLE = "tickers"
+CANDLES = "candles"
+HISTORY = "candle_history"
+INDICATORS = "indicators"
+ANOMALIES = "anomalies"
+MAX_LIMIT = 1000
+
+
+class BadParameter(ValueError):
+    """A query parameter a view cannot use (answered with 400)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 def health_report(app: TickTideApp) -> dict[str, Any]:
@@ -32,12 +49,36 @@ def health_report(app: TickTideApp) -> dict[str, Any]:
             "total": app.deadletters.total,
             "by_reason": {f"{agent}/{reason}": n for (agent, reason), n in app.deadletters.counts.items()},
         },
+        "pipeline": {"latency_ms": app.pipeline_latency.percentiles_ms()},
         "assigned_partitions": assigned,
     }
 
 
+def query_interval(request: Request, allowed: list[str]) -> str:
+    """The `interval` parameter, one of the configured windows (default: the 2nd, or 1st)."""
+    interval = request.query.get("interval") or allowed[min(1, len(allowed) - 1)]
+    if interval not in allowed:
+        raise BadParameter("interval", f"interval must be one of {', '.join(allowed)}, got {interval!r}")
+    return interval
+
+
+def query_limit(request: Request, default: int = 100) -> int:
+    """The `limit` parameter: an integer in [1, MAX_LIMIT]."""
+    text = request.query.get("limit")
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadParameter("limit", f"limit must be an integer from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def _error(web: View, status: int, message: str, **extra: Any) -> Response:
+    return web.json({"error": message, **extra}, status=status)
+
+
 def install_views(app: TickTideApp) -> None:
     """Mount the views on the app's web server."""
+    windows = [spec.name for spec in app.settings.window_specs]
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
@@ -47,13 +88,51 @@ def install_views(app: TickTideApp) -> None:
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(app.metrics.render(), content_type="text/plain; version=0.0.4")
 
-    if TICKERS_TABLE in app.tables:
-        tickers: Any = app.tables[TICKERS_TABLE]
+    if CANDLES in app.tables and HISTORY in app.tables:
+        state: Any = app.tables[CANDLES]
+        history: Any = app.tables[HISTORY]
 
-        @app.page("/tickers/{symbol}")
-        @app.table_route(table=tickers, match_info="symbol")
-        async def ticker(web: View, request: Request, symbol: str) -> Response:
-            value = tickers.get(symbol)
-            if value is None:
-                return web.json({"error": f"unknown symbol {symbol!r}"}, status=404)
-            return web.json(value)
+        @app.page("/candles/{symbol}")
+        @app.table_route(table=state, match_info="symbol")
+        async def candles(web: View, request: Request, symbol: str) -> Response:
+            try:
+                interval, limit = query_interval(request, windows), query_limit(request)
+            except BadParameter as exc:
+                return _error(web, 400, str(exc), parameter=exc.parameter)
+            row = state.get(symbol)
+            if row is None:
+                return _error(web, 404, f"unknown symbol {symbol!r}")
+            closed = (history.get(symbol) or {}).get(interval, [])[-limit:]
+            return web.json({"symbol": symbol, "interval": interval, "closed": closed,
+                             "live": [event_to_json(c) for c in live_candles(row, interval, utc_now())],
+                             "watermark": row["watermark_us"], "late_trades": row["late"]})
+
+    if INDICATORS in app.tables:
+        indicators: Any = app.tables[INDICATORS]
+
+        @app.page("/indicators/{symbol}")
+        @app.table_route(table=indicators, match_info="symbol")
+        async def indicator_view(web: View, request: Request, symbol: str) -> Response:
+            row = indicators.get(symbol)
+            if row is None:
+                return _error(web, 404, f"unknown symbol {symbol!r}")
+            return web.json({"symbol": symbol, "indicators": row})
+
+    if ANOMALIES in app.tables:
+        anomalies: Any = app.tables[ANOMALIES]
+
+        @app.page("/anomalies")
+        @app.table_route(table=anomalies, query_param="symbol")
+        async def anomaly_view(web: View, request: Request) -> Response:
+            symbol = request.query.get("symbol")
+            if not symbol:
+                return _error(web, 400, "symbol is required: /anomalies?symbol=BTCUSDT",
+                              parameter="symbol")
+            try:
+                limit = query_limit(request)
+            except BadParameter as exc:
+                return _error(web, 400, str(exc), parameter=exc.parameter)
+            rows = anomalies.get(symbol)
+            if rows is None:
+                return _error(web, 404, f"unknown symbol {symbol!r}")
+            return web.json({"symbol": symbol, "anomalies": rows[-limit:]})

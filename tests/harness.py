@@ -50,7 +50,7 @@ def settings_for(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settin
     return load_settings(
         broker=broker.bootstrap, broker_flavor="tansu", app_id=f"test-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path / "data", web_port=free_port(), session_timeout_s=6,
-        heartbeat_interval_s=1, **extra,
+        heartbeat_interval_s=1, idle_close_s=2, **extra,
     )
 
 
@@ -74,6 +74,9 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_WEB_PORT": str(settings.web_port),
             "TICKTIDE_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
             "TICKTIDE_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
+            "TICKTIDE_IDLE_CLOSE_S": str(settings.idle_close_s),
+            "TICKTIDE_GRACE_S": str(settings.grace_s),
+            "TICKTIDE_WINDOWS": settings.windows,
         })
     env.update(extra)
     return env

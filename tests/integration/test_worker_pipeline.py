@@ -3,21 +3,25 @@ letters out, /health and table views answering."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from decimal import Decimal
 
 from schemas.records import DeadLetter, Heartbeat, Trade
 from streams.consumer import Consumed, read_topic
 from streams.producer import EventProducer
 from streams.settings import Settings
-from tests.factories import make_trade
+from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json
 
 AGENT = "market.trades"
 
 
 def _trades(n: int, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")) -> list[Trade]:
+    """n trades, 0.5 s apart in 2024 event time (a replay of old data)."""
     return [make_trade(symbol=symbols[i % len(symbols)], trade_id=1000 + i,
-                       price=Decimal("100.25") + i, size=Decimal("0.5")) for i in range(n)]
+                       price=Decimal("100.25") + i, size=Decimal("0.5"),
+                       trade_time=T0 + timedelta(milliseconds=500 * i)) for i in range(n)]
 
 
 def test_poison_record_goes_to_deadletter_and_good_ones_are_all_processed(
@@ -47,21 +51,39 @@ def test_poison_record_goes_to_deadletter_and_good_ones_are_all_processed(
         assert letter.original_key in {b"BTCUSDT", b"ETHUSDT"}
         assert letter.source_offset >= 0
 
-    # Every good trade reached the table: counts and volume per symbol are exact.
+    # Every good trade reached a candle: once the quiet symbols' windows close (idle
+    # timeout), the final 1m candles of each symbol add up to exactly its trades.
     for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
         mine = [t for t in trades if t.symbol == symbol]
-        status, ticker = http_json(f"{worker.url}/tickers/{symbol}")
-        assert status == 200
-        assert ticker["trade_count"] == len(mine)
-        assert Decimal(ticker["volume"]) == sum(t.size for t in mine)
-        assert Decimal(ticker["last_price"]) == mine[-1].price
-        assert Decimal(ticker["high"]) == max(t.price for t in mine)
+        body = _wait_for_closed(worker, symbol, "1m", len(mine))
+        closed = body["closed"]
+        assert sum(c["trade_count"] for c in closed) == len(mine)
+        assert sum(Decimal(c["volume"]) for c in closed) == sum(t.size for t in mine)
+        assert Decimal(closed[0]["open"]) == mine[0].price
+        assert Decimal(closed[-1]["close"]) == mine[-1].price
+        assert max(Decimal(c["high"]) for c in closed) == max(t.price for t in mine)
+        assert body["live"] == []
 
 
-def test_unknown_symbol_is_a_json_404(worker: WorkerProcess) -> None:
-    status, body = http_json(f"{worker.url}/tickers/NOPE")
-    assert status == 404
-    assert "NOPE" in body["error"]
+def _wait_for_closed(worker: WorkerProcess, symbol: str, interval: str, trades: int,
+                     timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        status, body = http_json(f"{worker.url}/candles/{symbol}?interval={interval}&limit=1000")
+        if status == 200 and sum(c["trade_count"] for c in body["closed"]) >= trades:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"closed candles of {symbol} never covered {trades} trades: {body}")
+
+
+def test_candle_queries_answer_404_and_400_in_json(worker: WorkerProcess) -> None:
+    status, body = http_json(f"{worker.url}/candles/NOPE")
+    assert status == 404 and "NOPE" in body["error"]
+    status, body = http_json(f"{worker.url}/candles/BTCUSDT?interval=7m")
+    assert status == 400 and body["parameter"] == "interval" and "1m" in body["error"]
+    status, body = http_json(f"{worker.url}/candles/BTCUSDT?limit=0")
+    assert status == 400 and body["parameter"] == "limit"
 
 
 def test_health_names_worker_and_partitions_and_heartbeats_flow(

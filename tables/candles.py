@@ -1,0 +1,74 @@
+"""Candle tables and the glue between rows and the pure fold.
+
+* ``candles``: symbol -> the symbol's open windows, event-time clock and last source
+  offset (a ``domain.candles.SymbolCandles`` as JSON).
+* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}.
+
+Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
+its trades and a web query for it is routed to the worker that owns it. Rows are written
+once per symbol per batch, inside ``partition_scope`` (Faust needs to know the partition
+of a table write; our batches are per partition).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from faust.streams import _current_event
+from faust.types import EventT, TableT
+
+from domain.candles import ClosedCandle, SymbolCandles, from_row
+from schemas.records import Candle
+from streams.app import TickTideApp
+from streams.jsonio import event_to_json
+
+STATE = "candles"
+HISTORY = "candle_history"
+
+
+def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
+    """The two candle tables, co-partitioned with market.trades."""
+    tables = []
+    for name, help_text in ((STATE, "Open windows and event-time clock per symbol."),
+                            (HISTORY, "Recent final candles per symbol and interval.")):
+        table = app.tables.get(name) or app.Table(
+            name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
+        tables.append(cast("TableT[str, Any]", table))
+    return tables[0], tables[1]
+
+
+@contextmanager
+def partition_scope(event: EventT[Any]) -> Iterator[None]:
+    """Make ``event`` the current event, so table writes go to its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def load(table: TableT[str, Any], symbol: str) -> SymbolCandles:
+    """The symbol's state (empty for a new symbol)."""
+    row = table.get(symbol)
+    return from_row(row) if row is not None else SymbolCandles(symbol)
+
+
+def remember_closed(history: TableT[str, Any], closed: list[tuple[ClosedCandle, Candle]],
+                    keep: int) -> None:
+    """Append final candles to their symbol's history, keeping the last ``keep`` of each
+    interval (a re-emitted candle replaces its earlier copy)."""
+    by_symbol: dict[str, list[Candle]] = {}
+    for _, candle in closed:
+        by_symbol.setdefault(candle.symbol, []).append(candle)
+    for symbol, candles in by_symbol.items():
+        row: dict[str, list[dict[str, Any]]] = dict(history.get(symbol) or {})
+        for candle in candles:
+            shown = event_to_json(candle)
+            series = [c for c in row.get(candle.interval, [])
+                      if c["window_start"] != shown["window_start"]]
+            series.append(shown)
+            row[candle.interval] = series[-keep:]
+        history[symbol] = row
