@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from faust import StreamT
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from domain import candles as fold
 from schemas.records import utc_now
@@ -25,6 +25,7 @@ from streams.ticks import TickDecoder
 from tables import candles as glue
 
 AGENT = "market.trades"
+SOURCE = "market.trades"
 PRODUCER = "agent.market"
 
 
@@ -34,9 +35,9 @@ def install(app: TickTideApp) -> None:
     decoder = TickDecoder(app.codec)
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
+    seen: dict[int, int] = {}  # partition -> last offset this worker folded
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
-    last_event: dict[int, EventT[Any]] = {}
 
     async def publish(closed: list[fold.ClosedCandle], late: list[Any]) -> None:
         """Send final candles and late trades; return once the broker has them all."""
@@ -50,6 +51,7 @@ def install(app: TickTideApp) -> None:
             glue.remember_closed(history_table, records, app.settings.candle_history)
 
     async def fold_partition(events: list[EventT[Any]]) -> None:
+        seen[events[0].message.partition] = events[-1].message.offset
         states: dict[str, fold.SymbolCandles] = {}
         closed: list[fold.ClosedCandle] = []
         late: list[Any] = []
@@ -69,7 +71,7 @@ def install(app: TickTideApp) -> None:
                 late.append(message)
                 app.metrics.late_trades.labels(tick.symbol).inc()
             closed.extend(done)
-        with glue.partition_scope(events[-1]):
+        with glue.partition_scope(SOURCE, events[0].message.partition):
             await publish(closed, late)
             now_us = time.time_ns() // 1000
             for symbol, state in states.items():
@@ -82,7 +84,7 @@ def install(app: TickTideApp) -> None:
             app.metrics.trade_to_candle_seconds.observe(latency)
         app.count_processed(AGENT, len(events))
 
-    @app.agent(app.typed_topics["market.trades"].faust, name=AGENT)
+    @app.agent(app.typed_topics[SOURCE].faust, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]  # in faust, not its stubs
             app.settings.batch_max, within=app.settings.batch_wait_s)
@@ -90,19 +92,28 @@ def install(app: TickTideApp) -> None:
             by_partition: dict[int, list[EventT[Any]]] = {}
             for event in batch:
                 by_partition.setdefault(event.message.partition, []).append(event)
-            for partition, events in by_partition.items():
-                last_event[partition] = events[-1]
+            for events in by_partition.values():
                 await fold_partition(events)
 
     @app.timer(interval=1.0, name="market.idle_close")
     async def close_idle_symbols() -> None:
-        """Close every window of a symbol that has had no trade for idle_close_s."""
+        """Close every window of a symbol that has had no trade for idle_close_s, once
+        this worker has read its partition to the end (a worker catching up on a backlog
+        must not close windows that later records still fill)."""
         cutoff = time.time_ns() // 1000 - int(app.settings.idle_close_s * 1_000_000)
-        for symbol, row in list(state_table.items()):
-            event = last_event.get(row["source_partition"])
-            if event is None or not row["bars"] or row["updated_at_us"] > cutoff:
+        rows = list(state_table.items())
+        read_up_to = dict(seen)
+        for _, row in rows:
+            partition = row["source_partition"]
+            read_up_to[partition] = max(read_up_to.get(partition, -1), row["source_offset"])
+        for symbol, row in rows:
+            partition = row["source_partition"]
+            if not any(row["bars"].values()) or row["updated_at_us"] > cutoff:
+                continue
+            highwater = app.consumer.highwater(TP(SOURCE, partition))
+            if highwater is None or highwater > read_up_to[partition] + 1:
                 continue
             state = fold.from_row(row)
-            with glue.partition_scope(event):
+            with glue.partition_scope(SOURCE, partition):
                 await publish(fold.close_all(state), [])
                 state_table[symbol] = fold.to_row(state, row["updated_at_us"])

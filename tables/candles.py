@@ -6,8 +6,7 @@
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
 its trades and a web query for it is routed to the worker that owns it. Rows are written
-once per symbol per batch, inside ``partition_scope`` (Faust needs to know the partition
-of a table write; our batches are per partition).
+once per symbol per batch, inside ``partition_scope``.
 """
 
 from __future__ import annotations
@@ -15,10 +14,11 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any, cast
 
 from faust.streams import _current_event
-from faust.types import EventT, TableT
+from faust.types import TableT
 
 from domain.candles import ClosedCandle, SymbolCandles, from_row
 from schemas.records import Candle
@@ -40,10 +40,24 @@ def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     return tables[0], tables[1]
 
 
+class _PartitionMarker:
+    """Stands in for Faust's current event: what a table write needs is its partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition)
+
+
 @contextmanager
-def partition_scope(event: EventT[Any]) -> Iterator[None]:
-    """Make ``event`` the current event, so table writes go to its partition."""
-    token = _current_event.set(weakref.ref(event))
+def partition_scope(topic: str, partition: int) -> Iterator[None]:
+    """Route table writes to ``partition`` (of the tables' source topic ``topic``).
+
+    Faust takes the partition of a table write from the current stream event, which a
+    batched fold or a timer does not have; the rows we write belong to the partition of
+    the source records they were folded from, so we say so explicitly."""
+    marker = _PartitionMarker(topic, partition)
+    token = _current_event.set(weakref.ref(marker))  # type: ignore[arg-type]
     try:
         yield
     finally:

@@ -1,0 +1,51 @@
+"""Indicator and anomaly tables, keyed by symbol (co-partitioned with market.candles).
+
+* ``indicators``: symbol -> {interval: {"state": IndicatorState, "latest": snapshot JSON}}
+* ``anomalies``: symbol -> the last N anomalies, oldest first
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, cast
+
+from faust.types import TableT
+
+from domain.indicators import IndicatorState
+from schemas.records import Anomaly, IndicatorSnapshot
+from streams.app import TickTideApp
+from streams.jsonio import event_to_json
+
+INDICATORS = "indicators"
+ANOMALIES = "anomalies"
+KEEP_ANOMALIES = 200
+
+
+def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
+    """The indicator and anomaly tables."""
+    declared = []
+    for name, help_text in ((INDICATORS, "Indicator state and latest snapshot per symbol."),
+                            (ANOMALIES, "Recent anomalies per symbol.")):
+        table = app.tables.get(name) or app.Table(
+            name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
+        declared.append(cast("TableT[str, Any]", table))
+    return declared[0], declared[1]
+
+
+def load_state(table: TableT[str, Any], symbol: str, interval: str) -> IndicatorState | None:
+    """The indicator state of one series, or None before its first candle."""
+    entry = (table.get(symbol) or {}).get(interval)
+    return IndicatorState(**entry["state"]) if entry else None
+
+
+def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], state: IndicatorState,
+          snapshot: IndicatorSnapshot, found: list[Anomaly]) -> None:
+    """Write a series' new state and latest snapshot, and append its anomalies."""
+    row = dict(indicators.get(state.symbol) or {})
+    row[state.interval] = {"state": dataclasses.asdict(state), "latest": event_to_json(snapshot)}
+    indicators[state.symbol] = row
+    if found:
+        recent = list(anomalies.get(state.symbol) or [])
+        known = {a["envelope"]["event_id"] for a in recent}
+        recent += [event_to_json(a) for a in found if a.envelope.event_id not in known]
+        anomalies[state.symbol] = recent[-KEEP_ANOMALIES:]
