@@ -83,6 +83,9 @@ def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
         # mistakes for data loss on restart; keep it for real Kafka.
         "recovery_consistency_check": not embedded,
         "autodiscover": False,
+        "stream_buffer_maxsize": 32768,
+        "Monitor": "streams.monitor:LeanMonitor",
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from domain.candles import live_candles
@@ -122,7 +123,6 @@ def install_views(app: TickTideApp) -> None:
         anomalies: Any = app.tables[ANOMALIES]
 
         @app.page("/anomalies")
-        @app.table_route(table=anomalies, query_param="symbol")
         async def anomaly_view(web: View, request: Request) -> Response:
             symbol = request.query.get("symbol")
             if not symbol:
@@ -132,7 +132,11 @@ def install_views(app: TickTideApp) -> None:
                 limit = query_limit(request)
             except BadParameter as exc:
                 return _error(web, 400, str(exc), parameter=exc.parameter)
+            try:  # what table_route does, once the parameter is known to be there
+                return await app.router.route_req(ANOMALIES, symbol, web.web, request)
+            except SameNode:
+                pass
             rows = anomalies.get(symbol)
             if rows is None:
-                return _error(web, 404, f"unknown symbol {symbol!r}")
+                return _error(web, 404, f"no anomalies for symbol {symbol!r}")
             return web.json({"symbol": symbol, "anomalies": rows[-limit:]})
