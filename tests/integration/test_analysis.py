@@ -4,11 +4,10 @@ lineage back to the candle that caused them."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from decimal import Decimal
-
 import urllib.error
 import urllib.request
+from datetime import timedelta
+from decimal import Decimal
 
 from schemas.records import Anomaly, IndicatorSnapshot, Side
 from streams.consumer import Consumed, read_topic
