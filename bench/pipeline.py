@@ -6,16 +6,18 @@ Starts a fresh embedded broker, creates the catalog topics and produces N synthe
 of K symbols into market.trades once (fixed seed, trade times from 2024-07-19, so every
 consumer sees a replay). Then, R times each, interleaved (a, b, c, a, b, c, ...):
 
-(a) ``bench.raw_consumer``: aiokafka getmany + AvroCodec, no group, in its own process;
+(a) ``bench.raw_consumer``: aiokafka getmany + AvroCodec, no group, in its own process
+    (then again with ``--no-decode``: the fetch-only line shows what decoding costs);
 (b) ``ticktide worker`` in a fresh consumer group, progress read from /health;
 (c) ``bench.quix_ohlcv``: Quix Streams 1-minute OHLCV with RocksDB state, own process.
 
 Every contender's clock starts at its first event (group joins excluded) and stops at the
 N-th. The worker is sampled every POLL_S seconds: its rate is measured from the first
 sample that shows processed > 0 to the moment the count reaches N, linearly interpolated
-between the two samples around N (the time before the first sample is not guessed: the
-rate of the measured span is the figure). Peak RSS is each process's VmHWM. Medians over
-the runs are printed, then the ratios b/a and b/c.
+between the two samples around N. The events before the first sample are not timed: the
+rate over the measured span is the figure, and its "s to N" is N / that rate. Peak RSS is
+each process's VmHWM (the worker's read when it reaches N). Medians over the runs are
+printed, then the ratios b/a and b/c.
 """
 
 from __future__ import annotations
@@ -64,11 +66,13 @@ class Outcome:
     label: str
     rates: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
 
     def add(self, result: dict[str, Any]) -> None:
         self.rates.append(float(result["events_per_s"]))
+        self.seconds.append(float(result["seconds"]))
         if result.get("peak_rss_mb") is not None:
             self.rss_mb.append(float(result["peak_rss_mb"]))
         self.extra = result
@@ -83,8 +87,8 @@ def symbol_names(count: int) -> list[str]:
     return [*SYMBOLS, *(f"SYM{n}USDT" for n in range(count))][:count]
 
 
-def produce(bootstrap: str, trades: int, symbols: list[str]) -> float:
-    """Create the topics and produce the trades once; seconds taken."""
+def produce(bootstrap: str, trades: int, symbols: list[str]) -> tuple[float, int]:
+    """Create the topics and produce the trades once: (seconds taken, partitions)."""
     settings = load_settings(broker=bootstrap, broker_flavor="tansu")
     create_topics(settings)
     started = time.perf_counter()
@@ -93,18 +97,18 @@ def produce(bootstrap: str, trades: int, symbols: list[str]) -> float:
                             strict=False):
             producer.send(TOPIC, trade)
     seconds = time.perf_counter() - started
-    found = describe(settings, TOPIC).records
-    if found != trades:
-        raise SystemExit(f"{TOPIC} holds {found} records, expected {trades}")
-    return seconds
+    info = describe(settings, TOPIC)
+    if info.records != trades:
+        raise SystemExit(f"{TOPIC} holds {info.records} records, expected {trades}")
+    return seconds, info.partitions
 
 
-def run_json(module: str, bootstrap: str, trades: int, timeout: float) -> dict[str, Any]:
+def run_json(module: str, bootstrap: str, trades: int, timeout: float, *flags: str) -> dict[str, Any]:
     """Run ``python -m module`` to completion; its last stdout line as JSON."""
     try:
         done = subprocess.run(
             [sys.executable, "-m", module, "--broker", bootstrap, "--trades", str(trades),
-             "--timeout", str(timeout)],
+             "--timeout", str(timeout), *flags],
             cwd=REPO, capture_output=True, text=True, timeout=timeout + 60,
             preexec_fn=die_with_parent,
         )
@@ -145,6 +149,12 @@ def get_health(url: str) -> dict[str, Any] | None:
         return None
 
 
+def log_tail(log: Path, lines: int = 3) -> str:
+    """The last lines of a log, on one line (the log itself is in a temporary directory)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
 def run_worker(bootstrap: str, trades: int, workdir: Path, timeout: float) -> dict[str, Any]:
     """Start a ticktide worker in a fresh group, poll /health until ``trades`` processed."""
     port = free_port()
@@ -165,8 +175,7 @@ def run_worker(bootstrap: str, trades: int, workdir: Path, timeout: float) -> di
         deadline = time.monotonic() + WORKER_JOIN_TIMEOUT_S + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                tail = log.read_text(errors="replace").splitlines()[-5:]
-                raise RuntimeError(f"worker exited {process.returncode}: {' | '.join(tail)}")
+                raise RuntimeError(f"worker exited {process.returncode}: {log_tail(log)}")
             asked = time.monotonic()
             health = get_health(url)
             answered = time.monotonic()
@@ -174,11 +183,12 @@ def run_worker(bootstrap: str, trades: int, workdir: Path, timeout: float) -> di
             if processed > 0:
                 samples.append(((asked + answered) / 2, processed))
             if processed >= trades:
-                return {"events_per_s": rate_to(samples, trades), "peak_rss_mb": peak_rss_mb(process.pid),
+                rate = rate_to(samples, trades)
+                return {"events_per_s": rate, "seconds": trades / rate, "peak_rss_mb": peak_rss_mb(process.pid),
                         "latency_ms": dig(health, LATENCY_KEYS), "samples": len(samples)}
             time.sleep(max(0.0, POLL_S - (time.monotonic() - asked)))
         last = samples[-1][1] if samples else 0
-        raise RuntimeError(f"worker processed {last} of {trades} before the timeout; see {log}")
+        raise RuntimeError(f"worker processed {last} of {trades} before the timeout: {log_tail(log)}")
     finally:
         process.terminate()
         try:
@@ -209,24 +219,26 @@ def _latency(outcome: Outcome, key: str) -> str:
     return f"{float(latency[key]):,.1f}"
 
 
-def report(outcomes: Sequence[Outcome]) -> str:
-    """The table (medians over runs) and the ratios b/a and b/c."""
-    lines = [f"{'contender':<40} {'events/s':>10} {'peak RSS MB':>12} {'p50 ms':>8} {'p99 ms':>8}  runs (events/s)"]
+def report(outcomes: Sequence[Outcome], raw: Outcome, worker: Outcome, quix: Outcome | None) -> str:
+    """The table of ``outcomes`` (medians over runs) and the ratios b/a and b/c."""
+    lines = [f"{'contender':<40} {'events/s':>10} {'s to N':>7} {'peak RSS MB':>12} {'p50 ms':>8} "
+             f"{'p99 ms':>8}  runs (events/s)"]
     for o in outcomes:
         rss = statistics.median(o.rss_mb) if o.rss_mb else None
+        seconds = statistics.median(o.seconds) if o.seconds else None
         runs = " / ".join(f"{r:,.0f}" for r in o.rates) or "-"
-        lines.append(f"{o.label:<40} {_fmt(o.rate):>10} {_fmt(rss, ',.1f'):>12} {_latency(o, 'p50'):>8} "
-                     f"{_latency(o, 'p99'):>8}  {runs}")
+        lines.append(f"{o.label:<40} {_fmt(o.rate):>10} {_fmt(seconds, '.1f'):>7} {_fmt(rss, ',.1f'):>12} "
+                     f"{_latency(o, 'p50'):>8} {_latency(o, 'p99'):>8}  {runs}")
         if o.failure:
             lines.append(f"    failed: {o.failure}")
-    raw, worker, quix = outcomes[0].rate, outcomes[1].rate, outcomes[2].rate if len(outcomes) > 2 else None
+    a, b, c = raw.rate, worker.rate, quix.rate if quix else None
     lines.append("")
-    if worker and raw:
-        lines.append(f"b/a = {worker / raw:.3f}  (the raw ceiling is {raw / worker:.1f}x ticktide)")
-    if worker and quix:
-        lines.append(f"b/c = {worker / quix:.3f}  (Quix Streams is {quix / worker:.1f}x ticktide)")
-    if len(outcomes) > 2 and outcomes[2].extra:
-        q = outcomes[2].extra
+    if a and b:
+        lines.append(f"b/a = {b / a:.3f}  (the raw ceiling is {a / b:.1f}x ticktide)")
+    if b and c:
+        lines.append(f"b/c = {b / c:.3f}  (Quix Streams is {c / b:.1f}x ticktide)")
+    if quix and quix.extra:
+        q = quix.extra
         lines.append(f"Quix state store (RocksDB): {'works' if q.get('state_ok') else 'NOT verified'} "
                      f"({q.get('candles')} candles closed, {q.get('late')} late trades dropped, "
                      f"{q.get('state_files')} files in its state dir)")
@@ -245,13 +257,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--trades must be at least 1000, --symbols and --runs at least 1")
     symbols = symbol_names(args.symbols)
     raw = Outcome("(a) raw: aiokafka getmany + AvroCodec")
+    fetch = Outcome("    the same, fetch only (no decode)")
     worker = Outcome(f"(b) ticktide worker ({AGENT})")
     quix = Outcome("(c) Quix Streams 1m OHLCV, RocksDB")
     outcomes = [raw, worker] if args.skip_quix else [raw, worker, quix]
+    shown = [raw, fetch, *outcomes[1:]]
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         print(f"broker {broker.bootstrap}; producing {args.trades:,} trades of {', '.join(symbols)} "
               f"into {TOPIC} (seed {SEED}, from {REPLAY_START:%Y-%m-%d})", flush=True)
-        seconds = produce(broker.bootstrap, args.trades, symbols)
+        seconds, partitions = produce(broker.bootstrap, args.trades, symbols)
         print(f"produced in {seconds:.1f} s ({args.trades / seconds:,.0f}/s)", flush=True)
         for run in range(1, args.runs + 1):
             print(f"run {run} of {args.runs}", flush=True)
@@ -259,15 +273,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             workdir.mkdir()
             attempt(raw, lambda: run_json("bench.raw_consumer", broker.bootstrap, args.trades,
                                           30 + args.trades / 10_000))
+            attempt(fetch, lambda: run_json("bench.raw_consumer", broker.bootstrap, args.trades,
+                                            30 + args.trades / 10_000, "--no-decode"))
             attempt(worker, lambda: run_worker(broker.bootstrap, args.trades, workdir,  # noqa: B023
                                                60 + args.trades / 500))
             if not args.skip_quix and not (quix.failure and not quix.rates):
                 attempt(quix, lambda: run_json("bench.quix_ohlcv", broker.bootstrap, args.trades,
                                                60 + args.trades / 2_000))
     print()
-    print(f"{args.trades:,} trades of {len(symbols)} symbols, {TOPIC} with 4 partitions, "
+    print(f"{args.trades:,} trades of {len(symbols)} symbols, {TOPIC} with {partitions} partitions, "
           f"median of {args.runs} run(s); every clock starts at the contender's first event")
-    print(report(outcomes))
+    print(report(shown, raw, worker, None if args.skip_quix else quix))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class TradeDeserializer(Deserializer):
     """Confluent-framed Avro Trade -> {symbol, price, size, trade_time (ms)}."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.codec = AvroCodec(EmbeddedRegistry())
         self.first_at: float | None = None
 
@@ -77,7 +77,7 @@ class Progress:
     def on_candle(self, candle: Any) -> None:
         self.candles += 1
 
-    def on_late(self, *args: Any) -> bool:
+    def on_late(self, *args: Any, **kwargs: Any) -> bool:
         self.late += 1
         return False  # counted here; do not log each one
 

@@ -1,11 +1,12 @@
 """The raw ceiling: aiokafka ``getmany`` + ticktide's AvroCodec, no group, no framework.
 
-    python -m bench.raw_consumer --broker HOST:PORT --trades N [--topic T] [--timeout S]
+    python -m bench.raw_consumer --broker HOST:PORT --trades N [--topic T] [--timeout S] [--no-decode]
 
 Assigns every partition of the topic by hand, seeks to the beginning, fetches with
 ``getmany`` and decodes every record until N are decoded. The clock starts when the first
 batch arrives (connection and metadata excluded, as for the other contenders). Prints one
 JSON line: events, seconds, events_per_s, peak_rss_mb (this process's VmHWM).
+``--no-decode`` skips the decoding: the fetch-only ceiling, to see what the codec costs.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     return None
 
 
-async def consume(broker: str, topic: str, trades: int, timeout: float) -> dict[str, Any]:
-    """Fetch and decode ``trades`` records from the start of every partition."""
+async def consume(broker: str, topic: str, trades: int, timeout: float,
+                  decode: bool = True) -> dict[str, Any]:
+    """Fetch (and decode) ``trades`` records from the start of every partition."""
     codec = AvroCodec(EmbeddedRegistry())
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -59,8 +61,9 @@ async def consume(broker: str, topic: str, trades: int, timeout: float) -> dict[
             if batches and not started:
                 started = time.perf_counter()
             for records in batches.values():
-                for record in records:
-                    codec.decode(record.value)
+                if decode:
+                    for record in records:
+                        codec.decode(record.value)
                 decoded += len(records)
         seconds = time.perf_counter() - started
     finally:
@@ -75,8 +78,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trades", type=int, required=True)
     parser.add_argument("--topic", default=TOPIC)
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after S seconds")
+    parser.add_argument("--no-decode", dest="decode", action="store_false", help="fetch only")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(consume(args.broker, args.topic, args.trades, args.timeout))))
+    result = asyncio.run(consume(args.broker, args.topic, args.trades, args.timeout, args.decode))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
@@ -199,8 +199,11 @@ def open_bars(state: SymbolCandles, interval: str) -> list[Bar]:
     return [state.bars[interval][s] for s in sorted(state.bars.get(interval, {}))]
 
 
+_EXACT = Context(prec=80)  # wide enough for any decimal(38, 18) amount: no rounding
+
+
 def _amount(units: int, scale: int = 18) -> Decimal:
-    return Decimal(units).scaleb(-scale)
+    return Decimal(units).scaleb(-scale, _EXACT)
 
 
 def _round_units(value: int, divisor: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.candles import EPOCH, UNITS, ClosedCandle, Tick, candle_record
+from domain.candles import EPOCH, ClosedCandle, Tick, candle_record
 from schemas.records import Candle, Trade
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
@@ -36,7 +36,7 @@ def _feed() -> list[Trade]:
 
 def _tick(trade: Trade) -> Tick:
     return Tick(trade.symbol, trade.trade_id, (trade.trade_time - EPOCH) // timedelta(microseconds=1),
-                int(trade.price * UNITS), int(trade.size * UNITS), trade.taker_side == "BUY")
+                int(trade.price.scaleb(18)), int(trade.size.scaleb(18)), trade.taker_side == "BUY")
 
 
 def _produce(settings: Settings, trades: list[Trade]) -> None:

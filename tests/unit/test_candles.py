@@ -36,7 +36,7 @@ GRACE = 5_000_000
 def tick_of(trade: Trade) -> Tick:
     """The hot-path form of a Trade, as the agent's decoder makes it."""
     return Tick(trade.symbol, trade.trade_id, (trade.trade_time - EPOCH) // timedelta(microseconds=1),
-                int(trade.price * UNITS), int(trade.size * UNITS), trade.taker_side == "BUY")
+                int(trade.price.scaleb(18)), int(trade.size.scaleb(18)), trade.taker_side == "BUY")
 
 
 def test_real_binance_trades_give_exact_candles() -> None:
