@@ -24,6 +24,8 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.codec
 	$(BIN)/python -m bench.produce
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf $(VENV) .ticktide .pytest_cache

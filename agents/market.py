@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 from faust import StreamT
-from faust.types import TP, EventT
+from faust.types import EventT
 
 from domain import candles as fold
 from schemas.records import utc_now
+from streams.admin import end_offsets
 from streams.app import TickTideApp
 from streams.errors import DecodeError
 from streams.ticks import TickDecoder
@@ -36,6 +37,7 @@ def install(app: TickTideApp) -> None:
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
     seen: dict[int, int] = {}  # partition -> last offset this worker folded
+    rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
 
@@ -92,26 +94,35 @@ def install(app: TickTideApp) -> None:
             by_partition: dict[int, list[EventT[Any]]] = {}
             for event in batch:
                 by_partition.setdefault(event.message.partition, []).append(event)
-            for events in by_partition.values():
-                await fold_partition(events)
+            async with rows_lock:
+                for events in by_partition.values():
+                    await fold_partition(events)
 
     @app.timer(interval=1.0, name="market.idle_close")
     async def close_idle_symbols() -> None:
         """Close every window of a symbol that has had no trade for idle_close_s, once
         this worker has read its partition to the end (a worker catching up on a backlog
         must not close windows that later records still fill)."""
+        async with rows_lock:
+            await close_quiet_rows()
+
+    async def close_quiet_rows() -> None:
         cutoff = time.time_ns() // 1000 - int(app.settings.idle_close_s * 1_000_000)
         rows = list(state_table.items())
+        quiet = [(symbol, row) for symbol, row in rows
+                 if any(row["bars"].values()) and row["updated_at_us"] <= cutoff]
+        if not quiet:
+            return
         read_up_to = dict(seen)
         for _, row in rows:
             partition = row["source_partition"]
             read_up_to[partition] = max(read_up_to.get(partition, -1), row["source_offset"])
-        for symbol, row in rows:
+        # The consumer's own highwater can be stale after a rebalance (a partition owned
+        # briefly earlier): ask the broker for the true end of each partition instead.
+        ends = await asyncio.to_thread(end_offsets, app.settings, SOURCE)
+        for symbol, row in quiet:
             partition = row["source_partition"]
-            if not any(row["bars"].values()) or row["updated_at_us"] > cutoff:
-                continue
-            highwater = app.consumer.highwater(TP(SOURCE, partition))
-            if highwater is None or highwater > read_up_to[partition] + 1:
+            if ends[partition] > read_up_to[partition] + 1:
                 continue
             state = fold.from_row(row)
             with glue.partition_scope(SOURCE, partition):

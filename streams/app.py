@@ -19,6 +19,7 @@ import faust
 from streams.catalog import CATALOG
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
+from streams.embedded_fixes import use_fetched_high_watermarks
 from streams.metrics import LatencyWindow, Metrics
 from streams.registry import make_registry
 from streams.settings import Settings
@@ -78,6 +79,7 @@ def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "consumer_auto_offset_reset": "earliest",
+        "table_standby_replicas": settings.standby_replicas,
         "producer_compression_type": "lz4",
         # Tansu's ListOffsets "latest" is a batch base offset, which this check
         # mistakes for data loss on restart; keep it for real Kafka.
@@ -117,4 +119,6 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     app.deadletters = DeadLetters(app)
     discover_agents(app)
     install_views(app)
+    if embedded:
+        use_fetched_high_watermarks(app, settings)
     return app

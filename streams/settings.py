@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
     idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
+    standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
     batch_max: int = Field(2000, ge=1, description="Most trades folded per batch")
     batch_wait_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

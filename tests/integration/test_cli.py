@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker
+from streams.catalog import CATALOG
 from streams.settings import Settings
 from tests.harness import DATA, run_cli, settings_for
 
@@ -43,9 +44,9 @@ def test_topics_create_is_idempotent_and_describe_shows_true_end_offsets(
     settings = settings_for(isolated_broker, tmp_path)
     first = run_cli("topics", "create", settings=settings)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 15
+    assert first.stdout.count("created") == len(CATALOG)
     again = run_cli("topics", "create", settings=settings)
-    assert again.stdout.count("exists") == 15 and "created" not in again.stdout
+    assert again.stdout.count("exists") == len(CATALOG) and "created" not in again.stdout
 
     listed = run_cli("topics", "list", settings=settings)
     assert "* market.trades  (4 partitions)" in listed.stdout
