@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, cast
+from typing import Any
 
 from faust.types import TableT
 
@@ -15,6 +15,7 @@ from domain.indicators import IndicatorState
 from schemas.records import Anomaly, IndicatorSnapshot
 from streams.app import TickTideApp
 from streams.jsonio import event_to_json
+from tables.keyed import symbol_table
 
 INDICATORS = "indicators"
 ANOMALIES = "anomalies"
@@ -23,13 +24,8 @@ KEEP_ANOMALIES = 200
 
 def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     """The indicator and anomaly tables."""
-    declared = []
-    for name, help_text in ((INDICATORS, "Indicator state and latest snapshot per symbol."),
-                            (ANOMALIES, "Recent anomalies per symbol.")):
-        table = app.tables.get(name) or app.Table(
-            name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
-        declared.append(cast("TableT[str, Any]", table))
-    return declared[0], declared[1]
+    return (symbol_table(app, INDICATORS, "Indicator state and latest snapshot per symbol."),
+            symbol_table(app, ANOMALIES, "Recent anomalies per symbol."))
 
 
 def load_state(table: TableT[str, Any], symbol: str, interval: str) -> IndicatorState | None:

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from faust.streams import _current_event
 from faust.types import TableT
@@ -24,6 +24,7 @@ from domain.candles import ClosedCandle, SymbolCandles, from_row
 from schemas.records import Candle
 from streams.app import TickTideApp
 from streams.jsonio import event_to_json
+from tables.keyed import symbol_table
 
 STATE = "candles"
 HISTORY = "candle_history"
@@ -31,13 +32,8 @@ HISTORY = "candle_history"
 
 def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     """The two candle tables, co-partitioned with market.trades."""
-    tables = []
-    for name, help_text in ((STATE, "Open windows and event-time clock per symbol."),
-                            (HISTORY, "Recent final candles per symbol and interval.")):
-        table = app.tables.get(name) or app.Table(
-            name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
-        tables.append(cast("TableT[str, Any]", table))
-    return tables[0], tables[1]
+    return (symbol_table(app, STATE, "Open windows and event-time clock per symbol."),
+            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."))
 
 
 class _PartitionMarker:

@@ -1,0 +1,17 @@
+"""Declaring a symbol-keyed JSON table (the shape of every ticktide table)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from faust.types import TableT
+
+from streams.app import TickTideApp
+
+
+def symbol_table(app: TickTideApp, name: str, help_text: str) -> TableT[str, Any]:
+    """A table keyed by symbol with JSON values, co-partitioned with the catalog topics
+    (declared once; a second call returns the same table)."""
+    table = app.tables.get(name) or app.Table(
+        name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
+    return cast("TableT[str, Any]", table)
