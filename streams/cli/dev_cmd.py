@@ -26,6 +26,7 @@ def dev(
             f"ticktide dev is up:\n"
             f"  broker    {bootstrap}   (export TICKTIDE_BROKER={bootstrap})\n"
             f"  web       http://localhost:{settings.web_port}/health\n"
+            f"            http://localhost:{settings.web_port}/candles/BTCUSDT?interval=1m\n"
             f"  feed      synthetic {symbols} at {rate:g} trades/s -> market.trades\n"
             f"  logs      {settings.data_dir}/\n"
             f"try: ticktide consume market.trades --limit 5 --broker {bootstrap}\n"
