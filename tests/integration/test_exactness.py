@@ -112,8 +112,8 @@ def test_sigkill_mid_stream_then_restart_gives_exact_candles(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known bug (issue 3 stays open): after a SIGKILLed worker's partitions move to the "
-    "survivor, about 1 run in 3 ends with a few trades missing from some candles"))
+    "known bug (issue 3 stays open): in about 1 run in 3 the survivor loses a few trades "
+    "of its OWN partitions around the rebalance that follows the kill"))
 def test_survivor_takes_over_a_killed_workers_partitions_exactly(
         exact_settings: Settings, tmp_path: Path) -> None:
     stack_settings = exact_settings
