@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from domain.indicators import Indicators, IndicatorState, to_micros
+from domain.clock import from_micros, to_micros
+from domain.indicators import Indicators, IndicatorState
 from schemas.records import Candle
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
 
 
@@ -49,7 +48,7 @@ class Finding:
 
 
 def _clock(micros: int) -> str:
-    moment = _EPOCH + timedelta(microseconds=micros)
+    moment = from_micros(micros)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment.microsecond == 0 else moment.isoformat()
 
 

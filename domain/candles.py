@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import astuple, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
+from domain.clock import from_micros
 from domain.windows import WindowSpec
 from schemas.records import Candle
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 UNITS = 10**18
 """Amount units per 1 (price, size): decimal(38, 18)."""
@@ -214,22 +213,18 @@ def _round_units(value: int, divisor: int) -> int:
     return quotient
 
 
-def _micros_to_datetime(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
-
-
 def candle_record(closed: ClosedCandle, producer: str, ingest_time: datetime) -> Candle:
     """The Candle event of a final candle; its event id is the deterministic candle id.
     Quote volume is rounded half-even to the contract's 18 decimal places."""
     bar = closed.bar
     return Candle(
         envelope=Candle.envelope_for(
-            event_time=_micros_to_datetime(bar.end_us), producer=producer,
+            event_time=from_micros(bar.end_us), producer=producer,
             event_id=closed.candle_id, ingest_time=ingest_time),
         symbol=closed.symbol,
         interval=closed.interval,
-        window_start=_micros_to_datetime(bar.start_us),
-        window_end=_micros_to_datetime(bar.end_us),
+        window_start=from_micros(bar.start_us),
+        window_end=from_micros(bar.end_us),
         open=_amount(bar.open), high=_amount(bar.high), low=_amount(bar.low),
         close=_amount(bar.close), volume=_amount(bar.volume),
         quote_volume=_amount(_round_units(bar.quote, UNITS)),

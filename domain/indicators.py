@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from domain.clock import to_micros
 from schemas.records import Candle
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,11 +92,6 @@ class Indicators:
     atr: float | None
     realised_volatility: float | None
     volume_zscore: float | None
-
-
-def to_micros(moment: datetime) -> int:
-    """An aware datetime as whole microseconds since the Unix epoch (exact)."""
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def sample_stdev(values: list[float]) -> float:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.candles import EPOCH, ClosedCandle, Tick, candle_record
+from domain.candles import ClosedCandle, Tick, candle_record
+from domain.clock import EPOCH
 from schemas.records import Candle, Trade
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker

@@ -11,7 +11,6 @@ from itertools import islice
 import pytest
 
 from domain.candles import (
-    EPOCH,
     UNITS,
     Outcome,
     SymbolCandles,
@@ -22,6 +21,7 @@ from domain.candles import (
     from_row,
     to_row,
 )
+from domain.clock import EPOCH
 from domain.windows import parse_windows
 from schemas.records import Trade
 from streams.ingest import ParsedRow, read_trades, synthetic_trades

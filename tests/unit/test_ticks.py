@@ -10,7 +10,7 @@ from decimal import Context, Decimal
 import fastavro
 import pytest
 
-from domain.candles import EPOCH
+from domain.clock import EPOCH
 from schemas.files import all_versions
 from streams.codec import AvroCodec
 from streams.errors import DecodeError, UnexpectedRecordType
