@@ -6,7 +6,6 @@ Keys are UTF-8 strings (the field named by ``key_field``), so all events of one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas import records as r
@@ -84,7 +83,3 @@ def topic(name: str) -> TopicSpec:
             f"unknown topic {name!r}; the catalog has: {', '.join(_BY_NAME)}"
         ) from None
 
-
-def topics_for(event_type: type[r.Event]) -> Iterable[TopicSpec]:
-    """Every topic that carries events of this type."""
-    return (spec for spec in CATALOG if event_type in spec.value_types)

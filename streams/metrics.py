@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
 class Metrics:
@@ -26,9 +26,6 @@ class Metrics:
         self.late_trades = Counter(
             "ticktide_late_trades", "Trades later than the grace period", ["symbol"],
             registry=self.registry)
-        self.event_lag_seconds = Gauge(
-            "ticktide_event_lag_seconds", "Ingest-to-processing delay of the last event",
-            ["agent"], registry=self.registry)
 
     def render(self) -> bytes:
         """The exposition-format text of every metric."""

@@ -108,11 +108,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
-    @property
-    def bootstrap_servers(self) -> str:
-        """The broker list as Kafka clients want it."""
-        return self.broker
-
     def kafka_client_config(self) -> dict[str, Any]:
         """Connection settings for confluent-kafka clients (security included)."""
         config: dict[str, Any] = {

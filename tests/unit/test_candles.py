@@ -61,8 +61,8 @@ def test_out_of_order_within_grace_is_exact_and_beyond_grace_is_late() -> None:
     late_ids = {(t.symbol, t.trade_id) for t in expected.late}
     on_time = [t for t in ticks if (t.symbol, t.trade_id) not in late_ids]
     assert {k: bar_summary(b) for k, b in expected.candles.items()} == batch_ohlcv(on_time, SPECS)
-    # Arrival order does not matter within the grace: reversing each 10-trade run of a
-    # symbol's on-time trades (all well inside 5 s) gives identical candles.
+    # Arrival order does not matter within the grace: trades reordered inside 2 s
+    # buckets (newest id first) give identical candles with a 10 s grace.
     shuffled = list(on_time)
     random.Random(1).shuffle(shuffled)
     resorted = sorted(shuffled, key=lambda t: (t.symbol, t.time_us // 2_000_000, -t.trade_id))
