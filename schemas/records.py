@@ -129,6 +129,20 @@ class Trade(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TradeBatch(Event):
+    """Consecutive market.trades records of one partition, forwarded untouched."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.market.TradeBatch"
+    source_topic: str
+    source_partition: int
+    fetched_at: datetime
+    offsets: list[int]
+    timestamps_ms: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BookTop(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.market.BookTop"
     venue: str
@@ -354,7 +368,7 @@ class UserCommand(Event):
 RECORD_TYPES: dict[str, type[Event]] = {
     cls.AVRO_NAME: cls
     for cls in (
-        Trade, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
+        Trade, TradeBatch, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
         PlaceOrder, OrderPlaced, OrderFilled, OrderRejected, PositionChanged, Heartbeat,
         ComponentStatus, DeadLetter, UserCommand,
     )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import ssl
 import time
 from collections import Counter
 from typing import Any
 
 import faust
 
+from streams.batcher import TradeBatcher
 from streams.catalog import CATALOG
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
@@ -39,6 +39,7 @@ class TickTideApp(faust.App):
     processed: Counter[str]
     started_at: float
     pipeline_latency: LatencyWindow
+    trade_batcher: TradeBatcher | None = None
 
     def count_processed(self, agent: str, n: int = 1) -> None:
         """Count events an agent has finished with (processed or dead-lettered)."""
@@ -47,11 +48,7 @@ class TickTideApp(faust.App):
 
 
 def _credentials(settings: Settings) -> Any:
-    context = (
-        ssl.create_default_context(cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None)
-        if "SSL" in settings.security_protocol
-        else None
-    )
+    context = settings.ssl_context()
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,

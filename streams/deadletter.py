@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from schemas.records import DeadLetter, utc_now
@@ -33,11 +34,27 @@ MAX_ERROR_MESSAGE = 2000
 class SourceRecord(Protocol):
     """What a dead letter needs to know about the failed record (a Faust Message fits)."""
 
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def value(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A source record by value (e.g. one record out of a TradeBatch)."""
+
     topic: str
     partition: int
     offset: int
-    key: Any
-    value: Any
+    key: bytes | None
+    value: bytes | None
 
 
 def reason_for(error: BaseException) -> str:

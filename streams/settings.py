@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,6 +124,26 @@ class Settings(BaseSettings):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_file:
             config["ssl.ca.location"] = str(self.ssl_ca_file)
+        return config
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for Kafka connections (None without SSL)."""
+        if "SSL" not in self.security_protocol:
+            return None
+        return ssl.create_default_context(cafile=str(self.ssl_ca_file) if self.ssl_ca_file else None)
+
+    def aiokafka_client_config(self) -> dict[str, Any]:
+        """Connection settings for aiokafka clients (security included)."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.broker.split(","),
+            "security_protocol": self.security_protocol,
+            "ssl_context": self.ssl_context(),
+        }
+        if self.sasl_mechanism:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = (self.sasl_password.get_secret_value()
+                                             if self.sasl_password else None)
         return config
 
 

@@ -52,6 +52,7 @@ def health_report(app: TickTideApp) -> dict[str, Any]:
         },
         "pipeline": {"latency_ms": app.pipeline_latency.percentiles_ms()},
         "assigned_partitions": assigned,
+        "trade_batcher": app.trade_batcher.report() if app.trade_batcher else None,
     }
 
 

@@ -91,7 +91,10 @@ def test_health_names_worker_and_partitions_and_heartbeats_flow(
     health = worker.health()
     assert health["status"] == "ok"
     assert health["app_id"] == stack_settings.app_id
-    assert any(p.startswith("market.trades[") for p in health["assigned_partitions"])
+    assert any(p.startswith("market.trade_batches[") for p in health["assigned_partitions"])
+    batcher = worker.wait_until(lambda h: h["trade_batcher"]["assigned_partitions"],
+                                what="the trade batcher's assignment")["trade_batcher"]
+    assert batcher["assigned_partitions"] == [f"market.trades[{p}]" for p in range(stack_settings.partitions)]
     beats = [r.event for r in read_topic(stack_settings, "system.heartbeats", limit=1,
                                          idle_timeout=15) if isinstance(r, Consumed)]
     assert beats and isinstance(beats[0], Heartbeat)

@@ -1,0 +1,163 @@
+"""Re-batch market.trades for the candle agent: the hot path's answer to Faust's per-event cost.
+
+market.trades stays the contract (one Trade per record, what users produce). Each worker
+runs one ``TradeBatcher``: a plain aiokafka consumer in its own group
+(``<app_id>.trade-batcher``) that reads market.trades and forwards each run of fetched
+records of a partition, bytes untouched, as one TradeBatch record to the same partition of
+market.trade_batches. The candle agent (a Faust agent) then pays Faust's per-event price
+once per batch instead of once per trade.
+
+Why this is exact:
+* A batch is committed (its source offsets) only after the broker has it, so a crash or a
+  rebalance re-sends, it never skips.
+* One partition is forwarded by one batcher at a time, in offset order; a new owner starts
+  at the committed offset, which is never past a record that is not in the batch topic.
+  So, per partition, the batch topic holds every source offset, in order, possibly more
+  than once: the candle fold skips what it has already applied (rule 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from mode import Service
+
+from schemas.records import TradeBatch
+
+if TYPE_CHECKING:
+    from streams.app import TickTideApp
+
+log = logging.getLogger(__name__)
+
+SOURCE = "market.trades"
+BATCHES = "market.trade_batches"
+PRODUCER = "streams.batcher"
+MAX_BATCH_BYTES = 768 * 1024
+"""Keep a batch well under Kafka's default 1 MiB message limit."""
+
+
+def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int,
+               max_bytes: int = MAX_BATCH_BYTES) -> list[Sequence[ConsumerRecord[bytes, bytes]]]:
+    """Cut one partition's fetched records into consecutive runs within both limits."""
+    runs: list[Sequence[ConsumerRecord[bytes, bytes]]] = []
+    start, size = 0, 0
+    for index, record in enumerate(records):
+        record_size = len(record.value or b"") + len(record.key or b"") + 32
+        if index > start and (index - start >= max_records or size + record_size > max_bytes):
+            runs.append(records[start:index])
+            start, size = index, 0
+        size += record_size
+    if start < len(records):
+        runs.append(records[start:])
+    return runs
+
+
+def trade_batch(partition: int, run: Sequence[ConsumerRecord[bytes, bytes]],
+                fetched_at: datetime) -> TradeBatch:
+    """The TradeBatch event of one run of records."""
+    last = run[-1]
+    return TradeBatch(
+        envelope=TradeBatch.envelope_for(
+            event_time=datetime.fromtimestamp(last.timestamp / 1000, UTC), producer=PRODUCER,
+            event_id=f"{SOURCE}/{partition}/{run[0].offset}-{last.offset}",
+        ),
+        source_topic=SOURCE,
+        source_partition=partition,
+        fetched_at=fetched_at,
+        offsets=[r.offset for r in run],
+        timestamps_ms=[r.timestamp for r in run],
+        keys=[r.key for r in run],
+        values=[r.value for r in run],
+    )
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Let the batch in flight finish (sent and committed) before partitions move."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("trade batcher assigned %s", sorted(tp.partition for tp in assigned))
+
+
+class TradeBatcher(Service):
+    """Forwards market.trades to market.trade_batches, one record per fetched run."""
+
+    def __init__(self, app: TickTideApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.forwarded = 0
+        self._in_flight = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The source consumer (exists once the service has started)."""
+        assert self._consumer is not None, "the batcher has not started"
+        return self._consumer
+
+    async def on_start(self) -> None:
+        settings = self.app.settings
+        self._consumer = AIOKafkaConsumer(  # needs the running loop: made here, not in __init__
+            **settings.aiokafka_client_config(),
+            group_id=f"{settings.app_id}.trade-batcher",
+            client_id=f"{settings.worker_id}.trade-batcher",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        self.consumer.subscribe([SOURCE], listener=_CommitBeforeRevoke(self._in_flight))
+        await self.consumer.start()
+
+    def report(self) -> dict[str, Any]:
+        """What /health shows: the market.trades partitions this worker forwards, and how many records."""
+        assigned = sorted(tp.partition for tp in self._consumer.assignment()) if self._consumer else []
+        return {"assigned_partitions": [f"{SOURCE}[{p}]" for p in assigned], "forwarded": self.forwarded}
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    @Service.task
+    async def _forward(self) -> None:
+        settings = self.app.settings
+        wait_ms = int(settings.batch_wait_s * 1000)
+        while not self.should_stop:
+            fetched = await self.consumer.getmany(timeout_ms=wait_ms)
+            if fetched:
+                async with self._in_flight:
+                    await self._send_and_commit(fetched, settings.batch_max)
+
+    async def _send_and_commit(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+                               max_records: int) -> None:
+        fetched_at = datetime.now(UTC)
+        topic = self.app.typed_topics[BATCHES]
+        pending = []
+        for tp, records in fetched.items():
+            for run in split_runs(records, max_records):
+                batch = trade_batch(tp.partition, run, fetched_at)
+                value = self.app.codec.encode(batch)
+                pending.append(await topic.faust.send(key=str(tp.partition).encode(), value=value,
+                                                      partition=tp.partition))
+        await asyncio.gather(*pending)
+        self.forwarded += sum(len(records) for records in fetched.values())
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+        except (CommitFailedError, IllegalStateError, KafkaError) as error:
+            # The partitions moved meanwhile: their new owner re-sends from the last
+            # commit, and the fold skips what it has already applied.
+            log.warning("trade batcher commit failed (%s); the new owner re-sends", error)
