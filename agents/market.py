@@ -13,9 +13,11 @@ applied (their offsets are in the rows). Nothing is lost, and nothing is applied
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from faust import StreamT
+from faust.types import TP
 
 from domain import candles as fold
 from schemas.records import TradeBatch, utc_now
@@ -23,22 +25,25 @@ from streams.admin import end_offsets
 from streams.app import TickTideApp
 from streams.batcher import BATCHES, SOURCE, TradeBatcher
 from streams.deadletter import RawRecord
-from streams.errors import DecodeError
+from streams.errors import DecodeError, OutOfSequence
 from streams.ticks import TickDecoder
 from tables import candles as glue
 
 AGENT = "market.trades"
 PRODUCER = "agent.market"
+REWIND_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 def install(app: TickTideApp) -> None:
     """Register the batcher, the candle agent, its tables and the idle-close timer."""
-    state_table, history_table = glue.declare(app)
+    state_table, history_table, progress_table = glue.declare(app)
     decoder = TickDecoder(app.codec)
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
     seen: dict[int, int] = {}  # partition -> last source offset this worker folded
     rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
+    gaps: dict[int, tuple[int, int]] = {}  # partition -> (offset of the batch after a gap, re-reads)
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
     app.trade_batcher = TradeBatcher(app)
@@ -55,7 +60,7 @@ def install(app: TickTideApp) -> None:
         if records:
             glue.remember_closed(history_table, records, app.settings.candle_history)
 
-    async def fold_batch(batch: TradeBatch) -> None:
+    async def fold_batch(batch: TradeBatch, batch_offset: int) -> None:
         partition = batch.source_partition
         states: dict[str, fold.SymbolCandles] = {}
         closed: list[fold.ClosedCandle] = []
@@ -80,11 +85,36 @@ def install(app: TickTideApp) -> None:
             now_us = time.time_ns() // 1000
             for symbol, state in states.items():
                 state_table[symbol] = fold.to_row(state, now_us)
+            progress_table[str(partition)] = {"applied_through": batch.offsets[-1],
+                                              "batch_offset": batch_offset}
         seen[partition] = max(seen.get(partition, -1), batch.offsets[-1])
         latency = max(0.0, time.time() - batch.fetched_at.timestamp())
         app.pipeline_latency.extend([latency] * len(batch.offsets))
         app.metrics.trade_to_candle_seconds.observe(latency)
         app.count_processed(AGENT, len(batch.offsets))
+
+    async def rewind(partition: int, progress: dict[str, int] | None, batch: TradeBatch,
+                     batch_offset: int) -> bool:
+        """Trades are missing before this batch: re-read the partition from the batch after
+        the last one applied (batches buffered behind this one are skipped: they come
+        again). False when REWIND_ATTEMPTS re-reads have not filled the gap: the batch is
+        out of sequence for good."""
+        at, rereads = gaps.get(partition, (batch_offset, 0))
+        if batch_offset > at:
+            return True
+        if batch_offset < at:
+            rereads = 0
+        if rereads >= REWIND_ATTEMPTS:
+            del gaps[partition]
+            return False
+        gaps[partition] = (batch_offset, rereads + 1)
+        target = progress["batch_offset"] + 1 if progress else 0
+        log.error("trades %s..%s of %s[%s] are missing before this batch; re-reading %s[%s] from %s",
+                  (progress or {}).get("applied_through", -1) + 1, batch.follows_offset, SOURCE,
+                  partition, BATCHES, partition, target)
+        app.metrics.trade_batch_rewinds.labels(str(partition)).inc()
+        await app.consumer.seek(TP(BATCHES, partition), target)
+        return True
 
     @app.agent(app.typed_topics[BATCHES].faust, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
@@ -95,9 +125,18 @@ def install(app: TickTideApp) -> None:
             except DecodeError as error:
                 await app.deadletters.send(message, agent=AGENT, error=error)
                 continue
-            if batch.offsets:
-                async with rows_lock:
-                    await fold_batch(batch)
+            if not batch.offsets:
+                continue
+            async with rows_lock:
+                progress = progress_table.get(str(batch.source_partition))
+                applied_through = progress["applied_through"] if progress else -1
+                if batch.follows_offset > applied_through:
+                    if not await rewind(batch.source_partition, progress, batch, message.offset):
+                        await app.deadletters.send(message, agent=AGENT, reason="out_of_sequence",
+                                                   error=OutOfSequence(batch.follows_offset, applied_through))
+                    continue
+                gaps.pop(batch.source_partition, None)
+                await fold_batch(batch, message.offset)
 
     @app.timer(interval=1.0, name="market.idle_close")
     async def close_idle_symbols() -> None:

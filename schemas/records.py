@@ -136,6 +136,7 @@ class TradeBatch(Event):
     source_topic: str
     source_partition: int
     fetched_at: datetime
+    follows_offset: int
     offsets: list[int]
     timestamps_ms: list[int]
     keys: list[bytes | None]

@@ -20,6 +20,7 @@ from streams.catalog import CATALOG
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
 from streams.embedded_fixes import use_fetched_high_watermarks
+from streams.faust_fixes import resume_flow_before_fetching
 from streams.metrics import LatencyWindow, Metrics
 from streams.registry import make_registry
 from streams.settings import Settings
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     app.deadletters = DeadLetters(app)
     discover_agents(app)
     install_views(app)
+    resume_flow_before_fetching(app)
     if embedded:
         use_fetched_high_watermarks(app, settings)
     return app

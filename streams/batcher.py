@@ -59,8 +59,8 @@ def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int
 
 
 def trade_batch(partition: int, run: Sequence[ConsumerRecord[bytes, bytes]],
-                fetched_at: datetime) -> TradeBatch:
-    """The TradeBatch event of one run of records."""
+                fetched_at: datetime, follows_offset: int) -> TradeBatch:
+    """The TradeBatch event of one run of records (``follows_offset``: the offset before it)."""
     last = run[-1]
     return TradeBatch(
         envelope=TradeBatch.envelope_for(
@@ -70,6 +70,7 @@ def trade_batch(partition: int, run: Sequence[ConsumerRecord[bytes, bytes]],
         source_topic=SOURCE,
         source_partition=partition,
         fetched_at=fetched_at,
+        follows_offset=follows_offset,
         offsets=[r.offset for r in run],
         timestamps_ms=[r.timestamp for r in run],
         keys=[r.key for r in run],
@@ -78,14 +79,17 @@ def trade_batch(partition: int, run: Sequence[ConsumerRecord[bytes, bytes]],
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Let the batch in flight finish (sent and committed) before partitions move."""
+    """Let the batch in flight finish (sent and committed) before partitions move, and
+    forget where revoked partitions were: a new assignment starts from the commit."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, forwarded_through: dict[int, int]) -> None:
         self.lock = lock
+        self.forwarded_through = forwarded_through
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.lock:
-            pass
+            for tp in revoked:
+                self.forwarded_through.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("trade batcher assigned %s", sorted(tp.partition for tp in assigned))
@@ -99,6 +103,7 @@ class TradeBatcher(Service):
         self.app = app
         self.forwarded = 0
         self._in_flight = asyncio.Lock()
+        self._forwarded_through: dict[int, int] = {}  # partition -> last source offset sent
         self._consumer: AIOKafkaConsumer | None = None
 
     @property
@@ -120,7 +125,7 @@ class TradeBatcher(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )
-        self.consumer.subscribe([SOURCE], listener=_CommitBeforeRevoke(self._in_flight))
+        self.consumer.subscribe([SOURCE], listener=_CommitBeforeRevoke(self._in_flight, self._forwarded_through))
         await self.consumer.start()
 
     def report(self) -> dict[str, Any]:
@@ -142,19 +147,32 @@ class TradeBatcher(Service):
                 async with self._in_flight:
                     await self._send_and_commit(fetched, settings.batch_max)
 
+    async def _follows(self, tp: TopicPartition) -> int:
+        """The source offset the next run of ``tp`` follows."""
+        last = self._forwarded_through.get(tp.partition)
+        if last is None:  # newly assigned: the consumer started at the committed offset
+            committed = await self.consumer.committed(tp)
+            last = committed - 1 if committed is not None else -1
+        return last
+
     async def _send_and_commit(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
                                max_records: int) -> None:
         fetched_at = datetime.now(UTC)
         topic = self.app.typed_topics[BATCHES]
+        assigned = self.consumer.assignment()
+        fetched = {tp: records for tp, records in fetched.items() if tp in assigned}  # not stale ones
         pending = []
         for tp, records in fetched.items():
+            follows = await self._follows(tp)
             for run in split_runs(records, max_records):
-                batch = trade_batch(tp.partition, run, fetched_at)
-                value = self.app.codec.encode(batch)
+                value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
                 pending.append(await topic.faust.send(key=str(tp.partition).encode(), value=value,
                                                       partition=tp.partition))
+                follows = self._forwarded_through[tp.partition] = run[-1].offset
         await asyncio.gather(*pending)
         self.forwarded += sum(len(records) for records in fetched.values())
+        if not fetched:
+            return
         try:
             await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
         except (CommitFailedError, IllegalStateError, KafkaError) as error:

@@ -67,3 +67,11 @@ class UnknownTopic(TickTideError):
 
 class InvalidInput(TickTideError):
     """Bad user input: a file row, a CLI value, a web query parameter."""
+
+
+class OutOfSequence(TickTideError):
+    """A trade batch that does not follow on from what was applied, and re-reading did not fill the gap."""
+
+    def __init__(self, follows_offset: int, applied_through: int) -> None:
+        super().__init__(f"batch follows source offset {follows_offset}, but only offsets up to "
+                         f"{applied_through} were applied; re-reading did not bring the trades between")

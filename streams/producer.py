@@ -61,11 +61,14 @@ class EventProducer:
         spec.check(event)
         self.send_raw(topic, (key or spec.key_of(event)).encode(), self.codec.encode(event))
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Queue already-encoded bytes (dead letters, replays)."""
+    def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
+                 partition: int | None = None) -> None:
+        """Queue already-encoded bytes (dead letters, replays); to ``partition`` if given,
+        else to the key's."""
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **where)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)

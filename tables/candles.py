@@ -3,6 +3,8 @@
 * ``candles``: symbol -> the symbol's open windows, event-time clock and last source
   offset (a ``domain.candles.SymbolCandles`` as JSON).
 * ``candle_history``: symbol -> {interval: the last N final candles, oldest first}.
+* ``candle_progress``: source partition -> {applied_through, batch_offset}: how far the
+  fold has got, so a batch that does not follow on (records missing before it) is seen.
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
 its trades and a web query for it is routed to the worker that owns it. Rows are written
@@ -28,12 +30,15 @@ from tables.keyed import symbol_table
 
 STATE = "candles"
 HISTORY = "candle_history"
+PROGRESS = "candle_progress"
 
 
-def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
-    """The two candle tables, co-partitioned with market.trades."""
+def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
+    """The candle tables, co-partitioned with market.trades (and market.trade_batches)."""
     return (symbol_table(app, STATE, "Open windows and event-time clock per symbol."),
-            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."))
+            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."),
+            symbol_table(app, PROGRESS, "Per source partition: the last trade offset applied "
+                                        "and the market.trade_batches offset it came in."))
 
 
 class _PartitionMarker:

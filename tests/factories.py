@@ -102,6 +102,7 @@ def make_trade_batch(**overrides: Any) -> TradeBatch:
         "source_topic": "market.trades",
         "source_partition": 3,
         "fetched_at": T0 + timedelta(milliseconds=7),
+        "follows_offset": 40_999,
         "offsets": [41_000, 41_001],
         "timestamps_ms": [1_710_406_800_123, 1_710_406_800_124],
         "keys": [SYMBOL.encode(), None],

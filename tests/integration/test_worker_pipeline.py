@@ -4,14 +4,17 @@ letters out, /health and table views answering."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from datetime import timedelta
 from decimal import Decimal
 
-from schemas.records import DeadLetter, Heartbeat, Trade
+from aiokafka.partitioner import murmur2
+
+from schemas.records import DeadLetter, Heartbeat, Trade, TradeBatch
 from streams.consumer import Consumed, read_topic
 from streams.producer import EventProducer
 from streams.settings import Settings
-from tests.factories import T0, make_trade
+from tests.factories import T0, make_envelope, make_trade
 from tests.harness import WorkerProcess, http_json
 
 AGENT = "market.trades"
@@ -111,3 +114,41 @@ def test_metrics_endpoint_counts_processed_events(stack_settings: Settings,
 
     text = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
     assert f'ticktide_events_processed_total{{agent="{AGENT}"}} 10.0' in text
+
+
+def test_a_batch_that_skips_trades_is_re_read_then_dead_lettered_and_the_partition_goes_on(
+        stack_settings: Settings, worker: WorkerProcess) -> None:
+    """A TradeBatch that claims to follow trades the agent never saw (as after a consumer
+    skipped records) makes the agent re-read its partition; when re-reading cannot fill
+    the gap, the batch goes to the dead-letter topic and later trades are still folded."""
+    first = _trades(20, ("BTCUSDT",))
+    later = [make_trade(symbol="BTCUSDT", trade_id=5000 + i, trade_time=T0 + timedelta(hours=1, seconds=i))
+             for i in range(20)]  # after the idle close of the first ones
+    with EventProducer(stack_settings) as producer:
+        for trade in first:
+            producer.send("market.trades", trade)
+    worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 20, 60, "20 trades")
+    partition = (murmur2(b"BTCUSDT") & 0x7FFFFFFF) % stack_settings.partitions  # its trades' partition
+    with EventProducer(stack_settings) as producer:
+        btc = producer.codec.encode(first[0])
+        stray = TradeBatch(envelope=make_envelope(TradeBatch), source_topic="market.trades",
+                           source_partition=partition, fetched_at=T0, follows_offset=1_000_000,
+                           offsets=[1_000_001], timestamps_ms=[0], keys=[b"BTCUSDT"], values=[btc])
+        producer.send_raw("market.trade_batches", b"stray", producer.codec.encode(stray), partition=partition)
+    letters: list = []
+    deadline = time.monotonic() + 60
+    while not letters and time.monotonic() < deadline:
+        letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2)
+                   if isinstance(r, Consumed) and r.event.reason == "out_of_sequence"]
+    assert letters, "the stray batch was never dead-lettered"
+    assert letters[0].source_topic == "market.trade_batches" and letters[0].source_partition == partition
+    assert "1000000" in letters[0].error_message
+    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert f'ticktide_trade_batch_rewinds_total{{partition="{partition}"}} 3.0' in metrics
+
+    with EventProducer(stack_settings) as producer:
+        for trade in later:
+            producer.send("market.trades", trade)
+    body = _wait_for_closed(worker, "BTCUSDT", "1m", 40)
+    assert sum(c["trade_count"] for c in body["closed"]) == 40  # the stray trade was not folded

@@ -35,12 +35,12 @@ def test_runs_stay_under_the_byte_limit_but_never_drop_an_oversized_record() -> 
 def test_a_batch_round_trips_with_its_records_untouched() -> None:
     records = [_record(7), _record(8, key=None)]
     fetched_at = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
-    batch = trade_batch(2, records, fetched_at)
+    batch = trade_batch(2, records, fetched_at, follows_offset=6)
     codec = AvroCodec(EmbeddedRegistry())
     decoded = codec.decode_as(codec.encode(batch), TradeBatch)
     assert decoded == batch
     assert (decoded.source_topic, decoded.source_partition) == ("market.trades", 2)
-    assert decoded.offsets == [7, 8] and decoded.keys == [b"BTCUSDT", None]
+    assert decoded.follows_offset == 6 and decoded.offsets == [7, 8] and decoded.keys == [b"BTCUSDT", None]
     assert decoded.values == [r.value for r in records]
     assert decoded.timestamps_ms == [r.timestamp for r in records]
     assert decoded.envelope.event_id == "market.trades/2/7-8"  # a re-sent run has the same id

@@ -1,0 +1,46 @@
+"""A fix to faust-streaming 0.15.3 that exactness depends on (any broker).
+
+After a rebalance, Faust's recovery resumes fetching the agents' partitions *before* it
+resumes the flow of messages into the streams. Records fetched in that window are handed
+to a stream whose flow is still suspended: the hand-off gives up at once, the record is
+dropped, and the consumer's read offset moves past it anyway. The agent then goes on from
+a later offset, and the dropped records are never seen (observed here: a worker that took
+over a partition went from offset 15 straight to 33; faust-streaming issue #216 reports
+the same). The fix keeps Faust's steps and changes their order: seek to the committed
+offsets, resume the flow, and only then resume fetching.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+    app = self.app
+    consumer = app.consumer
+    await app.on_rebalance_complete.send()
+    assignment = consumer.assignment()
+    if app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    if assignment:
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    self.completed.set()
+    self.log.info("Resuming flow...")
+    app.flow_control.resume()
+    consumer.resume_flow()
+    if assignment:
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+    await app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+def resume_flow_before_fetching(app: Any) -> None:
+    """Patch the app's table recovery so no record is fetched while the flow is suspended."""
+    recovery = app.tables.recovery
+    recovery._resume_streams = types.MethodType(_resume_streams, recovery)
