@@ -17,13 +17,13 @@ import logging
 import time
 
 from faust import StreamT
-from faust.types import TP
 
 from domain import candles as fold
 from schemas.records import TradeBatch, utc_now
 from streams.admin import end_offsets
 from streams.app import TickTideApp
 from streams.batcher import BATCHES, SOURCE, TradeBatcher
+from streams.consumer import read_range
 from streams.deadletter import RawRecord
 from streams.errors import DecodeError, OutOfSequence
 from streams.ticks import TickDecoder
@@ -31,19 +31,16 @@ from tables import candles as glue
 
 AGENT = "market.trades"
 PRODUCER = "agent.market"
-REWIND_ATTEMPTS = 3
 log = logging.getLogger(__name__)
 
 
 def install(app: TickTideApp) -> None:
     """Register the batcher, the candle agent, its tables and the idle-close timer."""
-    state_table, history_table, progress_table = glue.declare(app)
+    state_table, history_table = glue.declare(app)
     decoder = TickDecoder(app.codec)
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
-    seen: dict[int, int] = {}  # partition -> last source offset this worker folded
     rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
-    gaps: dict[int, tuple[int, int]] = {}  # partition -> (offset of the batch after a gap, re-reads)
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
     app.trade_batcher = TradeBatcher(app)
@@ -85,36 +82,32 @@ def install(app: TickTideApp) -> None:
             now_us = time.time_ns() // 1000
             for symbol, state in states.items():
                 state_table[symbol] = fold.to_row(state, now_us)
-            progress_table[str(partition)] = {"applied_through": batch.offsets[-1],
-                                              "batch_offset": batch_offset}
-        seen[partition] = max(seen.get(partition, -1), batch.offsets[-1])
+            state_table[glue.progress_key(partition)] = {"applied_through": batch.offsets[-1],
+                                                         "batch_offset": batch_offset}
         latency = max(0.0, time.time() - batch.fetched_at.timestamp())
         app.pipeline_latency.extend([latency] * len(batch.offsets))
         app.metrics.trade_to_candle_seconds.observe(latency)
         app.count_processed(AGENT, len(batch.offsets))
 
-    async def rewind(partition: int, progress: dict[str, int] | None, batch: TradeBatch,
-                     batch_offset: int) -> bool:
-        """Trades are missing before this batch: re-read the partition from the batch after
-        the last one applied (batches buffered behind this one are skipped: they come
-        again). False when REWIND_ATTEMPTS re-reads have not filled the gap: the batch is
-        out of sequence for good."""
-        at, rereads = gaps.get(partition, (batch_offset, 0))
-        if batch_offset > at:
-            return True
-        if batch_offset < at:
-            rereads = 0
-        if rereads >= REWIND_ATTEMPTS:
-            del gaps[partition]
-            return False
-        gaps[partition] = (batch_offset, rereads + 1)
-        target = progress["batch_offset"] + 1 if progress else 0
-        log.error("trades %s..%s of %s[%s] are missing before this batch; re-reading %s[%s] from %s",
-                  (progress or {}).get("applied_through", -1) + 1, batch.follows_offset, SOURCE,
-                  partition, BATCHES, partition, target)
-        app.metrics.trade_batch_rewinds.labels(str(partition)).inc()
-        await app.consumer.seek(TP(BATCHES, partition), target)
-        return True
+    async def fill_gap(partition: int, progress: dict[str, int] | None, batch_offset: int) -> int:
+        """Trades are missing before the batch at ``batch_offset`` (its consumer skipped
+        records): read the batches after the last one applied straight from the broker and
+        fold those that follow on. The last source offset applied afterwards."""
+        start = progress["batch_offset"] + 1 if progress else 0
+        applied_through = progress["applied_through"] if progress else -1
+        log.warning("%s[%s]: batches %s..%s were not delivered; reading them from the broker",
+                    BATCHES, partition, start, batch_offset - 1)
+        app.metrics.trade_batch_rereads.labels(str(partition)).inc()
+        for offset, value in await asyncio.to_thread(read_range, app.settings, BATCHES, partition,
+                                                     start, batch_offset):
+            try:
+                missed = app.codec.decode_as(value, TradeBatch)
+            except DecodeError:
+                continue  # it was dead-lettered when delivered, or will be
+            if missed.offsets and missed.follows_offset <= applied_through < missed.offsets[-1]:
+                await fold_batch(missed, offset)
+                applied_through = missed.offsets[-1]
+        return applied_through
 
     @app.agent(app.typed_topics[BATCHES].faust, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
@@ -128,14 +121,14 @@ def install(app: TickTideApp) -> None:
             if not batch.offsets:
                 continue
             async with rows_lock:
-                progress = progress_table.get(str(batch.source_partition))
+                progress = state_table.get(glue.progress_key(batch.source_partition))
                 applied_through = progress["applied_through"] if progress else -1
                 if batch.follows_offset > applied_through:
-                    if not await rewind(batch.source_partition, progress, batch, message.offset):
-                        await app.deadletters.send(message, agent=AGENT, reason="out_of_sequence",
-                                                   error=OutOfSequence(batch.follows_offset, applied_through))
+                    applied_through = await fill_gap(batch.source_partition, progress, message.offset)
+                if batch.follows_offset > applied_through:
+                    await app.deadletters.send(message, agent=AGENT, reason="out_of_sequence",
+                                               error=OutOfSequence(batch.follows_offset, applied_through))
                     continue
-                gaps.pop(batch.source_partition, None)
                 await fold_batch(batch, message.offset)
 
     @app.timer(interval=1.0, name="market.idle_close")
@@ -151,21 +144,17 @@ def install(app: TickTideApp) -> None:
 
     async def close_quiet_rows() -> None:
         cutoff = time.time_ns() // 1000 - int(app.settings.idle_close_s * 1_000_000)
-        rows = list(state_table.items())
-        quiet = [(symbol, row) for symbol, row in rows
+        quiet = [(symbol, row) for symbol, row in glue.symbol_rows(state_table)
                  if any(row["bars"].values()) and row["updated_at_us"] <= cutoff]
         if not quiet:
             return
-        read_up_to = dict(seen)
-        for _, row in rows:
-            partition = row["source_partition"]
-            read_up_to[partition] = max(read_up_to.get(partition, -1), row["source_offset"])
-        # The consumer's own highwater can be stale after a rebalance (a partition owned
-        # briefly earlier): ask the broker for the true end of each partition instead.
+        # Compare with the true end of market.trades (a consumer's highwater can be stale
+        # after a rebalance): only a partition folded to its end has quiet symbols.
         ends = await asyncio.to_thread(end_offsets, app.settings, SOURCE)
         for symbol, row in quiet:
             partition = row["source_partition"]
-            if ends[partition] > read_up_to[partition] + 1:
+            progress = state_table.get(glue.progress_key(partition))
+            if progress is None or ends[partition] > progress["applied_through"] + 1:
                 continue
             state = fold.from_row(row)
             with glue.partition_scope(BATCHES, partition):

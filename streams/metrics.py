@@ -26,9 +26,10 @@ class Metrics:
         self.late_trades = Counter(
             "ticktide_late_trades", "Trades later than the grace period", ["symbol"],
             registry=self.registry)
-        self.trade_batch_rewinds = Counter(
-            "ticktide_trade_batch_rewinds", "Times the candle agent found trades missing "
-            "before a batch and re-read its partition", ["partition"], registry=self.registry)
+        self.trade_batch_rereads = Counter(
+            "ticktide_trade_batch_rereads", "Times the candle agent found batches missing "
+            "before the one it was given and read them from the broker", ["partition"],
+            registry=self.registry)
 
     def render(self) -> bytes:
         """The exposition-format text of every metric."""

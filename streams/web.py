@@ -101,7 +101,7 @@ def install_views(app: TickTideApp) -> None:
                 interval, limit = query_interval(request, windows), query_limit(request)
             except BadParameter as exc:
                 return _error(web, 400, str(exc), parameter=exc.parameter)
-            row = state.get(symbol)
+            row = None if symbol.startswith("#") else state.get(symbol)  # '#': internal rows
             if row is None:
                 return _error(web, 404, f"unknown symbol {symbol!r}")
             closed = (history.get(symbol) or {}).get(interval, [])[-limit:]

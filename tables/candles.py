@@ -1,10 +1,11 @@
 """Candle tables and the glue between rows and the pure fold.
 
 * ``candles``: symbol -> the symbol's open windows, event-time clock and last source
-  offset (a ``domain.candles.SymbolCandles`` as JSON).
+  offset (a ``domain.candles.SymbolCandles`` as JSON); and, under ``#partition/<p>``,
+  how far the fold has got in source partition p ({applied_through, batch_offset}), so a
+  batch that does not follow on is noticed. The progress row lives in the same changelog
+  partition as its symbols' rows and is written after them, so it is never ahead of them.
 * ``candle_history``: symbol -> {interval: the last N final candles, oldest first}.
-* ``candle_progress``: source partition -> {applied_through, batch_offset}: how far the
-  fold has got, so a batch that does not follow on (records missing before it) is seen.
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
 its trades and a web query for it is routed to the worker that owns it. Rows are written
@@ -30,15 +31,24 @@ from tables.keyed import symbol_table
 
 STATE = "candles"
 HISTORY = "candle_history"
-PROGRESS = "candle_progress"
+PROGRESS_PREFIX = "#partition/"
+"""Key prefix of the progress rows in the candles table (a symbol never starts with #)."""
 
 
-def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
+def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     """The candle tables, co-partitioned with market.trades (and market.trade_batches)."""
     return (symbol_table(app, STATE, "Open windows and event-time clock per symbol."),
-            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."),
-            symbol_table(app, PROGRESS, "Per source partition: the last trade offset applied "
-                                        "and the market.trade_batches offset it came in."))
+            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."))
+
+
+def progress_key(partition: int) -> str:
+    """The candles-table key of a source partition's progress row."""
+    return f"{PROGRESS_PREFIX}{partition}"
+
+
+def symbol_rows(table: TableT[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The symbols' rows (not the progress rows)."""
+    return [(key, row) for key, row in table.items() if not key.startswith(PROGRESS_PREFIX)]
 
 
 class _PartitionMarker:
