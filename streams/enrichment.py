@@ -63,11 +63,13 @@ class Enricher:
     cache: ResponseCache
     metrics: EnrichmentMetrics
     batch_max: int = 8
+    concurrency: int = 2
     max_output_tokens: int = 1024
     persist: Persist = _no_persist
     clock: Callable[[], float] = time.time
     chars_per_token: float = 3.5
     _logged: int = field(default=0)
+    _slots: asyncio.Semaphore | None = None
 
     @property
     def model(self) -> str:
@@ -112,6 +114,13 @@ class Enricher:
                 for key, c in contexts.items()}
 
     async def _ask(self, contexts: dict[str, Context], deadline: float) -> dict[str, Outcome]:
+        """At most ``concurrency`` calls at once; the breaker is asked when a slot is free."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            return await self._ask_now(contexts, deadline)
+
+    async def _ask_now(self, contexts: dict[str, Context], deadline: float) -> dict[str, Outcome]:
         if self.client is None:
             return self._fallback(contexts, "no_api_key")
         now = self.clock()
