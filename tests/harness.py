@@ -151,10 +151,10 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_worker(settings: Settings, log: Path) -> WorkerProcess:
-    """Start `ticktide worker` and wait until its web views answer."""
+def start_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
+    """Start `ticktide worker` (extra environment in ``env``) and wait until its web views answer."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings), cwd=REPO,
+        [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings, **env), cwd=REPO,
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)
