@@ -19,7 +19,7 @@ from streams.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.harness import WorkerProcess, start_worker
+from tests.harness import WorkerProcess, http_json, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +141,32 @@ def test_a_replay_makes_zero_api_calls_and_identical_enrichments(
                 replayed.rationale, replayed.model) == (
             original.regime, original.sentiment, original.risk_flags, original.confidence,
             original.rationale, original.model)
+
+
+def test_assess_answers_on_demand_or_504_after_its_deadline(
+        stack_settings: Settings, fake: FakeAnthropic, tmp_path: Path) -> None:
+    snapshots = [(t, e) for t, e in _inputs() if t == "analysis.indicators"]
+    ids = _produce(stack_settings, snapshots)
+    worker = start_worker(stack_settings, tmp_path / "worker.log",
+                          **_env(fake, TICKTIDE_ASSESS_TIMEOUT_S="3", TICKTIDE_ENRICH_DEADLINE_S="10",
+                                 TICKTIDE_ANTHROPIC_TIMEOUT_S="8"))
+    try:
+        _enrichments(stack_settings, len(ids))  # the snapshots are in the worker's context
+        calls = fake.calls
+        status, body = http_json(f"{worker.url}/assess/btcusdt", timeout=30)
+        assert status == 200, body
+        assert body["symbol"] == "BTCUSDT" and body["source"] == "CLAUDE"
+        assert -1 <= body["sentiment"] <= 1 and body["subject_type"] == "IndicatorSnapshot"
+        assert fake.calls == calls + 1
+        status, again = http_json(f"{worker.url}/assess/BTCUSDT", timeout=30)
+        assert status == 200 and again["source"] == "CACHE" and fake.calls == calls + 1
+        status, body = http_json(f"{worker.url}/assess/NOPE", timeout=30)
+        assert status == 404 and "NOPE" in body["error"]
+        status, body = http_json(f"{worker.url}/assess/BAD-SYMBOL!", timeout=30)
+        assert status == 400 and body["parameter"] == "symbol"
+        fake.state.slow_s = 8.0
+        fake.script("slow")
+        status, body = http_json(f"{worker.url}/assess/ETHUSDT", timeout=30)
+        assert status == 504 and "ETHUSDT" in body["error"]
+    finally:
+        worker.stop()
