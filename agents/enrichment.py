@@ -1,7 +1,8 @@
 """analysis.anomalies, analysis.indicators, market.news -> Claude (batched, cached,
 budgeted, breaker, fallback) -> analysis.enrichments.
 
-Every input event of an enabled kind yields exactly one Enrichment (source claude, cache
+Every anomaly and headline, and the periodic snapshot of each symbol
+(``enrich_snapshot_every_s``), of the enabled kinds yields exactly one Enrichment (source claude, cache
 or fallback), with causation id = the event's id and an id derived from it, so a
 re-delivered event re-emits the same Enrichment. Indicator snapshots are also kept as
 context. A batch waits at most ``enrich_deadline_s`` for Claude; then it falls back.
@@ -19,7 +20,14 @@ from faust.types import EventT
 from domain.enrich.breaker import CircuitBreaker
 from domain.enrich.budget import Budget
 from domain.enrich.cache import ResponseCache
-from domain.enrich.context import Context, Subject, build_context, snapshot_subject, subject_of
+from domain.enrich.context import (
+    Context,
+    Subject,
+    build_context,
+    snapshot_due,
+    snapshot_subject,
+    subject_of,
+)
 from domain.enrich.outcome import Outcome, enrichment_record
 from schemas.records import Anomaly, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
 from streams.app import TickTideApp
@@ -77,6 +85,8 @@ def install(app: TickTideApp) -> None:
             return None
         if isinstance(record, IndicatorSnapshot):
             history.add(record)
+            if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
+                return None
         return subject_of(record) if kinds[message.topic] in enabled else None
 
     async def enrich_batch(batch: list[EventT[Any]]) -> None:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     anthropic_retry_after_cap_s: float = Field(5.0, ge=0, description="Longest retry-after honoured")
     enrich_inputs: str = Field("anomalies,indicators,news",
                                description="What is enriched: anomalies, indicators, news")
+    enrich_snapshot_interval: str = Field("1m", description="Candle interval of the snapshots enriched")
+    enrich_snapshot_every_s: float = Field(
+        300.0, ge=0, description="Enrich a snapshot whose candle ends on a multiple of this; 0 = all")
     enrich_batch_max: int = Field(8, ge=1, description="Most events per Claude call")
     enrich_batch_wait_s: float = Field(0.5, gt=0, description="Longest wait to fill a batch")
     enrich_deadline_s: float = Field(15.0, gt=0, description="Longest an event waits for Claude")

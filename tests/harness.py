@@ -64,7 +64,8 @@ def stack_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
 
 def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
     """Environment for a `ticktide` child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
+    # Never the real API key: a test talks to the fake Messages API or to none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_") and k != "ANTHROPIC_API_KEY"}
     if settings is not None:
         env.update({
             "TICKTIDE_BROKER": settings.broker,

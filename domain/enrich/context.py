@@ -56,6 +56,16 @@ def history_entry(snapshot: IndicatorSnapshot) -> dict[str, Any]:
     return {"t_us": to_micros(snapshot.candle_end), **{k: _round(v) for k, v in values.items()}}
 
 
+def snapshot_due(snapshot: IndicatorSnapshot, interval: str, every_s: float) -> bool:
+    """Is this the periodic snapshot of its symbol to enrich? Those of ``interval`` whose
+    candle ends on a multiple of ``every_s`` (all of them for 0): stateless, so a restart
+    or a replay picks the same ones."""
+    if snapshot.interval != interval:
+        return False
+    every_us = int(every_s * 1_000_000)
+    return every_us == 0 or to_micros(snapshot.candle_end) % every_us == 0
+
+
 def subject_of(event: Event) -> Subject:
     """The Subject of an Anomaly, IndicatorSnapshot or News event."""
     symbol: str | None

@@ -35,7 +35,7 @@ def _env(fake: FakeAnthropic, **extra: str) -> dict[str, str]:
             "TICKTIDE_ANTHROPIC_TIMEOUT_S": "2", "TICKTIDE_ANTHROPIC_RETRY_AFTER_CAP_S": "0.5",
             "TICKTIDE_ENRICH_DEADLINE_S": "6", "TICKTIDE_ENRICH_BATCH_WAIT_S": "0.2",
             "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0", "TICKTIDE_ENRICH_BREAKER_FAILURES": "3",
-            "TICKTIDE_ENRICH_BREAKER_COOLDOWN_S": "1", **extra}
+            "TICKTIDE_ENRICH_BREAKER_COOLDOWN_S": "1", "TICKTIDE_ENRICH_SNAPSHOT_EVERY_S": "0", **extra}
 
 
 def _inputs() -> list[tuple[str, Event]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -17,10 +18,10 @@ from domain.enrich.assessment import (
 from domain.enrich.breaker import BreakerState, CircuitBreaker
 from domain.enrich.budget import Budget, Limits
 from domain.enrich.cache import ResponseCache
-from domain.enrich.context import build_context, history_entry, subject_of, user_message
+from domain.enrich.context import build_context, history_entry, snapshot_due, subject_of, user_message
 from domain.enrich.outcome import Outcome, enrichment_record
 from schemas.records import EnrichmentSource, Regime, utc_now
-from tests.factories import make_anomaly, make_indicator_snapshot, make_news
+from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news
 
 GOOD = {"id": "0", "regime": "trending", "sentiment": 0.4, "risk_flags": ["volume_spike"],
         "confidence": 0.8, "rationale": "Higher highs on rising volume."}
@@ -190,3 +191,12 @@ def test_cache_hits_are_marked_free_and_expire_after_the_ttl() -> None:
     assert cache.get("other-key", "e1", 30) is not None  # found by its subject
     assert cache.get("k", "e3", 61) is None
     assert cache.hit_ratio == pytest.approx(2 / 4)
+
+
+def test_the_periodic_snapshot_is_picked_by_its_candle_end_alone() -> None:
+    on_the_hour = make_indicator_snapshot(candle_end=T0.replace(minute=0, second=0, microsecond=0))
+    assert snapshot_due(on_the_hour, "1m", 300)
+    assert not snapshot_due(replace(on_the_hour, candle_end=on_the_hour.candle_end + timedelta(minutes=1)),
+                            "1m", 300)
+    assert not snapshot_due(replace(on_the_hour, interval="5m"), "1m", 300)
+    assert snapshot_due(make_indicator_snapshot(), "1m", 0)  # 0: every snapshot

@@ -41,7 +41,7 @@ def test_api_key_comes_from_either_variable_and_is_never_shown(monkeypatch: pyte
 
 def test_unknown_enrichment_inputs_are_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKTIDE_ENRICH_INPUTS", "news,tweets")
-    with pytest.raises(ConfigError, match="enrich_inputs .*tweets"):
+    with pytest.raises(ConfigError, match=r"enrich_inputs .*tweets"):
         load_settings()
 
 
