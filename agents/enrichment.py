@@ -34,7 +34,7 @@ from streams.app import TickTideApp
 from streams.assess_view import install_assess
 from streams.enrich_metrics import EnrichmentMetrics
 from streams.enrichment import Enricher, client_from, limits_from
-from streams.errors import DecodeError, UnexpectedRecordType
+from streams.errors import UnexpectedRecordType
 from streams.jsonio import event_to_json
 from tables.enrichment import PRODUCER, ContextHistory, LoggedCache
 
@@ -73,16 +73,12 @@ def install(app: TickTideApp) -> None:
     channel = app.topic(*types, key_type=bytes, value_type=bytes, key_serializer="raw",
                         value_serializer="raw", partitions=settings.partitions)
 
-    async def decode(event: EventT[Any]) -> Subject | None:
-        message = event.message
-        try:
-            record = app.codec.decode(message.value)
-            if not isinstance(record, types[message.topic]):
-                raise UnexpectedRecordType(
-                    f"{message.topic} carries {types[message.topic].__name__}, not {type(record).__name__}")
-        except DecodeError as error:
-            await app.deadletters.send(message, agent=AGENT, error=error)
-            return None
+    def subject(message: Any) -> Subject | None:
+        """The subject of a record, or None for a snapshot kept only as context."""
+        record = app.codec.decode(message.value)
+        if not isinstance(record, types[message.topic]):
+            raise UnexpectedRecordType(
+                f"{message.topic} carries {types[message.topic].__name__}, not {type(record).__name__}")
         if isinstance(record, IndicatorSnapshot):
             history.add(record)
             if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
@@ -90,13 +86,21 @@ def install(app: TickTideApp) -> None:
         return subject_of(record) if kinds[message.topic] in enabled else None
 
     async def enrich_batch(batch: list[EventT[Any]]) -> None:
-        subjects = [s for s in [await decode(e) for e in batch] if s is not None]
+        """Decode, enrich and send a batch; a record that fails is dead-lettered alone."""
+        items: list[tuple[Any, Subject]] = []
+        for event in batch:
+            async with app.deadletters.guard(event.message, agent=AGENT):
+                found = subject(event.message)
+                if found is not None:
+                    items.append((event.message, found))
         contexts = [build_context(s, history.of(s.symbol), settings.enrich_context_tokens,
-                                  enricher.chars_per_token) for s in subjects]
+                                  enricher.chars_per_token) for _, s in items]
         outcomes = await safe_enrich(contexts)
         now = utc_now()
-        pending = [await out.send_pending(enrichment_record(c.subject, o, PRODUCER, now))
-                   for c, o in zip(contexts, outcomes, strict=True)]
+        pending = []
+        for (message, _), context, outcome in zip(items, contexts, outcomes, strict=True):
+            async with app.deadletters.guard(message, agent=AGENT):
+                pending.append(await out.send_pending(enrichment_record(context.subject, outcome, PRODUCER, now)))
         await asyncio.gather(*pending)
         app.count_processed(AGENT, len(batch))
 

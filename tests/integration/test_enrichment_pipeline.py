@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from schemas.records import Enrichment, EnrichmentSource, Event
+from schemas.records import DeadLetter, Enrichment, EnrichmentSource, Event
 from streams.consumer import Consumed, read_topic
 from streams.producer import EventProducer
 from streams.settings import Settings
-from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news
+from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news, make_trade
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import WorkerProcess, http_json, start_worker
 
@@ -83,6 +83,9 @@ def test_every_event_gets_exactly_one_enrichment_under_faults_and_the_breaker_re
         stack_settings: Settings, fake: FakeAnthropic, tmp_path: Path) -> None:
     fake.script(*["server_error"] * 1000)  # an outage: the breaker opens
     ids = _produce(stack_settings, _inputs())
+    with EventProducer(stack_settings) as producer:  # two records the agent cannot use
+        producer.send_raw("analysis.anomalies", b"BTCUSDT", b"\x00\x00\x00\x00\x07garbage")
+        producer.send_raw("market.news", b"wire", producer.codec.encode(make_trade()))
     worker = start_worker(stack_settings, tmp_path / "worker.log", **_env(fake))
     try:
         outage = _enrichments(stack_settings, len(ids))
@@ -108,6 +111,12 @@ def test_every_event_gets_exactly_one_enrichment_under_faults_and_the_breaker_re
         assert _metric(worker, "ticktide_enrichment_breaker_transitions_total") >= 3  # open, probe, close
         assert _metric(worker, "ticktide_enrichment_tokens_total") > 0
         assert _metric(worker, "ticktide_enrichment_fallbacks_total") >= len(outage)
+        letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2)
+                   if isinstance(r, Consumed) and isinstance(r.event, DeadLetter)]
+        assert sorted((d.source_topic, d.agent, d.error_type) for d in letters) == [
+            ("analysis.anomalies", "enrichment", "UnknownSchemaId"),
+            ("market.news", "enrichment", "UnexpectedRecordType")]
+        assert letters[0].original_value is not None
     finally:
         worker.stop()
 
