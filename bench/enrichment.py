@@ -140,7 +140,7 @@ def fault_run(events: int, seed: int) -> None:
           f"(faults drawn: {dict(fake.state.calls)})")
     print(f"  sources: {dict(sources)}; cache hit ratio {enricher.cache.hit_ratio:.1%}")
     print(f"  fallbacks by reason: {dict(reasons)}")
-    changes = [f"{t.before.value}->{t.after.value}" for t in breaker.transitions]
+    changes = [f"{t.before.value}->{t.after.value}" for t in enricher.transitions]
     print(f"  breaker transitions ({len(changes)}): {dict(Counter(changes))}; final {breaker.state.value}")
 
 

@@ -12,6 +12,7 @@ they are left to the caller's fallback. Stop reasons refusal and max_tokens are 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 TOOL_NAME = "record_assessments"
 TOOL: ToolParam = {"name": TOOL_NAME, "description": "Record one assessment per item id. Has no other effect.",
         "input_schema": TOOL_SCHEMA}
+PROMPT_TEXT = SYSTEM_PROMPT + json.dumps(TOOL)  # sent with every call, for token estimates
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 SPEND_LIMIT_WORDS = ("spend limit", "spending limit", "usage limit", "credit balance", "billing")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, estimate_tokens, user_message
 from domain.enrich.outcome import Outcome
 from schemas.records import EnrichmentSource
-from streams.claude import Assessor, ClaudeClient, ClaudeUnavailable
+from streams.claude import PROMPT_TEXT, Assessor, ClaudeClient, ClaudeUnavailable
 from streams.enrich_metrics import BREAKER_VALUES, EnrichmentMetrics
 from streams.settings import Settings
 
@@ -68,7 +69,7 @@ class Enricher:
     persist: Persist = _no_persist
     clock: Callable[[], float] = time.time
     chars_per_token: float = 3.5
-    _logged: int = field(default=0)
+    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=1000))
     _slots: asyncio.Semaphore | None = None
 
     @property
@@ -128,10 +129,10 @@ class Enricher:
             self._note_breaker()
             return self._fallback(contexts, "breaker_open")
         self._note_breaker()
-        estimate = estimate_tokens(user_message(contexts), self.chars_per_token) + 400
+        estimate = estimate_tokens(PROMPT_TEXT + user_message(contexts), self.chars_per_token)
         refused = self.budget.refuse(now, estimate, self.max_output_tokens)
         if refused:
-            self.breaker.probing = False  # the probe did not go out
+            self.breaker.cancel()
             return self._fallback(contexts, f"budget_{refused}")
         started = time.monotonic()
         try:
@@ -166,21 +167,21 @@ class Enricher:
                                     latency_ms=latency * 1000)
             stored_at = self.clock()
             self.cache.remember(key, context.subject.event_id, outcomes[key], stored_at)
-            await self.persist(key, context.subject.event_id, outcomes[key], stored_at)
+            try:
+                await self.persist(key, context.subject.event_id, outcomes[key], stored_at)
+            except Exception as error:  # the answer stands; only a replay would miss it
+                log.warning("could not log a cached answer: %s", error)
         return outcomes
 
     def _note_breaker(self) -> None:
         """Log and count the breaker's new transitions; publish its state."""
-        for change in self.breaker.transitions[self._logged:]:
-            _log_transition(change)
+        for change in self.breaker.drain():
+            log.warning("enrichment circuit breaker %s -> %s", change.before.value, change.after.value)
             self.metrics.breaker_transitions.labels(change.after.value).inc()
-        self._logged = len(self.breaker.transitions)
+            self.transitions.append(change)
         self.metrics.breaker_state.set(BREAKER_VALUES[self.breaker.state.value])
 
 
 def _reason(problem: str) -> str:
     return problem if problem in ("refusal", "max_tokens") else "invalid_answer"
 
-
-def _log_transition(change: Transition) -> None:
-    log.warning("enrichment circuit breaker %s -> %s", change.before.value, change.after.value)

@@ -55,6 +55,15 @@ class CircuitBreaker:
             return True
         return False
 
+    def cancel(self) -> None:
+        """A call that was allowed did not go out (e.g. over budget): free the probe."""
+        self.probing = False
+
+    def drain(self) -> list[Transition]:
+        """The transitions since the last drain (for the log and the metrics)."""
+        changes, self.transitions = self.transitions, []
+        return changes
+
     def success(self, now: float) -> None:
         """A call succeeded: close (a probe's success ends the outage)."""
         self.failures = 0

@@ -93,6 +93,13 @@ def test_each_fault_gives_every_event_exactly_one_outcome(
         assert all(o.reason and o.reason in o.assessment.rationale for o in outcomes)
 
 
+def test_a_long_retry_after_is_capped_not_waited_out(fake: FakeAnthropic) -> None:
+    fake.state.retry_after = "30"  # longer than the 8 s deadline: waiting it out would fall back
+    fake.script("rate_limited", "normal")
+    outcomes = _run(_enricher(fake), _contexts(2))  # retry_after_cap_s = 0.5
+    assert {o.source for o in outcomes} == {EnrichmentSource.CLAUDE} and fake.calls == 2
+
+
 def test_a_slow_api_falls_back_within_the_deadline(fake: FakeAnthropic) -> None:
     fake.state.slow_s = 5.0
     fake.script("slow", "slow", "slow")
@@ -123,7 +130,7 @@ def test_breaker_opens_on_an_outage_answers_at_once_and_recovers(fake: FakeAnthr
     assert {o.reason for o in more} == {"breaker_open"}
     assert enricher.breaker.state is BreakerState.CLOSED
     assert all(o.source is EnrichmentSource.CLAUDE for o in recovered)
-    assert [t.after for t in enricher.breaker.transitions] == [
+    assert [t.after for t in enricher.transitions] == [
         BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
 
 

@@ -49,6 +49,8 @@ def test_breaker_probes_once_after_cooldown_then_closes_or_reopens() -> None:
     breaker.failure(11)  # the probe failed: open again, a new cool-down
     assert breaker.state is BreakerState.OPEN and not breaker.allow(20)
     assert breaker.allow(21)
+    breaker.cancel()  # the probe never went out (over budget): the next call may probe
+    assert breaker.allow(21.2)
     breaker.success(21.5)
     assert breaker.state is BreakerState.CLOSED and breaker.allow(22)
     assert [(t.before.value, t.after.value) for t in breaker.transitions] == [
