@@ -1,5 +1,6 @@
 """The response cache: answers by cache key with a TTL, and which key answered which
-subject (so a replayed event finds its answer even if its context came out different)."""
+subject (so a replayed event finds its answer even if its context came out different).
+At most ``max_entries`` of each are kept, the oldest stored leaving first."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class ResponseCache:
     """key -> (Claude's outcome, stored at); subject id -> key. Times are epoch seconds."""
 
     ttl_s: float
+    max_entries: int = 100_000
     entries: dict[str, tuple[Outcome, float]] = field(default_factory=dict)
     subjects: dict[str, str] = field(default_factory=dict)
     hits: int = 0
@@ -34,8 +36,12 @@ class ResponseCache:
     def remember(self, key: str, subject_id: str, outcome: Outcome, stored_at: float) -> None:
         """Keep an answer (the newest one for a key wins)."""
         if stored_at >= self.entries.get(key, (outcome, float("-inf")))[1]:
+            self.entries.pop(key, None)
             self.entries[key] = (outcome, stored_at)
         self.subjects[subject_id] = key
+        for index in (self.entries, self.subjects):  # memory stays bounded: oldest out first
+            while len(index) > self.max_entries:
+                del index[next(iter(index))]
 
     @property
     def hit_ratio(self) -> float:

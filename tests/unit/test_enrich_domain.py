@@ -202,3 +202,12 @@ def test_the_periodic_snapshot_is_picked_by_its_candle_end_alone() -> None:
                             "1m", 300)
     assert not snapshot_due(replace(on_the_hour, interval="5m"), "1m", 300)
     assert snapshot_due(make_indicator_snapshot(), "1m", 0)  # 0: every snapshot
+
+
+def test_the_cache_keeps_at_most_max_entries_the_oldest_leaving_first() -> None:
+    cache = ResponseCache(ttl_s=60, max_entries=2)
+    outcome = Outcome(validate_item(GOOD)[1], EnrichmentSource.CLAUDE, model="m")
+    for n in range(3):
+        cache.remember(f"k{n}", f"e{n}", outcome, stored_at=n)
+    assert cache.get("k0", "e0", 3) is None
+    assert cache.get("k1", "x", 3) is not None and cache.get("k2", "x", 3) is not None
