@@ -129,14 +129,16 @@ class Enricher:
             self._note_breaker()
             return self._fallback(contexts, "breaker_open")
         self._note_breaker()
-        estimate = estimate_tokens(PROMPT_TEXT + user_message(contexts), self.chars_per_token)
+        keys = list(contexts)  # items are numbered in the prompt: short ids cost fewer tokens
+        numbered = {str(n): contexts[key] for n, key in enumerate(keys)}
+        estimate = estimate_tokens(PROMPT_TEXT + user_message(numbered), self.chars_per_token)
         refused = self.budget.refuse(now, estimate, self.max_output_tokens)
         if refused:
             self.breaker.cancel()
             return self._fallback(contexts, f"budget_{refused}")
         started = time.monotonic()
         try:
-            answer = await asyncio.wait_for(self.client.assess(contexts, deadline),
+            answer = await asyncio.wait_for(self.client.assess(numbered, deadline),
                                             max(0.0, deadline - time.monotonic()))
         except (ClaudeUnavailable, TimeoutError) as error:
             reason = error.reason if isinstance(error, ClaudeUnavailable) else "deadline"
@@ -156,10 +158,11 @@ class Enricher:
         self.metrics.cost.inc(cost)
         share = max(1, len(contexts))
         outcomes: dict[str, Outcome] = {}
-        for key, context in contexts.items():
-            assessment = answer.assessments.get(key)
+        for number, key in enumerate(keys):
+            context, item_id = contexts[key], str(number)
+            assessment = answer.assessments.get(item_id)
             if assessment is None:
-                outcomes[key] = self._fallback({key: context}, _reason(answer.problems[key]))[key]
+                outcomes[key] = self._fallback({key: context}, _reason(answer.problems[item_id]))[key]
                 continue
             outcomes[key] = Outcome(assessment, EnrichmentSource.CLAUDE, model=self.model,
                                     input_tokens=answer.input_tokens // share,
