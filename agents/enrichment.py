@@ -114,7 +114,7 @@ def install(app: TickTideApp) -> None:
 
     @app.agent(channel, name=AGENT)
     async def enrich(stream: StreamT[bytes]) -> None:
-        if enricher.client is not None and hasattr(enricher.client, "calibrate"):
+        if enricher.client is not None:
             enricher.chars_per_token = await enricher.client.calibrate()
         await cache.load()
         batches = stream.take_events(  # type: ignore[attr-defined]  # in faust, not its stubs

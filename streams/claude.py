@@ -69,6 +69,10 @@ class Assessor(Protocol):
         """Assess every context (keyed by item id) before ``deadline`` (monotonic)."""
         ...
 
+    async def calibrate(self) -> float:
+        """Characters per token of a typical prompt."""
+        ...
+
 
 def _status_reason(status: int) -> str:
     return {429: "rate_limited", 529: "overloaded"}.get(

@@ -175,3 +175,11 @@ def test_adversarial_headlines_never_put_anything_outside_the_schema_on_a_topic(
         assert "untrusted data" not in record.rationale and len(record.rationale) <= 280
     sources = {o.source for o in outcomes}
     assert sources == {EnrichmentSource.CLAUDE, EnrichmentSource.FALLBACK}  # both happened
+
+
+def test_token_estimate_is_calibrated_with_the_count_tokens_endpoint(fake: FakeAnthropic) -> None:
+    client = ClaudeClient(api_key="test-key", model="claude-haiku-4-5", base_url=fake.url)
+    ratio = asyncio.run(client.calibrate())
+    assert fake.state.count_token_calls == 2 and fake.calls == 0  # counting is not a message call
+    assert 3.0 < ratio < 5.0  # the fake counts ~4 bytes per token; the default guess is 3.5
+    assert ratio != 3.5
