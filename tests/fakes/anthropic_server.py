@@ -118,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         request = json.loads(raw)
         state = self.server.state
+        if not self.headers.get("x-api-key"):
+            self._error(401, "authentication_error", "x-api-key header is required")
+            return
         if self.path.startswith("/v1/messages/count_tokens"):
             with state.lock:
                 state.count_token_calls += 1
@@ -216,7 +219,8 @@ class FakeAnthropic:
         self._server.server_close()
 
 
-if __name__ == "__main__":  # `python -m tests.fakes.anthropic_server [PORT]` for `make run`
+if __name__ == "__main__":  # by hand: `python -m tests.fakes.anthropic_server [PORT]`, then
+    # TICKTIDE_ANTHROPIC_BASE_URL=http://127.0.0.1:PORT TICKTIDE_ANTHROPIC_API_KEY=x ticktide dev
     import sys
 
     server = _Server(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), _Handler)
