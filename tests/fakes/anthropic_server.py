@@ -118,8 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         request = json.loads(raw)
         state = self.server.state
-        if not self.headers.get("x-api-key"):
-            self._error(401, "authentication_error", "x-api-key header is required")
+        if not (self.headers.get("x-api-key") or self.headers.get("authorization")):
+            self._error(401, "authentication_error", "an x-api-key or authorization header is required")
             return
         if self.path.startswith("/v1/messages/count_tokens"):
             with state.lock:
