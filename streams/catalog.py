@@ -72,6 +72,9 @@ CATALOG: tuple[TopicSpec, ...] = (
               "Records that could not be decoded or processed, with their original bytes.",
               retention_ms=30 * DAY_MS),
     TopicSpec("user.commands", (r.UserCommand,), "user", "Commands from users."),
+    TopicSpec("analysis.enrichment_cache", (r.Enrichment,), "subject_event_id",
+              "Claude's answers keyed by cache key (sent with that key): replays re-use them.",
+              retention_ms=-1, cleanup_policy="compact"),
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOG}

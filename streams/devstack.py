@@ -29,6 +29,7 @@ class DevStack:
     broker_port: int = DEFAULT_PORT
     symbols: str = "BTCUSDT,ETHUSDT"
     rate: float = 200.0
+    news_rate: float = 1 / 30  # an occasional synthetic headline, so enrichment shows
     broker: EmbeddedBroker | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
@@ -48,6 +49,9 @@ class DevStack:
         self._spawn("feed", ["produce", "market.trades", "--synthetic", "--symbols", self.symbols,
                              "--rate", str(self.rate), "--duration", "0"], env,
                     log_dir / "feed.log")
+        self._spawn("news", ["produce", "market.news", "--synthetic", "--symbols", self.symbols,
+                             "--rate", str(self.news_rate), "--duration", "0"], env,
+                    log_dir / "news.log")
         return bootstrap
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str], log: Path | None) -> None:

@@ -64,7 +64,8 @@ def stack_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
 
 def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
     """Environment for a `ticktide` child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
+    # Never the real API key: a test talks to the fake Messages API or to none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_") and k != "ANTHROPIC_API_KEY"}
     if settings is not None:
         env.update({
             "TICKTIDE_BROKER": settings.broker,
@@ -151,10 +152,10 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_worker(settings: Settings, log: Path) -> WorkerProcess:
-    """Start `ticktide worker` and wait until its web views answer."""
+def start_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
+    """Start `ticktide worker` (extra environment in ``env``) and wait until its web views answer."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings), cwd=REPO,
+        [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings, **env), cwd=REPO,
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)

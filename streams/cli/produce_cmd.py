@@ -13,10 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams import loading
 from streams.catalog import topic as catalog_topic
+from streams.cli import news_cmd
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.errors import InvalidInput
 from streams.ingest import TRADE_FORMATS
+from streams.ingest.news import NEWS_FORMATS
 from streams.producer import EventProducer
+from streams.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)
 SHOWN_REJECTS = 10
@@ -39,7 +42,8 @@ def produce(
     file: Annotated[
         Path | None, typer.Option("--file", help="Input file (.gz read transparently)", show_default=False)
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(TRADE_FORMATS)}")] = "jsonl",
+    fmt: Annotated[str, typer.Option(
+        "--format", help=f"Trades: {', '.join(TRADE_FORMATS)}; news: {', '.join(NEWS_FORMATS)}")] = "jsonl",
     symbol: Annotated[str | None, typer.Option(help="Symbol of a Binance CSV file", show_default=False)] = None,
     venue: Annotated[str, typer.Option(help="Venue name written into each trade")] = "binance-usdm",
     skip_invalid: Annotated[
@@ -52,7 +56,7 @@ def produce(
         bool, typer.Option("--synthetic", help="Generate a random-walk feed instead of reading a file")
     ] = False,
     symbols: Annotated[str, typer.Option(help="Synthetic feed symbols, comma-separated")] = "BTCUSDT,ETHUSDT",
-    rate: Annotated[float, typer.Option(help="Synthetic trades per second")] = 1000.0,
+    rate: Annotated[float, typer.Option(help="Synthetic trades (or headlines) per second")] = 1000.0,
     duration: Annotated[float, typer.Option(help="Synthetic feed seconds; 0 runs until Ctrl-C")] = 10.0,
     seed: Annotated[int | None, typer.Option(help="Synthetic feed random seed", show_default=False)] = None,
     broker: BrokerOption = None,
@@ -60,13 +64,16 @@ def produce(
 ) -> None:
     """Produce trades to a topic from a file (validated first) or a synthetic feed."""
     catalog_topic(topic)
-    if topic != "market.trades":
-        raise InvalidInput(f"produce supports market.trades for now, not {topic}")
+    if topic not in ("market.trades", news_cmd.TOPIC):
+        raise InvalidInput(f"produce supports market.trades and market.news, not {topic}")
     if synthetic == (file is not None):
         raise InvalidInput("give exactly one of --file F or --synthetic")
     if rate <= 0:
         raise InvalidInput(f"--rate must be positive, got {rate}")
     settings = settings_from(config, broker=broker)
+    if topic == news_cmd.TOPIC:
+        _produce_news(settings, file, fmt, skip_invalid, rejects, symbols, rate, duration, seed)
+        return
     with EventProducer(settings) as producer:
         if file is not None:
             report = _produce_file(producer, topic, file, fmt, symbol, venue, skip_invalid, rejects)
@@ -137,3 +144,19 @@ def _produce_synthetic(
     if stopping:
         print("stopped by signal", file=sys.stderr)
     return report
+
+
+def _produce_news(settings: Settings, file: Path | None, fmt: str, skip_invalid: bool,
+                  rejects: Path | None, symbols: str, rate: float, duration: float,
+                  seed: int | None) -> None:
+    stopping: list[bool] = []
+    with EventProducer(settings) as producer:
+        if file is not None:
+            sent, rejected = news_cmd.produce_news_file(producer, file, fmt, skip_invalid, rejects, console)
+            console.print(f"sent {sent} headlines, rejected {rejected}")
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.append(True))
+        names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+        sent = news_cmd.produce_news_synthetic(producer, names, rate, duration, seed, lambda: bool(stopping))
+    console.print(f"sent {sent} synthetic headlines")

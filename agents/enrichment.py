@@ -1,0 +1,140 @@
+"""analysis.anomalies, analysis.indicators, market.news -> Claude (batched, cached,
+budgeted, breaker, fallback) -> analysis.enrichments.
+
+Every anomaly and headline, and the periodic snapshot of each symbol
+(``enrich_snapshot_every_s``), of the enabled kinds yields exactly one Enrichment (source claude, cache
+or fallback), with causation id = the event's id and an id derived from it, so a
+re-delivered event re-emits the same Enrichment. Indicator snapshots are also kept as
+context. A batch waits at most ``enrich_deadline_s`` for Claude; then it falls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faust import StreamT
+from faust.types import EventT
+
+from domain.enrich.breaker import CircuitBreaker
+from domain.enrich.budget import Budget
+from domain.enrich.cache import ResponseCache
+from domain.enrich.context import (
+    Context,
+    Subject,
+    build_context,
+    snapshot_due,
+    snapshot_subject,
+    subject_of,
+)
+from domain.enrich.outcome import Outcome, enrichment_record
+from schemas.records import Anomaly, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
+from streams.app import TickTideApp
+from streams.assess_view import install_assess
+from streams.enrich_metrics import EnrichmentMetrics
+from streams.enrichment import Enricher, client_from, limits_from
+from streams.errors import UnexpectedRecordType
+from streams.jsonio import event_to_json
+from tables.enrichment import PRODUCER, ContextHistory, LoggedCache
+
+log = logging.getLogger(__name__)
+AGENT = "enrichment"
+ASSESS_AGENT = "enrichment.assess"
+INPUTS: dict[str, tuple[str, type[Event]]] = {
+    "anomalies": ("analysis.anomalies", Anomaly),
+    "indicators": ("analysis.indicators", IndicatorSnapshot),
+    "news": ("market.news", News),
+}
+
+
+def make_enricher(app: TickTideApp, cache: LoggedCache) -> Enricher:
+    """The worker's one Enricher, from the settings."""
+    settings = app.settings
+    client = client_from(settings)
+    return Enricher(
+        client=client, budget=Budget(limits_from(settings)),
+        breaker=CircuitBreaker(settings.enrich_breaker_failures, settings.enrich_breaker_cooldown_s),
+        cache=cache.cache, metrics=EnrichmentMetrics(app.metrics.registry),
+        batch_max=settings.enrich_batch_max, max_output_tokens=settings.enrich_max_output_tokens,
+        persist=cache.persist)
+
+
+def install(app: TickTideApp) -> None:
+    """Register the enrichment agent and GET /assess/{symbol}."""
+    settings = app.settings
+    enabled = set(settings.enrich_inputs.split(","))
+    types = {topic: kind for topic, kind in INPUTS.values()}
+    kinds = {topic: name for name, (topic, _) in INPUTS.items()}
+    cache = LoggedCache(app, ResponseCache(settings.enrich_cache_ttl_s))
+    enricher = make_enricher(app, cache)
+    history = ContextHistory(settings.enrich_history)
+    out = app.typed_topics["analysis.enrichments"]
+    channel = app.topic(*types, key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw", partitions=settings.partitions)
+
+    def subject(message: Any) -> Subject | None:
+        """The subject of a record, or None for a snapshot kept only as context."""
+        record = app.codec.decode(message.value)
+        if not isinstance(record, types[message.topic]):
+            raise UnexpectedRecordType(
+                f"{message.topic} carries {types[message.topic].__name__}, not {type(record).__name__}")
+        if isinstance(record, IndicatorSnapshot):
+            history.add(record)
+            if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
+                return None
+        return subject_of(record) if kinds[message.topic] in enabled else None
+
+    async def enrich_batch(batch: list[EventT[Any]]) -> None:
+        """Decode, enrich and send a batch; a record that fails is dead-lettered alone."""
+        items: list[tuple[Any, Subject]] = []
+        for event in batch:
+            async with app.deadletters.guard(event.message, agent=AGENT):
+                found = subject(event.message)
+                if found is not None:
+                    items.append((event.message, found))
+        contexts = [build_context(s, history.of(s.symbol), settings.enrich_context_tokens,
+                                  enricher.chars_per_token) for _, s in items]
+        outcomes = await safe_enrich(contexts)
+        now = utc_now()
+        pending = []
+        for (message, _), context, outcome in zip(items, contexts, outcomes, strict=True):
+            async with app.deadletters.guard(message, agent=AGENT):
+                pending.append(await out.send_pending(enrichment_record(context.subject, outcome, PRODUCER, now)))
+        await asyncio.gather(*pending)
+        app.count_processed(AGENT, len(batch))
+
+    async def safe_enrich(contexts: list[Context]) -> list[Outcome]:
+        try:
+            return await enricher.enrich(contexts, settings.enrich_deadline_s)
+        except Exception:  # a bug must not lose events: they get the fallback
+            log.exception("enrichment failed; falling back for %d events", len(contexts))
+            return [Outcome(enricher.fallback(c, "internal_error"), EnrichmentSource.FALLBACK,
+                            reason="internal_error") for c in contexts]
+
+    @app.agent(channel, name=AGENT)
+    async def enrich(stream: StreamT[bytes]) -> None:
+        if enricher.client is not None:
+            enricher.chars_per_token = await enricher.client.calibrate()
+        await cache.load()
+        batches = stream.take_events(  # type: ignore[attr-defined]  # in faust, not its stubs
+            settings.enrich_batch_max * 2, within=settings.enrich_batch_wait_s)
+        async for batch in batches:
+            await enrich_batch(batch)
+
+    @app.agent(name=ASSESS_AGENT)
+    async def assess(requests: StreamT[str]) -> Any:
+        async for symbol in requests:
+            yield await assess_symbol(symbol)
+
+    async def assess_symbol(symbol: str) -> dict[str, Any]:
+        recent = history.of(symbol)
+        if not recent:
+            return {"status": 404, "body": {"error": f"no indicators yet for {symbol!r}"}}
+        subject = snapshot_subject(symbol, recent[-1])
+        context = build_context(subject, recent[:-1], settings.enrich_context_tokens,
+                                enricher.chars_per_token)
+        outcome = (await safe_enrich([context]))[0]
+        return {"status": 200, "body": event_to_json(enrichment_record(subject, outcome, PRODUCER, utc_now()))}
+
+    install_assess(app, assess)

@@ -1,0 +1,1 @@
+"""Pure logic of the Claude enrichment: breaker, budget, context, answers, fallback."""

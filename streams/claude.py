@@ -1,0 +1,192 @@
+"""The Claude client behind a small interface: ``ClaudeAssessor.assess(contexts, deadline)``.
+
+Real implementation on the ``anthropic`` SDK. The SDK's own retries are off (it cannot
+tell a spend-limit 429 from a rate-limit 429, nor cap retry-after); this module retries
+up to ``max_retries`` times, honours retry-after capped at ``retry_after_cap_s`` and never
+past the deadline, and never retries a 429 that says the spend limit is reached. The
+model must call the one tool (its input schema is the assessment schema, it does
+nothing); the answer is validated, items with an invalid answer are asked once more, then
+they are left to the caller's fallback. Stop reasons refusal and max_tokens are handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anthropic
+from anthropic.types import ToolParam
+
+from domain.enrich.assessment import TOOL_SCHEMA, Assessment, InvalidAnswer, validate_answer
+from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, user_message
+from streams.errors import TickTideError
+
+log = logging.getLogger(__name__)
+TOOL_NAME = "record_assessments"
+TOOL: ToolParam = {"name": TOOL_NAME, "description": "Record one assessment per item id. Has no other effect.",
+        "input_schema": TOOL_SCHEMA}
+PROMPT_TEXT = SYSTEM_PROMPT + json.dumps(TOOL)  # sent with every call, for token estimates
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
+SPEND_LIMIT_WORDS = ("spend limit", "spending limit", "usage limit", "credit balance", "billing")
+
+
+_SAMPLE = Subject(  # a typical item, to calibrate the chars-per-token estimate
+    event_id="sample", kind="indicators", symbol="BTCUSDT", event_time_us=0,
+    facts={"kind": "indicators", "symbol": "BTCUSDT", "interval": "1m", "close": 64012.5,
+           "ema_fast": 63990.1, "ema_slow": 63870.4, "rsi": 61.2, "atr": 85.3,
+           "realised_volatility": 0.0123, "volume_zscore": 1.7})
+
+
+class ClaudeUnavailable(TickTideError):
+    """No usable answer could be had from the API (the reason is a short label)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass
+class BatchAnswer:
+    """What one ``assess`` got: assessments by item id, why the others have none, usage."""
+
+    assessments: dict[str, Assessment] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+
+class Assessor(Protocol):
+    """What the enrichment needs from Claude."""
+
+    model: str
+
+    async def assess(self, contexts: dict[str, Context], deadline: float) -> BatchAnswer:
+        """Assess every context (keyed by item id) before ``deadline`` (monotonic)."""
+        ...
+
+    async def calibrate(self) -> float:
+        """Characters per token of a typical prompt."""
+        ...
+
+
+def _status_reason(status: int) -> str:
+    return {429: "rate_limited", 529: "overloaded"}.get(
+        status, "server_error" if status >= 500 else "client_error")
+
+
+def _retry_after(error: anthropic.APIStatusError) -> float | None:
+    value = error.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def is_spend_limit(error: anthropic.APIStatusError) -> bool:
+    """A 429 (or 400) that says the account's spend limit or credit is exhausted."""
+    text = str(error.message).lower() + str(error.body).lower()
+    return error.status_code in (400, 429) and any(word in text for word in SPEND_LIMIT_WORDS)
+
+
+class ClaudeClient:
+    """``Assessor`` on the real ``anthropic`` SDK (AsyncAnthropic)."""
+
+    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
+                 timeout_s: float = 20.0, max_retries: int = 2, retry_after_cap_s: float = 5.0,
+                 max_output_tokens: int = 1024) -> None:
+        self.model = model
+        self.max_retries = max_retries
+        self.retry_after_cap_s = retry_after_cap_s
+        self.max_output_tokens = max_output_tokens
+        self.timeout_s = timeout_s
+        self.chars_per_token = CHARS_PER_TOKEN
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
+                                                timeout=timeout_s, max_retries=0)
+
+    async def calibrate(self) -> float:
+        """Characters per token of a sample prompt, from the count_tokens endpoint (kept
+        at the default estimate when the endpoint is not there)."""
+        sample = user_message({"0": Context(_SAMPLE)})
+        try:
+            counted = await self._client.messages.count_tokens(
+                model=self.model, system=SYSTEM_PROMPT, tools=[TOOL],
+                messages=[{"role": "user", "content": sample}], timeout=self.timeout_s)
+            overhead = await self._client.messages.count_tokens(
+                model=self.model, system=SYSTEM_PROMPT, tools=[TOOL],
+                messages=[{"role": "user", "content": "x"}], timeout=self.timeout_s)
+            tokens = counted.input_tokens - overhead.input_tokens
+            if tokens > 0:
+                self.chars_per_token = max(1.0, min(8.0, len(sample) / tokens))
+        except (anthropic.APIError, ValueError) as exc:
+            log.info("count_tokens unavailable (%s); estimating %.1f chars/token", exc,
+                     self.chars_per_token)
+        return self.chars_per_token
+
+    async def _create(self, contexts: dict[str, Context], deadline: float) -> Any:
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                raise ClaudeUnavailable("deadline")
+            try:
+                return await self._client.messages.create(
+                    model=self.model, max_tokens=self.max_output_tokens, system=SYSTEM_PROMPT,
+                    messages=[{"role": "user", "content": user_message(contexts)}],
+                    tools=[TOOL], tool_choice={"type": "tool", "name": TOOL_NAME},
+                    timeout=min(self.timeout_s, remaining))
+            except anthropic.APIStatusError as error:
+                if is_spend_limit(error):
+                    raise ClaudeUnavailable("spend_limit", error.message) from None
+                reason, wait = _status_reason(error.status_code), _retry_after(error)
+                if error.status_code not in RETRYABLE:
+                    raise ClaudeUnavailable(reason, error.message) from None
+            except anthropic.APITimeoutError:
+                reason, wait = "timeout", None
+            except anthropic.APIConnectionError as error:
+                reason, wait = "connection", None
+                log.debug("connection error: %s", error)
+            except (anthropic.APIResponseValidationError, ValueError) as error:
+                reason, wait = "malformed_response", None
+                log.debug("malformed response: %s", error)
+            attempt += 1
+            pause = min(wait if wait is not None else 0.2 * 2 ** attempt, self.retry_after_cap_s)
+            if attempt > self.max_retries or time.monotonic() + pause >= deadline:
+                raise ClaudeUnavailable(reason)
+            await asyncio.sleep(pause)
+
+    async def assess(self, contexts: dict[str, Context], deadline: float) -> BatchAnswer:
+        """Ask once; ask again for the items whose answer was invalid; raise
+        ClaudeUnavailable when the API gave no usable response at all."""
+        answer = BatchAnswer()
+        pending = dict(contexts)
+        for _ in range(2):
+            response = await self._create(pending, deadline)
+            answer.calls += 1
+            usage = getattr(response, "usage", None)
+            answer.input_tokens += int(getattr(usage, "input_tokens", 0) or 0)
+            answer.output_tokens += int(getattr(usage, "output_tokens", 0) or 0)
+            stop = getattr(response, "stop_reason", None)
+            if stop == "refusal":
+                answer.problems.update(dict.fromkeys(pending, "refusal"))
+                return answer
+            tool_input = next((block.input for block in getattr(response, "content", None) or []
+                               if getattr(block, "type", None) == "tool_use"
+                               and getattr(block, "name", None) == TOOL_NAME), None)
+            try:
+                valid, problems = validate_answer(tool_input, list(pending))
+            except InvalidAnswer as exc:
+                valid, problems = {}, dict.fromkeys(pending, str(exc))
+            if stop == "max_tokens":
+                problems = dict.fromkeys(problems, "max_tokens")
+            answer.assessments.update(valid)
+            answer.problems = problems
+            pending = {item_id: pending[item_id] for item_id in problems}
+            if not pending:
+                break
+        return answer
+

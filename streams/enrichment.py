@@ -1,0 +1,190 @@
+"""The enrichment service: cache, budget, circuit breaker, batching and fallback around
+the Claude client. ``Enricher.enrich(contexts)`` gives exactly one Outcome per context,
+always before the deadline: Claude's, the cache's, or the fallback's with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from domain.enrich.assessment import Assessment, fallback_assessment
+from domain.enrich.breaker import CircuitBreaker, Transition
+from domain.enrich.budget import Budget, Limits
+from domain.enrich.cache import ResponseCache
+from domain.enrich.context import Context, estimate_tokens, user_message
+from domain.enrich.outcome import Outcome
+from schemas.records import EnrichmentSource
+from streams.claude import PROMPT_TEXT, Assessor, ClaudeClient, ClaudeUnavailable
+from streams.enrich_metrics import BREAKER_VALUES, EnrichmentMetrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+Persist = Callable[[str, str, Outcome, float], Awaitable[None]]
+
+
+async def _no_persist(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> None:
+    return None
+
+
+def client_from(settings: Settings) -> ClaudeClient | None:
+    """The real client, or None without an API key (then everything falls back)."""
+    if settings.anthropic_api_key is None:
+        return None
+    return ClaudeClient(
+        api_key=settings.anthropic_api_key.get_secret_value(), model=settings.anthropic_model,
+        base_url=settings.anthropic_base_url, timeout_s=settings.anthropic_timeout_s,
+        max_retries=settings.anthropic_max_retries,
+        retry_after_cap_s=settings.anthropic_retry_after_cap_s,
+        max_output_tokens=settings.enrich_max_output_tokens)
+
+
+def limits_from(settings: Settings) -> Limits:
+    """The budget limits of the settings."""
+    return Limits(
+        requests_per_min=settings.enrich_requests_per_min,
+        input_tokens_per_min=settings.enrich_input_tokens_per_min,
+        output_tokens_per_min=settings.enrich_output_tokens_per_min,
+        daily_tokens=settings.enrich_daily_tokens, daily_usd=settings.enrich_daily_usd,
+        usd_per_mtok_in=settings.enrich_usd_per_mtok_in,
+        usd_per_mtok_out=settings.enrich_usd_per_mtok_out)
+
+
+@dataclass
+class Enricher:
+    """One per worker; agents and the /assess view share it (and so its budget)."""
+
+    client: Assessor | None
+    budget: Budget
+    breaker: CircuitBreaker
+    cache: ResponseCache
+    metrics: EnrichmentMetrics
+    batch_max: int = 8
+    concurrency: int = 2
+    max_output_tokens: int = 1024
+    persist: Persist = _no_persist
+    clock: Callable[[], float] = time.time
+    chars_per_token: float = 3.5
+    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=1000))
+    _slots: asyncio.Semaphore | None = None
+
+    @property
+    def model(self) -> str:
+        """The model asked (or the fallback's name without a client)."""
+        return self.client.model if self.client else "none"
+
+    async def enrich(self, contexts: list[Context], deadline_s: float) -> list[Outcome]:
+        """One outcome per context, in order, within ``deadline_s`` seconds."""
+        deadline = time.monotonic() + deadline_s
+        outcomes: dict[int, Outcome] = {}
+        misses: dict[str, list[int]] = {}  # cache key -> positions asking it
+        for position, context in enumerate(contexts):
+            key = context.cache_key(self.model)
+            hit = self.cache.get(key, context.subject.event_id, self.clock())
+            if hit is not None:
+                outcomes[position] = hit
+            else:
+                misses.setdefault(key, []).append(position)
+        keys = list(misses)
+        chunks = [keys[i:i + self.batch_max] for i in range(0, len(keys), self.batch_max)]
+        answers = await asyncio.gather(*(self._ask({k: contexts[misses[k][0]] for k in chunk}, deadline)
+                                         for chunk in chunks))
+        for answered in answers:
+            for key, outcome in answered.items():
+                for position in misses[key]:
+                    outcomes[position] = outcome
+        result = [outcomes[p] for p in range(len(contexts))]
+        for outcome in result:
+            self.metrics.events.labels(outcome.source.value.lower()).inc()
+            if outcome.reason:
+                self.metrics.fallbacks.labels(outcome.reason).inc()
+        self.metrics.cache_hit_ratio.set(self.cache.hit_ratio)
+        return result
+
+    @staticmethod
+    def fallback(context: Context, reason: str) -> Assessment:
+        """The deterministic assessment of a context."""
+        return fallback_assessment(context.subject.facts, context.history, reason)
+
+    def _fallback(self, contexts: dict[str, Context], reason: str) -> dict[str, Outcome]:
+        return {key: Outcome(self.fallback(c, reason), EnrichmentSource.FALLBACK, reason=reason)
+                for key, c in contexts.items()}
+
+    async def _ask(self, contexts: dict[str, Context], deadline: float) -> dict[str, Outcome]:
+        """At most ``concurrency`` calls at once; the breaker is asked when a slot is free."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            return await self._ask_now(contexts, deadline)
+
+    async def _ask_now(self, contexts: dict[str, Context], deadline: float) -> dict[str, Outcome]:
+        if self.client is None:
+            return self._fallback(contexts, "no_api_key")
+        now = self.clock()
+        if not self.breaker.allow(now):
+            self._note_breaker()
+            return self._fallback(contexts, "breaker_open")
+        self._note_breaker()
+        keys = list(contexts)  # items are numbered in the prompt: short ids cost fewer tokens
+        numbered = {str(n): contexts[key] for n, key in enumerate(keys)}
+        estimate = estimate_tokens(PROMPT_TEXT + user_message(numbered), self.chars_per_token)
+        refused = self.budget.refuse(now, estimate, self.max_output_tokens)
+        if refused:
+            self.breaker.cancel()
+            return self._fallback(contexts, f"budget_{refused}")
+        started = time.monotonic()
+        try:
+            answer = await asyncio.wait_for(self.client.assess(numbered, deadline),
+                                            max(0.0, deadline - time.monotonic()))
+        except (ClaudeUnavailable, TimeoutError) as error:
+            reason = error.reason if isinstance(error, ClaudeUnavailable) else "deadline"
+            self.budget.record(self.clock(), 0, 0)
+            self.breaker.failure(self.clock())
+            self._note_breaker()
+            self.metrics.calls.labels(reason).inc()
+            return self._fallback(contexts, reason)
+        latency = time.monotonic() - started
+        self.breaker.success(self.clock())
+        self._note_breaker()
+        cost = self.budget.record(self.clock(), answer.input_tokens, answer.output_tokens)
+        self.metrics.calls.labels("ok").inc(answer.calls)
+        self.metrics.latency.observe(latency)
+        self.metrics.tokens.labels("input").inc(answer.input_tokens)
+        self.metrics.tokens.labels("output").inc(answer.output_tokens)
+        self.metrics.cost.inc(cost)
+        share = max(1, len(contexts))
+        outcomes: dict[str, Outcome] = {}
+        for number, key in enumerate(keys):
+            context, item_id = contexts[key], str(number)
+            assessment = answer.assessments.get(item_id)
+            if assessment is None:
+                outcomes[key] = self._fallback({key: context}, _reason(answer.problems[item_id]))[key]
+                continue
+            outcomes[key] = Outcome(assessment, EnrichmentSource.CLAUDE, model=self.model,
+                                    input_tokens=answer.input_tokens // share,
+                                    output_tokens=answer.output_tokens // share,
+                                    latency_ms=latency * 1000)
+            stored_at = self.clock()
+            self.cache.remember(key, context.subject.event_id, outcomes[key], stored_at)
+            try:
+                await self.persist(key, context.subject.event_id, outcomes[key], stored_at)
+            except Exception as error:  # the answer stands; only a replay would miss it
+                log.warning("could not log a cached answer: %s", error)
+        return outcomes
+
+    def _note_breaker(self) -> None:
+        """Log and count the breaker's new transitions; publish its state."""
+        for change in self.breaker.drain():
+            log.warning("enrichment circuit breaker %s -> %s", change.before.value, change.after.value)
+            self.metrics.breaker_transitions.labels(change.after.value).inc()
+            self.transitions.append(change)
+        self.metrics.breaker_state.set(BREAKER_VALUES[self.breaker.state.value])
+
+
+def _reason(problem: str) -> str:
+    return problem if problem in ("refusal", "max_tokens") else "invalid_answer"
+
