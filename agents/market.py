@@ -119,7 +119,7 @@ def install(app: TickTideApp) -> None:
             read_up_to[partition] = max(read_up_to.get(partition, -1), row["source_offset"])
         # The consumer's own highwater can be stale after a rebalance (a partition owned
         # briefly earlier): ask the broker for the true end of each partition instead.
-        ends = await asyncio.to_thread(end_offsets, app.settings, SOURCE)
+        ends = await asyncio.to_thread(end_offsets, app.settings, app.settings.topic_prefix + SOURCE)
         for symbol, row in quiet:
             partition = row["source_partition"]
             if ends[partition] > read_up_to[partition] + 1:

@@ -205,28 +205,35 @@ def _filled(state: Portfolio, event: OrderFilled) -> bool:
         _trim(state)
     signed = event.fill_quantity if event.side == Side.BUY else -event.fill_quantity
     position = state.positions.setdefault(event.symbol, Position())
-    _trade(position, signed, event.fill_price)
+    paid = _trade(position, signed, event.fill_price)
     position.fees += event.fee
     position.last_price = event.fill_price
-    state.cash -= signed * event.fill_price + event.fee
+    state.cash -= paid + event.fee
     return True
 
 
-def _trade(position: Position, signed: Decimal, price: Decimal) -> None:
-    """Move a position by ``signed`` units at ``price``: reduce (realising P&L), then open."""
+def _trade(position: Position, signed: Decimal, price: Decimal) -> Decimal:
+    """Move a position by ``signed`` units at ``price``: reduce it (realising P&L), then
+    open the rest the other way. Returns the cash paid (negative: received); every figure
+    is rounded to 18 places, and the same rounded figures go into cash, cost and P&L."""
+    paid = quantize(signed * price)
+    opening_paid = paid
     if position.quantity and (position.quantity > 0) != (signed > 0):
         closing = min(abs(signed), abs(position.quantity))
+        closing_signed = closing if position.quantity > 0 else -closing  # units leaving the position
+        closing_paid = paid if closing == abs(signed) else quantize(-closing_signed * price)
         removed = quantize(position.cost * closing / abs(position.quantity))
-        closing_signed = closing if position.quantity > 0 else -closing
-        position.realised += closing_signed * price - removed
+        position.realised += -closing_paid - removed
         position.cost -= removed
         position.quantity -= closing_signed
         signed += closing_signed
+        opening_paid = paid - closing_paid
     if signed:
         position.quantity += signed
-        position.cost += signed * price
+        position.cost += opening_paid
     if not position.quantity:
         position.cost = ZERO
+    return paid
 
 
 def _rejected(state: Portfolio, event: OrderRejected) -> bool:

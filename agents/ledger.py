@@ -1,0 +1,84 @@
+"""trading.commands -> the paper ledger -> trading.events (the only source of truth).
+
+One account's orders, marks and user commands arrive in one partition, in order. For each
+the pure decisions (domain.orders) emit trading events, folded into the account's state
+with the same fold rebuild uses; the events are sent and acknowledged by the broker before
+the row (with the input offset) is written. A crash in between re-decides the same input
+from the old row and re-emits events with the same ids, which the fold ignores; an input
+at or before the row's offset is skipped. A timer closes orders that outlived the saga
+timeout with compensating OrderRejected events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from faust import StreamT
+
+from domain import orders
+from domain.clock import to_micros
+from domain.orders import Mark
+from schemas.records import Event, PlaceOrder, Trade, UserCommand
+from streams.app import TickTideApp
+from streams.errors import UnexpectedRecordType
+from tables import trading as glue
+from tables.candles import partition_scope
+
+AGENT = "trading.ledger"
+
+
+def install(app: TickTideApp) -> None:
+    """Register the ledger agent and the order-timeout timer."""
+    table, _, _ = glue.declare(app)
+    settings = app.settings
+    config = glue.trading_config(settings)
+    source = app.typed_topics["trading.commands"]
+    events_topic = app.typed_topics["trading.events"]
+    lock = asyncio.Lock()  # the agent and the timer both read-modify-write rows
+
+    async def publish(account: str, events: list[Event]) -> None:
+        for event in events:  # all or nothing: a bad event must not leave the others sent
+            app.codec.encode(event)
+        pending = [await events_topic.send_pending(e, key=account) for e in events]
+        if pending:
+            await asyncio.gather(*pending)
+
+    def decide(row: glue.AccountRow, record: Event) -> list[Event]:
+        if isinstance(record, PlaceOrder):
+            return orders.place(row.state, record, config, row.marks)
+        if isinstance(record, Trade):
+            mark = Mark(record.envelope.event_id, record.symbol, record.price, record.size,
+                        to_micros(record.trade_time), record.trade_id)
+            return orders.on_mark(row.state, mark, config, record) if row.add_mark(mark) else []
+        if isinstance(record, UserCommand):
+            return orders.command(row.state, record, config, row.marks)
+        raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
+
+    @app.agent(source.faust, name=AGENT)
+    async def ledger(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            async with lock, app.deadletters.guard(message, agent=AGENT):
+                record = app.codec.decode(message.value)
+                account = message.key.decode() if message.key else ""
+                row = glue.load_account(table, account, settings.initial_cash)
+                if row.partition != message.partition or message.offset > row.offset:
+                    emitted = decide(row, record)
+                    await publish(account, emitted)
+                    row.partition, row.offset = message.partition, message.offset
+                    table[account] = row.to_row()
+            app.count_processed(AGENT)
+
+    @app.timer(interval=1.0, name="trading.order_timeouts")
+    async def expire_orders() -> None:
+        """Close orders open longer than the timeout (no order stays pending)."""
+        now_us = time.time_ns() // 1000
+        async with lock:
+            for account, raw in list(table.items()):
+                row = glue.load_account(table, account, settings.initial_cash)
+                emitted = orders.expire(row.state, now_us, config)
+                if emitted:
+                    await publish(account, emitted)
+                    with partition_scope(source.name, raw["input"][0]):
+                        table[account] = row.to_row()

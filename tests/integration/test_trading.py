@@ -1,0 +1,160 @@
+"""Paper trading end to end on the embedded broker: a synthetic feed -> 1 s candles ->
+indicators -> EMA-cross signals -> orders -> fills -> portfolio, visible over HTTP, and
+`ticktide rebuild portfolio` agreeing with the live table, also after a SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.records import (
+    CommandAcknowledged,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    PlaceOrder,
+    TradeSignal,
+    UserCommand,
+)
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from streams.consumer import Consumed, read_topic
+from streams.ingest import synthetic_trades
+from streams.producer import EventProducer
+from streams.settings import Settings
+from tests.harness import WorkerProcess, http_json, run_cli, settings_for, start_worker
+
+START = datetime(2024, 7, 19, tzinfo=UTC)  # old timestamps: event time, not wall clock
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+ACCOUNT = "paper-e2e"
+
+
+def trading_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
+    """1 s candles and a strategy on them, small orders, limits that bind sometimes."""
+    settings = settings_for(
+        broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
+        order_quantity=Decimal("0.01"), max_position=Decimal("0.02"), fill_participation=Decimal("0.5"),
+        order_timeout_s=20, **extra)
+    create_topics(settings)
+    return settings
+
+
+def feed(seconds: int, seed: int = 7) -> list[Any]:
+    trades = synthetic_trades(SYMBOLS, seed=seed, start=START, rate=40, out_of_order_share=0)
+    return list(islice(trades, seconds * 40))
+
+
+def produce(settings: Settings, events: list[Any], topic: str = "market.trades") -> None:
+    with EventProducer(settings) as producer:
+        for event in events:
+            producer.send(topic, event)
+
+
+def collect(settings: Settings, topic: str) -> list[Any]:
+    return [r.event for r in read_topic(settings, topic, idle_timeout=3) if isinstance(r, Consumed)]
+
+
+def wait_for(what: str, check: Any, timeout: float = 150, pause: float = 2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(pause)
+
+
+def settled_portfolio(worker: WorkerProcess) -> dict[str, Any]:
+    """The portfolio once no order is open and its event count stopped moving."""
+    last: list[Any] = [None]
+
+    def stable() -> dict[str, Any] | None:
+        status, body = http_json(f"{worker.url}/portfolio/{ACCOUNT}")
+        if status != 200 or body["open_orders"]:
+            return None
+        seen, last[0] = last[0], body["events"]
+        return body if seen == body["events"] else None
+    return dict(wait_for("the portfolio to settle", stable, pause=4))
+
+
+def check_ledger(settings: Settings) -> tuple[list[Any], dict[str, Decimal]]:
+    """Trading facts are consistent: every order from a signal, no order over-filled."""
+    signals = {s.envelope.event_id: s for s in collect(settings, "trading.signals") if isinstance(s, TradeSignal)}
+    events = collect(settings, "trading.events")
+    placed = {e.order_id: e for e in events if isinstance(e, OrderPlaced)}
+    fills: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for e in events:
+        if isinstance(e, OrderFilled):
+            fills[e.order_id][e.fill_id] = e.fill_quantity  # a re-emitted fill keeps its id
+    assert signals and placed and fills, "signals, orders and fills expected"
+    for order_id, order in placed.items():
+        assert sum(fills[order_id].values(), Decimal(0)) <= order.quantity, f"{order_id} over-filled"
+    commands = {c.envelope.event_id: c for c in collect(settings, "trading.commands") if isinstance(c, PlaceOrder)}
+    for order in placed.values():  # lineage: OrderPlaced <- PlaceOrder <- TradeSignal
+        assert commands[order.envelope.causation_id].signal_id in signals
+    return events, {k: sum(v.values(), Decimal(0)) for k, v in fills.items()}
+
+
+def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = trading_settings(isolated_broker, tmp_path)
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        produce(settings, feed(240))
+        body = settled_portfolio(worker)
+        events, filled = check_ledger(settings)
+        positions = body["positions"]
+        assert positions and all(abs(Decimal(p["quantity"])) <= Decimal("0.02") for p in positions.values())
+        assert Decimal(body["fees"]) > 0
+        rejected = [e for e in events if isinstance(e, OrderRejected)]
+        assert {e.reason_code for e in rejected} <= {"max_position", "expired"}
+        some_order = next(iter(filled))
+        status, order = http_json(f"{worker.url}/orders/{some_order}")
+        assert status == 200 and order["status"] == "FILLED" and Decimal(order["filled"]) == filled[some_order]
+        status, listed = http_json(f"{worker.url}/signals?symbol=BTCUSDT&limit=3")
+        assert status == 200 and 0 < len(listed["signals"]) <= 3
+        assert http_json(f"{worker.url}/signals")[0] == 400
+
+        produce(settings, [UserCommand(
+            envelope=UserCommand.envelope_for(event_time=START, producer="test", event_id="pause-1"),
+            command="pause_strategy", arguments={"strategy": "ema_cross", "account": ACCOUNT}, user="ann")],
+            "user.commands")
+        acks = wait_for("the pause to be acknowledged", lambda: [
+            e for e in collect(settings, "trading.events") if isinstance(e, CommandAcknowledged)])
+        assert acks[0].accepted and acks[0].command_id == "pause-1"
+        assert wait_for("the pause in the portfolio", lambda: http_json(
+            f"{worker.url}/portfolio/{ACCOUNT}")[1]["controls"]["paused"] == ["ema_cross"])
+
+        rebuilt = run_cli("rebuild", "portfolio", settings=settings)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert f"portfolio {ACCOUNT}: equal" in rebuilt.stdout and "events/s" in rebuilt.stdout
+    finally:
+        worker.stop()
+
+
+@pytest.mark.integration
+def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twice(
+        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = trading_settings(isolated_broker, tmp_path)
+    worker = start_worker(settings, tmp_path / "worker-1.log")
+    try:
+        produce(settings, feed(240, seed=11))
+        wait_for("the first fills", lambda: any(isinstance(e, OrderFilled)
+                                                for e in collect(settings, "trading.events")), pause=1)
+        worker.stop(signal.SIGKILL)
+        worker = start_worker(settings, tmp_path / "worker-2.log")
+        settled_portfolio(worker)
+        check_ledger(settings)
+        rebuilt = run_cli("rebuild", "portfolio", settings=settings)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert f"portfolio {ACCOUNT}: equal" in rebuilt.stdout
+    finally:
+        worker.stop()
