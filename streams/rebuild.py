@@ -109,6 +109,13 @@ def _difference(expected: Any, actual: Any, path: str = "") -> str:
 
 def rebuild_portfolio(settings: Settings) -> Comparison:
     """Fold trading.events into fresh portfolios and compare with the live table."""
+    result, rebuilt = fold_portfolios(settings)
+    live = {k: v["portfolio"] for k, v in changelog_rows(settings, "portfolio").items()}
+    return _compare(result, rebuilt, live)
+
+
+def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
+    """Fold trading.events into fresh portfolios: (timing and checksum, rows by account)."""
     result = Comparison("portfolio")
     started = time.perf_counter()
     states: dict[str, ledger.Portfolio] = {}
@@ -122,8 +129,7 @@ def rebuild_portfolio(settings: Settings) -> Comparison:
     rebuilt = {account: ledger.to_row(state) for account, state in states.items()}
     result.seconds = time.perf_counter() - started
     result.checksum = checksum(rebuilt)
-    live = {k: v["portfolio"] for k, v in changelog_rows(settings, "portfolio").items()}
-    return _compare(result, rebuilt, live)
+    return result, rebuilt
 
 
 def _compare(result: Comparison, rebuilt: dict[str, Any], live: dict[str, Any],

@@ -4,8 +4,11 @@ indicators -> EMA-cross signals -> orders -> fills -> portfolio, visible over HT
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +20,7 @@ import pytest
 
 from schemas.records import (
     CommandAcknowledged,
+    IndicatorSnapshot,
     OrderFilled,
     OrderPlaced,
     OrderRejected,
@@ -24,11 +28,14 @@ from schemas.records import (
     TradeSignal,
     UserCommand,
 )
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.admin import create_topics, end_offsets
+from streams.broker import EmbeddedBroker, free_port
+from streams.codec import AvroCodec
 from streams.consumer import Consumed, read_topic
 from streams.ingest import synthetic_trades
 from streams.producer import EventProducer
+from streams.ranges import from_beginning, read_range
+from streams.registry import make_registry
 from streams.settings import Settings
 from tests.harness import WorkerProcess, http_json, run_cli, settings_for, start_worker
 
@@ -122,6 +129,7 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         status, listed = http_json(f"{worker.url}/signals?symbol=BTCUSDT&limit=3")
         assert status == 200 and 0 < len(listed["signals"]) <= 3
         assert http_json(f"{worker.url}/signals")[0] == 400
+        assert post_json(f"{worker.url}/commands", {"command": "kill_switch"}, token="")[0] == 404  # no token set
 
         produce(settings, [UserCommand(
             envelope=UserCommand.envelope_for(event_time=START, producer="test", event_id="pause-1"),
@@ -136,6 +144,19 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         rebuilt = run_cli("rebuild", "portfolio", settings=settings)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         assert f"portfolio {ACCOUNT}: equal" in rebuilt.stdout and "events/s" in rebuilt.stdout
+        candles = run_cli("rebuild", "candles", settings=settings)
+        assert candles.returncode == 0, candles.stdout + candles.stderr
+        assert "candles BTCUSDT: equal" in candles.stdout and "candles ETHUSDT: equal" in candles.stdout
+
+        why = run_cli("explain", some_order, settings=settings)
+        assert why.returncode == 0, why.stderr
+        chain = why.stdout
+        for step in ("OrderPlaced", "OrderFilled", "PlaceOrder", "TradeSignal", "IndicatorSnapshot", "Candle",
+                     "market.trades["):
+            assert step in chain, f"{step} missing from:\n{chain}"
+        assert chain.index("TradeSignal") < chain.index("IndicatorSnapshot") < chain.index("<- trades")
+        unknown = run_cli("explain", "no-such-order", settings=settings)
+        assert unknown.returncode == 1 and "no order 'no-such-order'" in unknown.stderr
     finally:
         worker.stop()
 
@@ -143,7 +164,7 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
 @pytest.mark.integration
 def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twice(
         isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
-    settings = trading_settings(isolated_broker, tmp_path)
+    settings = trading_settings(isolated_broker, tmp_path, api_token="s3cret")
     worker = start_worker(settings, tmp_path / "worker-1.log")
     try:
         produce(settings, feed(240, seed=11))
@@ -153,8 +174,83 @@ def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twi
         worker = start_worker(settings, tmp_path / "worker-2.log")
         settled_portfolio(worker)
         check_ledger(settings)
+
+        limit = {"command": "set_risk_limit", "arguments": {"limit": "max_position", "value": "0.5",
+                                                            "account": ACCOUNT}}
+        assert post_json(f"{worker.url}/commands", limit, token="wrong")[0] == 401
+        status, answer = post_json(f"{worker.url}/commands", limit, token="s3cret")
+        assert status == 202
+        ack = wait_for("the limit change to be acknowledged", lambda: [
+            e for e in collect(settings, "trading.events")
+            if isinstance(e, CommandAcknowledged) and e.command_id == answer["command_id"]])[0]
+        assert ack.accepted
+        assert http_json(f"{worker.url}/portfolio/{ACCOUNT}")[1]["controls"]["limits"] == {"max_position": "0.5"}
         rebuilt = run_cli("rebuild", "portfolio", settings=settings)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         assert f"portfolio {ACCOUNT}: equal" in rebuilt.stdout
     finally:
         worker.stop()
+
+
+def post_json(url: str, body: Any, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
+        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = trading_settings(isolated_broker, tmp_path)
+    worker = start_worker(settings, tmp_path / "live.log")
+    try:
+        produce(settings, feed(240, seed=3))
+        settled_portfolio(worker)
+    finally:
+        worker.stop()
+    ends = list(end_offsets(settings, "analysis.indicators"))
+    stored = sorted(read_range(settings, "analysis.indicators", from_beginning(len(ends)), ends),
+                    key=lambda r: r.timestamp_ms)
+    start_ms, stop_ms = stored[len(stored) // 4].timestamp_ms, stored[3 * len(stored) // 4].timestamp_ms
+    replayed = run_cli("replay", "--topic", "analysis.indicators", "--from", _iso(start_ms), "--to", _iso(stop_ms),
+                       "--into", "replay1", settings=settings)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "events/s" in replayed.stdout and "TICKTIDE_APP_ID=replay1" in replayed.stdout
+
+    # what the live run saw in that range: per partition, records from the first at or after
+    # --from up to the first at or after --to; a symbol's first snapshot has no previous one
+    in_range = [r for r in stored if start_ms <= r.timestamp_ms < stop_ms]
+    snapshots = [e for e in (CODEC.decode(r.value) for r in in_range)
+                 if isinstance(e, IndicatorSnapshot) and e.interval == "1s"]
+    firsts = {min((s for s in snapshots if s.symbol == symbol), key=lambda s: s.candle_end).envelope.event_id
+              for symbol in {s.symbol for s in snapshots}}
+    caused_by = {s.envelope.event_id for s in snapshots} - firsts
+    live = {_signal(s) for s in collect(settings, "trading.signals") if s.envelope.causation_id in caused_by}
+    assert live, "the range should hold some live signals"
+
+    isolated = settings.model_copy(update={"app_id": "replay1", "topic_prefix": "replay1.",
+                                           "data_dir": tmp_path / "replay-data", "web_port": free_port()})
+    replay_worker = start_worker(isolated, tmp_path / "replay.log")
+    try:
+        got = wait_for("the replayed signals", lambda: (
+            found if len(found := {_signal(s) for s in collect(settings, "replay1.trading.signals")}) >= len(live)
+            else None))
+    finally:
+        replay_worker.stop()
+    assert got == live
+    assert len(collect(settings, "trading.signals")) >= len(live)  # the live topic is untouched
+
+
+CODEC = AvroCodec(make_registry(None))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def _signal(signal: TradeSignal) -> tuple[Any, ...]:
+    return (signal.envelope.event_id, signal.symbol, str(signal.side), signal.strength, signal.reason,
+            tuple(signal.cause_ids))
