@@ -44,15 +44,22 @@ def install(app: TickTideApp) -> None:
         if pending:
             await asyncio.gather(*pending)
 
+    marks: dict[str, dict[str, list[Mark]]] = {}  # account -> symbol -> recent marks (memory)
+    written_at: dict[str, float] = {}  # account -> when its row was last written
+
     def decide(row: glue.AccountRow, record: Event) -> list[Event]:
+        recent = marks.setdefault(row.state.account, {})
         if isinstance(record, PlaceOrder):
-            return orders.place(row.state, record, config, row.marks)
+            return orders.place(row.state, record, config, recent)
         if isinstance(record, Trade):
             mark = Mark(record.envelope.event_id, record.symbol, record.price, record.size,
                         to_micros(record.trade_time), record.trade_id)
-            return orders.on_mark(row.state, mark, config, record) if row.add_mark(mark) else []
+            if not orders.remember_mark(recent, mark, glue.KEEP_MARKS):
+                return []
+            row.prices[mark.symbol] = str(mark.price)
+            return orders.on_mark(row.state, mark, config, record)
         if isinstance(record, UserCommand):
-            return orders.command(row.state, record, config, row.marks)
+            return orders.command(row.state, record, config, recent)
         raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
 
     @app.agent(source.faust, name=AGENT)
@@ -67,7 +74,11 @@ def install(app: TickTideApp) -> None:
                     emitted = decide(row, record)
                     await publish(account, emitted)
                     row.partition, row.offset = message.partition, message.offset
-                    table[account] = row.to_row()
+                    # A mark that changed nothing is written at most once a second (for
+                    # its price): re-deciding it after a crash changes nothing either.
+                    if emitted or time.monotonic() - written_at.get(account, 0.0) > 1.0:
+                        table[account] = row.to_row()
+                        written_at[account] = time.monotonic()
             app.count_processed(AGENT)
 
     @app.timer(interval=1.0, name="trading.order_timeouts")

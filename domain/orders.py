@@ -93,6 +93,18 @@ class Mark:
     trade_id: int  # the last trade's id
 
 
+def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int) -> bool:
+    """Add a mark to its symbol's recent marks (event-time order, the last ``keep``);
+    False if it was already there."""
+    recent = marks.setdefault(mark.symbol, [])
+    if any(m.event_id == mark.event_id for m in recent):
+        return False
+    recent.append(mark)
+    recent.sort(key=lambda m: (m.time_us, m.trade_id))
+    del recent[:-keep]
+    return True
+
+
 class _Emitter:
     """Builds events caused by one input and folds each into the state as it goes."""
 

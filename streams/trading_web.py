@@ -33,7 +33,7 @@ def _error(web: View, status: int, message: str, **extra: Any) -> Response:
 def portfolio_view(row: dict[str, Any]) -> dict[str, Any]:
     """A portfolio row as users see it (unrealised P&L at the latest market marks)."""
     state = ledger.from_row(row["portfolio"])
-    prices = {symbol: Decimal(marks[-1][1]) for symbol, marks in row["marks"].items() if marks}
+    prices = {symbol: Decimal(price) for symbol, price in row["prices"].items()}
     return {**ledger.summary(state, prices),
             "open_orders": [o for o in row["portfolio"]["orders"].values() if o["status"] == "OPEN"]}
 

@@ -1,10 +1,12 @@
 """Trading tables and the glue between their rows and the pure folds.
 
-* ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.ledger), "marks":
-  recent market marks per symbol (what new orders fill against), "input": [partition,
-  offset] of the last trading.commands record decided}. Keyed by account like
-  trading.commands and trading.events. Only "portfolio" is the projection of
-  trading.events; ``ticktide rebuild portfolio`` compares exactly that part.
+* ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.ledger), "prices":
+  the latest market price per symbol, "input": [partition, offset] of the last
+  trading.commands record decided}. Keyed by account like trading.commands and
+  trading.events. Only "portfolio" is the projection of trading.events; ``ticktide
+  rebuild portfolio`` compares exactly that part. The recent marks that orders fill
+  against are kept in the owning worker's memory, not in the row: they change many times
+  a second and are not state (a restarted worker fills against the marks that follow).
 * ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy).
 * ``signals``: symbol -> the last KEEP_SIGNALS signals as JSON, oldest first.
 """
@@ -18,7 +20,7 @@ from typing import Any
 from faust.types import TableT
 
 from domain import ledger
-from domain.orders import Mark, RiskLimits, TradingConfig
+from domain.orders import RiskLimits, TradingConfig
 from domain.strategy import SymbolContext
 from schemas.records import TradeSignal
 from streams.app import TickTideApp
@@ -31,6 +33,7 @@ STRATEGY = "strategy"
 SIGNALS = "signals"
 KEEP_SIGNALS = 500
 KEEP_MARKS = 300
+"""Recent marks kept per account and symbol (what a new order can fill against)."""
 
 
 def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
@@ -51,31 +54,16 @@ def trading_config(settings: Settings) -> TradingConfig:
 
 @dataclasses.dataclass(slots=True)
 class AccountRow:
-    """A portfolio row, unpacked."""
+    """A portfolio row, unpacked: the ledger state, the latest market price of each symbol
+    (for unrealised P&L in views) and the last input decided."""
 
     state: ledger.Portfolio
-    marks: dict[str, list[Mark]]
+    prices: dict[str, str]
     partition: int
     offset: int
 
-    def add_mark(self, mark: Mark) -> bool:
-        """Remember a mark (in event-time order); False if it was already known."""
-        marks = self.marks.setdefault(mark.symbol, [])
-        if any(m.event_id == mark.event_id for m in marks):
-            return False
-        marks.append(mark)
-        marks.sort(key=lambda m: (m.time_us, m.trade_id))
-        del marks[:-KEEP_MARKS]
-        return True
-
-    def prices(self) -> dict[str, Decimal]:
-        """The latest market price of each symbol seen."""
-        return {symbol: marks[-1].price for symbol, marks in self.marks.items() if marks}
-
     def to_row(self) -> dict[str, Any]:
-        return {"portfolio": ledger.to_row(self.state),
-                "marks": {s: [[m.event_id, str(m.price), str(m.size), m.time_us, m.trade_id] for m in ms]
-                          for s, ms in self.marks.items()},
+        return {"portfolio": ledger.to_row(self.state), "prices": self.prices,
                 "input": [self.partition, self.offset]}
 
 
@@ -84,11 +72,7 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     row = table.get(account)
     if row is None:
         return AccountRow(ledger.Portfolio.open(account, initial_cash), {}, -1, -1)
-    return AccountRow(
-        ledger.from_row(row["portfolio"]),
-        {s: [Mark(m[0], s, Decimal(m[1]), Decimal(m[2]), m[3], m[4]) for m in ms]
-         for s, ms in row["marks"].items()},
-        *row["input"])
+    return AccountRow(ledger.from_row(row["portfolio"]), dict(row["prices"]), *row["input"])
 
 
 def load_context(table: TableT[str, Any], symbol: str) -> SymbolContext:

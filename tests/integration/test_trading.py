@@ -201,7 +201,8 @@ def post_json(url: str, body: Any, token: str) -> tuple[int, Any]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        body = error.read()
+        return error.code, json.loads(body) if body.startswith(b"{") else body.decode()
 
 
 def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
