@@ -39,6 +39,8 @@ EXACT = Context(prec=80)
 MINUTE_US = 60_000_000
 KEEP_CLOSED_ORDERS = 500
 KEEP_ACKNOWLEDGED = 200
+MAX_ORDER_TIMES = 1000
+"""Order times kept for the orders-per-minute limit (the limit can be at most this)."""
 
 
 def quantize(value: Decimal) -> Decimal:
@@ -124,7 +126,7 @@ class Portfolio:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
     controls: Controls = field(default_factory=Controls)
-    order_times: list[int] = field(default_factory=list)  # accepted orders, last minute
+    order_times: list[int] = field(default_factory=list)  # accepted orders, last minute, oldest first
     acknowledged: list[str] = field(default_factory=list)  # recent command ids
     events: int = 0  # events that changed the state
 
@@ -183,7 +185,12 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
         placed_us=placed_us, placed_wall_us=to_micros(event.envelope.ingest_time),
         strategy=strategy_of(event.envelope.producer), last_fill_us=placed_us,
         event_ids=[event.envelope.event_id])
-    state.order_times = [t for t in state.order_times if t > placed_us - MINUTE_US] + [placed_us]
+    times = state.order_times
+    times.append(placed_us)
+    drop = 0
+    while drop < len(times) and (times[drop] <= placed_us - MINUTE_US or len(times) - drop > MAX_ORDER_TIMES):
+        drop += 1
+    del times[:drop]
     return True
 
 
@@ -268,7 +275,10 @@ def _acknowledged(state: Portfolio, event: CommandAcknowledged) -> bool:
 
 
 def _trim(state: Portfolio) -> None:
-    """Forget the oldest closed orders beyond KEEP_CLOSED_ORDERS (open ones stay)."""
+    """Once there are twice KEEP_CLOSED_ORDERS orders, forget the oldest closed ones down
+    to KEEP_CLOSED_ORDERS (open ones stay); in batches, so it costs O(1) per event."""
+    if len(state.orders) < 2 * KEEP_CLOSED_ORDERS:
+        return
     closed = [k for k, o in state.orders.items() if o.status is not OrderStatus.OPEN]
     for order_id in closed[:max(0, len(closed) - KEEP_CLOSED_ORDERS)]:
         del state.orders[order_id]

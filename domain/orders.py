@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from domain.clock import from_micros, to_micros
-from domain.ledger import EXACT, MINUTE_US, ZERO, Order, Portfolio, apply, quantize, strategy_of
+from domain.ledger import EXACT, MAX_ORDER_TIMES, MINUTE_US, ZERO, Order, Portfolio, apply, quantize, strategy_of
 from schemas.records import (
     CommandAcknowledged,
     Event,
@@ -273,8 +273,10 @@ def _check_command(command: UserCommand) -> str | None:
             number = Decimal(value)
         except InvalidOperation:
             return f"value must be a number, got {value!r}"
-        if not number.is_finite() or number < 0 or (name == "max_orders_per_minute" and number != int(number)):
-            return f"value must be a non-negative {'integer' if name == 'max_orders_per_minute' else 'number'}"
+        if not number.is_finite() or number < 0:
+            return "value must be a non-negative number"
+        if name == "max_orders_per_minute" and (number != int(number) or number > MAX_ORDER_TIMES):
+            return f"value must be an integer from 0 to {MAX_ORDER_TIMES}"
     return None
 
 

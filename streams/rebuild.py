@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import ledger
-from domain.candles import ClosedCandle, SymbolCandles, Tick, apply_trade, candle_record, open_bars
-from domain.clock import to_micros
-from schemas.records import Candle, Trade, utc_now
+from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
+from schemas.records import Candle, utc_now
 from streams.admin import end_offsets
 from streams.codec import AvroCodec
 from streams.errors import BrokerError, DecodeError
@@ -28,6 +27,7 @@ from streams.jsonio import event_to_json
 from streams.ranges import from_beginning, read_range
 from streams.registry import make_registry
 from streams.settings import Settings
+from streams.ticks import TickDecoder
 
 
 @dataclass
@@ -159,11 +159,14 @@ def rebuild_candles(settings: Settings) -> Comparison:
     specs, grace_us, now = settings.window_specs, int(settings.grace_s * 1_000_000), utc_now()
     states: dict[str, SymbolCandles] = {}
     closed: dict[str, dict[str, Any]] = {}
-    for raw, trade in _decoded(settings, settings.topic_prefix + "market.trades", result):
-        if not isinstance(trade, Trade):
+    decoder = TickDecoder(_codec(settings))  # the market agent's fast path
+    for raw in _read_all(settings, settings.topic_prefix + "market.trades"):
+        try:
+            tick = decoder.decode(raw.value)
+        except DecodeError:
+            result.undecodable += 1
             continue
-        tick = Tick(trade.symbol, trade.trade_id, to_micros(trade.trade_time), int(trade.price.scaleb(18)),
-                    int(trade.size.scaleb(18)), trade.taker_side == "BUY")
+        result.events += 1
         state = states.get(tick.symbol)
         if state is None:
             state = states[tick.symbol] = SymbolCandles(tick.symbol)

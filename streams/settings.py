@@ -90,7 +90,7 @@ class Settings(BaseSettings):
                                         description="Share of a mark's traded size one order may take")
     max_position: Decimal = Field(Decimal(1), ge=0, description="Largest |position| per symbol (units)")
     max_gross_exposure: Decimal = Field(Decimal(1_000_000), ge=0, description="Largest sum |qty| x price")
-    max_orders_per_minute: int = Field(30, ge=0, description="Orders accepted per minute of event time")
+    max_orders_per_minute: int = Field(30, ge=0, le=1000, description="Orders accepted per minute of event time")
     order_timeout_s: float = Field(30.0, gt=0, description="An order still open after this is expired")
     mark_interval_s: float = Field(1.0, gt=0, description="Event-time slice of trades in one fill mark")
     api_token: SecretStr | None = Field(None, description="Enables the mutating web endpoints, which require it")
