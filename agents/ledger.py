@@ -16,7 +16,7 @@ import time
 
 from faust import StreamT
 
-from domain import orders
+from domain import controls, orders
 from domain.clock import to_micros
 from domain.orders import Mark
 from schemas.records import Event, PlaceOrder, Trade, UserCommand
@@ -59,7 +59,7 @@ def install(app: TickTideApp) -> None:
             row.prices[mark.symbol] = str(mark.price)
             return orders.on_mark(row.state, mark, config, record)
         if isinstance(record, UserCommand):
-            return orders.command(row.state, record, config, recent)
+            return controls.command(row.state, record, config, recent)
         raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
 
     @app.agent(source.faust, name=AGENT)

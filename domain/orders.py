@@ -11,8 +11,7 @@ the state with ``domain.ledger.apply`` (the same fold rebuild uses).
   Every fill is followed by PositionChanged.
 * ``expire``: an order still open ``order_timeout`` after it was placed is closed by a
   compensating OrderRejected (reason ``expired``): no order stays pending.
-* ``command``: pause/resume a strategy, set a risk limit, kill switch on/off (cancelling
-  open orders), flatten a symbol; each acknowledged by CommandAcknowledged.
+* user commands (pause/resume, risk limits, kill switch, flatten) are in domain.controls.
 
 Event ids are derived from what caused them, so deciding again after a crash yields the
 same events and the fold ignores the repeats.
@@ -23,13 +22,23 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from domain.clock import from_micros, to_micros
-from domain.ledger import EXACT, MAX_ORDER_TIMES, MINUTE_US, ZERO, Order, Portfolio, apply, quantize, strategy_of
+from domain.ledger import (
+    EXACT,
+    MINUTE_US,
+    ZERO,
+    Order,
+    OrderStatus,
+    Portfolio,
+    apply,
+    quantize,
+    strategy_of,
+)
 from schemas.records import (
-    CommandAcknowledged,
+    Envelope,
     Event,
     OrderFilled,
     OrderPlaced,
@@ -39,13 +48,10 @@ from schemas.records import (
     PositionChanged,
     Side,
     TradeSignal,
-    UserCommand,
 )
 
 _NAMESPACE = uuid.UUID("7a1d9f64-2b3c-4e8a-a5f0-93c2d1e6b7f4")
 BPS = Decimal(10_000)
-LIMIT_NAMES = ("max_position", "max_gross_exposure", "max_orders_per_minute")
-COMMANDS = ("pause_strategy", "resume_strategy", "set_risk_limit", "kill_switch", "flatten")
 
 
 def derived_id(*parts: str) -> str:
@@ -105,14 +111,14 @@ def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int) -> bool:
     return True
 
 
-class _Emitter:
+class Emitter:
     """Builds events caused by one input and folds each into the state as it goes."""
 
     def __init__(self, state: Portfolio, config: TradingConfig, cause: Event) -> None:
         self.state, self.config, self.cause = state, config, cause
         self.events: list[Event] = []
 
-    def envelope(self, cls: type[Event], event_id: str, time_us: int) -> Any:
+    def envelope(self, cls: type[Event], event_id: str, time_us: int) -> Envelope:
         return cls.envelope_for(
             event_time=from_micros(time_us), producer=self.config.producer, event_id=event_id,
             causation_id=self.cause.envelope.event_id,
@@ -171,7 +177,7 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
           marks: dict[str, list[Mark]]) -> list[Event]:
     """Place an order (or reject it), then fill it against the marks after it
     (``marks``: each symbol's recent marks, oldest first)."""
-    out = _Emitter(state, config, command)
+    out = Emitter(state, config, command)
     if command.order_id in state.orders:
         return []
     time_us = to_micros(command.envelope.event_time)
@@ -188,7 +194,7 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
         order_type=command.order_type, quantity=command.quantity, limit_price=command.limit_price))
     order = state.orders[command.order_id]
     for mark in marks.get(command.symbol, []):
-        if order.status.value != "OPEN":
+        if order.status is not OrderStatus.OPEN:
             break
         _fill(out, order, mark)
     return out.events
@@ -196,13 +202,13 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
 
 def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, cause: Event) -> list[Event]:
     """Fill the symbol's open orders that were placed before the mark."""
-    out = _Emitter(state, config, cause)
+    out = Emitter(state, config, cause)
     for order in state.open_orders(mark.symbol):
         _fill(out, order, mark)
     return out.events
 
 
-def _fill(out: _Emitter, order: Order, mark: Mark) -> None:
+def _fill(out: Emitter, order: Order, mark: Mark) -> None:
     if mark.time_us <= order.last_fill_us:
         return  # only trades after the order (and after its last fill)
     config = out.config
@@ -237,7 +243,7 @@ def expire(state: Portfolio, now_us: int, config: TradingConfig) -> list[Event]:
     for order in state.open_orders():
         if order.placed_wall_us + config.order_timeout_us <= now_us:
             placed = _placed_event(state, order, config)
-            out = _Emitter(state, config, placed)
+            out = Emitter(state, config, placed)
             out.reject(order.order_id, order.symbol, "expired",
                        f"not filled within the timeout (filled {order.filled} of {order.quantity})",
                        order.last_fill_us)
@@ -253,68 +259,6 @@ def _placed_event(state: Portfolio, order: Order, config: TradingConfig) -> Orde
             event_id=order.event_ids[0], ingest_time=from_micros(order.placed_wall_us)),
         order_id=order.order_id, account=state.account, symbol=order.symbol, side=Side(order.side),
         order_type=OrderType(order.order_type), quantity=order.quantity)
-
-
-def _check_command(command: UserCommand) -> str | None:
-    args = command.arguments
-    if command.command not in COMMANDS:
-        return f"unknown command {command.command!r}; known: {', '.join(COMMANDS)}"
-    if command.command in ("pause_strategy", "resume_strategy") and not args.get("strategy"):
-        return "needs argument strategy=NAME"
-    if command.command == "kill_switch" and args.get("state") not in ("on", "off"):
-        return "needs argument state=on|off"
-    if command.command == "flatten" and not args.get("symbol"):
-        return "needs argument symbol=SYMBOL"
-    if command.command == "set_risk_limit":
-        name, value = args.get("limit"), args.get("value", "")
-        if name not in LIMIT_NAMES:
-            return f"needs argument limit=one of {', '.join(LIMIT_NAMES)}"
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            return f"value must be a number, got {value!r}"
-        if not number.is_finite() or number < 0:
-            return "value must be a non-negative number"
-        if name == "max_orders_per_minute" and (number != int(number) or number > MAX_ORDER_TIMES):
-            return f"value must be an integer from 0 to {MAX_ORDER_TIMES}"
-    return None
-
-
-def command(state: Portfolio, cmd: UserCommand, config: TradingConfig,
-            marks: dict[str, list[Mark]]) -> list[Event]:
-    """Apply a user command to the account and acknowledge it (refusals too)."""
-    if cmd.envelope.event_id in state.acknowledged:
-        return []
-    out = _Emitter(state, config, cmd)
-    problem = _check_command(cmd)
-    time_us = to_micros(cmd.envelope.event_time)
-    detail = problem or f"{cmd.command} applied"
-    if problem is None and cmd.command == "flatten":
-        detail = _flatten(out, cmd.arguments["symbol"], marks.get(cmd.arguments["symbol"], []))
-    out.emit(CommandAcknowledged(
-        envelope=out.envelope(CommandAcknowledged, derived_id(cmd.envelope.event_id, "ack"), time_us),
-        account=state.account, command_id=cmd.envelope.event_id, command=cmd.command,
-        arguments=dict(cmd.arguments), accepted=problem is None, detail=detail))
-    if problem is None and cmd.command == "kill_switch" and cmd.arguments["state"] == "on":
-        for order in state.open_orders():
-            out.reject(order.order_id, order.symbol, "kill_switch", "cancelled: the kill switch is on",
-                       order.last_fill_us)
-    return out.events
-
-
-def _flatten(out: _Emitter, symbol: str, marks: list[Mark]) -> str:
-    quantity = out.state.position(symbol).quantity
-    if not quantity:
-        return f"{symbol} is already flat"
-    # Placed at the latest market time seen, so the next mark of the symbol fills it.
-    time_us = marks[-1].time_us if marks else max(
-        (o.last_fill_us for o in out.state.orders.values() if o.symbol == symbol), default=0)
-    order_id = derived_id(out.cause.envelope.event_id, "flatten", symbol)
-    out.emit(OrderPlaced(
-        envelope=out.envelope(OrderPlaced, derived_id(order_id, "placed"), time_us),
-        order_id=order_id, account=out.state.account, symbol=symbol,
-        side=Side.SELL if quantity > 0 else Side.BUY, order_type=OrderType.MARKET, quantity=abs(quantity)))
-    return f"flatten order {order_id} for {abs(quantity)} {symbol} placed"
 
 
 def order_for_signal(signal: TradeSignal, account: str, quantity: Decimal, ingest_time: datetime) -> PlaceOrder:

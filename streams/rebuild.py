@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain import ledger
+from domain import ledger, ledger_rows
 from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
 from schemas.records import Candle, utc_now
 from streams.admin import end_offsets
@@ -126,7 +126,7 @@ def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
         if state is None:
             state = states[account] = ledger.Portfolio.open(account, settings.initial_cash)
         ledger.apply(state, event)
-    rebuilt = {account: ledger.to_row(state) for account, state in states.items()}
+    rebuilt = {account: ledger_rows.to_row(state) for account, state in states.items()}
     result.seconds = time.perf_counter() - started
     result.checksum = checksum(rebuilt)
     return result, rebuilt

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
-from domain import ledger
+from domain import ledger_rows
 from domain.orders import account_of_order
 from schemas.records import UserCommand, utc_now
 
@@ -32,9 +32,9 @@ def _error(web: View, status: int, message: str, **extra: Any) -> Response:
 
 def portfolio_view(row: dict[str, Any]) -> dict[str, Any]:
     """A portfolio row as users see it (unrealised P&L at the latest market marks)."""
-    state = ledger.from_row(row["portfolio"])
+    state = ledger_rows.from_row(row["portfolio"])
     prices = {symbol: Decimal(price) for symbol, price in row["prices"].items()}
-    return {**ledger.summary(state, prices),
+    return {**ledger_rows.summary(state, prices),
             "open_orders": [o for o in row["portfolio"]["orders"].values() if o["status"] == "OPEN"]}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain import ledger
+from domain import ledger, ledger_rows
 from domain.orders import RiskLimits, TradingConfig
 from domain.strategy import SymbolContext
 from schemas.records import TradeSignal
@@ -63,7 +63,7 @@ class AccountRow:
     offset: int
 
     def to_row(self) -> dict[str, Any]:
-        return {"portfolio": ledger.to_row(self.state), "prices": self.prices,
+        return {"portfolio": ledger_rows.to_row(self.state), "prices": self.prices,
                 "input": [self.partition, self.offset]}
 
 
@@ -72,7 +72,7 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     row = table.get(account)
     if row is None:
         return AccountRow(ledger.Portfolio.open(account, initial_cash), {}, -1, -1)
-    return AccountRow(ledger.from_row(row["portfolio"]), dict(row["prices"]), *row["input"])
+    return AccountRow(ledger_rows.from_row(row["portfolio"]), dict(row["prices"]), *row["input"])
 
 
 def load_context(table: TableT[str, Any], symbol: str) -> SymbolContext:

@@ -26,7 +26,9 @@ from schemas.records import (
     OrderFilled,
     OrderPlaced,
     OrderRejected,
+    OrderType,
     PlaceOrder,
+    Side,
     TradeSignal,
     UserCommand,
 )
@@ -159,6 +161,14 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         assert chain.index("TradeSignal") < chain.index("IndicatorSnapshot") < chain.index("<- trades")
         unknown = run_cli("explain", "no-such-order", settings=settings)
         assert unknown.returncode == 1 and "no order 'no-such-order'" in unknown.stderr
+
+        # a fact the live ledger never made: the rebuild must notice and fail
+        forged = OrderPlaced(
+            envelope=OrderPlaced.envelope_for(event_time=START, producer="forger"), order_id="forged",
+            account=ACCOUNT, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal(1))
+        produce(settings, [forged], "trading.events")
+        differs = run_cli("rebuild", "portfolio", settings=settings)
+        assert differs.returncode == 1 and f"portfolio {ACCOUNT}: different" in differs.stdout
     finally:
         worker.stop()
 

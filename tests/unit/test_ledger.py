@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import ledger, orders
+from domain import controls, ledger, ledger_rows, orders
 from domain.clock import to_micros
 from domain.ledger import OrderStatus, Portfolio
 from domain.orders import Mark, RiskLimits, TradingConfig
@@ -101,14 +101,14 @@ def test_risk_limits_reject_with_a_reason() -> None:
     marks = {"BTC": [mark(1, "BTC", Decimal(100), Decimal(1), T0)]}
     big = orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(6), T0), CONFIG, marks)
     assert isinstance(big[0], OrderRejected) and big[0].reason_code == "max_position"
-    orders.command(state, user_command(1, "kill_switch", T0, state="on"), CONFIG, {})
+    controls.command(state, user_command(1, "kill_switch", T0, state="on"), CONFIG, {})
     killed = orders.place(state, place_order(2, "BTC", Side.BUY, Decimal(1), T0), CONFIG, marks)
     assert isinstance(killed[0], OrderRejected) and killed[0].reason_code == "kill_switch"
-    orders.command(state, user_command(2, "kill_switch", T0, state="off"), CONFIG, {})
-    orders.command(state, user_command(3, "pause_strategy", T0, strategy="ema_cross"), CONFIG, {})
+    controls.command(state, user_command(2, "kill_switch", T0, state="off"), CONFIG, {})
+    controls.command(state, user_command(3, "pause_strategy", T0, strategy="ema_cross"), CONFIG, {})
     paused = orders.place(state, place_order(3, "BTC", Side.BUY, Decimal(1), T0), CONFIG, marks)
     assert isinstance(paused[0], OrderRejected) and paused[0].reason_code == "strategy_paused"
-    orders.command(state, user_command(4, "set_risk_limit", T0, limit="max_gross_exposure", value="50"),
+    controls.command(state, user_command(4, "set_risk_limit", T0, limit="max_gross_exposure", value="50"),
                    CONFIG, {})
     gross = orders.place(state, place_order(4, "BTC", Side.BUY, Decimal(1), T0, producer="user"), CONFIG, marks)
     assert isinstance(gross[0], OrderRejected) and gross[0].reason_code == "max_gross_exposure"
@@ -127,10 +127,10 @@ def test_orders_per_minute_limit() -> None:
 
 def test_unknown_or_bad_commands_are_refused_and_acknowledged() -> None:
     state = fresh()
-    ack = orders.command(state, user_command(1, "set_risk_limit", T0, limit="max_position", value="abc"), CONFIG, {})
+    ack = controls.command(state, user_command(1, "set_risk_limit", T0, limit="max_position", value="abc"), CONFIG, {})
     assert len(ack) == 1 and isinstance(ack[0], CommandAcknowledged)
     assert not ack[0].accepted and "number" in ack[0].detail
-    ack = orders.command(state, user_command(2, "launch_rocket", T0), CONFIG, {})
+    ack = controls.command(state, user_command(2, "launch_rocket", T0), CONFIG, {})
     assert isinstance(ack[0], CommandAcknowledged) and "unknown command" in ack[0].detail
     assert state.controls.limits == {}
 
@@ -151,7 +151,7 @@ def test_flatten_closes_the_position_at_the_next_mark() -> None:
     orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(2), T0 - timedelta(seconds=1)), CONFIG,
                  {"BTC": [first]})
     cmd = user_command(1, "flatten", T0, symbol="BTC")
-    events = orders.command(state, cmd, CONFIG, {"BTC": [first]})
+    events = controls.command(state, cmd, CONFIG, {"BTC": [first]})
     assert [type(e).__name__ for e in events] == ["OrderPlaced", "CommandAcknowledged"]
     orders.on_mark(state, mark(2, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=1)), CONFIG, cmd)
     assert state.positions["BTC"].quantity == 0
@@ -161,9 +161,9 @@ def test_row_round_trip() -> None:
     state = fresh()
     orders.place(state, place_order(1, "BTC", Side.BUY, Decimal("1.5"), T0 - timedelta(seconds=1)), CONFIG,
                  {"BTC": [mark(1, "BTC", Decimal("100.1"), Decimal(1), T0)]})
-    row = ledger.to_row(state)
-    assert ledger.to_row(ledger.from_row(row)) == row
-    assert ledger.summary(state)["positions"]["BTC"]["quantity"] == "0.5"
+    row = ledger_rows.to_row(state)
+    assert ledger_rows.to_row(ledger_rows.from_row(row)) == row
+    assert ledger_rows.summary(state)["positions"]["BTC"]["quantity"] == "0.5"
 
 
 # --- properties -----------------------------------------------------------------------
@@ -194,9 +194,9 @@ def run(script: list[tuple[Any, ...]], check: Any = None) -> tuple[Portfolio, li
             marks[step[1]].append(m)
             events += orders.on_mark(state, m, CONFIG, place_order(n, step[1], Side.BUY, Decimal(1), at))
         elif step[0] == "flatten":
-            events += orders.command(state, user_command(n, "flatten", at, symbol=step[1]), CONFIG, marks)
+            events += controls.command(state, user_command(n, "flatten", at, symbol=step[1]), CONFIG, marks)
         elif step[0] == "kill":
-            events += orders.command(state, user_command(n, "kill_switch", at, state=step[1]), CONFIG, marks)
+            events += controls.command(state, user_command(n, "kill_switch", at, state=step[1]), CONFIG, marks)
         else:
             events += orders.expire(state, to_micros(at) + CONFIG.order_timeout_us // 2, CONFIG)
         if check:
@@ -224,12 +224,12 @@ def test_the_fold_of_the_events_is_the_live_state_and_replaying_a_prefix_twice_c
     for event in events:  # every decided event fits the contract (e.g. 18 decimal places)
         CODEC.decode(CODEC.encode(event))
     rebuilt = ledger.fold(fresh(), events)
-    assert ledger.to_row(rebuilt) == ledger.to_row(state)
+    assert ledger_rows.to_row(rebuilt) == ledger_rows.to_row(state)
     k = data.draw(st.integers(0, len(events)))
     twice = ledger.fold(ledger.fold(fresh(), events[:k]), events[:k])
-    assert ledger.to_row(twice) == ledger.to_row(ledger.fold(fresh(), events[:k]))
+    assert ledger_rows.to_row(twice) == ledger_rows.to_row(ledger.fold(fresh(), events[:k]))
     again = ledger.fold(ledger.fold(fresh(), events), events[:k])  # re-delivered after a crash
-    assert ledger.to_row(again) == ledger.to_row(state)
+    assert ledger_rows.to_row(again) == ledger_rows.to_row(state)
 
 
 @settings(max_examples=150, deadline=None)
