@@ -5,8 +5,8 @@ the pure decisions (domain.orders) emit trading events, folded into the account'
 with the same fold rebuild uses; the events are sent and acknowledged by the broker before
 the row (with the input offset) is written. A crash in between re-decides the same input
 from the old row and re-emits events with the same ids, which the fold ignores; an input
-at or before the row's offset is skipped. A timer closes orders that outlived the saga
-timeout with compensating OrderRejected events.
+at or before the row's offset is skipped. Orders that outlived the saga timeout are closed
+with compensating OrderRejected events when a timer's request (an input too) arrives.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from faust import StreamT
 from domain import controls, orders
 from domain.clock import to_micros
 from domain.orders import Mark
-from schemas.records import Event, PlaceOrder, Trade, UserCommand
+from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
 from streams.app import TickTideApp
 from streams.errors import UnexpectedRecordType
 from tables import trading as glue
-from tables.candles import partition_scope
 
 AGENT = "trading.ledger"
+TIMER = "agent.ledger.timer"
+EXPIRE = "expire_orders"
 
 
 def install(app: TickTideApp) -> None:
@@ -35,7 +36,6 @@ def install(app: TickTideApp) -> None:
     config = glue.trading_config(settings)
     source = app.typed_topics["trading.commands"]
     events_topic = app.typed_topics["trading.events"]
-    lock = asyncio.Lock()  # the agent and the timer both read-modify-write rows
 
     async def publish(account: str, events: list[Event]) -> None:
         for event in events:  # all or nothing: a bad event must not leave the others sent
@@ -58,6 +58,8 @@ def install(app: TickTideApp) -> None:
                 return []
             row.prices[mark.symbol] = str(mark.price)
             return orders.on_mark(row.state, mark, config, record)
+        if isinstance(record, UserCommand) and record.command == EXPIRE and record.envelope.producer == TIMER:
+            return orders.expire(row.state, to_micros(record.envelope.event_time), config)
         if isinstance(record, UserCommand):
             return controls.command(row.state, record, config, recent)
         raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
@@ -66,7 +68,7 @@ def install(app: TickTideApp) -> None:
     async def ledger(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            async with lock, app.deadletters.guard(message, agent=AGENT):
+            async with app.deadletters.guard(message, agent=AGENT):
                 record = app.codec.decode(message.value)
                 account = message.key.decode() if message.key else ""
                 row = glue.load_account(table, account, settings.initial_cash)
@@ -82,14 +84,13 @@ def install(app: TickTideApp) -> None:
             app.count_processed(AGENT)
 
     @app.timer(interval=1.0, name="trading.order_timeouts")
-    async def expire_orders() -> None:
-        """Close orders open longer than the timeout (no order stays pending)."""
-        now_us = time.time_ns() // 1000
-        async with lock:
-            for account, raw in list(table.items()):
-                row = glue.load_account(table, account, settings.initial_cash)
-                emitted = orders.expire(row.state, now_us, config)
-                if emitted:
-                    await publish(account, emitted)
-                    with partition_scope(source.name, raw["input"][0]):
-                        table[account] = row.to_row()
+    async def request_expiry() -> None:
+        """Once a second, ask the ledger to expire each account's overdue orders: the
+        request goes through trading.commands, so the decision is an input like any
+        other, in order, and re-deciding it after a crash gives the same events."""
+        now = utc_now()
+        for account, row in list(table.items()):
+            if any(o["status"] == "OPEN" for o in row["portfolio"]["orders"].values()):
+                tick = UserCommand(envelope=UserCommand.envelope_for(event_time=now, producer=TIMER),
+                                   command=EXPIRE, user="system")
+                await source.send(tick, key=account)

@@ -53,7 +53,7 @@ def trading_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Se
     settings = settings_for(
         broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
         order_quantity=Decimal("0.01"), max_position=Decimal("0.02"), fill_participation=Decimal("0.5"),
-        order_timeout_s=20, **extra)
+        order_timeout_s=8, **extra)
     create_topics(settings)
     return settings
 
@@ -144,6 +144,18 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         assert acks[0].accepted and acks[0].command_id == "pause-1"
         assert wait_for("the pause in the portfolio", lambda: http_json(
             f"{worker.url}/portfolio/{ACCOUNT}")[1]["controls"]["paused"] == ["ema_cross"])
+
+        # an order no market trade can fill (dated after the feed) is expired by the saga
+        held = Decimal(positions.get("BTCUSDT", {}).get("quantity", "0"))
+        stuck = PlaceOrder(
+            envelope=PlaceOrder.envelope_for(event_time=START.replace(year=2030), producer="test"),
+            order_id=f"{ACCOUNT}:stuck", account=ACCOUNT, symbol="BTCUSDT", side=Side.SELL if held > 0 else Side.BUY,
+            order_type=OrderType.MARKET, quantity=Decimal("0.01"))
+        produce(settings, [stuck], "trading.commands")
+        status, order = wait_for("the stuck order to expire", lambda: (
+            answer if (answer := http_json(f"{worker.url}/orders/{ACCOUNT}:stuck"))[0] == 200
+            and answer[1]["status"] != "OPEN" else None))
+        assert order["status"] == "REJECTED" and order["reason_code"] == "expired"
 
         rebuilt = run_cli("rebuild", "portfolio", settings=settings)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
