@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.records import Candle, Event, IndicatorSnapshot, PlaceOrder, Trade, TradeSignal
-from streams.admin import end_offsets
 from streams.codec import AvroCodec
 from streams.errors import DecodeError, InvalidInput
-from streams.ranges import from_beginning, read_range
+from streams.ranges import read_all
 from streams.registry import make_registry
 from streams.settings import Settings
 
@@ -35,9 +34,7 @@ class Found:
 
 
 def _scan(settings: Settings, codec: AvroCodec, topic: str) -> Iterator[Found]:
-    name = settings.topic_prefix + topic
-    ends = list(end_offsets(settings, name))
-    for raw in read_range(settings, name, from_beginning(len(ends)), ends):
+    for raw in read_all(settings, settings.topic_prefix + topic):
         try:
             yield Found(topic, raw.partition, raw.offset, codec.decode(raw.value))
         except DecodeError:
@@ -101,9 +98,7 @@ def _trade_offsets(settings: Settings, codec: AvroCodec, candle: Candle) -> str:
     """Where the candle's trades are in market.trades (partition@first..last offset)."""
     found: dict[int, list[int]] = {}
     key = candle.symbol.encode()
-    name = settings.topic_prefix + "market.trades"
-    ends = list(end_offsets(settings, name))
-    for raw in read_range(settings, name, from_beginning(len(ends)), ends):
+    for raw in read_all(settings, settings.topic_prefix + "market.trades"):
         if raw.key != key:
             continue
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from streams.admin import end_offsets
 from streams.errors import BrokerError
 from streams.settings import Settings
 
@@ -113,3 +114,9 @@ class TimestampProbe:
 def from_beginning(partitions: int) -> list[int]:
     """Start offsets meaning "the oldest record still stored" in each partition."""
     return [OFFSET_BEGINNING] * partitions
+
+
+def read_all(settings: Settings, topic: str) -> Iterator[Raw]:
+    """Every record stored in ``topic`` now (up to the fetched high watermarks)."""
+    ends = list(end_offsets(settings, topic))
+    return read_range(settings, topic, from_beginning(len(ends)), ends)

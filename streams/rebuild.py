@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain import ledger, ledger_rows
 from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
-from schemas.records import Candle, utc_now
-from streams.admin import end_offsets
+from schemas.records import Candle, Event, utc_now
 from streams.codec import AvroCodec
 from streams.errors import BrokerError, DecodeError
 from streams.jsonio import event_to_json
-from streams.ranges import from_beginning, read_range
+from streams.ranges import Raw, read_all
 from streams.registry import make_registry
 from streams.settings import Settings
 from streams.ticks import TickDecoder
@@ -62,14 +61,9 @@ def _codec(settings: Settings) -> AvroCodec:
     return AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
 
 
-def _read_all(settings: Settings, topic: str) -> Any:
-    ends = list(end_offsets(settings, topic))
-    return read_range(settings, topic, from_beginning(len(ends)), ends)
-
-
-def _decoded(settings: Settings, topic: str, result: Comparison) -> Any:
+def _decoded(settings: Settings, topic: str, result: Comparison) -> Iterator[tuple[Raw, Event]]:
     codec = _codec(settings)
-    for raw in _read_all(settings, topic):
+    for raw in read_all(settings, topic):
         try:
             event = codec.decode(raw.value)
         except DecodeError:
@@ -84,7 +78,7 @@ def changelog_rows(settings: Settings, table: str) -> dict[str, Any]:
     topic = f"{settings.app_id}-{table}-changelog"
     rows: dict[str, Any] = {}
     try:
-        records = list(_read_all(settings, topic))
+        records = list(read_all(settings, topic))
     except BrokerError as exc:
         raise BrokerError(f"cannot read the live {table} table ({exc}); is app {settings.app_id!r} running?") \
             from None
@@ -160,7 +154,7 @@ def rebuild_candles(settings: Settings) -> Comparison:
     states: dict[str, SymbolCandles] = {}
     closed: dict[str, dict[str, Any]] = {}
     decoder = TickDecoder(_codec(settings))  # the market agent's fast path
-    for raw in _read_all(settings, settings.topic_prefix + "market.trades"):
+    for raw in read_all(settings, settings.topic_prefix + "market.trades"):
         try:
             tick = decoder.decode(raw.value)
         except DecodeError:
@@ -181,9 +175,9 @@ def rebuild_candles(settings: Settings) -> Comparison:
                   for symbol, state in states.items()}
     live: dict[str, dict[str, Any]] = {}
     seen = Comparison("live candles")
-    for _, candle in _decoded(settings, settings.topic_prefix + "market.candles", seen):
-        if isinstance(candle, Candle):
-            live.setdefault(candle.symbol, {})[candle.envelope.event_id] = _payload(candle)
+    for _, record in _decoded(settings, settings.topic_prefix + "market.candles", seen):
+        if isinstance(record, Candle):
+            live.setdefault(record.symbol, {})[record.envelope.event_id] = _payload(record)
 
     def same(expected: dict[str, Any], actual: dict[str, Any], symbol: str) -> str | None:
         missing = [k for k in expected if k not in actual]

@@ -32,13 +32,13 @@ from schemas.records import (
     TradeSignal,
     UserCommand,
 )
-from streams.admin import create_topics, end_offsets
+from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import AvroCodec
 from streams.consumer import Consumed, read_topic
 from streams.ingest import synthetic_trades
 from streams.producer import EventProducer
-from streams.ranges import from_beginning, read_range
+from streams.ranges import read_all
 from streams.registry import make_registry
 from streams.settings import Settings
 from tests.harness import REPO, WorkerProcess, cli_env, http_json, run_cli, settings_for, start_worker
@@ -236,9 +236,7 @@ def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
         settled_portfolio(worker)
     finally:
         worker.stop()
-    ends = list(end_offsets(settings, "analysis.indicators"))
-    stored = sorted(read_range(settings, "analysis.indicators", from_beginning(len(ends)), ends),
-                    key=lambda r: r.timestamp_ms)
+    stored = sorted(read_all(settings, "analysis.indicators"), key=lambda r: r.timestamp_ms)
     start_ms, stop_ms = stored[len(stored) // 4].timestamp_ms, stored[3 * len(stored) // 4].timestamp_ms
     replayed = run_cli("replay", "--topic", "analysis.indicators", "--from", _iso(start_ms), "--to", _iso(stop_ms),
                        "--into", "replay1", settings=settings)
