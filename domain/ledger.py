@@ -12,7 +12,8 @@ contract's scale), and the same rounded figure goes into realised P&L.
 
 The fold is idempotent by event identity: an order is placed once (order id), a fill
 counts once (fill id), an order closes once, a command is acknowledged once. An event
-re-delivered after a crash, or a prefix of the topic read twice, changes nothing.
+re-delivered after a crash, or a prefix of the topic read twice, changes nothing, as long
+as its order is among the remembered ones (all open orders and the last 100-200 closed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ ZERO = Decimal(0)
 SCALE = Decimal("1e-18")
 EXACT = Context(prec=80)
 MINUTE_US = 60_000_000
-KEEP_CLOSED_ORDERS = 500
+KEEP_CLOSED_ORDERS = 100
+"""Closed orders remembered per account (between 100 and 200): what /orders can show and
+the window within which a re-delivered order or fill is recognised as a repeat."""
 KEEP_ACKNOWLEDGED = 200
 MAX_ORDER_TIMES = 1000
 """Order times kept for the orders-per-minute limit (the limit can be at most this)."""
