@@ -41,6 +41,8 @@ def install(app: TickTideApp) -> None:
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
     rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
+    source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
+    batches_topic = app.typed_topics[BATCHES].name
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
     app.trade_batcher = TradeBatcher(app)
@@ -66,7 +68,7 @@ def install(app: TickTideApp) -> None:
             try:
                 tick = decoder.decode(value)
             except DecodeError as error:
-                await app.deadletters.send(RawRecord(SOURCE, partition, offset, key, value),
+                await app.deadletters.send(RawRecord(source_topic, partition, offset, key, value),
                                            agent=AGENT, error=error)
                 continue
             state = states.get(tick.symbol)
@@ -74,10 +76,10 @@ def install(app: TickTideApp) -> None:
                 state = states[tick.symbol] = glue.load(state_table, tick.symbol)
             outcome, done = fold.apply_trade(state, tick, specs, grace_us, partition, offset)
             if outcome is fold.Outcome.LATE:
-                late.append(RawRecord(SOURCE, partition, offset, key, value))
+                late.append(RawRecord(source_topic, partition, offset, key, value))
                 app.metrics.late_trades.labels(tick.symbol).inc()
             closed.extend(done)
-        with glue.partition_scope(BATCHES, partition):
+        with glue.partition_scope(batches_topic, partition):
             await publish(closed, late)
             now_us = time.time_ns() // 1000
             for symbol, state in states.items():
@@ -98,7 +100,7 @@ def install(app: TickTideApp) -> None:
         log.warning("%s[%s]: batches %s..%s were not delivered; reading them from the broker",
                     BATCHES, partition, start, batch_offset - 1)
         app.metrics.trade_batch_rereads.labels(str(partition)).inc()
-        for offset, value in await asyncio.to_thread(read_range, app.settings, BATCHES, partition,
+        for offset, value in await asyncio.to_thread(read_range, app.settings, batches_topic, partition,
                                                      start, batch_offset):
             try:
                 missed = app.codec.decode_as(value, TradeBatch)
@@ -150,13 +152,13 @@ def install(app: TickTideApp) -> None:
             return
         # Compare with the true end of market.trades (a consumer's highwater can be stale
         # after a rebalance): only a partition folded to its end has quiet symbols.
-        ends = await asyncio.to_thread(end_offsets, app.settings, SOURCE)
+        ends = await asyncio.to_thread(end_offsets, app.settings, source_topic)
         for symbol, row in quiet:
             partition = row["source_partition"]
             progress = state_table.get(glue.progress_key(partition))
             if progress is None or ends[partition] > progress["applied_through"] + 1:
                 continue
             state = fold.from_row(row)
-            with glue.partition_scope(BATCHES, partition):
+            with glue.partition_scope(batches_topic, partition):
                 await publish(fold.close_all(state), [])
                 state_table[symbol] = fold.to_row(state, row["updated_at_us"])

@@ -385,3 +385,20 @@ ENUM_TYPES: dict[str, type[StrEnum]] = {
     "ticktide.system.HealthStatus": HealthStatus,
 }
 """Every Avro enum by full name, mapped to its Python enum."""
+
+
+# --- trading: acknowledgements (issue 5) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandAcknowledged(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.CommandAcknowledged"
+    account: str
+    command_id: str
+    command: str
+    arguments: dict[str, str] = field(default_factory=dict)
+    accepted: bool
+    detail: str
+
+
+RECORD_TYPES[CommandAcknowledged.AVRO_NAME] = CommandAcknowledged

@@ -68,8 +68,8 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
     """Create every catalog topic that does not exist yet: name -> created|exists."""
     admin = admin_client(settings)
     new = [
-        NewTopic(spec.name, spec.partitions or settings.partitions, settings.replication_factor,
-                 config=spec.config())
+        NewTopic(settings.topic_prefix + spec.name, spec.partitions or settings.partitions,
+                 settings.replication_factor, config=spec.config())
         for spec in specs
     ]
     outcome: dict[str, str] = {}

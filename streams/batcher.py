@@ -125,7 +125,8 @@ class TradeBatcher(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )
-        self.consumer.subscribe([SOURCE], listener=_CommitBeforeRevoke(self._in_flight, self._forwarded_through))
+        listener = _CommitBeforeRevoke(self._in_flight, self._forwarded_through)
+        self.consumer.subscribe([self.app.typed_topics[SOURCE].name], listener=listener)
         await self.consumer.start()
 
     def report(self) -> dict[str, Any]:

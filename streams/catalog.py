@@ -57,10 +57,12 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("analysis.anomalies", (r.Anomaly,), "symbol", "Anomaly rule firings."),
     TopicSpec("analysis.enrichments", (r.Enrichment,), "symbol", "Claude/fallback assessments."),
     TopicSpec("trading.signals", (r.TradeSignal,), "symbol", "Strategy signals."),
-    TopicSpec("trading.commands", (r.PlaceOrder,), "account", "Order commands."),
+    TopicSpec("trading.commands", (r.PlaceOrder, r.Trade, r.UserCommand), "account",
+              "Everything the ledger decides on, in one order per account: order commands, "
+              "market marks, user commands."),
     TopicSpec(
         "trading.events",
-        (r.OrderPlaced, r.OrderFilled, r.OrderRejected, r.PositionChanged),
+        (r.OrderPlaced, r.OrderFilled, r.OrderRejected, r.PositionChanged, r.CommandAcknowledged),
         "account",
         "The event-sourced trading ledger: the only source of truth.",
         retention_ms=-1,

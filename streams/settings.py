@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import ssl
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from domain.strategy import strategy_named
 from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
 from streams.errors import ConfigError
 
@@ -118,6 +120,30 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown inputs {', '.join(sorted(unknown))}: use anomalies, indicators, news")
         return ",".join(names)
+    # --- trading (issue 5) ---
+    trading_account: str = Field("paper", min_length=1, description="Paper account the strategy trades")
+    trading_strategy: str = Field("ema_cross", description="Strategy (domain/strategy.py STRATEGIES)")
+    trading_interval: str = Field("1m", description="Candle interval the strategy trades on")
+    order_quantity: Decimal = Field(Decimal("0.01"), gt=0, description="Units per strategy order")
+    initial_cash: Decimal = Field(Decimal(100_000), ge=0, description="Cash of a new paper account")
+    fee_bps: Decimal = Field(Decimal(10), ge=0, description="Fee per fill, basis points of notional")
+    slippage_bps: Decimal = Field(Decimal(5), ge=0, description="Fill price moved against us, basis points")
+    fill_participation: Decimal = Field(Decimal("0.5"), gt=0, le=1,
+                                        description="Share of a mark's traded size one order may take")
+    max_position: Decimal = Field(Decimal(1), ge=0, description="Largest |position| per symbol (units)")
+    max_gross_exposure: Decimal = Field(Decimal(1_000_000), ge=0, description="Largest sum |qty| x price")
+    max_orders_per_minute: int = Field(30, ge=0, le=1000, description="Orders accepted per minute of event time")
+    order_timeout_s: float = Field(30.0, gt=0, description="An order still open after this is expired")
+    mark_interval_s: float = Field(1.0, gt=0, description="Event-time slice of trades in one fill mark")
+    api_token: SecretStr | None = Field(None, description="Enables the mutating web endpoints, which require it")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
+                              description="Prefix of every topic: an isolated app instance (replays)")
+
+    @field_validator("trading_strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        strategy_named(value)
+        return value
 
     @field_validator("windows")
     @classmethod

@@ -24,8 +24,9 @@ class TypedTopic:
     def __init__(self, app: TickTideApp, spec: TopicSpec) -> None:
         self.app = app
         self.spec = spec
+        self.name = app.settings.topic_prefix + spec.name
         self.faust: TopicT = app.topic(
-            spec.name,
+            self.name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",

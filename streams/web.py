@@ -141,3 +141,7 @@ def install_views(app: TickTideApp) -> None:
             if rows is None:
                 return _error(web, 404, f"no anomalies for symbol {symbol!r}")
             return web.json({"symbol": symbol, "anomalies": rows[-limit:]})
+
+    from streams.trading_web import install_trading_views
+
+    install_trading_views(app, query_limit)

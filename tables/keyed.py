@@ -12,6 +12,7 @@ from streams.app import TickTideApp
 def symbol_table(app: TickTideApp, name: str, help_text: str) -> TableT[str, Any]:
     """A table keyed by symbol with JSON values, co-partitioned with the catalog topics
     (declared once; a second call returns the same table)."""
-    table = app.tables.get(name) or app.Table(
+    # not `app.tables.get(name) or ...`: an empty table is falsy
+    table = app.tables[name] if name in app.tables else app.Table(
         name, key_type=str, value_type=None, partitions=app.settings.partitions, help=help_text)
     return cast("TableT[str, Any]", table)

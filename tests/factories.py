@@ -18,6 +18,7 @@ from schemas.records import (
     Anomaly,
     BookTop,
     Candle,
+    CommandAcknowledged,
     ComponentStatus,
     DeadLetter,
     Enrichment,
@@ -374,6 +375,21 @@ ALL_FACTORIES: dict[type[Event], Callable[..., Event]] = {
     UserCommand: make_user_command,
 }
 """Every event record class mapped to its factory (one per entry of RECORD_TYPES)."""
+
+
+def make_command_acknowledged(**overrides: Any) -> CommandAcknowledged:
+    """A risk-limit change, accepted (issue 5)."""
+    return _build(CommandAcknowledged, {
+        "account": ACCOUNT,
+        "command_id": "5f1c2d3e-4b5a-4978-8c6d-1e2f3a4b5c6d",
+        "command": "set_risk_limit",
+        "arguments": {"limit": "max_position", "value": "0.5"},
+        "accepted": True,
+        "detail": "set_risk_limit applied",
+    }, overrides)
+
+
+ALL_FACTORIES[CommandAcknowledged] = make_command_acknowledged
 
 
 def sample_events() -> list[Event]:

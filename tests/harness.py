@@ -62,6 +62,14 @@ def stack_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     return settings
 
 
+TRADING_SETTINGS = (
+    "trading_account", "trading_strategy", "trading_interval", "order_quantity", "initial_cash", "fee_bps",
+    "slippage_bps", "fill_participation", "max_position", "max_gross_exposure", "max_orders_per_minute",
+    "order_timeout_s", "mark_interval_s", "api_token", "topic_prefix",
+)
+"""Trading settings a child process inherits from the test's settings (issue 5)."""
+
+
 def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
     """Environment for a `ticktide` child process."""
     # Never the real API key: a test talks to the fake Messages API or to none.
@@ -79,6 +87,11 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_GRACE_S": str(settings.grace_s),
             "TICKTIDE_WINDOWS": settings.windows,
         })
+        for name in TRADING_SETTINGS:
+            value = getattr(settings, name)
+            if value is not None:
+                shown = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+                env[f"TICKTIDE_{name.upper()}"] = shown
     env.update(extra)
     return env
 

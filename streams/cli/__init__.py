@@ -6,7 +6,17 @@ import sys
 
 import typer
 
-from streams.cli import broker_cmd, consume_cmd, dev_cmd, produce_cmd, topics_cmd, worker_cmd
+from streams.cli import (
+    broker_cmd,
+    consume_cmd,
+    dev_cmd,
+    explain_cmd,
+    produce_cmd,
+    rebuild_cmd,
+    replay_cmd,
+    topics_cmd,
+    worker_cmd,
+)
 from streams.errors import ConfigError, TickTideError
 
 app = typer.Typer(
@@ -22,6 +32,9 @@ app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.command("dev")(dev_cmd.dev)
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(rebuild_cmd.app, name="rebuild")
+app.command("replay")(replay_cmd.replay_command)
+app.command("explain")(explain_cmd.explain_command)
 
 
 def main() -> None:

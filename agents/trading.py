@@ -1,0 +1,134 @@
+"""Strategy signals, market marks and user commands for the paper ledger.
+
+* analysis.indicators / .enrichments / .anomalies -> the strategy's context per symbol
+  (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
+  PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
+  a replay re-emits the same ones).
+* market.trades (as market.trade_batches runs) -> one mark per symbol per ``mark_interval_s`` of event time
+  (last price, summed size) -> trading.commands for the account: what orders fill against.
+  This is the hot path: trades are decoded by the tick fast path and folded per batch;
+  an undecodable trade is left to the market agent, which dead-letters it.
+* user.commands -> trading.commands, keyed by the account the command targets (argument
+  ``account``, else the trading account), so the ledger applies it in order with orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from faust import StreamT
+
+from domain.clock import from_micros
+from domain.orders import order_for_signal
+from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
+from schemas.records import Anomaly, Enrichment, IndicatorSnapshot, Side, Trade, TradeBatch, UserCommand, utc_now
+from streams.app import TickTideApp
+from streams.errors import DecodeError, UnexpectedRecordType
+from streams.ticks import TickDecoder
+from tables import trading as glue
+
+SIGNALS_AGENT = "trading.signals"
+MARKS_AGENT = "trading.marks"
+COMMANDS_AGENT = "trading.user_commands"
+PRODUCER = "agent.trading"
+_MARK_NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
+
+
+def install(app: TickTideApp) -> None:
+    """Register the signal, mark and user-command agents."""
+    _, strategy_table, signals_table = glue.declare(app)
+    settings = app.settings
+    strategy = strategy_named(settings.trading_strategy)
+    topics = app.typed_topics
+    inputs = app.topic(*(topics[n].name for n in ("analysis.indicators", "analysis.enrichments",
+                                                   "analysis.anomalies")),
+                       key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(inputs, name=SIGNALS_AGENT)
+    async def signals(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            async with app.deadletters.guard(message, agent=SIGNALS_AGENT):
+                record = app.codec.decode(message.value)
+                if isinstance(record, IndicatorSnapshot):
+                    if record.interval == settings.trading_interval:
+                        await on_snapshot(record)
+                elif isinstance(record, Enrichment):
+                    if record.symbol:  # keyed by symbol only when it has one
+                        context = glue.load_context(strategy_table, record.symbol)
+                        observe_enrichment(context, record)
+                        glue.store_context(strategy_table, context)
+                elif isinstance(record, Anomaly):
+                    context = glue.load_context(strategy_table, record.symbol)
+                    observe_anomaly(context, record)
+                    glue.store_context(strategy_table, context)
+                else:
+                    raise UnexpectedRecordType(f"{type(record).__name__} on {message.topic}")
+            app.count_processed(SIGNALS_AGENT)
+
+    async def on_snapshot(snapshot: IndicatorSnapshot) -> None:
+        context = glue.load_context(strategy_table, snapshot.symbol)
+        wish = observe_snapshot(context, snapshot, strategy)
+        if wish is not None:
+            now = utc_now()
+            signal = signal_record(snapshot, wish, settings.trading_strategy, PRODUCER, now)
+            order = order_for_signal(signal, settings.trading_account, settings.order_quantity, now)
+            await asyncio.gather(await topics["trading.signals"].send_pending(signal),
+                                 await topics["trading.commands"].send_pending(order))
+            glue.remember_signal(signals_table, signal)
+        glue.store_context(strategy_table, context)
+
+    decoder = TickDecoder(app.codec)
+    slice_us = int(settings.mark_interval_s * 1_000_000)
+    account = settings.trading_account
+
+    @app.agent(topics["market.trade_batches"].faust, name=MARKS_AGENT)
+    async def marks(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():  # each event: a run of market.trades records
+            try:
+                batch = app.codec.decode_as(event.message.value, TradeBatch)
+            except DecodeError:
+                continue  # the candle agent dead-letters it
+            slices: dict[tuple[str, int], list[Any]] = {}  # (symbol, slice) -> [last tick, size]
+            for value in batch.values:
+                try:
+                    tick = decoder.decode(value)
+                except DecodeError:
+                    continue
+                key = (tick.symbol, tick.time_us // slice_us)
+                found = slices.get(key)
+                if found is None:
+                    slices[key] = [tick, tick.size]
+                else:
+                    if (tick.time_us, tick.trade_id) > (found[0].time_us, found[0].trade_id):
+                        found[0] = tick
+                    found[1] += tick.size
+            pending = [await topics["trading.commands"].send_pending(_mark(tick, size), key=account)
+                       for tick, size in slices.values()]
+            if pending:
+                await asyncio.gather(*pending)
+            app.count_processed(MARKS_AGENT, len(batch.values))
+
+    @app.agent(topics["user.commands"].faust, name=COMMANDS_AGENT)
+    async def user_commands(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            async with app.deadletters.guard(message, agent=COMMANDS_AGENT):
+                command = app.codec.decode_as(message.value, UserCommand)
+                target = command.arguments.get("account") or account
+                await topics["trading.commands"].send(command, key=target)
+            app.count_processed(COMMANDS_AGENT)
+
+
+def _mark(tick: Any, size_units: int) -> Trade:
+    """A mark as a Trade record: the slice's last trade with the slice's total size."""
+    event_id = str(uuid.uuid5(_MARK_NAMESPACE, f"{tick.symbol}|{tick.trade_id}|{size_units}"))
+    at = from_micros(tick.time_us)
+    return Trade(
+        envelope=Trade.envelope_for(event_time=at, producer="agent.trading.marks", event_id=event_id),
+        venue="mark", symbol=tick.symbol, trade_id=tick.trade_id,
+        price=Decimal(tick.price).scaleb(-18), size=Decimal(size_units).scaleb(-18),
+        taker_side=Side.BUY if tick.buy else Side.SELL, trade_time=at)

@@ -1,0 +1,96 @@
+"""Rebuild and replay throughput: `python -m bench.trading [--trades N] [--orders N]`.
+
+On a fresh embedded broker: N synthetic trades on market.trades, and the trading.events
+of a paper account that traded on them (decided by domain.orders: orders every few
+marks, fills, position changes). Then times
+  * the portfolio rebuild (read trading.events + decode + ledger fold), as in
+    `ticktide rebuild portfolio`;
+  * the candle rebuild (read market.trades + decode + candle fold), as in
+    `ticktide rebuild candles`;
+  * `ticktide replay --topic market.trades --from 0 --speed max --into bench.market.trades`
+    (the command itself, progress bar included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+
+from domain import orders
+from domain.clock import to_micros
+from domain.ledger import Portfolio
+from domain.orders import Mark, RiskLimits, TradingConfig
+from schemas.records import Event, OrderType, PlaceOrder, Side
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from streams.ingest import synthetic_trades
+from streams.producer import EventProducer
+from streams.rebuild import fold_portfolios, rebuild_candles
+from streams.settings import load_settings
+
+CONFIG = TradingConfig(RiskLimits(Decimal(10), Decimal(10**9), 10**6), Decimal(10), Decimal(5),
+                       Decimal("0.5"), 10**12)
+
+
+def ledger_events(trades: list, every: int) -> list[Event]:
+    """A paper account trading BTCUSDT on the feed: an order every ``every`` trades."""
+    state, events, marks = Portfolio.open("bench", Decimal(10**7)), [], []
+    for n, trade in enumerate(trades):
+        mark = Mark(trade.envelope.event_id, trade.symbol, trade.price, trade.size,
+                    to_micros(trade.trade_time), trade.trade_id)
+        marks.append(mark)
+        events += orders.on_mark(state, mark, CONFIG, trade)
+        if n % every == 0:
+            command = PlaceOrder(
+                envelope=PlaceOrder.envelope_for(event_time=trade.trade_time, producer="bench"),
+                order_id=f"bench:{n}", account="bench", symbol=trade.symbol,
+                side=Side.BUY if (n // every) % 2 else Side.SELL, order_type=OrderType.MARKET,
+                quantity=Decimal("0.01"))
+            events += orders.place(state, command, CONFIG, {trade.symbol: marks[-5:]})
+    return events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--every", type=int, default=5, help="An order every N trades")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = EmbeddedBroker(log_file=Path(tmp) / "broker.log")
+        broker.start()
+        try:
+            settings = load_settings(broker=broker.bootstrap, broker_flavor="tansu", app_id="bench")
+            create_topics(settings)
+            create_topics(settings.model_copy(update={"topic_prefix": "bench."}))
+            trades = list(islice(synthetic_trades(["BTCUSDT"], seed=5), args.trades))
+            events = ledger_events(trades, args.every)
+            with EventProducer(settings) as producer:
+                for trade in trades:
+                    producer.send("market.trades", trade)
+                for event in events:
+                    producer.send("trading.events", event, key="bench")
+            result, _ = fold_portfolios(settings)
+            print(f"rebuild portfolio: {result.events} events in {result.seconds:.2f} s = {result.rate:,.0f} events/s")
+            candles = rebuild_candles(settings)
+            print(f"rebuild candles:   {candles.events - 0} trades in {candles.seconds:.2f} s = "
+                  f"{candles.rate:,.0f} events/s")
+            env = {"TICKTIDE_BROKER": broker.bootstrap, "TICKTIDE_BROKER_FLAVOR": "tansu", "PATH": ""}
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "streams.cli", "replay", "--topic", "market.trades", "--from", "0",
+                 "--speed", "max", "--into", "bench.market.trades"],
+                env=env, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - started
+            print(f"replay (command):  {done.stdout.strip().splitlines()[0]}; {wall:.2f} s wall incl. start-up")
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The paper-trading ledger: a pure fold ``apply(state, event)`` over trading.events.
+
+One ``Portfolio`` per account: cash, positions (signed quantity, cost basis, realised P&L,
+fees, last fill price), orders and their lifecycle, and the account's controls (paused
+strategies, risk-limit overrides, kill switch). The live ledger agent, ``ticktide rebuild
+portfolio`` and the tests all build it with this fold.
+
+Amounts are exact ``Decimal``s. A position keeps its cost basis (quantity x average price)
+rather than the average price, so ``cash + sum(cost) == initial cash + realised P&L - fees``
+holds exactly; only the cost removed by a reducing fill is rounded (to 18 places, the
+contract's scale), and the same rounded figure goes into realised P&L.
+
+The fold is idempotent by event identity: an order is placed once (order id), a fill
+counts once (fill id), an order closes once, a command is acknowledged once. An event
+re-delivered after a crash, or a prefix of the topic read twice, changes nothing, as long
+as its order is among the remembered ones (all open orders and the last 100-200 closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, localcontext
+from enum import StrEnum
+
+from domain.clock import to_micros
+from schemas.records import (
+    CommandAcknowledged,
+    Event,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    PositionChanged,
+    Side,
+)
+
+ZERO = Decimal(0)
+SCALE = Decimal("1e-18")
+EXACT = Context(prec=80)
+MINUTE_US = 60_000_000
+KEEP_CLOSED_ORDERS = 100
+"""Closed orders remembered per account (between 100 and 200): what /orders can show and
+the window within which a re-delivered order or fill is recognised as a repeat."""
+KEEP_ACKNOWLEDGED = 200
+MAX_ORDER_TIMES = 1000
+"""Order times kept for the orders-per-minute limit (the limit can be at most this)."""
+
+
+def quantize(value: Decimal) -> Decimal:
+    """Round to the contract's 18 decimal places (half-even)."""
+    return value.quantize(SCALE, context=EXACT)
+
+
+class OrderStatus(StrEnum):
+    OPEN = "OPEN"
+    FILLED = "FILLED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(slots=True)
+class Order:
+    """One order's lifecycle (a saga: placed -> filled | rejected)."""
+
+    order_id: str
+    symbol: str
+    side: str = ""
+    quantity: Decimal = ZERO
+    order_type: str = "MARKET"
+    limit_price: Decimal | None = None
+    placed_us: int = 0  # event (market) time of the order
+    placed_wall_us: int = 0  # when it was placed (ingest time): the saga timeout runs from here
+    strategy: str = ""
+    filled: Decimal = ZERO
+    status: OrderStatus = OrderStatus.OPEN
+    reason_code: str = ""
+    reason: str = ""
+    last_fill_us: int = 0
+    fill_ids: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        """Quantity still to fill."""
+        return self.quantity - self.filled
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        """Remaining quantity, negative for a sell."""
+        return self.remaining if self.side == Side.BUY else -self.remaining
+
+
+@dataclass(slots=True)
+class Position:
+    """A signed position: quantity (negative = short) and its cost basis."""
+
+    quantity: Decimal = ZERO
+    cost: Decimal = ZERO
+    realised: Decimal = ZERO
+    fees: Decimal = ZERO
+    last_price: Decimal = ZERO
+
+    @property
+    def average_price(self) -> Decimal:
+        """Cost basis per unit (0 when flat)."""
+        return quantize(self.cost / self.quantity) if self.quantity else ZERO
+
+    def unrealised(self, price: Decimal | None = None) -> Decimal:
+        """P&L of the open quantity at ``price`` (default: the last fill price)."""
+        mark = self.last_price if price is None else price
+        return quantize(self.quantity * mark - self.cost) if self.quantity else ZERO
+
+
+@dataclass(slots=True)
+class Controls:
+    """What users changed with commands: paused strategies, limit overrides, kill switch."""
+
+    paused: list[str] = field(default_factory=list)
+    limits: dict[str, str] = field(default_factory=dict)
+    killed: bool = False
+
+
+@dataclass(slots=True)
+class Portfolio:
+    """Everything known about one account, folded from its trading.events."""
+
+    account: str
+    initial_cash: Decimal
+    cash: Decimal = ZERO
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    controls: Controls = field(default_factory=Controls)
+    order_times: list[int] = field(default_factory=list)  # accepted orders, last minute, oldest first
+    acknowledged: list[str] = field(default_factory=list)  # recent command ids
+    events: int = 0  # events that changed the state
+
+    @classmethod
+    def open(cls, account: str, initial_cash: Decimal) -> Portfolio:
+        """A new account holding only cash."""
+        return cls(account=account, initial_cash=initial_cash, cash=initial_cash)
+
+    def position(self, symbol: str) -> Position:
+        """The symbol's position (flat if never traded)."""
+        return self.positions.get(symbol) or Position()
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders not yet filled or rejected, oldest first."""
+        return [o for o in self.orders.values()
+                if o.status is OrderStatus.OPEN and (symbol is None or o.symbol == symbol)]
+
+
+def apply(state: Portfolio, event: Event) -> Portfolio:
+    """Fold one trading event into the account's state (in place); the state."""
+    with localcontext(EXACT):
+        changed = _apply(state, event)
+    if changed:
+        state.events += 1
+    return state
+
+
+def fold(state: Portfolio, events: list[Event]) -> Portfolio:
+    """Apply events in order."""
+    for event in events:
+        apply(state, event)
+    return state
+
+
+def _apply(state: Portfolio, event: Event) -> bool:
+    if isinstance(event, OrderPlaced):
+        return _placed(state, event)
+    if isinstance(event, OrderFilled):
+        return _filled(state, event)
+    if isinstance(event, OrderRejected):
+        return _rejected(state, event)
+    if isinstance(event, CommandAcknowledged):
+        return _acknowledged(state, event)
+    if isinstance(event, PositionChanged):
+        return False  # derived from the fill before it: nothing new to fold
+    raise TypeError(f"not a trading event: {type(event).__name__}")
+
+
+def _placed(state: Portfolio, event: OrderPlaced) -> bool:
+    if event.order_id in state.orders:
+        return False
+    placed_us = to_micros(event.envelope.event_time)
+    state.orders[event.order_id] = Order(
+        order_id=event.order_id, symbol=event.symbol, side=str(event.side),
+        quantity=event.quantity, order_type=str(event.order_type), limit_price=event.limit_price,
+        placed_us=placed_us, placed_wall_us=to_micros(event.envelope.ingest_time),
+        strategy=strategy_of(event.envelope.producer), last_fill_us=placed_us,
+        event_ids=[event.envelope.event_id])
+    times = state.order_times
+    times.append(placed_us)
+    drop = 0
+    while drop < len(times) and (times[drop] <= placed_us - MINUTE_US or len(times) - drop > MAX_ORDER_TIMES):
+        drop += 1
+    del times[:drop]
+    return True
+
+
+def strategy_of(producer: str) -> str:
+    """The strategy that placed an order ('' for orders not placed by a strategy)."""
+    return producer.removeprefix("strategy.") if producer.startswith("strategy.") else ""
+
+
+def _filled(state: Portfolio, event: OrderFilled) -> bool:
+    order = state.orders.get(event.order_id)
+    if order is None or order.status is not OrderStatus.OPEN or event.fill_id in order.fill_ids:
+        return False
+    order.fill_ids.append(event.fill_id)
+    order.event_ids.append(event.envelope.event_id)
+    order.filled += event.fill_quantity
+    order.last_fill_us = to_micros(event.envelope.event_time)
+    if order.filled >= order.quantity:
+        order.status = OrderStatus.FILLED
+        _trim(state)
+    signed = event.fill_quantity if event.side == Side.BUY else -event.fill_quantity
+    position = state.positions.setdefault(event.symbol, Position())
+    paid = _trade(position, signed, event.fill_price)
+    position.fees += event.fee
+    position.last_price = event.fill_price
+    state.cash -= paid + event.fee
+    return True
+
+
+def _trade(position: Position, signed: Decimal, price: Decimal) -> Decimal:
+    """Move a position by ``signed`` units at ``price``: reduce it (realising P&L), then
+    open the rest the other way. Returns the cash paid (negative: received); every figure
+    is rounded to 18 places, and the same rounded figures go into cash, cost and P&L."""
+    paid = quantize(signed * price)
+    opening_paid = paid
+    if position.quantity and (position.quantity > 0) != (signed > 0):
+        closing = min(abs(signed), abs(position.quantity))
+        closing_signed = closing if position.quantity > 0 else -closing  # units leaving the position
+        closing_paid = paid if closing == abs(signed) else quantize(-closing_signed * price)
+        removed = quantize(position.cost * closing / abs(position.quantity))
+        position.realised += -closing_paid - removed
+        position.cost -= removed
+        position.quantity -= closing_signed
+        signed += closing_signed
+        opening_paid = paid - closing_paid
+    if signed:
+        position.quantity += signed
+        position.cost += opening_paid
+    if not position.quantity:
+        position.cost = ZERO
+    return paid
+
+
+def _rejected(state: Portfolio, event: OrderRejected) -> bool:
+    order = state.orders.get(event.order_id)
+    if order is None:  # refused before it was placed
+        order = state.orders[event.order_id] = Order(order_id=event.order_id, symbol=event.symbol)
+    elif order.status is not OrderStatus.OPEN:
+        return False
+    order.status = OrderStatus.REJECTED
+    order.reason_code, order.reason = event.reason_code, event.reason
+    order.event_ids.append(event.envelope.event_id)
+    _trim(state)
+    return True
+
+
+def _acknowledged(state: Portfolio, event: CommandAcknowledged) -> bool:
+    if event.command_id in state.acknowledged:
+        return False
+    state.acknowledged = [*state.acknowledged, event.command_id][-KEEP_ACKNOWLEDGED:]
+    if not event.accepted:
+        return True
+    controls, args = state.controls, event.arguments
+    if event.command == "pause_strategy":
+        controls.paused = sorted({*controls.paused, args["strategy"]})
+    elif event.command == "resume_strategy":
+        controls.paused = [s for s in controls.paused if s != args["strategy"]]
+    elif event.command == "set_risk_limit":
+        controls.limits = {**controls.limits, args["limit"]: args["value"]}
+    elif event.command == "kill_switch":
+        controls.killed = args["state"] == "on"
+    return True
+
+
+def _trim(state: Portfolio) -> None:
+    """Once there are twice KEEP_CLOSED_ORDERS orders, forget the oldest closed ones down
+    to KEEP_CLOSED_ORDERS (open ones stay); in batches, so it costs O(1) per event."""
+    if len(state.orders) < 2 * KEEP_CLOSED_ORDERS:
+        return
+    closed = [k for k, o in state.orders.items() if o.status is not OrderStatus.OPEN]
+    for order_id in closed[:max(0, len(closed) - KEEP_CLOSED_ORDERS)]:
+        del state.orders[order_id]
