@@ -2,7 +2,7 @@
 
 The hot path works on TradeBatch records: each worker's batcher (streams/batcher.py)
 forwards the untouched market.trades records of a partition as one record of the same
-partition of market.trade_batches, so Faust's per-event machinery runs once per batch, not
+partition of the app's internal trade-batch topic, so Faust's per-event machinery runs once per batch, not
 once per trade. For each batch: decode each trade straight to a Tick, fold it into its
 symbol's state, then (1) send the closed candles, late trades and dead letters and wait
 until the broker has them, (2) write each touched symbol's row once. A crash between (1)
@@ -22,7 +22,7 @@ from domain import candles as fold
 from schemas.records import TradeBatch, utc_now
 from streams.admin import end_offsets
 from streams.app import TickTideApp
-from streams.batcher import BATCHES, SOURCE, TradeBatcher
+from streams.batcher import SOURCE, TradeBatcher, batch_topic
 from streams.consumer import read_range
 from streams.deadletter import RawRecord
 from streams.errors import DecodeError, OutOfSequence
@@ -42,7 +42,8 @@ def install(app: TickTideApp) -> None:
     grace_us = int(app.settings.grace_s * 1_000_000)
     rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
     source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
-    batches_topic = app.typed_topics[BATCHES].name
+    batches = batch_topic(app)
+    batches_topic = batches.get_topic_name()
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
     app.trade_batcher = TradeBatcher(app)
@@ -98,7 +99,7 @@ def install(app: TickTideApp) -> None:
         start = progress["batch_offset"] + 1 if progress else 0
         applied_through = progress["applied_through"] if progress else -1
         log.warning("%s[%s]: batches %s..%s were not delivered; reading them from the broker",
-                    BATCHES, partition, start, batch_offset - 1)
+                    batches_topic, partition, start, batch_offset - 1)
         app.metrics.trade_batch_rereads.labels(str(partition)).inc()
         for offset, value in await asyncio.to_thread(read_range, app.settings, batches_topic, partition,
                                                      start, batch_offset):
@@ -111,7 +112,7 @@ def install(app: TickTideApp) -> None:
                 applied_through = missed.offsets[-1]
         return applied_through
 
-    @app.agent(app.typed_topics[BATCHES].faust, name=AGENT)
+    @app.agent(batches, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message

@@ -4,7 +4,7 @@
   (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
   PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
   a replay re-emits the same ones).
-* market.trades (as market.trade_batches runs) -> one mark per symbol per ``mark_interval_s`` of event time
+* market.trades (as the trade batcher's runs) -> one mark per symbol per ``mark_interval_s`` of event time
   (last price, summed size) -> trading.commands for the account: what orders fill against.
   This is the hot path: trades are decoded by the tick fast path and folded per batch;
   an undecodable trade is left to the market agent, which dead-letters it.
@@ -26,6 +26,7 @@ from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
 from schemas.records import Anomaly, Enrichment, IndicatorSnapshot, Side, Trade, TradeBatch, UserCommand, utc_now
 from streams.app import TickTideApp
+from streams.batcher import batch_topic
 from streams.errors import DecodeError, UnexpectedRecordType
 from streams.ticks import TickDecoder
 from tables import trading as glue
@@ -85,7 +86,7 @@ def install(app: TickTideApp) -> None:
     slice_us = int(settings.mark_interval_s * 1_000_000)
     account = settings.trading_account
 
-    @app.agent(topics["market.trade_batches"].faust, name=MARKS_AGENT)
+    @app.agent(batch_topic(app), name=MARKS_AGENT)
     async def marks(stream: StreamT[bytes]) -> None:
         async for event in stream.events():  # each event: a run of market.trades records
             try:

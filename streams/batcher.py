@@ -4,8 +4,9 @@ market.trades stays the contract (one Trade per record, what users produce). Eac
 runs one ``TradeBatcher``: a plain aiokafka consumer in its own group
 (``<app_id>.trade-batcher``) that reads market.trades and forwards each run of fetched
 records of a partition, bytes untouched, as one TradeBatch record to the same partition of
-market.trade_batches. The candle agent (a Faust agent) then pays Faust's per-event price
-once per batch instead of once per trade.
+the app's internal topic ``<app_id>-market.trade_batches`` (internal like Faust's
+changelogs: each app instance re-batches for itself). The candle agent (a Faust agent)
+then pays Faust's per-event price once per batch instead of once per trade.
 
 Why this is exact:
 * A batch is committed (its source offsets) only after the broker has it, so a crash or a
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faust.types import TopicT
 from mode import Service
 
 from schemas.records import TradeBatch
@@ -37,9 +39,22 @@ log = logging.getLogger(__name__)
 
 SOURCE = "market.trades"
 BATCHES = "market.trade_batches"
+"""The internal topic's name after ``<app_id>-``."""
 PRODUCER = "streams.batcher"
 MAX_BATCH_BYTES = 768 * 1024
 """Keep a batch well under Kafka's default 1 MiB message limit."""
+
+
+def batch_topic(app: TickTideApp) -> TopicT:
+    """The app's internal topic of trade batches (declared once; Faust creates it)."""
+    topic = getattr(app, "_trade_batches", None)
+    if topic is None:
+        settings = app.settings
+        topic = app._trade_batches = app.topic(  # type: ignore[attr-defined]
+            f"{settings.app_id}-{BATCHES}", key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=settings.partitions, internal=True,
+            retention=24 * 3600.0)
+    return topic
 
 
 def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int,
@@ -96,7 +111,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class TradeBatcher(Service):
-    """Forwards market.trades to market.trade_batches, one record per fetched run."""
+    """Forwards market.trades to the app's trade-batch topic, one record per fetched run."""
 
     def __init__(self, app: TickTideApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -159,7 +174,7 @@ class TradeBatcher(Service):
     async def _send_and_commit(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
                                max_records: int) -> None:
         fetched_at = datetime.now(UTC)
-        topic = self.app.typed_topics[BATCHES]
+        topic = batch_topic(self.app)
         assigned = self.consumer.assignment()
         fetched = {tp: records for tp, records in fetched.items() if tp in assigned}  # not stale ones
         pending = []
@@ -167,8 +182,8 @@ class TradeBatcher(Service):
             follows = await self._follows(tp)
             for run in split_runs(records, max_records):
                 value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
-                pending.append(await topic.faust.send(key=str(tp.partition).encode(), value=value,
-                                                      partition=tp.partition))
+                pending.append(await topic.send(key=str(tp.partition).encode(), value=value,
+                                                partition=tp.partition))
                 follows = self._forwarded_through[tp.partition] = run[-1].offset
         await asyncio.gather(*pending)
         self.forwarded += sum(len(records) for records in fetched.values())

@@ -46,9 +46,6 @@ class TopicSpec:
 
 CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("market.trades", (r.Trade,), "symbol", "Executed trades from venues."),
-    TopicSpec("market.trade_batches", (r.TradeBatch,), "source_partition",
-              "Internal: market.trades re-batched per partition for the candle agent.",
-              retention_ms=DAY_MS),
     TopicSpec("market.book", (r.BookTop,), "symbol", "Best bid/ask updates."),
     TopicSpec("market.news", (r.News,), "source", "News headlines (untrusted text)."),
     TopicSpec("market.candles", (r.Candle,), "symbol", "Final candles, one per closed window."),

@@ -36,7 +36,7 @@ PROGRESS_PREFIX = "#partition/"
 
 
 def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
-    """The candle tables, co-partitioned with market.trades (and market.trade_batches)."""
+    """The candle tables, co-partitioned with market.trades (and the trade-batch topic)."""
     return (symbol_table(app, STATE, "Open windows and event-time clock per symbol."),
             symbol_table(app, HISTORY, "Recent final candles per symbol and interval."))
 

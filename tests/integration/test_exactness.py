@@ -113,9 +113,10 @@ def test_sigkill_mid_stream_then_restart_gives_exact_candles(
 
 
 def _owned(health: dict, topic: str) -> int:
-    """How many partitions of ``topic`` a worker's Faust agent or its trade batcher owns."""
+    """How many partitions of ``topic`` (internal topics: after the app id) a worker's Faust
+    agent or its trade batcher owns."""
     batcher = health.get("trade_batcher") or {}
-    return sum(p.startswith(f"{topic}[") for p in [*health["assigned_partitions"],
+    return sum(p.split("-")[-1].startswith(f"{topic}[") for p in [*health["assigned_partitions"],
                                                     *batcher.get("assigned_partitions", [])])
 
 

@@ -94,7 +94,7 @@ def test_health_names_worker_and_partitions_and_heartbeats_flow(
     health = worker.health()
     assert health["status"] == "ok"
     assert health["app_id"] == stack_settings.app_id
-    assert any(p.startswith("market.trade_batches[") for p in health["assigned_partitions"])
+    assert any(p.startswith(f"{stack_settings.app_id}-market.trade_batches[") for p in health["assigned_partitions"])
     batcher = worker.wait_until(lambda h: h["trade_batcher"]["assigned_partitions"],
                                 what="the trade batcher's assignment")["trade_batcher"]
     assert batcher["assigned_partitions"] == [f"market.trades[{p}]" for p in range(stack_settings.partitions)]
@@ -130,19 +130,20 @@ def test_a_batch_that_skips_trades_is_checked_against_the_broker_then_dead_lette
             producer.send("market.trades", trade)
     worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 20, 60, "20 trades")
     partition = (murmur2(b"BTCUSDT") & 0x7FFFFFFF) % stack_settings.partitions  # its trades' partition
+    batches = f"{stack_settings.app_id}-market.trade_batches"  # the app's internal topic
     with EventProducer(stack_settings) as producer:
         btc = producer.codec.encode(first[0])
         stray = TradeBatch(envelope=make_envelope(TradeBatch), source_topic="market.trades",
                            source_partition=partition, fetched_at=T0, follows_offset=1_000_000,
                            offsets=[1_000_001], timestamps_ms=[0], keys=[b"BTCUSDT"], values=[btc])
-        producer.send_raw("market.trade_batches", b"stray", producer.codec.encode(stray), partition=partition)
+        producer.send_raw(batches, b"stray", producer.codec.encode(stray), partition=partition)
     letters: list = []
     deadline = time.monotonic() + 60
     while not letters and time.monotonic() < deadline:
         letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2)
                    if isinstance(r, Consumed) and r.event.reason == "out_of_sequence"]
     assert letters, "the stray batch was never dead-lettered"
-    assert letters[0].source_topic == "market.trade_batches" and letters[0].source_partition == partition
+    assert letters[0].source_topic == batches and letters[0].source_partition == partition
     assert "1000000" in letters[0].error_message
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as response:
         metrics = response.read().decode()
