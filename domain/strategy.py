@@ -4,7 +4,9 @@ to trade. Selected by name (setting ``trading_strategy``); add one by writing a 
 
 Default, ``ema_cross``: BUY when the fast EMA crosses above the slow EMA, SELL when it
 crosses below, strength = |fast - slow| / close x 100 (capped at 1), unless the symbol's
-latest enrichment says the regime is VOLATILE or lists risk flags (then it stays out).
+latest enrichment, if it came within the last ENRICHMENT_HOLD snapshots, says the regime
+is VOLATILE or raises a blocking risk flag (then it stays out). Informational flags
+(overbought/oversold, thin data, unverified news) do not block an EMA cross.
 ``ema_cross_unfiltered`` is the same without the enrichment filter.
 
 The context is a fold too (``observe_*``): a snapshot at or before the last one applied is
@@ -24,6 +26,10 @@ from schemas.records import Anomaly, Enrichment, IndicatorSnapshot, Regime, Side
 
 _NAMESPACE = uuid.UUID("c3e8a1f2-5d6b-4a90-8e7c-1b2d3f4a5c6e")
 KEEP_ANOMALIES = 20
+ENRICHMENT_HOLD = 5
+"""Snapshots after which an enrichment no longer filters (its market has moved on)."""
+BLOCKING_FLAGS = frozenset({"high_volatility", "volume_spike", "price_gap", "liquidity",
+                            "regulatory", "security_incident", "macro_event"})
 
 
 @dataclass(slots=True)
@@ -37,6 +43,7 @@ class SymbolContext:
     regime: str = Regime.UNKNOWN.value
     risk_flags: list[str] = field(default_factory=list)
     enrichment_id: str = ""
+    snapshots_since_enrichment: int = 0
     anomalies: list[list[str]] = field(default_factory=list)  # [event_id, rule, candle_id]
 
 
@@ -79,8 +86,10 @@ def ema_cross_unfiltered(context: SymbolContext, snapshot: IndicatorSnapshot) ->
 
 
 def ema_cross(context: SymbolContext, snapshot: IndicatorSnapshot) -> Wish | None:
-    """EMA cross, staying out of VOLATILE regimes and flagged risks (default)."""
-    if context.regime == Regime.VOLATILE or context.risk_flags:
+    """EMA cross, staying out of VOLATILE regimes and blocking risks while the enrichment
+    that reported them is recent (default)."""
+    recent = context.enrichment_id and context.snapshots_since_enrichment < ENRICHMENT_HOLD
+    if recent and (context.regime == Regime.VOLATILE or BLOCKING_FLAGS.intersection(context.risk_flags)):
         return None
     return _cross(context, snapshot)
 
@@ -108,6 +117,7 @@ def observe_snapshot(context: SymbolContext, snapshot: IndicatorSnapshot,
     wish = strategy(context, snapshot)
     context.last_candle_end_us = end_us
     context.last_snapshot_id = snapshot.envelope.event_id
+    context.snapshots_since_enrichment += 1
     if snapshot.ema_fast is not None and snapshot.ema_slow is not None:
         context.ema_diff = snapshot.ema_fast - snapshot.ema_slow
     return wish
@@ -118,6 +128,7 @@ def observe_enrichment(context: SymbolContext, enrichment: Enrichment) -> None:
     context.regime = str(enrichment.regime)
     context.risk_flags = list(enrichment.risk_flags)
     context.enrichment_id = enrichment.envelope.event_id
+    context.snapshots_since_enrichment = 0
 
 
 def observe_anomaly(context: SymbolContext, anomaly: Anomaly) -> None:

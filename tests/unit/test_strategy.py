@@ -10,6 +10,7 @@ import pytest
 
 from domain.orders import account_of_order, order_for_signal
 from domain.strategy import (
+    ENRICHMENT_HOLD,
     STRATEGIES,
     SymbolContext,
     observe_enrichment,
@@ -45,14 +46,24 @@ def test_the_default_stays_out_of_volatile_regimes_and_flagged_risks_the_unfilte
     observe_enrichment(volatile, make_enrichment(regime=Regime.VOLATILE, risk_flags=[]))
     assert run([-1, 1], volatile) == [None, None]
     flagged = SymbolContext("BTCUSDT")
-    observe_enrichment(flagged, make_enrichment(regime=Regime.TRENDING, risk_flags=["news_driven"]))
+    observe_enrichment(flagged, make_enrichment(regime=Regime.TRENDING, risk_flags=["price_gap"]))
     assert run([-1, 1], flagged) == [None, None]
+    informational = SymbolContext("BTCUSDT")
+    observe_enrichment(informational, make_enrichment(regime=Regime.RANGING, risk_flags=["oversold", "thin_data"]))
+    assert run([-1, 1], informational) == [None, Side.BUY]
     calm = SymbolContext("BTCUSDT")
     observe_enrichment(calm, make_enrichment(regime=Regime.TRENDING, risk_flags=[]))
     assert run([-1, 1], calm) == [None, Side.BUY]
     unfiltered = SymbolContext("BTCUSDT")
     observe_enrichment(unfiltered, make_enrichment(regime=Regime.VOLATILE))
     assert run([-1, 1], unfiltered, "ema_cross_unfiltered") == [None, Side.BUY]
+
+
+def test_an_old_enrichment_stops_filtering_after_a_few_snapshots() -> None:
+    stale = SymbolContext("BTCUSDT")
+    observe_enrichment(stale, make_enrichment(regime=Regime.VOLATILE, risk_flags=["high_volatility"]))
+    diffs = [-1] * ENRICHMENT_HOLD + [1]  # the cross comes ENRICHMENT_HOLD snapshots later
+    assert run(diffs, stale)[-1] == Side.BUY
 
 
 def test_a_redelivered_snapshot_does_not_signal_again() -> None:
