@@ -229,7 +229,9 @@ def post_json(url: str, body: Any, token: str) -> tuple[int, Any]:
 
 def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
         isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
-    settings = trading_settings(isolated_broker, tmp_path)
+    # Indicators alone decide this strategy's signals; the default one also weighs
+    # enrichments, which a replay of analysis.indicators alone does not carry.
+    settings = trading_settings(isolated_broker, tmp_path, trading_strategy="ema_cross_unfiltered")
     worker = start_worker(settings, tmp_path / "live.log")
     try:
         produce(settings, feed(240, seed=3))
