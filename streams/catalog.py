@@ -63,8 +63,9 @@ CATALOG: tuple[TopicSpec, ...] = (
         retention_ms=-1,
     ),
     TopicSpec("system.heartbeats", (r.Heartbeat,), "worker_id", "Liveness of every worker.",
-              retention_ms=DAY_MS),
-    TopicSpec("system.status", (r.ComponentStatus,), "component", "Component health changes."),
+              retention_ms=DAY_MS, partitions=1),  # 1: one health table holds the whole system
+    TopicSpec("system.status", (r.ComponentStatus,), "component", "Component health changes.",
+              partitions=1),
     TopicSpec("system.deadletter", (r.DeadLetter,), "source_topic",
               "Records that could not be decoded or processed, with their original bytes.",
               retention_ms=30 * DAY_MS),

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_file: Path | None = None
     anthropic_api_key: SecretStr | None = None
+    canonical_url: str | None = Field(
+        None, description="URL other workers reach this one's web views at (default: from web_host)")
 
     @field_validator("windows")
     @classmethod
