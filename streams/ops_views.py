@@ -18,6 +18,7 @@ import aiohttp
 from faust.web import Request, Response, View
 
 from schemas.records import Lifecycle, utc_now
+from streams.ops_metrics import install_ops_metrics
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -68,7 +69,8 @@ def self_report(app: TickTideApp) -> dict[str, Any]:
 
 
 def install_ops_views(app: TickTideApp) -> None:
-    """Mount /health/system, /live and /ready."""
+    """Mount /health/system, /live and /ready; add the scrape-time metrics."""
+    install_ops_metrics(app)
 
     @app.page("/health/system")
     async def system(web: View, request: Request) -> Response:

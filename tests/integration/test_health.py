@@ -4,11 +4,13 @@ the health table, /health's system view, /live and /ready, lifecycle on shutdown
 from __future__ import annotations
 
 import signal
+import urllib.request
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.records import ComponentStatus, Heartbeat, Lifecycle, utc_now
 from streams.admin import create_topics
@@ -76,6 +78,7 @@ def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
         status, body = http_json(f"{worker.url}/ready")
         assert (status, body["ready"]) == (200, True)
         worker_id = health["worker_id"]
+        _check_metrics(worker.url)
     finally:
         assert worker.stop(signal.SIGTERM) == 0
 
@@ -86,3 +89,25 @@ def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
     assert ("worker", Lifecycle.RUNNING) in mine
     assert mine[-1] == (mine[-1][0], Lifecycle.STOPPED), "a clean stop is announced"
     assert (AGENT, Lifecycle.STOPPED) in mine
+
+
+def _check_metrics(url: str) -> None:
+    """/metrics in Prometheus format with what an operator graphs."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    assert value("ticktide_events_in_total", agent=AGENT, topic="market.trades") >= 201
+    assert value("ticktide_deadletters_total", agent=AGENT, reason="undecodable") == 1
+    assert value("ticktide_processing_latency_seconds_count", agent=AGENT) > 0
+    assert value("ticktide_table_keys", table="candles") == 2  # BTCUSDT, ETHUSDT
+    assert value("ticktide_worker_ready") == 1
+    assert value("ticktide_worker_lifecycle", state="running") == 1
+    assert value("ticktide_recovery_remaining_records", kind="active") == 0
+    lags = [key for key in samples if key[0] == "ticktide_consumer_lag_records"]
+    assert {dict(labels)["partition"] for _, labels in lags if dict(labels)["topic"] == "market.trades"} \
+        == {"0", "1", "2", "3"}
