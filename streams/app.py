@@ -24,6 +24,7 @@ from streams.embedded_fixes import use_fetched_high_watermarks
 from streams.metrics import LatencyWindow, Metrics
 from streams.probe import Probe
 from streams.registry import make_registry
+from streams.retry import Retries
 from streams.settings import Settings
 from streams.typed_topic import TypedTopic
 
@@ -42,6 +43,7 @@ class TickTideApp(faust.App):
     started_at: float
     pipeline_latency: LatencyWindow
     probe: Probe
+    retries: Retries
 
     def count_processed(self, agent: str, n: int = 1) -> None:
         """Count events an agent has finished with (processed or dead-lettered)."""
@@ -134,6 +136,7 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     app.typed_topics = {spec.name: TypedTopic(app, spec) for spec in CATALOG}
     app.deadletters = DeadLetters(app)
     app.probe = Probe(app)
+    app.retries = Retries(app)
     discover_agents(app)
     install_views(app)
     if embedded:

@@ -67,3 +67,8 @@ class UnknownTopic(TickTideError):
 
 class InvalidInput(TickTideError):
     """Bad user input: a file row, a CLI value, a web query parameter."""
+
+
+class TransientError(TickTideError):
+    """A failure that may pass if tried again later (a timeout, an unreachable service):
+    agents retry it through system.retry with backoff, then dead-letter it."""

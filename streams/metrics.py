@@ -28,6 +28,12 @@ class Metrics:
         self.late_trades = Counter(
             "ticktide_late_trades", "Trades later than the grace period", ["symbol"],
             registry=self.registry)
+        self.retries = Counter(
+            "ticktide_retries", "Records sent to system.retry for another try", ["agent"],
+            registry=self.registry)
+        self.replayed = Counter(
+            "ticktide_retry_resent", "Records the retry agent re-sent to their source topic",
+            ["topic"], registry=self.registry)
 
     def render(self) -> bytes:
         """The exposition-format text of every metric."""

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_file: Path | None = None
     anthropic_api_key: SecretStr | None = None
+    retry_max_attempts: int = Field(4, ge=1, description="Tries of a transiently failing record in all")
+    retry_backoff_s: float = Field(1.0, gt=0, description="Wait before the 2nd try; doubles per try")
     canonical_url: str | None = Field(
         None, description="URL other workers reach this one's web views at (default: from web_host)")
 

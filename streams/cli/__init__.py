@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from streams.cli import broker_cmd, consume_cmd, dev_cmd, produce_cmd, topics_cmd, worker_cmd
+from streams.cli import broker_cmd, consume_cmd, dev_cmd, dlq_cmd, produce_cmd, topics_cmd, worker_cmd
 from streams.errors import ConfigError, TickTideError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.command("dev")(dev_cmd.dev)
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(dlq_cmd.app, name="dlq")
 
 
 def main() -> None:
