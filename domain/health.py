@@ -49,11 +49,14 @@ def _new(component: str, worker_id: str, at_us: int) -> State:
     return {"component": component, "worker_id": worker_id, "lifecycle": "INITIALIZED",
             "first_seen_us": at_us, "last_seen_us": at_us, "period_s": 5.0, "beats": 0,
             "processed": 0, "rate": 0.0, "errors": 0, "lag": 0, "last_event_us": None,
-            "dependencies": {}, "detail": "", "up_us": 0, "latency": []}
+            "dependencies": {}, "detail": "", "up_us": 0, "first_up_us": None, "latency": []}
 
 
-def _advance(state: State, at_us: int) -> None:
-    """Account the time since the last sighting as up or down, then move to ``at_us``."""
+def _advance(state: State, at_us: int, lifecycle: str) -> None:
+    """Account the time since the last sighting as up or down, then move to ``at_us``
+    (uptime counts from the first time the instance was up, not from its start-up)."""
+    if lifecycle in UP_STATES and state.get("first_up_us") is None:
+        state["first_up_us"] = at_us
     gap = at_us - state["last_seen_us"]
     if gap <= 0:
         return
@@ -69,7 +72,7 @@ def apply_beat(state: State | None, beat: Beat, window_us: int = LATENCY_WINDOW_
     new = dict(state) if state is not None else _new(beat.component, beat.worker_id, beat.at_us)
     if beat.at_us < new["last_seen_us"]:
         return new
-    _advance(new, beat.at_us)
+    _advance(new, beat.at_us, beat.lifecycle)
     new.update(lifecycle=beat.lifecycle, period_s=beat.period_s, processed=beat.processed,
                rate=beat.rate, errors=beat.errors, lag=beat.lag,
                dependencies=dict(beat.dependencies), beats=new["beats"] + 1)
@@ -87,7 +90,7 @@ def apply_status(state: State | None, component: str, worker_id: str, at_us: int
     new = dict(state) if state is not None else _new(component, worker_id, at_us)
     if at_us < new["last_seen_us"]:
         return new
-    _advance(new, at_us)
+    _advance(new, at_us, lifecycle)
     new.update(lifecycle=lifecycle, detail=detail)
     return new
 
@@ -112,7 +115,8 @@ def judge(state: State, now_us: int, window_us: int = LATENCY_WINDOW_US) -> dict
     down_deps = sorted(name for name, s in state["dependencies"].items() if s == "DOWN")
     if status == "RUNNING" and down_deps:
         status = "DEGRADED"
-    observed = max(1, now_us - state["first_seen_us"])
+    first_up = state.get("first_up_us")
+    observed = max(1, now_us - first_up) if first_up is not None else 1
     up = state["up_us"] + (min(silent_us, int(state["period_s"] * MISSED_BEATS * 1_000_000))
                            if state["lifecycle"] in UP_STATES else 0)
     return {

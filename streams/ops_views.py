@@ -71,6 +71,9 @@ def self_report(app: TickTideApp) -> dict[str, Any]:
 def install_ops_views(app: TickTideApp) -> None:
     """Mount /health/system, /live and /ready; add the scrape-time metrics."""
     install_ops_metrics(app)
+    from streams.dashboard import install_dashboard
+
+    install_dashboard(app)
 
     @app.page("/health/system")
     async def system(web: View, request: Request) -> Response:

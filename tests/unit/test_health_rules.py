@@ -97,3 +97,16 @@ def test_a_long_failed_instance_is_forgotten() -> None:
     view = system_view(states, T0 + FORGET_AFTER_US + 2 * S)
     assert list(view["workers"]) == ["w1"]
     assert view["status"] == "RUNNING"
+
+
+def test_uptime_counts_from_the_first_time_up_not_from_start_up() -> None:
+    state = apply_status(None, "market.trades", "w1", T0, "STARTING", "worker started")
+    state = fold_onto(state, beat(20), beat(25), beat(30))
+    assert judge(state, T0 + 30 * S)["uptime_pct"] == 100.0
+    assert judge(apply_status(None, "x", "w1", T0, "STARTING", ""), T0 + 5 * S)["uptime_pct"] == 0.0
+
+
+def fold_onto(state: dict, *beats: Beat) -> dict:
+    for b in beats:
+        state = apply_beat(state, b)
+    return state
