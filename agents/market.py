@@ -11,6 +11,7 @@ nothing is applied twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -21,11 +22,12 @@ from domain import candles as fold
 from schemas.records import utc_now
 from streams.admin import end_offsets
 from streams.app import TickTideApp
-from streams.errors import DecodeError
+from streams.errors import BrokerError, DecodeError
 from streams.ticks import TickDecoder
 from tables import candles as glue
 
 AGENT = "market.trades"
+log = logging.getLogger(__name__)
 SOURCE = "market.trades"
 PRODUCER = "agent.market"
 
@@ -104,7 +106,10 @@ def install(app: TickTideApp) -> None:
         this worker has read its partition to the end (a worker catching up on a backlog
         must not close windows that later records still fill)."""
         async with rows_lock:
-            await close_quiet_rows()
+            try:
+                await close_quiet_rows()
+            except BrokerError as error:  # ops: a busy broker must not crash the worker; retry next tick
+                log.warning("idle close skipped: %s", error)
 
     async def close_quiet_rows() -> None:
         cutoff = time.time_ns() // 1000 - int(app.settings.idle_close_s * 1_000_000)
