@@ -100,7 +100,6 @@ def install(app: TickTideApp) -> None:
             log.warning("could not announce the shutdown: %s", error)
 
 
-
 def from_seconds(seconds: float | None) -> datetime | None:
     """A Unix time as an aware UTC datetime."""
     return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None

@@ -7,7 +7,6 @@ table and answers /health's system view for every worker (requests are routed to
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, cast
 
 from faust.types import TableT
@@ -18,7 +17,6 @@ from schemas.records import ComponentStatus, Heartbeat
 from streams.app import TickTideApp
 
 HEALTH = "health"
-SYSTEM_KEY = "system"  # any key routes to the table's only partition
 
 
 def declare(app: TickTideApp) -> TableT[str, Any]:
@@ -45,9 +43,4 @@ def record_status(table: TableT[str, Any], status: ComponentStatus) -> None:
     key = fold.key_of(status.worker_id, status.component)
     table[key] = fold.apply_status(table.get(key), status.component, status.worker_id,
                                    _us(status.envelope.event_time), status.lifecycle.value, status.detail)
-
-
-def system_view(table: TableT[str, Any], now: datetime) -> dict[str, Any]:
-    """The whole system as of ``now``."""
-    return fold.system_view((row for _, row in table.items()), _us(now))
 
