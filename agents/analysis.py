@@ -8,6 +8,7 @@ series' last applied window is ignored, so a crash or a re-emitted candle change
 from __future__ import annotations
 
 import asyncio
+import time
 
 from faust import StreamT
 
@@ -33,7 +34,7 @@ def install(app: TickTideApp) -> None:
     async def analyse(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            async with app.deadletters.guard(message, agent=AGENT):
+            async with app.retries.guard(message, agent=AGENT):
                 candle = app.codec.decode_as(message.value, Candle)
                 previous = glue.load_state(indicators, candle.symbol, candle.interval)
                 state, values = apply_candle(previous, candle, config)
@@ -47,3 +48,5 @@ def install(app: TickTideApp) -> None:
                     await asyncio.gather(*pending)
                     glue.store(indicators, anomalies, state, snapshot, found)
             app.count_processed(AGENT)
+            if message.time_in is not None:
+                app.probe.observe_latency(AGENT, [time.monotonic() - message.time_in])

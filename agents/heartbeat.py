@@ -1,32 +1,105 @@
-"""Every worker says it is alive on system.heartbeats."""
+"""Every worker, and every agent in it, says it is alive and how it is doing: a Heartbeat
+per component on system.heartbeats each period, a ComponentStatus on system.status when
+the worker's lifecycle changes (starting, running, degraded, stopped)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import os
 import socket
 import time
+from datetime import UTC, datetime
+from typing import Any
 
-from schemas.records import Heartbeat, utc_now
+from schemas.records import ComponentStatus, HealthStatus, Heartbeat, Lifecycle, utc_now
 from streams.app import TickTideApp
+from streams.probe import DOWN, AgentStats
 
 COMPONENT = "worker"
+PRODUCER = "agent.heartbeat"
+SEND_TIMEOUT_S = 5.0
+log = logging.getLogger(__name__)
+HEALTH_OF = {Lifecycle.RUNNING: HealthStatus.HEALTHY, Lifecycle.DEGRADED: HealthStatus.DEGRADED,
+             Lifecycle.FAILED: HealthStatus.DOWN, Lifecycle.STOPPED: HealthStatus.DOWN}
+LIVE = (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.DEGRADED)
 
 
 def install(app: TickTideApp) -> None:
-    """Register the heartbeat timer."""
+    """Register the heartbeat timer and the lifecycle hooks."""
     sequence = itertools.count()
-    topic = app.typed_topics["system.heartbeats"]
+    beats = app.typed_topics["system.heartbeats"]
+    statuses = app.typed_topics["system.status"]
+    probe = app.probe
+    probe.lifecycle = Lifecycle.CONFIGURED
+    broker_ok = True
+    total = AgentStats()  # the whole worker, for its events per second
+
+    async def announce(lifecycle: Lifecycle, detail: str) -> None:
+        """Enter ``lifecycle`` and say so for the worker and each of its agents."""
+        probe.lifecycle = lifecycle
+        now = utc_now()
+        for component in (COMPONENT, *sorted(app.agents)):
+            await statuses.send(ComponentStatus(
+                envelope=ComponentStatus.envelope_for(event_time=now, producer=PRODUCER),
+                component=component, worker_id=app.settings.worker_id,
+                status=HEALTH_OF.get(lifecycle, HealthStatus.UNKNOWN), detail=detail, lifecycle=lifecycle))
+
+    def heartbeat(component: str, *, events_processed: int, events_per_second: float, errors: int,
+                  lag: int, latency_ms: list[float], last_event_time: datetime | None = None) -> Heartbeat:
+        return Heartbeat(
+            envelope=Heartbeat.envelope_for(event_time=utc_now(), producer=PRODUCER),
+            component=component, worker_id=app.settings.worker_id, host=socket.gethostname(),
+            pid=os.getpid(), uptime_seconds=time.time() - app.started_at, sequence=next(sequence),
+            lifecycle=probe.lifecycle, period_seconds=app.settings.heartbeat_period_s,
+            dependencies=dict(probe.dependencies), events_processed=events_processed,
+            events_per_second=events_per_second, errors=errors, lag=lag, latency_ms=latency_ms,
+            last_event_time=last_event_time)
+
+    @app.task
+    async def starting() -> None:
+        await announce(Lifecycle.STARTING, "worker started")
 
     @app.timer(interval=app.settings.heartbeat_period_s, name="system.heartbeat")
     async def beat() -> None:
-        await topic.send(Heartbeat(
-            envelope=Heartbeat.envelope_for(event_time=utc_now(), producer="agent.heartbeat"),
-            component=COMPONENT,
-            worker_id=app.settings.worker_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            uptime_seconds=time.time() - app.started_at,
-            events_processed=sum(app.processed.values()),
-            sequence=next(sequence),
-        ))
+        nonlocal broker_ok
+        deps = await asyncio.to_thread(probe.check_dependencies, broker_ok)
+        wanted = Lifecycle.DEGRADED if DOWN in deps.values() else Lifecycle.RUNNING
+        if probe.lifecycle in LIVE and probe.recovered() and wanted != probe.lifecycle:
+            await announce(wanted, ", ".join(f"{k} {v}" for k, v in deps.items() if v == DOWN) or "ready")
+        try:
+            pending = [await beats.send_pending(record) for record in heartbeats()]
+            await asyncio.wait_for(asyncio.gather(*pending), SEND_TIMEOUT_S)
+            broker_ok = True
+        except Exception as error:  # the broker is the dependency we report on
+            broker_ok = False
+            log.warning("heartbeat not delivered: %s", error)
+
+    def heartbeats() -> list[Heartbeat]:
+        """The worker's heartbeat, then one per agent."""
+        now, lags = time.time(), probe.lag()
+        total.processed = sum(app.processed.values())
+        records = [heartbeat(COMPONENT, events_processed=total.processed, events_per_second=total.rate(now),
+                             errors=app.deadletters.total + sum(s.errors for s in probe.agents.values()),
+                             lag=sum(lags.values()), latency_ms=[])]
+        for name in sorted(app.agents):
+            stats, topics = probe.stats(name), probe.input_topics(name)
+            records.append(heartbeat(
+                name, events_processed=stats.processed, events_per_second=stats.rate(now),
+                errors=probe.errors_of(name), latency_ms=stats.drain_latency_ms(),
+                last_event_time=from_seconds(stats.last_event_s),
+                lag=sum(n for tp, n in lags.items() if tp.rsplit("[", 1)[0] in topics)))
+        return records
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust stubs want a sync receiver
+    async def stopping(sender: Any, *_: Any, **__: Any) -> None:
+        try:
+            await asyncio.wait_for(announce(Lifecycle.STOPPED, "worker shut down"), SEND_TIMEOUT_S)
+        except Exception as error:  # shutting down anyway: missed beats will tell
+            log.warning("could not announce the shutdown: %s", error)
+
+
+def from_seconds(seconds: float | None) -> datetime | None:
+    """A Unix time as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from faust import StreamT
 
@@ -25,7 +26,7 @@ from streams.app import TickTideApp
 from streams.batcher import SOURCE, TradeBatcher, batch_topic
 from streams.consumer import read_range
 from streams.deadletter import RawRecord
-from streams.errors import DecodeError, OutOfSequence
+from streams.errors import BrokerError, DecodeError, OutOfSequence
 from streams.ticks import TickDecoder
 from tables import candles as glue
 
@@ -140,26 +141,26 @@ def install(app: TickTideApp) -> None:
         this worker has read its partition to the end (a worker catching up on a backlog
         must not close windows that later records still fill). Never during a rebalance:
         the rows may be in recovery."""
-        if getattr(app, "rebalancing", False):
+        if getattr(app, "rebalancing", False) or not quiet_rows():
+            return
+        try:  # outside the lock: this may take seconds while a partition is busy
+            ends = await asyncio.to_thread(end_offsets, app.settings, source_topic)
+        except BrokerError as error:
+            log.warning("idle close skipped this time: %s", error)
             return
         async with rows_lock:
-            await close_quiet_rows()
+            for symbol, row in quiet_rows():
+                partition = row["source_partition"]
+                progress = state_table.get(glue.progress_key(partition))
+                if progress is None or ends[partition] > progress["applied_through"] + 1:
+                    continue  # not folded to the true end of market.trades yet
+                state = fold.from_row(row)
+                with glue.partition_scope(batches_topic, partition):
+                    await publish(fold.close_all(state), [])
+                    state_table[symbol] = fold.to_row(state, row["updated_at_us"])
 
-    async def close_quiet_rows() -> None:
+    def quiet_rows() -> list[tuple[str, dict[str, Any]]]:
+        """Rows with open windows and no trade for idle_close_s."""
         cutoff = time.time_ns() // 1000 - int(app.settings.idle_close_s * 1_000_000)
-        quiet = [(symbol, row) for symbol, row in glue.symbol_rows(state_table)
-                 if any(row["bars"].values()) and row["updated_at_us"] <= cutoff]
-        if not quiet:
-            return
-        # Compare with the true end of market.trades (a consumer's highwater can be stale
-        # after a rebalance): only a partition folded to its end has quiet symbols.
-        ends = await asyncio.to_thread(end_offsets, app.settings, source_topic)
-        for symbol, row in quiet:
-            partition = row["source_partition"]
-            progress = state_table.get(glue.progress_key(partition))
-            if progress is None or ends[partition] > progress["applied_through"] + 1:
-                continue
-            state = fold.from_row(row)
-            with glue.partition_scope(batches_topic, partition):
-                await publish(fold.close_all(state), [])
-                state_table[symbol] = fold.to_row(state, row["updated_at_us"])
+        return [(symbol, row) for symbol, row in glue.symbol_rows(state_table)
+                if any(row["bars"].values()) and row["updated_at_us"] <= cutoff]

@@ -54,6 +54,17 @@ class HealthStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+class Lifecycle(StrEnum):
+    INITIALIZED = "INITIALIZED"
+    CONFIGURED = "CONFIGURED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    DEGRADED = "DEGRADED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC (what Avro timestamp-micros decodes to)."""
     return datetime.now(UTC)
@@ -321,6 +332,7 @@ class PositionChanged(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.system.Heartbeat"
+    SCHEMA_VERSION: ClassVar[int] = 2
     component: str
     worker_id: str
     host: str
@@ -328,15 +340,25 @@ class Heartbeat(Event):
     uptime_seconds: float
     events_processed: int
     sequence: int
+    lifecycle: Lifecycle = Lifecycle.RUNNING
+    period_seconds: float = 5.0
+    events_per_second: float = 0.0
+    errors: int = 0
+    last_event_time: datetime | None = None
+    lag: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    dependencies: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ComponentStatus(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.system.ComponentStatus"
+    SCHEMA_VERSION: ClassVar[int] = 2
     component: str
     worker_id: str
     status: HealthStatus
     detail: str
+    lifecycle: Lifecycle = Lifecycle.RUNNING
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,6 +405,7 @@ ENUM_TYPES: dict[str, type[StrEnum]] = {
     "ticktide.analysis.Regime": Regime,
     "ticktide.analysis.EnrichmentSource": EnrichmentSource,
     "ticktide.system.HealthStatus": HealthStatus,
+    "ticktide.system.Lifecycle": Lifecycle,
 }
 """Every Avro enum by full name, mapped to its Python enum."""
 

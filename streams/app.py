@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -22,7 +23,9 @@ from streams.deadletter import DeadLetters
 from streams.embedded_fixes import use_fetched_high_watermarks
 from streams.faust_fixes import resume_flow_before_fetching
 from streams.metrics import LatencyWindow, Metrics
+from streams.probe import Probe
 from streams.registry import make_registry
+from streams.retry import Retries
 from streams.settings import Settings
 from streams.typed_topic import TypedTopic
 
@@ -41,11 +44,14 @@ class TickTideApp(faust.App):
     started_at: float
     pipeline_latency: LatencyWindow
     trade_batcher: TradeBatcher | None = None
+    probe: Probe
+    retries: Retries
 
     def count_processed(self, agent: str, n: int = 1) -> None:
         """Count events an agent has finished with (processed or dead-lettered)."""
         self.processed[agent] += n
         self.metrics.events_processed.labels(agent).inc(n)
+        self.probe.processed(agent, n)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -86,7 +92,18 @@ def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
         "stream_buffer_maxsize": 32768,
         "Monitor": "streams.monitor:LeanMonitor",
         "consumer_max_fetch_size": 8 * 1024 * 1024,
+        **_canonical_url(settings),
     }
+
+
+def _canonical_url(settings: Settings) -> dict[str, str]:
+    """Where other workers reach this one's web views (routed table queries): the
+    setting, else this host's name when binding every interface (containers)."""
+    if settings.canonical_url:
+        return {"canonical_url": settings.canonical_url}
+    if settings.web_host == "0.0.0.0":
+        return {"canonical_url": f"http://{socket.gethostname()}:{settings.web_port}"}
+    return {}
 
 
 def discover_agents(app: TickTideApp) -> list[str]:
@@ -110,11 +127,14 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     app.settings = settings
     app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
     app.metrics = Metrics()
-    app.pipeline_latency = LatencyWindow()
+    app.pipeline_latency = LatencyWindow(
+        on_extend=lambda seconds: app.probe.observe_latency("market.trades", seconds))
     app.processed = Counter()
     app.started_at = time.time()
     app.typed_topics = {spec.name: TypedTopic(app, spec) for spec in CATALOG}
     app.deadletters = DeadLetters(app)
+    app.probe = Probe(app)
+    app.retries = Retries(app)
     discover_agents(app)
     install_views(app)
     resume_flow_before_fetching(app)

@@ -87,7 +87,7 @@ class DeadLetters:
         self.app = app
         self.counts: Counter[tuple[str, str]] = Counter()
         # A dead letter holds a whole record plus context: allow it more room.
-        self._codec = AvroCodec(app.codec.registry, app.codec.max_record_bytes * 2 + 65536)
+        self.codec = AvroCodec(app.codec.registry, app.codec.max_record_bytes * 2 + 65536)
 
     async def send(self, record: SourceRecord, *, agent: str, error: BaseException,
                    reason: str | None = None, attempt: int = 1) -> None:
@@ -100,7 +100,7 @@ class DeadLetters:
         log.warning("dead-lettered %s[%s]@%s (%s): %s: %s", record.topic, record.partition,
                     record.offset, agent, letter.error_type, letter.error_message)
         topic = self.app.typed_topics[DEADLETTER_TOPIC]
-        await topic.faust.send(key=record.topic.encode(), value=self._codec.encode(letter))
+        await topic.faust.send(key=record.topic.encode(), value=self.codec.encode(letter))
 
     @asynccontextmanager
     async def guard(self, record: SourceRecord, *, agent: str) -> AsyncIterator[None]:

@@ -75,3 +75,8 @@ class OutOfSequence(TickTideError):
     def __init__(self, follows_offset: int, applied_through: int) -> None:
         super().__init__(f"batch follows source offset {follows_offset}, but only offsets up to "
                          f"{applied_through} were applied; re-reading did not bring the trades between")
+
+
+class TransientError(TickTideError):
+    """A failure that may pass if tried again later (a timeout, an unreachable service):
+    agents retry it through system.retry with backoff, then dead-letter it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
@@ -30,6 +32,12 @@ class Metrics:
             "ticktide_trade_batch_rereads", "Times the candle agent found batches missing "
             "before the one it was given and read them from the broker", ["partition"],
             registry=self.registry)
+        self.retries = Counter(
+            "ticktide_retries", "Records sent to system.retry for another try", ["agent"],
+            registry=self.registry)
+        self.replayed = Counter(
+            "ticktide_retry_resent", "Records the retry agent re-sent to their source topic",
+            ["topic"], registry=self.registry)
 
     def render(self) -> bytes:
         """The exposition-format text of every metric."""
@@ -39,14 +47,18 @@ class Metrics:
 class LatencyWindow:
     """The last N latencies (seconds), for p50/p99 in /health."""
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 20_000,
+                 on_extend: Callable[[list[float]], None] | None = None) -> None:
         from collections import deque
 
         self._values: deque[float] = deque(maxlen=size)
+        self._on_extend = on_extend
 
     def extend(self, values: list[float]) -> None:
         """Record latencies."""
         self._values.extend(values)
+        if self._on_extend is not None:
+            self._on_extend(values)
 
     def percentiles_ms(self) -> dict[str, float] | None:
         """p50 and p99 in milliseconds, or None before the first value."""

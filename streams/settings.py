@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     def _check_strategy(cls, value: str) -> str:
         strategy_named(value)
         return value
+    retry_max_attempts: int = Field(4, ge=1, description="Tries of a transiently failing record in all")
+    retry_backoff_s: float = Field(1.0, gt=0, description="Wait before the 2nd try; doubles per try")
+    canonical_url: str | None = Field(
+        None, description="URL other workers reach this one's web views at (default: from web_host)")
 
     @field_validator("windows")
     @classmethod

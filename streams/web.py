@@ -16,6 +16,7 @@ from faust.web import Request, Response, View
 from domain.candles import live_candles
 from schemas.records import utc_now
 from streams.jsonio import event_to_json
+from streams.ops_views import install_ops_views, self_report, system_health
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -84,7 +85,11 @@ def install_views(app: TickTideApp) -> None:
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        return web.json(health_report(app))
+        report = health_report(app)
+        report.update(self_report(app), system=await system_health(app))
+        return web.json(report)
+
+    install_ops_views(app)
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

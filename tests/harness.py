@@ -86,6 +86,8 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_IDLE_CLOSE_S": str(settings.idle_close_s),
             "TICKTIDE_GRACE_S": str(settings.grace_s),
             "TICKTIDE_WINDOWS": settings.windows,
+            "TICKTIDE_HEARTBEAT_PERIOD_S": str(settings.heartbeat_period_s),
+            "TICKTIDE_STANDBY_REPLICAS": str(settings.standby_replicas),
         })
         for name in TRADING_SETTINGS:
             value = getattr(settings, name)

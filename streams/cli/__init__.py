@@ -10,6 +10,7 @@ from streams.cli import (
     broker_cmd,
     consume_cmd,
     dev_cmd,
+    dlq_cmd,
     explain_cmd,
     produce_cmd,
     rebuild_cmd,
@@ -35,6 +36,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(rebuild_cmd.app, name="rebuild")
 app.command("replay")(replay_cmd.replay_command)
 app.command("explain")(explain_cmd.explain_command)
+app.add_typer(dlq_cmd.app, name="dlq")
 
 
 def main() -> None:

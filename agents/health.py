@@ -1,0 +1,31 @@
+"""system.heartbeats, system.status -> the health table (domain.health fold)."""
+
+from __future__ import annotations
+
+from faust import StreamT
+
+from schemas.records import ComponentStatus, Heartbeat
+from streams.app import TickTideApp
+from tables import health as glue
+
+BEATS = "system.heartbeats"
+STATUS = "system.status"
+
+
+def install(app: TickTideApp) -> None:
+    """Register the two health agents and the health table."""
+    table = glue.declare(app)
+
+    @app.agent(app.typed_topics[BEATS].faust, name="health.heartbeats")
+    async def fold_beats(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            async with app.deadletters.guard(event.message, agent="health.heartbeats"):
+                glue.record_beat(table, app.codec.decode_as(event.message.value, Heartbeat))
+            app.count_processed("health.heartbeats")
+
+    @app.agent(app.typed_topics[STATUS].faust, name="health.status")
+    async def fold_status(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            async with app.deadletters.guard(event.message, agent="health.status"):
+                glue.record_status(table, app.codec.decode_as(event.message.value, ComponentStatus))
+            app.count_processed("health.status")

@@ -1,0 +1,115 @@
+"""Health of a running worker against the real embedded broker: heartbeats folded into
+the health table, /health's system view, /live and /ready, lifecycle on shutdown."""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.records import ComponentStatus, Heartbeat, Lifecycle, utc_now
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from streams.consumer import Consumed, read_topic
+from streams.producer import EventProducer
+from streams.settings import Settings
+from tests.factories import T0, make_trade
+from tests.harness import http_json, settings_for, start_worker
+
+AGENT = "market.trades"
+
+
+@pytest.fixture
+def health_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    settings = settings_for(isolated_broker, tmp_path, heartbeat_period_s=1.0)
+    create_topics(settings)
+    return settings
+
+
+def _system(health: dict) -> dict:
+    return health.get("system") or {}
+
+
+def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
+        health_settings: Settings, tmp_path: Path) -> None:
+    worker = start_worker(health_settings, tmp_path / "worker.log")
+    try:
+        with EventProducer(health_settings) as producer:
+            for i in range(200):
+                producer.send("market.trades", make_trade(
+                    symbol=("BTCUSDT", "ETHUSDT")[i % 2], trade_id=i, price=Decimal("100") + i,
+                    trade_time=T0 + timedelta(milliseconds=250 * i)))
+            producer.send_raw("market.trades", b"BTCUSDT", b"\x05not a record")
+            # a worker that beat once, 30 s ago, with a 1 s period: it has failed since
+            producer.send("system.heartbeats", Heartbeat(
+                envelope=Heartbeat.envelope_for(event_time=utc_now() - timedelta(seconds=30),
+                                                producer="test"),
+                component="worker", worker_id="ghost", host="nowhere", pid=1, uptime_seconds=1.0,
+                events_processed=0, sequence=0, period_seconds=1.0))
+
+        def ours_reported(h: dict) -> bool:
+            component = _system(h).get("components", {}).get(AGENT, {})
+            return component.get("processed", 0) >= 201 and component.get("errors", 0) >= 1
+
+        health = worker.wait_until(ours_reported, 90, "the health table to show market.trades' work")
+        system = _system(health)
+        me = system["workers"][health["worker_id"]]
+        assert me["status"] == "RUNNING"
+        assert {"worker", AGENT, "analysis.candles", "health.heartbeats"} <= set(me["components"])
+        trades = system["components"][AGENT]
+        assert trades["status"] == "RUNNING" and trades["errors"] == 1
+        assert trades["latency_ms"] is not None and trades["latency_ms"]["p99"] >= trades["latency_ms"]["p50"]
+        assert 0 < trades["uptime_pct"] <= 100
+        assert me["components"]["worker"]["dependencies"] == {
+            "broker": "HEALTHY", "schema_registry": "NOT_CONFIGURED", "claude": "NOT_CONFIGURED"}
+        assert system["workers"]["ghost"]["status"] == "FAILED"
+        assert system["status"] == "FAILED"  # the whole system is as bad as its worst part
+        # the fields /health had before stay
+        assert health["status"] == "ok" and health["agents"][AGENT]["processed"] >= 201
+        assert health["lifecycle"] == "RUNNING" and health["ready"] is True
+
+        assert http_json(f"{worker.url}/live") == (200, {"live": True, "lifecycle": "RUNNING",
+                                                         "worker_id": health["worker_id"]})
+        status, body = http_json(f"{worker.url}/ready")
+        assert (status, body["ready"]) == (200, True)
+        worker_id = health["worker_id"]
+        _check_metrics(worker.url)
+    finally:
+        assert worker.stop(signal.SIGTERM) == 0
+
+    statuses = [r.event for r in read_topic(health_settings, "system.status", idle_timeout=3)
+                if isinstance(r, Consumed) and isinstance(r.event, ComponentStatus)]
+    mine = [(s.component, s.lifecycle) for s in statuses if s.worker_id == worker_id]
+    assert ("worker", Lifecycle.STARTING) in mine
+    assert ("worker", Lifecycle.RUNNING) in mine
+    assert mine[-1] == (mine[-1][0], Lifecycle.STOPPED), "a clean stop is announced"
+    assert (AGENT, Lifecycle.STOPPED) in mine
+
+
+def _check_metrics(url: str) -> None:
+    """/metrics in Prometheus format with what an operator graphs."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    events_in = {dict(labels)["topic"]: n for (name, labels), n in samples.items()
+                 if name == "ticktide_events_in_total" and dict(labels)["agent"] == AGENT}
+    assert len(events_in) == 1 and next(iter(events_in.values())) >= 201  # whichever topic feeds it
+    assert value("ticktide_deadletters_total", agent=AGENT, reason="undecodable") == 1
+    assert value("ticktide_processing_latency_seconds_count", agent=AGENT) > 0
+    assert value("ticktide_table_keys", table="candles") == 2  # BTCUSDT, ETHUSDT
+    assert value("ticktide_worker_ready") == 1
+    assert value("ticktide_worker_lifecycle", state="running") == 1
+    assert value("ticktide_recovery_remaining_records", kind="active") == 0
+    lagging = [dict(labels) for name, labels in samples if name == "ticktide_consumer_lag_records"]
+    candle_input = [x["partition"] for x in lagging if x["topic"] in ("market.trades", "market.trade_batches")]
+    assert sorted(candle_input) == ["0", "1", "2", "3"]  # a lag figure for each partition of the candle input
