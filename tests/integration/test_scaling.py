@@ -24,13 +24,8 @@ from tests.harness import WorkerProcess, settings_for, start_worker
 from tests.integration.test_exactness import AGENT, _assert_exact, _feed
 
 STEP_TIMEOUT_S = 60
-# The progress steps are strict. Exactness at the end fails in some runs (1 of 3 here)
-# with a few trades missing from candles after the rebalances: the open bug of issue 3
-# (see test_exactness.py's xfail). Set this to "" once the candle agent is fixed.
-KNOWN_TAKEOVER_BUG = "known bug (issue 3): trades lost around a rebalance in the candle agent"
-# The topic the candle agent consumes: market.trades, or market.trade_batches where a
-# batcher re-batches market.trades in front of it (the hot-path rewrite on main).
-CANDLE_INPUTS = ("market.trades", "market.trade_batches")
+CANDLE_INPUT = "-market.trade_batches"
+"""The candle agent's input: the app's internal topic <app_id>-market.trade_batches."""
 FEED_RATE = 250  # trades per second while the workers come and go
 
 
@@ -76,7 +71,7 @@ def _progress(step: str, workers: list[WorkerProcess], feed: Feed, *, owners: in
         except (OSError, AssertionError):
             time.sleep(0.5)
             continue
-        shares = [sum(p.split("[")[0] in CANDLE_INPUTS for p in h["assigned_partitions"]) for h in healths]
+        shares = [sum(p.split("[")[0].endswith(CANDLE_INPUT) for p in h["assigned_partitions"]) for h in healths]
         done = [h["agents"].get(AGENT, {}).get("processed", 0) for h in healths]
         moved = False
         for i, n in enumerate(done):
@@ -140,12 +135,7 @@ def test_workers_join_and_leave_while_the_feed_runs_and_candles_stay_exact(
             action()
             _progress(step, live, feed, owners=owners)
         feed.finish()
-        try:
-            _assert_exact(scaling_settings, trades, timeout=240)
-        except AssertionError as error:
-            if not KNOWN_TAKEOVER_BUG:
-                raise
-            pytest.xfail(f"{KNOWN_TAKEOVER_BUG}: {str(error)[:600]}")
+        _assert_exact(scaling_settings, trades, timeout=240)
         assert_no_order_filled_twice(scaling_settings)
     finally:
         feed.hurry.set()
