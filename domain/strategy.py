@@ -60,7 +60,7 @@ class Wish:
 Strategy = Callable[[SymbolContext, IndicatorSnapshot], Wish | None]
 
 
-def _cross(context: SymbolContext, snapshot: IndicatorSnapshot) -> Wish | None:
+def _cross(context: SymbolContext, snapshot: IndicatorSnapshot, weighed_enrichment: bool) -> Wish | None:
     if snapshot.ema_fast is None or snapshot.ema_slow is None or context.ema_diff is None:
         return None
     diff = snapshot.ema_fast - snapshot.ema_slow
@@ -75,23 +75,23 @@ def _cross(context: SymbolContext, snapshot: IndicatorSnapshot) -> Wish | None:
     reason = (f"EMA fast {snapshot.ema_fast:.6g} crossed {verb} EMA slow {snapshot.ema_slow:.6g} "
               f"on the {snapshot.interval} candle ending {snapshot.candle_end.isoformat()}")
     causes = [snapshot.envelope.event_id, snapshot.candle_id, context.last_snapshot_id]
-    if context.enrichment_id:
+    if weighed_enrichment and context.enrichment_id:  # lineage: only what the decision used
         causes.append(context.enrichment_id)
     return Wish(side, strength, reason, causes)
 
 
 def ema_cross_unfiltered(context: SymbolContext, snapshot: IndicatorSnapshot) -> Wish | None:
     """EMA cross, whatever the regime."""
-    return _cross(context, snapshot)
+    return _cross(context, snapshot, weighed_enrichment=False)
 
 
 def ema_cross(context: SymbolContext, snapshot: IndicatorSnapshot) -> Wish | None:
     """EMA cross, staying out of VOLATILE regimes and blocking risks while the enrichment
     that reported them is recent (default)."""
-    recent = context.enrichment_id and context.snapshots_since_enrichment < ENRICHMENT_HOLD
+    recent = bool(context.enrichment_id) and context.snapshots_since_enrichment < ENRICHMENT_HOLD
     if recent and (context.regime == Regime.VOLATILE or BLOCKING_FLAGS.intersection(context.risk_flags)):
         return None
-    return _cross(context, snapshot)
+    return _cross(context, snapshot, weighed_enrichment=recent)
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -106,10 +106,10 @@ def _check_metrics(url: str) -> None:
     assert len(events_in) == 1 and next(iter(events_in.values())) >= 201  # whichever topic feeds it
     assert value("ticktide_deadletters_total", agent=AGENT, reason="undecodable") == 1
     assert value("ticktide_processing_latency_seconds_count", agent=AGENT) > 0
-    assert value("ticktide_table_keys", table="candles") == 2  # BTCUSDT, ETHUSDT
+    assert value("ticktide_table_keys", table="candles") == 4  # BTCUSDT, ETHUSDT + their partitions' progress rows
     assert value("ticktide_worker_ready") == 1
     assert value("ticktide_worker_lifecycle", state="running") == 1
     assert value("ticktide_recovery_remaining_records", kind="active") == 0
     lagging = [dict(labels) for name, labels in samples if name == "ticktide_consumer_lag_records"]
-    candle_input = [x["partition"] for x in lagging if x["topic"] in ("market.trades", "market.trade_batches")]
+    candle_input = [x["partition"] for x in lagging if x["topic"].endswith("-market.trade_batches")]
     assert sorted(candle_input) == ["0", "1", "2", "3"]  # a lag figure for each partition of the candle input

@@ -236,6 +236,10 @@ def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
     try:
         produce(settings, feed(240, seed=3))
         settled_portfolio(worker)
+        inputs = sum(sum(1 for _ in read_all(settings, t)) for t in ("analysis.indicators", "analysis.anomalies",
+                                                           "analysis.enrichments"))
+        worker.wait_until(lambda h: h["agents"].get("trading.signals", {}).get("processed", 0) >= inputs,
+                          120, "the strategy to have seen every snapshot")  # the live side is complete
     finally:
         worker.stop()
     stored = sorted(read_all(settings, "analysis.indicators"), key=lambda r: r.timestamp_ms)
