@@ -2,12 +2,14 @@
 
 The hot path works on TradeBatch records: each worker's batcher (streams/batcher.py)
 forwards the untouched market.trades records of a partition as one record of the same
-partition of the app's internal trade-batch topic, so Faust's per-event machinery runs once per batch, not
-once per trade. For each batch: decode each trade straight to a Tick, fold it into its
-symbol's state, then (1) send the closed candles, late trades and dead letters and wait
-until the broker has them, (2) write each touched symbol's row once. A crash between (1)
-and (2) re-emits candles with the same ids; a crash after (2) finds the trades already
-applied (their offsets are in the rows). Nothing is lost, and nothing is applied twice.
+partition of the app's internal trade-batch topic, so Faust's per-event machinery runs
+once per batch, not once per trade. For each batch: check that it follows on from what
+was applied (else fetch the skipped batches from the broker), decode each trade straight
+to a Tick, fold it into its symbol's state, then (1) send the closed candles, late trades
+and dead letters and wait until the broker has them, (2) write each touched symbol's row
+once, then the partition's progress row. A crash between (1) and (2) re-emits candles
+with the same ids; a crash after (2) finds the trades already applied (their offsets are
+in the rows). Nothing is lost, and nothing is applied twice.
 """
 
 from __future__ import annotations
