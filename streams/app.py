@@ -21,7 +21,7 @@ from streams.catalog import CATALOG
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
 from streams.embedded_fixes import use_fetched_high_watermarks
-from streams.faust_fixes import resume_flow_before_fetching
+from streams.faust_fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.metrics import LatencyWindow, Metrics
 from streams.probe import Probe
 from streams.registry import make_registry
@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     discover_agents(app)
     install_views(app)
     resume_flow_before_fetching(app)
+    bound_wait_empty()
     if embedded:
         use_fetched_high_watermarks(app, settings)
     return app
