@@ -35,7 +35,7 @@ def install(app: TickTideApp) -> None:
         async for event in stream.events():
             message = event.message
             async with app.retries.guard(message, agent=AGENT):
-                candle = app.codec.decode_as(message.value, Candle)
+                candle = app.decode_valid(message.value, Candle)
                 previous = glue.load_state(indicators, candle.symbol, candle.interval)
                 state, values = apply_candle(previous, candle, config)
                 if values is not None:

@@ -75,7 +75,7 @@ def install(app: TickTideApp) -> None:
 
     def subject(message: Any) -> Subject | None:
         """The subject of a record, or None for a snapshot kept only as context."""
-        record = app.codec.decode(message.value)
+        record = app.decode_valid(message.value, Event)
         if not isinstance(record, types[message.topic]):
             raise UnexpectedRecordType(
                 f"{message.topic} carries {types[message.topic].__name__}, not {type(record).__name__}")

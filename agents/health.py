@@ -20,12 +20,12 @@ def install(app: TickTideApp) -> None:
     async def fold_beats(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             async with app.deadletters.guard(event.message, agent="health.heartbeats"):
-                glue.record_beat(table, app.codec.decode_as(event.message.value, Heartbeat))
+                glue.record_beat(table, app.decode_valid(event.message.value, Heartbeat))
             app.count_processed("health.heartbeats")
 
     @app.agent(app.typed_topics[STATUS].faust, name="health.status")
     async def fold_status(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             async with app.deadletters.guard(event.message, agent="health.status"):
-                glue.record_status(table, app.codec.decode_as(event.message.value, ComponentStatus))
+                glue.record_status(table, app.decode_valid(event.message.value, ComponentStatus))
             app.count_processed("health.status")

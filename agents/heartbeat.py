@@ -52,7 +52,8 @@ def install(app: TickTideApp) -> None:
             envelope=Heartbeat.envelope_for(event_time=utc_now(), producer=PRODUCER),
             component=component, worker_id=app.settings.worker_id, host=socket.gethostname(),
             pid=os.getpid(), uptime_seconds=time.time() - app.started_at, sequence=next(sequence),
-            lifecycle=probe.lifecycle, period_seconds=app.settings.heartbeat_period_s,
+            lifecycle=Lifecycle.FAILED if component in probe.failures else probe.lifecycle,
+            period_seconds=app.settings.heartbeat_period_s,
             dependencies=dict(probe.dependencies), events_processed=events_processed,
             events_per_second=events_per_second, errors=errors, lag=lag, latency_ms=latency_ms,
             last_event_time=last_event_time)
@@ -61,9 +62,22 @@ def install(app: TickTideApp) -> None:
     async def starting() -> None:
         await announce(Lifecycle.STARTING, "worker started")
 
+    announced_failures: set[str] = set()
+
+    async def announce_failures() -> None:
+        """A ComponentStatus FAILED for each component that died since the last beat."""
+        for component, reason in list(probe.failures.items()):
+            if component not in announced_failures:
+                await statuses.send(ComponentStatus(
+                    envelope=ComponentStatus.envelope_for(event_time=utc_now(), producer=PRODUCER),
+                    component=component, worker_id=app.settings.worker_id, status=HealthStatus.DOWN,
+                    detail=reason, lifecycle=Lifecycle.FAILED))
+                announced_failures.add(component)
+
     @app.timer(interval=app.settings.heartbeat_period_s, name="system.heartbeat")
     async def beat() -> None:
         nonlocal broker_ok
+        await announce_failures()
         deps = await asyncio.to_thread(probe.check_dependencies, broker_ok)
         wanted = Lifecycle.DEGRADED if DOWN in deps.values() else Lifecycle.RUNNING
         if probe.lifecycle in LIVE and probe.recovered() and wanted != probe.lifecycle:

@@ -69,7 +69,7 @@ def install(app: TickTideApp) -> None:
         async for event in stream.events():
             message = event.message
             async with app.deadletters.guard(message, agent=AGENT):
-                record = app.codec.decode(message.value)
+                record = app.decode_valid(message.value, Event)
                 account = message.key.decode() if message.key else ""
                 row = glue.load_account(table, account, settings.initial_cash)
                 if row.partition != message.partition or message.offset > row.offset:

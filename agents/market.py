@@ -4,12 +4,17 @@ The hot path works on TradeBatch records: each worker's batcher (streams/batcher
 forwards the untouched market.trades records of a partition as one record of the same
 partition of the app's internal trade-batch topic, so Faust's per-event machinery runs
 once per batch, not once per trade. For each batch: check that it follows on from what
-was applied (else fetch the skipped batches from the broker), decode each trade straight
-to a Tick, fold it into its symbol's state, then (1) send the closed candles, late trades
-and dead letters and wait until the broker has them, (2) write each touched symbol's row
-once, then the partition's progress row. A crash between (1) and (2) re-emits candles
-with the same ids; a crash after (2) finds the trades already applied (their offsets are
-in the rows). Nothing is lost, and nothing is applied twice.
+was applied (else read the skipped trades from market.trades), decode each trade straight
+to a Tick and check it (domain/validity.py), fold it into its symbol's state, then (1) send
+the closed candles and late trades and wait until the broker has them, (2) write each
+touched symbol's row once, then the partition's progress row.
+
+One bad record costs one record: a trade that cannot be decoded, breaks the Trade rules
+or raises in the fold is dead-lettered and the rest of its batch goes on; a batch that
+fails as a whole is dead-lettered and passed, so it is never re-read in a loop.
+
+A crash between (1) and (2) re-emits candles with the same ids; a crash after (2) finds
+the trades already applied (their offsets are in the rows). Nothing is lost, and nothing is applied twice.
 """
 
 from __future__ import annotations
@@ -17,19 +22,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from faust import StreamT
 
 from domain import candles as fold
+from domain.validity import TimeBounds, record_time_violation, tick_violation
 from schemas.records import TradeBatch, utc_now
 from streams.admin import end_offsets
 from streams.app import TickTideApp
 from streams.batcher import SOURCE, TradeBatcher, batch_topic
-from streams.consumer import read_range
 from streams.deadletter import RawRecord
-from streams.errors import BrokerError, DecodeError, OutOfSequence
+from streams.errors import BrokerError, DecodeError, InvalidValue, OutOfSequence
+from streams.ranges import read_range
 from streams.ticks import TickDecoder
+from streams.validation import bounds_now, checked
 from tables import candles as glue
 
 AGENT = "market.trades"
@@ -63,79 +71,103 @@ def install(app: TickTideApp) -> None:
         if records:
             glue.remember_closed(history_table, records, app.settings.candle_history)
 
+    def tick_of(value: bytes | None, timestamp_ms: int, bounds: TimeBounds) -> fold.Tick:
+        """Decode and check one trade (DecodeError or InvalidValue if it may not be folded)."""
+        tick = decoder.decode(value)
+        violation = (tick_violation(tick.symbol, tick.trade_id, tick.time_us, tick.price, tick.size, bounds)
+                     or record_time_violation(timestamp_ms, bounds))
+        if violation is not None:
+            raise InvalidValue(violation.field, violation.problem)
+        return tick
+
     async def fold_batch(batch: TradeBatch, batch_offset: int) -> None:
         partition = batch.source_partition
+        bounds = bounds_now(app.settings.max_future_skew_s)
         states: dict[str, fold.SymbolCandles] = {}
         closed: list[fold.ClosedCandle] = []
         late: list[RawRecord] = []
-        for offset, key, value in zip(batch.offsets, batch.keys, batch.values, strict=True):
+        rejected: list[tuple[RawRecord, Exception]] = []
+        for offset, timestamp_ms, key, value in zip(batch.offsets, batch.timestamps_ms, batch.keys, batch.values,
+                                                    strict=True):
             try:
-                tick = decoder.decode(value)
-            except DecodeError as error:
-                await app.deadletters.send(RawRecord(source_topic, partition, offset, key, value),
-                                           agent=AGENT, error=error)
+                tick = tick_of(value, timestamp_ms, bounds)
+                state = states.get(tick.symbol)
+                if state is None:
+                    state = states[tick.symbol] = glue.load(state_table, tick.symbol)
+                outcome, done = fold.apply_trade(state, tick, specs, grace_us, partition, offset)
+            except Exception as error:  # this record only: the rest of the batch goes on
+                rejected.append((RawRecord(source_topic, partition, offset, key, value), error))
                 continue
-            state = states.get(tick.symbol)
-            if state is None:
-                state = states[tick.symbol] = glue.load(state_table, tick.symbol)
-            outcome, done = fold.apply_trade(state, tick, specs, grace_us, partition, offset)
             if outcome is fold.Outcome.LATE:
                 late.append(RawRecord(source_topic, partition, offset, key, value))
                 app.metrics.late_trades.labels(tick.symbol).inc()
             closed.extend(done)
+        for record, problem in rejected:
+            await app.deadletters.send(record, agent=AGENT, error=problem)
         with glue.partition_scope(batches_topic, partition):
             await publish(closed, late)
             now_us = time.time_ns() // 1000
             for symbol, state in states.items():
                 state_table[symbol] = fold.to_row(state, now_us)
-            state_table[glue.progress_key(partition)] = {"applied_through": batch.offsets[-1],
-                                                         "batch_offset": batch_offset}
+            record_progress(partition, batch.offsets[-1], batch_offset)
         latency = max(0.0, time.time() - batch.fetched_at.timestamp())
         app.pipeline_latency.extend([latency] * len(batch.offsets))
         app.metrics.trade_to_candle_seconds.observe(latency)
         app.count_processed(AGENT, len(batch.offsets))
 
-    async def fill_gap(partition: int, progress: dict[str, int] | None, batch_offset: int) -> int:
-        """Trades are missing before the batch at ``batch_offset`` (its consumer skipped
-        records): read the batches after the last one applied straight from the broker and
-        fold those that follow on. The last source offset applied afterwards."""
-        start = progress["batch_offset"] + 1 if progress else 0
-        applied_through = progress["applied_through"] if progress else -1
-        log.warning("%s[%s]: batches %s..%s were not delivered; reading them from the broker",
-                    batches_topic, partition, start, batch_offset - 1)
+    def record_progress(partition: int, applied_through: int, batch_offset: int) -> None:
+        """How far the fold has got in a source partition (inside its partition scope)."""
+        state_table[glue.progress_key(partition)] = {"applied_through": applied_through,
+                                                     "batch_offset": batch_offset}
+
+    async def fill_gap(batch: TradeBatch, applied_through: int, batch_offset: int) -> None:
+        """Trades before ``batch`` were never delivered in a batch (Faust's consumer can skip
+        records around a rebalance): read them straight from market.trades and fold them as
+        one batch. BrokerError if they cannot be read."""
+        partition, start, stop = batch.source_partition, applied_through + 1, batch.follows_offset + 1
+        log.warning("%s[%s]: trades %s..%s were not delivered in a batch; reading them from %s",
+                    batches_topic, partition, start, stop - 1, source_topic)
         app.metrics.trade_batch_rereads.labels(str(partition)).inc()
-        for offset, value in await asyncio.to_thread(read_range, app.settings, batches_topic, partition,
-                                                     start, batch_offset):
-            try:
-                missed = app.codec.decode_as(value, TradeBatch)
-            except DecodeError:
-                continue  # it was dead-lettered when delivered, or will be
-            if missed.offsets and missed.follows_offset <= applied_through < missed.offsets[-1]:
-                await fold_batch(missed, offset)
-                applied_through = missed.offsets[-1]
-        return applied_through
+        starts, ends = [0] * (partition + 1), [0] * (partition + 1)
+        starts[partition], ends[partition] = start, stop
+        missed = await asyncio.to_thread(lambda: list(read_range(app.settings, source_topic, starts, ends)))
+        if not missed:
+            raise OutOfSequence(batch.follows_offset, applied_through)
+        await fold_batch(replace(batch, follows_offset=applied_through, offsets=[r.offset for r in missed],
+                                 timestamps_ms=[r.timestamp_ms for r in missed], keys=[r.key for r in missed],
+                                 values=[r.value for r in missed]), batch_offset - 1)
+
+    async def fold_in_sequence(batch: TradeBatch, batch_offset: int) -> None:
+        """Fold ``batch`` after whatever is missing before it."""
+        progress = state_table.get(glue.progress_key(batch.source_partition))
+        applied_through = progress["applied_through"] if progress else -1
+        if batch.follows_offset > applied_through:
+            await fill_gap(batch, applied_through, batch_offset)
+        await fold_batch(batch, batch_offset)
 
     @app.agent(batches, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             try:
-                batch = app.codec.decode_as(message.value, TradeBatch)
-            except DecodeError as error:
+                batch = checked(app.codec.decode_as(message.value, TradeBatch), app.settings.max_future_skew_s,
+                                bound_times=False)
+                if (batch.source_topic, batch.source_partition) != (SOURCE, message.partition):
+                    raise InvalidValue("source_partition", f"is not {SOURCE}[{message.partition}], the partition "
+                                       f"this batch was sent to: {batch.source_topic}[{batch.source_partition}]")
+            except (DecodeError, InvalidValue) as error:
                 await app.deadletters.send(message, agent=AGENT, error=error)
                 continue
             if not batch.offsets:
                 continue
             async with rows_lock:
-                progress = state_table.get(glue.progress_key(batch.source_partition))
-                applied_through = progress["applied_through"] if progress else -1
-                if batch.follows_offset > applied_through:
-                    applied_through = await fill_gap(batch.source_partition, progress, message.offset)
-                if batch.follows_offset > applied_through:
-                    await app.deadletters.send(message, agent=AGENT, reason="out_of_sequence",
-                                               error=OutOfSequence(batch.follows_offset, applied_through))
-                    continue
-                await fold_batch(batch, message.offset)
+                try:
+                    await fold_in_sequence(batch, message.offset)
+                except Exception as error:  # never the same failing batch again and again
+                    reason = "out_of_sequence" if isinstance(error, OutOfSequence | BrokerError) else None
+                    await app.deadletters.send(message, agent=AGENT, error=error, reason=reason)
+                    with glue.partition_scope(batches_topic, batch.source_partition):
+                        record_progress(batch.source_partition, batch.offsets[-1], message.offset)
 
     @app.timer(interval=1.0, name="market.idle_close")
     async def close_idle_symbols() -> None:

@@ -24,11 +24,23 @@ from faust import StreamT
 from domain.clock import from_micros
 from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
-from schemas.records import Anomaly, Enrichment, IndicatorSnapshot, Side, Trade, TradeBatch, UserCommand, utc_now
+from domain.validity import tick_violation
+from schemas.records import (
+    Anomaly,
+    Enrichment,
+    Event,
+    IndicatorSnapshot,
+    Side,
+    Trade,
+    TradeBatch,
+    UserCommand,
+    utc_now,
+)
 from streams.app import TickTideApp
 from streams.batcher import batch_topic
-from streams.errors import DecodeError, UnexpectedRecordType
+from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
 from streams.ticks import TickDecoder
+from streams.validation import bounds_now
 from tables import trading as glue
 
 SIGNALS_AGENT = "trading.signals"
@@ -53,7 +65,7 @@ def install(app: TickTideApp) -> None:
         async for event in stream.events():
             message = event.message
             async with app.deadletters.guard(message, agent=SIGNALS_AGENT):
-                record = app.codec.decode(message.value)
+                record = app.decode_valid(message.value, Event)
                 if isinstance(record, IndicatorSnapshot):
                     if record.interval == settings.trading_interval:
                         await on_snapshot(record)
@@ -94,10 +106,13 @@ def install(app: TickTideApp) -> None:
             except DecodeError:
                 continue  # the candle agent dead-letters it
             slices: dict[tuple[str, int], list[Any]] = {}  # (symbol, slice) -> [last tick, size]
+            bounds = bounds_now(settings.max_future_skew_s)
             for value in batch.values:
                 try:
                     tick = decoder.decode(value)
-                except DecodeError:
+                except (DecodeError, InvalidValue):
+                    continue  # the candle agent dead-letters it
+                if tick_violation(tick.symbol, tick.trade_id, tick.time_us, tick.price, tick.size, bounds):
                     continue
                 key = (tick.symbol, tick.time_us // slice_us)
                 found = slices.get(key)
@@ -118,7 +133,7 @@ def install(app: TickTideApp) -> None:
         async for event in stream.events():
             message = event.message
             async with app.deadletters.guard(message, agent=COMMANDS_AGENT):
-                command = app.codec.decode_as(message.value, UserCommand)
+                command = app.decode_valid(message.value, UserCommand)
                 target = command.arguments.get("account") or account
                 await topics["trading.commands"].send(command, key=target)
             app.count_processed(COMMANDS_AGENT)

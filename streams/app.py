@@ -7,15 +7,19 @@ here), then installs the web views.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 import pkgutil
 import socket
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 
+from schemas.records import Event
 from streams.batcher import TradeBatcher
 from streams.catalog import CATALOG
 from streams.codec import AvroCodec
@@ -28,8 +32,11 @@ from streams.registry import make_registry
 from streams.retry import Retries
 from streams.settings import Settings
 from streams.typed_topic import TypedTopic
+from streams.validation import checked
 
+E = TypeVar("E", bound=Event)
 AGENTS_PACKAGE = "agents"
+log = logging.getLogger(__name__)
 
 
 class TickTideApp(faust.App):
@@ -46,6 +53,37 @@ class TickTideApp(faust.App):
     trade_batcher: TradeBatcher | None = None
     probe: Probe
     retries: Retries
+
+    def decode_valid(self, data: bytes | None, expected: type[E]) -> E:
+        """Decode a record of ``expected`` type (``Event``: any) and check its type's rules:
+        DecodeError or InvalidValue (dead-lettered by the caller's guard) if it may not be used."""
+        return checked(self.codec.decode_as(data, expected), self.settings.max_future_skew_s)
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        """An exception escaped an agent (a bug: records are guarded one by one): the agent
+        is FAILED and the worker not ready, so an operator sees it."""
+        self.probe.fail(agent.name, exc)
+        await super()._on_agent_error(agent, exc)
+
+    def timer(self, interval: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``faust.App.timer`` whose ticks are guarded: an exception costs that tick (logged
+        and counted as an error of the timer), never the timer or the worker."""
+        register = super().timer(interval, **kwargs)
+
+        def decorate(fun: Callable[..., Awaitable[None]]) -> Any:
+            name = kwargs.get("name") or fun.__name__
+
+            @functools.wraps(fun)
+            async def guarded(*args: Any) -> None:
+                try:
+                    await fun(*args)
+                except Exception as error:
+                    self.probe.error(name)
+                    log.exception("timer %s failed this time: %s", name, error)
+
+            return register(guarded)
+
+        return decorate
 
     def count_processed(self, agent: str, n: int = 1) -> None:
         """Count events an agent has finished with (processed or dead-lettered)."""
@@ -107,15 +145,17 @@ def _canonical_url(settings: Settings) -> dict[str, str]:
 
 
 def discover_agents(app: TickTideApp) -> list[str]:
-    """Install every module of the agents package; their names."""
+    """Install every module of the agents package, then the settings' extra agent
+    modules (a user's own); their names."""
     package = importlib.import_module(AGENTS_PACKAGE)
+    names = [f"{AGENTS_PACKAGE}.{m.name}" for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)]
+    names += [n.strip() for n in app.settings.extra_agents.split(",") if n.strip()]
     installed = []
-    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{AGENTS_PACKAGE}.{module_info.name}")
-        install = getattr(module, "install", None)
+    for name in names:
+        install = getattr(importlib.import_module(name), "install", None)
         if callable(install):
             install(app)
-            installed.append(module_info.name)
+            installed.append(name.removeprefix(f"{AGENTS_PACKAGE}."))
     return installed
 
 

@@ -31,6 +31,8 @@ from faust.types import TopicT
 from mode import Service
 
 from schemas.records import TradeBatch
+from streams.deadletter import RawRecord
+from streams.errors import BrokerError, EncodeError, RecordTooLarge
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -41,6 +43,9 @@ SOURCE = "market.trades"
 BATCHES = "market.trade_batches"
 """The internal topic's name after ``<app_id>-``."""
 PRODUCER = "streams.batcher"
+COMPONENT = AGENT = "trade_batcher"
+RETRY_BACKOFF_S = 0.5
+MAX_RETRY_BACKOFF_S = 8.0
 MAX_BATCH_BYTES = 768 * 1024
 """Keep a batch well under Kafka's default 1 MiB message limit."""
 
@@ -57,17 +62,22 @@ def batch_topic(app: TickTideApp) -> TopicT:
     return topic
 
 
+def record_size(record: ConsumerRecord[bytes, bytes]) -> int:
+    """Bytes a record takes in a batch (key, value and a little framing)."""
+    return len(record.value or b"") + len(record.key or b"") + 32
+
+
 def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int,
                max_bytes: int = MAX_BATCH_BYTES) -> list[Sequence[ConsumerRecord[bytes, bytes]]]:
     """Cut one partition's fetched records into consecutive runs within both limits."""
     runs: list[Sequence[ConsumerRecord[bytes, bytes]]] = []
     start, size = 0, 0
     for index, record in enumerate(records):
-        record_size = len(record.value or b"") + len(record.key or b"") + 32
-        if index > start and (index - start >= max_records or size + record_size > max_bytes):
+        size_of = record_size(record)
+        if index > start and (index - start >= max_records or size + size_of > max_bytes):
             runs.append(records[start:index])
             start, size = index, 0
-        size += record_size
+        size += size_of
     if start < len(records):
         runs.append(records[start:])
     return runs
@@ -75,11 +85,13 @@ def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int
 
 def trade_batch(partition: int, run: Sequence[ConsumerRecord[bytes, bytes]],
                 fetched_at: datetime, follows_offset: int) -> TradeBatch:
-    """The TradeBatch event of one run of records (``follows_offset``: the offset before it)."""
+    """The TradeBatch event of one run of records (``follows_offset``: the offset before it).
+    Its event time is when it was fetched: the records' own timestamps are untrusted input,
+    checked by the candle agent record by record."""
     last = run[-1]
     return TradeBatch(
         envelope=TradeBatch.envelope_for(
-            event_time=datetime.fromtimestamp(last.timestamp / 1000, UTC), producer=PRODUCER,
+            event_time=fetched_at, producer=PRODUCER,
             event_id=f"{SOURCE}/{partition}/{run[0].offset}-{last.offset}",
         ),
         source_topic=SOURCE,
@@ -155,13 +167,59 @@ class TradeBatcher(Service):
 
     @Service.task
     async def _forward(self) -> None:
+        try:
+            await self._forward_forever()
+        except Exception as error:  # a bug: say so (/ready 503, FAILED), do not hide it
+            self.app.probe.fail(COMPONENT, error)
+
+    async def _forward_forever(self) -> None:
         settings = self.app.settings
         wait_ms = int(settings.batch_wait_s * 1000)
+        backoff = RETRY_BACKOFF_S
         while not self.should_stop:
-            fetched = await self.consumer.getmany(timeout_ms=wait_ms)
-            if fetched:
-                async with self._in_flight:
-                    await self._send_and_commit(fetched, settings.batch_max)
+            try:
+                fetched = await self.consumer.getmany(timeout_ms=wait_ms)
+                if fetched:
+                    async with self._in_flight:
+                        try:
+                            await self._send_and_commit(fetched, settings.batch_max)
+                        except Exception:
+                            await self._rewind(list(fetched))  # nothing committed: read them again
+                            raise
+                backoff = RETRY_BACKOFF_S
+            except (TimeoutError, KafkaError, BrokerError, OSError) as error:
+                log.warning("trade batcher could not forward (%s: %s); retrying in %.1f s",
+                            type(error).__name__, error, backoff)
+                self.app.probe.error(COMPONENT)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_BACKOFF_S)
+
+    async def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Go back to the last commit of ``partitions``: their records are read again."""
+        assigned = self.consumer.assignment()
+        for tp in partitions:
+            self._forwarded_through.pop(tp.partition, None)
+            if tp in assigned:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+
+    async def _dead_letter_oversized(self, tp: TopicPartition,
+                                     records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        """Records too large to travel in a batch go to the dead-letter topic from here
+        (no trade is that large); the others go on."""
+        kept = []
+        for record in records:
+            if record_size(record) > MAX_BATCH_BYTES:
+                await self.app.deadletters.send(
+                    RawRecord(record.topic, tp.partition, record.offset, record.key, record.value),
+                    agent=AGENT, error=RecordTooLarge(
+                        f"record of {record_size(record)} bytes is over the {MAX_BATCH_BYTES}-byte batch limit"))
+            else:
+                kept.append(record)
+        return kept
 
     async def _follows(self, tp: TopicPartition) -> int:
         """The source offset the next run of ``tp`` follows."""
@@ -180,8 +238,15 @@ class TradeBatcher(Service):
         pending = []
         for tp, records in fetched.items():
             follows = await self._follows(tp)
-            for run in split_runs(records, max_records):
-                value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
+            for run in split_runs(await self._dead_letter_oversized(tp, records), max_records):
+                try:
+                    value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
+                except EncodeError as error:  # not expected: cost these records, not the partition
+                    for record in run:
+                        await self.app.deadletters.send(
+                            RawRecord(record.topic, tp.partition, record.offset, record.key, record.value),
+                            agent=AGENT, error=error)
+                    continue
                 pending.append(await topic.send(key=str(tp.partition).encode(), value=value,
                                                 partition=tp.partition))
                 follows = self._forwarded_through[tp.partition] = run[-1].offset

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from schemas.records import DeadLetter, utc_now
 from streams.codec import AvroCodec
-from streams.errors import DecodeError
+from streams.errors import DecodeError, InvalidValue
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -58,8 +58,11 @@ class RawRecord:
 
 
 def reason_for(error: BaseException) -> str:
-    """undecodable for codec errors, processing_failed for everything else."""
-    return "undecodable" if isinstance(error, DecodeError) else "processing_failed"
+    """undecodable for codec errors, invalid_value for a broken record rule,
+    processing_failed for everything else."""
+    if isinstance(error, DecodeError):
+        return "undecodable"
+    return "invalid_value" if isinstance(error, InvalidValue) else "processing_failed"
 
 
 def dead_letter_for(record: SourceRecord, *, agent: str, reason: str, error: BaseException,

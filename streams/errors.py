@@ -69,6 +69,15 @@ class InvalidInput(TickTideError):
     """Bad user input: a file row, a CLI value, a web query parameter."""
 
 
+class InvalidValue(TickTideError):
+    """A record that decodes but breaks its type's rules (domain/validity.py): a range, a
+    pattern or a time bound. ``field`` names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
 class OutOfSequence(TickTideError):
     """A trade batch that does not follow on from what was applied, and re-reading did not fill the gap."""
 

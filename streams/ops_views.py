@@ -64,6 +64,7 @@ def self_report(app: TickTideApp) -> dict[str, Any]:
     ready, reason = app.probe.ready()
     lags = app.probe.lag()
     return {"lifecycle": app.probe.lifecycle.value, "ready": ready, "ready_reason": reason,
+            "failed_components": dict(app.probe.failures),
             "dependencies": app.probe.dependencies, "lag": {"total": sum(lags.values()), "partitions": lags},
             "checked_at": utc_now().isoformat()}
 

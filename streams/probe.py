@@ -8,6 +8,7 @@ calls it), ``app.probe.observe_latency(agent, seconds)`` and ``app.probe.error(a
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.request
 from collections import deque
@@ -20,6 +21,7 @@ from schemas.records import Lifecycle
 if TYPE_CHECKING:
     from streams.app import TickTideApp
 
+log = logging.getLogger(__name__)
 SAMPLE_PER_BEAT = 50
 HEALTHY, DOWN, NOT_CONFIGURED = "HEALTHY", "DOWN", "NOT_CONFIGURED"
 
@@ -56,7 +58,15 @@ class Probe:
         self.lifecycle = Lifecycle.INITIALIZED
         self.agents: dict[str, AgentStats] = {}
         self.dependencies: dict[str, str] = {}
+        self.failures: dict[str, str] = {}
+        """Components that died (a bug, not a bad record): name -> why. Not ready while any."""
         self.histogram = _latency_histogram(app)
+
+    def fail(self, component: str, error: BaseException) -> None:
+        """``component`` died: it is FAILED and the worker is not ready until restarted."""
+        reason = f"{type(error).__name__}: {error}"[:500]
+        self.failures.setdefault(component, reason)
+        log.error("component %s FAILED: %s", component, reason, exc_info=error)
 
     def stats(self, agent: str) -> AgentStats:
         """The counters of one agent (created on first use)."""
@@ -113,6 +123,9 @@ class Probe:
 
     def ready(self) -> tuple[bool, str]:
         """Assigned and recovered: ready to serve (with the reason when not)."""
+        if self.failures:
+            component, reason = next(iter(self.failures.items()))
+            return False, f"{component} FAILED: {reason}"
         if self.lifecycle not in (Lifecycle.RUNNING, Lifecycle.DEGRADED):
             return False, f"lifecycle is {self.lifecycle.value}"
         if getattr(self.app, "rebalancing", False):

@@ -23,6 +23,7 @@ from streams.codec import AvroCodec
 from streams.errors import BrokerError
 from streams.registry import make_registry
 from streams.settings import Settings
+from streams.validation import checked
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
@@ -46,6 +47,7 @@ class EventProducer:
                                         settings.max_record_bytes)
         self._producer = Producer({**settings.kafka_client_config(), **PRODUCER_DEFAULTS,
                                    **config})
+        self.max_future_skew_s = settings.max_future_skew_s
         self.delivered = 0
         self.failures: list[str] = []
 
@@ -56,16 +58,18 @@ class EventProducer:
             self.failures.append(f"{message.topic()}: {error.str()}")
 
     def send(self, topic: str, event: Event, key: str | None = None) -> None:
-        """Queue one event; raises WrongRecordType/EncodeError before sending anything."""
+        """Queue one event; raises WrongRecordType, InvalidValue (a broken record rule,
+        domain/validity.py) or EncodeError before sending anything."""
         spec = catalog_topic(topic)
         spec.check(event)
+        checked(event, self.max_future_skew_s)
         self.send_raw(topic, (key or spec.key_of(event)).encode(), self.codec.encode(event))
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
                  partition: int | None = None) -> None:
         """Queue already-encoded bytes (dead letters, replays); to ``partition`` if given,
         else to the key's."""
-        where = {} if partition is None else {"partition": partition}
+        where: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **where)

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from domain.strategy import strategy_named
+from domain.validity import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
 from streams.errors import ConfigError
 
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
     batch_max: int = Field(2000, ge=1, description="Most trades folded per batch")
     batch_wait_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch")
+    max_future_skew_s: float = Field(DEFAULT_MAX_FUTURE_SKEW_S, ge=0, le=86_400,
+                                     description="How far past now an event time may be; later records are refused")
+    extra_agents: str = Field("", pattern=r"^[A-Za-z0-9_.,]*$",
+                              description="Modules of your own agents (comma-separated), each with install(app)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -15,9 +15,10 @@ from typing import Any
 import fastavro
 
 from domain.candles import Tick
+from domain.validity import MAX_AMOUNT_BYTES
 from schemas.records import Trade
 from streams.codec import AvroCodec, read_body
-from streams.errors import UnexpectedRecordType
+from streams.errors import InvalidValue, UnexpectedRecordType
 
 _SCALE = 18
 
@@ -51,14 +52,23 @@ class TickDecoder:
         return writer
 
     def decode(self, data: bytes | None) -> Tick:
-        """The Tick of a Trade record; a DecodeError subclass for anything else."""
+        """The Tick of a Trade record; a DecodeError subclass for anything else, InvalidValue
+        for an amount wider than the contract (checked before conversion)."""
         schema_id = self.codec.schema_id_of(data)
         record = read_body(data, schema_id, self._writer(schema_id))  # type: ignore[arg-type]
         return Tick(
             record["symbol"],
             record["trade_id"],
             record["trade_time"],
-            int.from_bytes(record["price"], "big", signed=True),
-            int.from_bytes(record["size"], "big", signed=True),
+            _units("price", record["price"]),
+            _units("size", record["size"]),
             record["taker_side"] == "BUY",
         )
+
+
+def _units(field: str, unscaled: bytes) -> int:
+    """A decimal's unscaled bytes as an integer, refused before conversion if wider than
+    decimal(38, 18) (a hostile record could carry a megabyte-long number)."""
+    if len(unscaled) > MAX_AMOUNT_BYTES:
+        raise InvalidValue(field, f"is too large for decimal(38, 18) ({len(unscaled)} bytes)")
+    return int.from_bytes(unscaled, "big", signed=True)

@@ -13,6 +13,7 @@ from faust.types import TopicT
 
 from schemas.records import Event
 from streams.catalog import TopicSpec
+from streams.validation import checked
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -37,8 +38,10 @@ class TypedTopic:
 
     async def send_pending(self, event: Event, key: str | None = None) -> Awaitable[Any]:
         """Type-check, encode and queue; the returned future resolves once the broker
-        has the record. WrongRecordType/EncodeError are raised before anything is sent."""
+        has the record. WrongRecordType, InvalidValue and EncodeError are raised before
+        anything is sent."""
         self.spec.check(event)
+        checked(event, self.app.settings.max_future_skew_s)
         value = self.app.codec.encode(event)
         pending = await self.faust.send(key=(key or self.spec.key_of(event)).encode(), value=value)
         self.app.metrics.events_sent.labels(self.spec.name).inc()

@@ -200,7 +200,7 @@ def make_enrichment(**overrides: Any) -> Enrichment:
         "symbol": SYMBOL,
         "regime": Regime.VOLATILE,
         "sentiment": 0.35,
-        "risk_flags": ["volume_spike", "news_driven"],
+        "risk_flags": ["volume_spike", "macro_event"],
         "confidence": 0.72,
         "rationale": "Volume spike coincides with ETF inflow headlines; trend intact.",
         "model": "claude-sonnet-4-5",

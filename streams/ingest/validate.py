@@ -13,32 +13,18 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 
+from domain.validity import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds, decimal_places, show, violations
 from schemas.records import Side, Trade
 from streams.errors import TickTideError
 from streams.ingest.rows import ParsedRow, RejectedRow, Row
 from streams.jsonio import epoch_to_datetime
+from streams.validation import bounds_now
 
-MAX_SCALE = 18
-"""Decimal places an amount may have: the Avro ``decimal(38, 18)`` scale."""
-MAX_INTEGER_DIGITS = 38 - MAX_SCALE
-MAX_LONG = 2**63 - 1
 MIN_EPOCH_MS = 10**11  # 1973-03-03: smaller values are not epoch milliseconds
 MIN_EPOCH_US = 10**14  # from here on a value is epoch microseconds (also 1973)
 MAX_EPOCH_US = 10**17  # year 5138
 _WIDE = Context(prec=100)
 _ONE = Decimal(1)
-
-
-def show(value: object, limit: int = 60) -> str:
-    """``repr`` of a value for a reason, shortened if long."""
-    text = repr(format(value, "f")) if isinstance(value, Decimal) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def decimal_places(value: Decimal) -> int:
-    """Digits after the decimal point as written (``1.50`` has 2)."""
-    exponent = value.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def fit_scale(value: Decimal) -> Decimal:
@@ -111,54 +97,10 @@ def parse_epoch(name: str, raw: object) -> datetime:
     return epoch_to_datetime(value)
 
 
-def _amount_problems(name: str, value: object) -> list[str]:
-    if not isinstance(value, Decimal):
-        return [f"{name} is not a decimal: {show(value)}"]
-    if not value.is_finite():
-        return [f"{name} is not finite: {show(value)}"]
-    problems = []
-    if value <= 0:
-        problems.append(f"{name} is not positive: {show(value)}")
-    if decimal_places(value) > MAX_SCALE:
-        problems.append(f"{name} has more than {MAX_SCALE} decimal places: {show(value)}")
-    if value.adjusted() >= MAX_INTEGER_DIGITS:
-        problems.append(f"{name} is too large for decimal(38, {MAX_SCALE}): {show(value)}")
-    return problems
-
-
-def _id_problems(name: str, value: object) -> list[str]:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return [f"{name} is not an integer: {show(value)}"]
-    if value < 0:
-        return [f"{name} is negative: {value}"]
-    if value > MAX_LONG:
-        return [f"{name} is too large for a long: {value}"]
-    return []
-
-
-def trade_problems(trade: Trade) -> list[str]:
-    """Everything wrong with a trade, one reason per problem; empty when it is valid."""
-    problems: list[str] = []
-    for name in ("venue", "symbol"):
-        value = getattr(trade, name)
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"{name} is empty: {show(value)}")
-    problems += _amount_problems("price", trade.price)
-    problems += _amount_problems("size", trade.size)
-    problems += _id_problems("trade_id", trade.trade_id)
-    for name in ("first_trade_id", "last_trade_id"):
-        if getattr(trade, name) is not None:
-            problems += _id_problems(name, getattr(trade, name))
-    first, last = trade.first_trade_id, trade.last_trade_id
-    if isinstance(first, int) and isinstance(last, int) and first > last:
-        problems.append(f"first_trade_id {first} is after last_trade_id {last}")
-    if not isinstance(trade.taker_side, Side):
-        problems.append(f"taker_side is not BUY or SELL: {show(trade.taker_side)}")
-    if not isinstance(trade.trade_time, datetime) or trade.trade_time.tzinfo is None:
-        problems.append(f"trade_time has no timezone: {show(trade.trade_time)}")
-    if trade.trade_type is not None and not isinstance(trade.trade_type, str):
-        problems.append(f"trade_type is not text: {show(trade.trade_type)}")
-    return problems
+def trade_problems(trade: Trade, bounds: TimeBounds | None = None) -> list[str]:
+    """Everything wrong with a trade (the one Trade rule, domain/validity.py), one reason
+    per problem; empty when it is valid. Times are bounded as of now unless ``bounds``."""
+    return [str(v) for v in violations(trade, bounds or bounds_now(DEFAULT_MAX_FUTURE_SKEW_S))]
 
 
 def _fitted(trade: Trade) -> Trade:

@@ -334,8 +334,8 @@ def test_trade_problems_lists_every_problem_by_field() -> None:
         "price is not positive: '-1'",
         "size is not positive: '0'",
         "trade_id is negative: -3",
-        "first_trade_id 9 is after last_trade_id 4",
         "trade_time has no timezone: datetime.datetime(2024, 7, 19, 0, 0)",
+        "first_trade_id 9 is after last_trade_id 4",
     ]
 
 
