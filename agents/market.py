@@ -11,7 +11,8 @@ touched symbol's row once, then the partition's progress row.
 
 One bad record costs one record: a trade that cannot be decoded, breaks the Trade rules
 or raises in the fold is dead-lettered and the rest of its batch goes on; a batch that
-fails as a whole is dead-lettered and passed, so it is never re-read in a loop.
+fails as a whole is dead-lettered; its trades are read again from market.trades as the
+gap before the next batch, never by re-reading the batch, so nothing loops.
 
 A crash between (1) and (2) re-emits candles with the same ids; a crash after (2) finds
 the trades already applied (their offsets are in the rows). Nothing is lost, and nothing is applied twice.
@@ -122,15 +123,19 @@ def install(app: TickTideApp) -> None:
 
     async def fill_gap(batch: TradeBatch, applied_through: int, batch_offset: int) -> None:
         """Trades before ``batch`` were never delivered in a batch (Faust's consumer can skip
-        records around a rebalance): read them straight from market.trades and fold them as
-        one batch. BrokerError if they cannot be read."""
+        records around a rebalance, a batch can fail): read them straight from market.trades
+        and fold them as one batch. OutOfSequence if they do not exist, BrokerError if they
+        cannot be read."""
         partition, start, stop = batch.source_partition, applied_through + 1, batch.follows_offset + 1
+        app.metrics.trade_batch_rereads.labels(str(partition)).inc()
+        ends = await asyncio.to_thread(end_offsets, app.settings, source_topic)
+        if stop > ends[partition]:  # a forged batch: never wait for trades that do not exist
+            raise OutOfSequence(batch.follows_offset, applied_through)
         log.warning("%s[%s]: trades %s..%s were not delivered in a batch; reading them from %s",
                     batches_topic, partition, start, stop - 1, source_topic)
-        app.metrics.trade_batch_rereads.labels(str(partition)).inc()
-        starts, ends = [0] * (partition + 1), [0] * (partition + 1)
-        starts[partition], ends[partition] = start, stop
-        missed = await asyncio.to_thread(lambda: list(read_range(app.settings, source_topic, starts, ends)))
+        starts, stops = [0] * len(ends), [0] * len(ends)
+        starts[partition], stops[partition] = start, stop
+        missed = await asyncio.to_thread(lambda: list(read_range(app.settings, source_topic, starts, stops)))
         if not missed:
             raise OutOfSequence(batch.follows_offset, applied_through)
         await fold_batch(replace(batch, follows_offset=applied_through, offsets=[r.offset for r in missed],
@@ -163,11 +168,11 @@ def install(app: TickTideApp) -> None:
             async with rows_lock:
                 try:
                     await fold_in_sequence(batch, message.offset)
-                except Exception as error:  # never the same failing batch again and again
+                except Exception as error:
+                    # Its trades stay unapplied: the next batch finds the gap and reads them
+                    # from market.trades (never this batch again), or is dead-lettered too.
                     reason = "out_of_sequence" if isinstance(error, OutOfSequence | BrokerError) else None
                     await app.deadletters.send(message, agent=AGENT, error=error, reason=reason)
-                    with glue.partition_scope(batches_topic, batch.source_partition):
-                        record_progress(batch.source_partition, batch.offsets[-1], message.offset)
 
     @app.timer(interval=1.0, name="market.idle_close")
     async def close_idle_symbols() -> None:
