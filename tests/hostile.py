@@ -294,7 +294,7 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
     while len(records) < count:
         records.append(made(rng.choice(choices)))
     for record in records:
-        if record.key is None and rng.random() < 0.85:
+        if record.key is None and (record.value is None or rng.random() < 0.85):  # a tombstone needs a key
             record.key = rng.choice([*INTERNAL_KEYS, *(s.encode() for s in symbols), rng.randbytes(16), b"k" * 1000])
     return records
 

@@ -1,0 +1,138 @@
+"""The record rules (domain/validity.py): what a hostile or broken producer could send is
+refused with the field named, bounded work for any input size, and the hot path's tick
+check agrees with the full Trade rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.validity import (
+    MAX_AMOUNT_UNITS,
+    TimeBounds,
+    record_time_violation,
+    show,
+    tick_violation,
+    violations,
+)
+from schemas.records import Event, Trade
+from streams.errors import InvalidValue
+from streams.validation import checked
+from tests.factories import (
+    make_news,
+    make_trade,
+    make_trade_batch,
+    make_user_command,
+    sample_events,
+)
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+BOUNDS = TimeBounds(int(NOW.timestamp() * 1_000_000), 300_000_000)
+
+
+def fields(event: Event) -> list[str]:
+    return [v.field for v in violations(event, BOUNDS)]
+
+
+def test_every_sample_event_is_valid() -> None:
+    for event in sample_events():
+        assert violations(event, BOUNDS) == [], type(event).__name__
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"symbol": "#partition/0"}, "symbol"),
+    ({"symbol": "#x"}, "symbol"),
+    ({"symbol": ""}, "symbol"),
+    ({"symbol": "BTC USDT"}, "symbol"),
+    ({"symbol": "B" * 33}, "symbol"),
+    ({"symbol": "x" * 1_000_000}, "symbol"),
+    ({"venue": "v" * 1_000_000}, "venue"),
+    ({"price": Decimal(0)}, "price"),
+    ({"price": Decimal("-1")}, "price"),
+    ({"price": Decimal("NaN")}, "price"),
+    ({"price": Decimal("1E+1000000")}, "price"),
+    ({"size": Decimal(0)}, "size"),
+    ({"trade_id": -1}, "trade_id"),
+    ({"trade_time": datetime(1970, 1, 1, tzinfo=UTC)}, "trade_time"),
+    ({"trade_time": datetime(2008, 12, 31, tzinfo=UTC)}, "trade_time"),
+    ({"trade_time": datetime(2999, 1, 1, tzinfo=UTC)}, "trade_time"),
+    ({"trade_time": NOW + timedelta(seconds=301)}, "trade_time"),
+])
+def test_a_broken_trade_names_the_field(change: dict[str, object], field: str) -> None:
+    trade = dataclasses.replace(make_trade(), **change)
+    assert field in fields(trade)
+
+
+def test_a_trade_within_the_allowed_clock_skew_is_valid() -> None:
+    assert fields(make_trade(trade_time=NOW + timedelta(seconds=299))) == []
+    assert fields(make_trade(trade_time=datetime(2009, 1, 1, tzinfo=UTC))) == []
+
+
+def test_showing_a_hostile_value_is_bounded() -> None:
+    started = time.perf_counter()
+    for value in (10**100_000, "x" * 10_000_000, Decimal("1E+100000000"), b"\x00" * 10_000_000):
+        assert len(show(value)) <= 60
+    assert time.perf_counter() - started < 1.0  # microseconds in practice; a bound, not a benchmark
+
+
+def test_hostile_news_and_commands_are_refused() -> None:
+    assert "headline" in fields(make_news(headline="h" * 1001))
+    assert "url" in fields(make_news(url="javascript:alert(1)"))
+    assert "symbols" in fields(make_news(symbols=["BTCUSDT", "#partition/0"]))
+    assert "symbols" in fields(make_news(symbols=["S"] * 51))
+    assert "arguments" in fields(make_user_command(arguments={"value": "9" * 1000}))
+    assert "arguments" in fields(make_user_command(arguments={f"k{i}": "1" for i in range(17)}))
+    assert "command" in fields(make_user_command(command="Drop Table"))
+
+
+def test_a_batch_must_list_increasing_offsets_after_what_it_follows() -> None:
+    batch = make_trade_batch()
+    assert fields(batch) == []
+    assert "offsets" in fields(dataclasses.replace(batch, follows_offset=batch.offsets[0]))
+    assert "offsets" in fields(dataclasses.replace(batch, offsets=list(reversed(batch.offsets))))
+    assert "offsets" in fields(dataclasses.replace(batch, keys=batch.keys[:-1]))
+
+
+def test_checked_raises_invalid_value_with_the_field() -> None:
+    with pytest.raises(InvalidValue) as raised:
+        checked(make_trade(size=Decimal(0)), 300)
+    assert raised.value.field == "size" and "not positive" in str(raised.value)
+
+
+def test_a_record_timestamp_far_in_the_future_is_refused() -> None:
+    assert record_time_violation(250_000_000_000_000, BOUNDS) is not None  # year ~9900
+    assert record_time_violation(BOUNDS.now_us // 1000, BOUNDS) is None
+
+
+UNITS = 10**18
+
+
+@settings(max_examples=300, deadline=None)
+@given(symbol=st.one_of(st.sampled_from(["BTCUSDT", "ETH-PERP", "#partition/1", "", "a b"]), st.text(max_size=40)),
+       price=st.integers(-UNITS, MAX_AMOUNT_UNITS + 2), size=st.integers(-UNITS, 10 * UNITS),
+       trade_id=st.integers(-5, 2**63 + 5),
+       time_us=st.integers(0, BOUNDS.latest_us + 10**9))
+def test_the_hot_path_check_agrees_with_the_trade_rule(symbol: str, price: int, size: int, trade_id: int,
+                                                       time_us: int) -> None:
+    trade = dataclasses.replace(
+        make_trade(), symbol=symbol, trade_id=trade_id, price=Decimal(price).scaleb(-18),
+        size=Decimal(size).scaleb(-18),
+        trade_time=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_us))
+    full = {v.field for v in violations(trade, BOUNDS)} & {"symbol", "trade_id", "price", "size", "trade_time"}
+    tick = tick_violation(symbol, trade_id, time_us, price, size, BOUNDS)
+    assert (tick is None) == (not full)
+    if tick is not None:
+        assert tick.field in full
+
+
+def test_a_valid_trade_has_no_violation_on_either_path() -> None:
+    trade: Trade = make_trade()
+    units = int(trade.price.scaleb(18)), int(trade.size.scaleb(18))
+    time_us = int(trade.trade_time.timestamp() * 1_000_000)
+    assert tick_violation(trade.symbol, trade.trade_id, time_us, *units, BOUNDS) is None
