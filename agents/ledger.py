@@ -19,14 +19,25 @@ from faust import StreamT
 from domain import controls, orders
 from domain.clock import to_micros
 from domain.orders import Mark
+from domain.validity import ACCOUNT_RULE
 from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
 from streams.app import TickTideApp
-from streams.errors import UnexpectedRecordType
+from streams.errors import InvalidValue, UnexpectedRecordType
 from tables import trading as glue
 
 AGENT = "trading.ledger"
 TIMER = "agent.ledger.timer"
 EXPIRE = "expire_orders"
+
+
+def account_of(key: bytes | None) -> str:
+    """The account a trading.commands record is keyed by; InvalidValue for a key that is not
+    an account name (a foreign producer's key must not become a portfolio row)."""
+    text = key.decode("utf-8", "replace") if key else ""
+    problem = ACCOUNT_RULE(text)
+    if problem is not None:
+        raise InvalidValue("key", problem)
+    return text
 
 
 def install(app: TickTideApp) -> None:
@@ -70,7 +81,7 @@ def install(app: TickTideApp) -> None:
             message = event.message
             async with app.deadletters.guard(message, agent=AGENT):
                 record = app.decode_valid(message.value, Event)
-                account = message.key.decode() if message.key else ""
+                account = account_of(message.key)
                 row = glue.load_account(table, account, settings.initial_cash)
                 if row.partition != message.partition or message.offset > row.offset:
                     emitted = decide(row, record)

@@ -126,7 +126,8 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown inputs {', '.join(sorted(unknown))}: use anomalies, indicators, news")
         return ",".join(names)
     # --- trading (issue 5) ---
-    trading_account: str = Field("paper", min_length=1, description="Paper account the strategy trades")
+    trading_account: str = Field("paper", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                 description="Paper account the strategy trades")
     trading_strategy: str = Field("ema_cross", description="Strategy (domain/strategy.py STRATEGIES)")
     trading_interval: str = Field("1m", description="Candle interval the strategy trades on")
     order_quantity: Decimal = Field(Decimal("0.01"), gt=0, description="Units per strategy order")
