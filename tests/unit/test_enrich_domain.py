@@ -25,7 +25,7 @@ from domain.enrich.budget import (
     OverBudget,
     worst_input_tokens,
 )
-from domain.enrich.cache import ResponseCache
+from domain.enrich.cache import ResponseCache, cached_outcome
 from domain.enrich.context import (
     Context,
     build_context,
@@ -35,7 +35,7 @@ from domain.enrich.context import (
     user_message,
 )
 from domain.enrich.outcome import Outcome, enrichment_record
-from schemas.records import EnrichmentSource, Regime, utc_now
+from schemas.records import Enrichment, EnrichmentSource, Regime, utc_now
 from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news
 
 GOOD = {"id": "0", "regime": "trending", "sentiment": 0.4, "risk_flags": ["volume_spike"],
@@ -297,3 +297,36 @@ def test_the_cache_keeps_at_most_max_entries_the_oldest_leaving_first() -> None:
         cache.remember(f"k{n}", f"e{n}", outcome, stored_at=n)
     assert cache.get("k0", "e0", 3) is None
     assert cache.get("k1", "x", 3) is not None and cache.get("k2", "x", 3) is not None
+
+
+# --- logged answers read back ---------------------------------------------------------
+
+KEY = "ab" * 32
+
+
+def _logged(**change: object) -> Enrichment:
+    subject = subject_of(make_anomaly())
+    outcome = Outcome(validate_item(GOOD)[1], EnrichmentSource.CLAUDE, model="m", input_tokens=9)
+    record = enrichment_record(subject, outcome, "agent.enrichment", T0)
+    record = replace(record, envelope=replace(record.envelope, event_id=KEY))
+    return replace(record, **change)  # type: ignore[arg-type]
+
+
+def test_a_logged_answer_is_served_as_it_was_given() -> None:
+    outcome, stored_at = cached_outcome(KEY, _logged(), now=T0.timestamp())
+    assert outcome.assessment == validate_item(GOOD)[1] and outcome.input_tokens == 9
+    assert stored_at == T0.timestamp() and outcome.source is EnrichmentSource.CLAUDE
+
+
+@pytest.mark.parametrize(("key", "change", "problem"), [
+    (KEY, {"sentiment": 7.5}, "sentiment"), (KEY, {"confidence": float("nan")}, "confidence"),
+    (KEY, {"regime": "TO_THE_MOON"}, "regime"), (KEY, {"risk_flags": ["buy_everything"]}, "risk_flags"),
+    (KEY, {"rationale": "x" * 5_000}, "rationale"), (KEY, {"sentiment": "0.5"}, "sentiment"),
+    ("cd" * 32, {}, "does not match"), ("not-a-hash", {}, "not a cache key"),
+    (KEY, {"source": EnrichmentSource.FALLBACK}, "never cached"), (KEY, {"model": "m" * 1_000}, "model"),
+    (KEY, {"input_tokens": -5}, "token"), (KEY, {"latency_ms": float("inf")}, "latency"),
+    (KEY, {"envelope": replace(_logged().envelope, event_time=T0 + timedelta(days=3650))}, "future"),
+])
+def test_a_hostile_logged_answer_is_invalid(key: str, change: dict[str, object], problem: str) -> None:
+    with pytest.raises(InvalidAnswer, match=problem):  # (one stored in the future would never expire)
+        cached_outcome(key, _logged(**change), now=T0.timestamp())
