@@ -1,4 +1,4 @@
-"""The Claude client behind a small interface: ``ClaudeAssessor.assess(contexts, deadline)``.
+"""The Claude client behind a small interface: ``Assessor.assess(contexts, deadline, meter)``.
 
 Real implementation on the ``anthropic`` SDK. The SDK's own retries are off (it cannot
 tell a spend-limit 429 from a rate-limit 429, nor cap retry-after); this module retries
@@ -7,6 +7,11 @@ past the deadline, and never retries a 429 that says the spend limit is reached.
 model must call the one tool (its input schema is the assessment schema, it does
 nothing); the answer is validated, items with an invalid answer are asked once more, then
 they are left to the caller's fallback. Stop reasons refusal and max_tokens are handled.
+
+Money: every HTTP attempt (first ask, re-ask, each retry) is booked on the ``meter``:
+reserved at its worst case before it is sent (not sent if that does not fit), settled
+with the usage the response (or an error body) reports, kept as reserved otherwise.
+Because the retries are ours, no attempt goes out that was not reserved.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import anthropic
 from anthropic.types import ToolParam
 
 from domain.enrich.assessment import TOOL_SCHEMA, Assessment, InvalidAnswer, validate_answer
+from domain.enrich.budget import OverBudget, Reservation, worst_input_tokens
 from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, user_message
 from streams.errors import TickTideError
 
@@ -51,13 +57,32 @@ class ClaudeUnavailable(TickTideError):
 
 @dataclass
 class BatchAnswer:
-    """What one ``assess`` got: assessments by item id, why the others have none, usage."""
+    """What one ``assess`` got: assessments by item id, why the others have none (a
+    detail in ``problems``; a short label in ``reasons`` when it is not an invalid
+    answer), usage."""
 
     assessments: dict[str, Assessment] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
     calls: int = 0
+
+
+Usage = tuple[int, int]
+"""(input tokens, output tokens) an API response reported."""
+
+
+class Meter(Protocol):
+    """Books every API attempt on the budget."""
+
+    def reserve(self, input_tokens: int, output_tokens: int) -> Reservation:
+        """Hold an attempt's worst case; OverBudget if it must not be sent."""
+        ...
+
+    def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Book what the attempt used (None: nothing reported, the reservation stands)."""
+        ...
 
 
 class Assessor(Protocol):
@@ -65,8 +90,9 @@ class Assessor(Protocol):
 
     model: str
 
-    async def assess(self, contexts: dict[str, Context], deadline: float) -> BatchAnswer:
-        """Assess every context (keyed by item id) before ``deadline`` (monotonic)."""
+    async def assess(self, contexts: dict[str, Context], deadline: float, meter: Meter) -> BatchAnswer:
+        """Assess every context (keyed by item id) before ``deadline`` (monotonic),
+        booking each API attempt on ``meter``."""
         ...
 
     async def calibrate(self) -> float:
@@ -85,6 +111,23 @@ def _retry_after(error: anthropic.APIStatusError) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_of(source: Any) -> Usage | None:
+    """The (input, output) tokens a response or an error body reports; None without any.
+    Prompt-cache reads and writes count as input."""
+    usage = source.get("usage") if isinstance(source, dict) else getattr(source, "usage", None)
+    if usage is None:
+        return None
+    names = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    fields = {n: usage.get(n) if isinstance(usage, dict) else getattr(usage, n, None) for n in names}
+    if fields["input_tokens"] is None and fields["output_tokens"] is None:
+        return None
+    return (sum(_count(fields[n]) for n in names[:3]), _count(fields["output_tokens"]))
 
 
 def is_spend_limit(error: anthropic.APIStatusError) -> bool:
@@ -127,18 +170,35 @@ class ClaudeClient:
                      self.chars_per_token)
         return self.chars_per_token
 
-    async def _create(self, contexts: dict[str, Context], deadline: float) -> Any:
+    async def _attempt(self, message: str, timeout: float, meter: Meter) -> Any:
+        """One HTTP attempt, reserved before it is sent and settled after."""
+        try:
+            reservation = meter.reserve(worst_input_tokens(PROMPT_TEXT + message), self.max_output_tokens)
+        except OverBudget as over:
+            raise ClaudeUnavailable(f"budget_{over.limit}") from None
+        usage: Usage | None = None
+        try:
+            response = await self._client.messages.create(
+                model=self.model, max_tokens=self.max_output_tokens, system=SYSTEM_PROMPT,
+                messages=[{"role": "user", "content": message}],
+                tools=[TOOL], tool_choice={"type": "tool", "name": TOOL_NAME}, timeout=timeout)
+            usage = usage_of(response)
+            return response
+        except anthropic.APIStatusError as error:
+            usage = usage_of(error.body)
+            raise
+        finally:  # also on a time-out or a cancel: no usage, the reservation stands
+            meter.settle(reservation, usage)
+
+    async def _create(self, contexts: dict[str, Context], deadline: float, meter: Meter) -> Any:
+        message = user_message(contexts)
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
                 raise ClaudeUnavailable("deadline")
             try:
-                return await self._client.messages.create(
-                    model=self.model, max_tokens=self.max_output_tokens, system=SYSTEM_PROMPT,
-                    messages=[{"role": "user", "content": user_message(contexts)}],
-                    tools=[TOOL], tool_choice={"type": "tool", "name": TOOL_NAME},
-                    timeout=min(self.timeout_s, remaining))
+                return await self._attempt(message, min(self.timeout_s, remaining), meter)
             except anthropic.APIStatusError as error:
                 if is_spend_limit(error):
                     raise ClaudeUnavailable("spend_limit", error.message) from None
@@ -159,20 +219,28 @@ class ClaudeClient:
                 raise ClaudeUnavailable(reason)
             await asyncio.sleep(pause)
 
-    async def assess(self, contexts: dict[str, Context], deadline: float) -> BatchAnswer:
+    async def assess(self, contexts: dict[str, Context], deadline: float, meter: Meter) -> BatchAnswer:
         """Ask once; ask again for the items whose answer was invalid; raise
-        ClaudeUnavailable when the API gave no usable response at all."""
+        ClaudeUnavailable when the API gave no usable response at all (a re-ask that
+        fails leaves the first answers standing)."""
         answer = BatchAnswer()
         pending = dict(contexts)
         for _ in range(2):
-            response = await self._create(pending, deadline)
+            try:
+                response = await self._create(pending, deadline, meter)
+            except ClaudeUnavailable as error:
+                if not answer.calls:
+                    raise
+                answer.reasons = dict.fromkeys(pending, error.reason)
+                return answer
             answer.calls += 1
-            usage = getattr(response, "usage", None)
-            answer.input_tokens += int(getattr(usage, "input_tokens", 0) or 0)
-            answer.output_tokens += int(getattr(usage, "output_tokens", 0) or 0)
+            used = usage_of(response) or (0, 0)
+            answer.input_tokens += used[0]
+            answer.output_tokens += used[1]
             stop = getattr(response, "stop_reason", None)
             if stop == "refusal":
                 answer.problems.update(dict.fromkeys(pending, "refusal"))
+                answer.reasons = dict.fromkeys(pending, "refusal")
                 return answer
             tool_input = next((block.input for block in getattr(response, "content", None) or []
                                if getattr(block, "type", None) == "tool_use"
@@ -181,12 +249,10 @@ class ClaudeClient:
                 valid, problems = validate_answer(tool_input, list(pending))
             except InvalidAnswer as exc:
                 valid, problems = {}, dict.fromkeys(pending, str(exc))
-            if stop == "max_tokens":
-                problems = dict.fromkeys(problems, "max_tokens")
+            answer.reasons = dict.fromkeys(problems, "max_tokens") if stop == "max_tokens" else {}
             answer.assessments.update(valid)
             answer.problems = problems
             pending = {item_id: pending[item_id] for item_id in problems}
             if not pending:
                 break
         return answer
-

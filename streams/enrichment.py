@@ -1,6 +1,10 @@
 """The enrichment service: cache, budget, circuit breaker, batching and fallback around
 the Claude client. ``Enricher.enrich(contexts)`` gives exactly one Outcome per context,
 always before the deadline: Claude's, the cache's, or the fallback's with its reason.
+
+Each call gets a ``BudgetMeter`` on the worker's one Budget: every API attempt reserves
+its worst case before it is sent and settles after, so concurrent batches (and the
+/assess view) can never together spend past a limit.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from domain.enrich.assessment import Assessment, fallback_assessment
+from domain.enrich.batching import plan_batches
 from domain.enrich.breaker import CircuitBreaker, Transition
-from domain.enrich.budget import Budget, Limits
+from domain.enrich.budget import Budget, Limits, Reservation
 from domain.enrich.cache import ResponseCache
-from domain.enrich.context import Context, estimate_tokens, user_message
+from domain.enrich.context import Context
 from domain.enrich.outcome import Outcome
 from schemas.records import EnrichmentSource
-from streams.claude import PROMPT_TEXT, Assessor, ClaudeClient, ClaudeUnavailable
+from streams.claude import Assessor, ClaudeClient, ClaudeUnavailable, Usage
 from streams.enrich_metrics import BREAKER_VALUES, EnrichmentMetrics
 from streams.settings import Settings
 
@@ -52,6 +57,32 @@ def limits_from(settings: Settings) -> Limits:
         daily_tokens=settings.enrich_daily_tokens, daily_usd=settings.enrich_daily_usd,
         usd_per_mtok_in=settings.enrich_usd_per_mtok_in,
         usd_per_mtok_out=settings.enrich_usd_per_mtok_out)
+
+
+@dataclass
+class BudgetMeter:
+    """Books the API attempts of one call on the worker's budget and its metrics."""
+
+    budget: Budget
+    clock: Callable[[], float]
+    metrics: EnrichmentMetrics
+    sent: int = 0
+
+    def reserve(self, input_tokens: int, output_tokens: int) -> Reservation:
+        """Hold an attempt's worst case (OverBudget: it is not sent)."""
+        reservation = self.budget.reserve(self.clock(), input_tokens, output_tokens)
+        self.sent += 1
+        return reservation
+
+    def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Book the reported usage, or the reservation as it stands without one."""
+        if usage is None:
+            cost = self.budget.keep(reservation)
+        else:
+            cost = self.budget.settle(reservation, self.clock(), *usage)
+            self.metrics.tokens.labels("input").inc(max(0, usage[0]))
+            self.metrics.tokens.labels("output").inc(max(0, usage[1]))
+        self.metrics.cost.inc(cost)
 
 
 @dataclass
@@ -89,8 +120,8 @@ class Enricher:
                 outcomes[position] = hit
             else:
                 misses.setdefault(key, []).append(position)
-        keys = list(misses)
-        chunks = [keys[i:i + self.batch_max] for i in range(0, len(keys), self.batch_max)]
+        firsts = {key: contexts[positions[0]] for key, positions in misses.items()}
+        chunks = plan_batches(firsts, self.batch_max)  # news never shares a call across sources/symbols
         answers = await asyncio.gather(*(self._ask({k: contexts[misses[k][0]] for k in chunk}, deadline)
                                          for chunk in chunks))
         for answered in answers:
@@ -131,18 +162,17 @@ class Enricher:
         self._note_breaker()
         keys = list(contexts)  # items are numbered in the prompt: short ids cost fewer tokens
         numbered = {str(n): contexts[key] for n, key in enumerate(keys)}
-        estimate = estimate_tokens(PROMPT_TEXT + user_message(numbered), self.chars_per_token)
-        refused = self.budget.refuse(now, estimate, self.max_output_tokens)
-        if refused:
-            self.breaker.cancel()
-            return self._fallback(contexts, f"budget_{refused}")
+        meter = BudgetMeter(self.budget, self.clock, self.metrics)
         started = time.monotonic()
         try:
-            answer = await asyncio.wait_for(self.client.assess(numbered, deadline),
+            answer = await asyncio.wait_for(self.client.assess(numbered, deadline, meter),
                                             max(0.0, deadline - time.monotonic()))
         except (ClaudeUnavailable, TimeoutError) as error:
             reason = error.reason if isinstance(error, ClaudeUnavailable) else "deadline"
-            self.budget.record(self.clock(), 0, 0)
+            if not meter.sent:  # nothing went out (over budget, or no time left): not a failure
+                self.breaker.cancel()
+                self._note_breaker()
+                return self._fallback(contexts, reason)
             self.breaker.failure(self.clock())
             self._note_breaker()
             self.metrics.calls.labels(reason).inc()
@@ -150,19 +180,16 @@ class Enricher:
         latency = time.monotonic() - started
         self.breaker.success(self.clock())
         self._note_breaker()
-        cost = self.budget.record(self.clock(), answer.input_tokens, answer.output_tokens)
         self.metrics.calls.labels("ok").inc(answer.calls)
         self.metrics.latency.observe(latency)
-        self.metrics.tokens.labels("input").inc(answer.input_tokens)
-        self.metrics.tokens.labels("output").inc(answer.output_tokens)
-        self.metrics.cost.inc(cost)
         share = max(1, len(contexts))
         outcomes: dict[str, Outcome] = {}
         for number, key in enumerate(keys):
             context, item_id = contexts[key], str(number)
             assessment = answer.assessments.get(item_id)
             if assessment is None:
-                outcomes[key] = self._fallback({key: context}, _reason(answer.problems[item_id]))[key]
+                reason = answer.reasons.get(item_id, "invalid_answer")
+                outcomes[key] = self._fallback({key: context}, reason)[key]
                 continue
             outcomes[key] = Outcome(assessment, EnrichmentSource.CLAUDE, model=self.model,
                                     input_tokens=answer.input_tokens // share,
@@ -183,8 +210,3 @@ class Enricher:
             self.metrics.breaker_transitions.labels(change.after.value).inc()
             self.transitions.append(change)
         self.metrics.breaker_state.set(BREAKER_VALUES[self.breaker.state.value])
-
-
-def _reason(problem: str) -> str:
-    return problem if problem in ("refusal", "max_tokens") else "invalid_answer"
-

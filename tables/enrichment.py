@@ -4,32 +4,39 @@ the recent indicator snapshots per symbol used as context.
 The cache is not a Faust table: its keys are cache keys (hashes), not symbols, so it
 cannot be co-partitioned with the inputs, and it must outlive an app id (a replay under a
 new consumer group re-uses it). Every Claude answer is sent to
-``analysis.enrichment_cache`` keyed by its cache key; a worker reads that topic to its
-end before it enriches anything.
+``analysis.enrichment_cache`` keyed by its cache key; a worker reads that topic before it
+enriches anything, up to the end offsets seen when it starts (a busy topic cannot keep it
+reading), and serves only the answers that pass the validation of a live answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.enrich.assessment import Assessment
-from domain.enrich.cache import ResponseCache
+from domain.enrich.assessment import InvalidAnswer
+from domain.enrich.cache import ResponseCache, cached_outcome
 from domain.enrich.context import history_entry
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, IndicatorSnapshot
 from streams.app import TickTideApp
-from streams.consumer import Consumed, read_topic
+from streams.codec import AvroCodec
+from streams.errors import BrokerError, DecodeError
+from streams.ranges import read_all
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 CACHE_TOPIC = "analysis.enrichment_cache"
 PRODUCER = "agent.enrichment"
 
 
-def _record(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> Enrichment:
+def cache_record(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> Enrichment:
     a = outcome.assessment
     moment = datetime.fromtimestamp(stored_at, UTC)
     return Enrichment(
@@ -42,48 +49,70 @@ def _record(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> En
         latency_ms=outcome.latency_ms, cache_hit=False, source=EnrichmentSource.CLAUDE)
 
 
-def _outcome(record: Enrichment) -> Outcome:
-    return Outcome(Assessment(regime=record.regime, sentiment=record.sentiment,
-                              risk_flags=tuple(record.risk_flags), confidence=record.confidence,
-                              rationale=record.rationale),
-                   EnrichmentSource.CLAUDE, model=record.model,
-                   prompt_version=record.prompt_version, input_tokens=record.input_tokens,
-                   output_tokens=record.output_tokens, latency_ms=record.latency_ms)
+@dataclass
+class LoggedAnswers:
+    """What reading the cache topic found: valid answers, and why the others were ignored."""
+
+    answers: list[tuple[str, str, Outcome, float]] = field(default_factory=list)  # key, subject, ...
+    ignored: Counter[str] = field(default_factory=Counter)
+
+
+def read_logged_answers(settings: Settings, codec: AvroCodec, now: float) -> LoggedAnswers:
+    """Every answer logged up to the end offsets seen at the start, validated like a live
+    answer (``cached_outcome``); an undecodable or invalid one is counted, not kept."""
+    found = LoggedAnswers()
+    for raw in read_all(settings, CACHE_TOPIC):
+        try:
+            key = raw.key.decode() if raw.key is not None else ""
+            if raw.value is None:  # a tombstone: forget what the key held so far
+                found.answers = [answer for answer in found.answers if answer[0] != key]
+                continue
+            record = codec.decode(raw.value)
+            if not isinstance(record, Enrichment):
+                raise InvalidAnswer(f"a {type(record).__name__}, not an Enrichment")
+            outcome, stored_at = cached_outcome(key, record, now)
+        except (DecodeError, InvalidAnswer, UnicodeDecodeError) as problem:
+            found.ignored[type(problem).__name__ if isinstance(problem, DecodeError) else str(problem)[:80]] += 1
+            continue
+        found.answers.append((key, record.subject_event_id, outcome, stored_at))
+    return found
 
 
 class LoggedCache:
     """The response cache of a worker and its log topic."""
 
-    def __init__(self, app: TickTideApp, cache: ResponseCache) -> None:
+    def __init__(self, app: TickTideApp, cache: ResponseCache, clock: Callable[[], float] = time.time) -> None:
         self.app = app
         self.cache = cache
+        self.clock = clock
+        self.ignored = 0
         self._loaded = False
         self._lock = asyncio.Lock()
 
     async def load(self) -> int:
-        """Read every logged answer (once per worker); how many."""
+        """Read every logged answer (once per worker); how many were kept."""
         async with self._lock:
             if self._loaded:
                 return 0
-            records = await asyncio.to_thread(self._read)
-            for key, record in records:
-                self.cache.remember(key, record.subject_event_id, _outcome(record),
-                                    record.envelope.event_time.timestamp())
+            try:
+                found = await asyncio.to_thread(read_logged_answers, self.app.settings, self.app.codec,
+                                                self.clock())
+            except BrokerError as error:  # enrich anyway: answers are asked again, on the budget
+                log.error("enrichment cache: could not read %s (%s); starting empty", CACHE_TOPIC, error)
+                found = LoggedAnswers()
+            for key, subject_id, outcome, stored_at in found.answers:
+                self.cache.remember(key, subject_id, outcome, stored_at)
             self._loaded = True
-            log.info("enrichment cache: %d answers loaded from %s", len(records), CACHE_TOPIC)
-            return len(records)
-
-    def _read(self) -> list[tuple[str, Enrichment]]:
-        found = []
-        for item in read_topic(self.app.settings, CACHE_TOPIC, idle_timeout=1.5,
-                               codec=self.app.codec):
-            if isinstance(item, Consumed) and isinstance(item.event, Enrichment) and item.key:
-                found.append((item.key.decode(), item.event))
-        return found
+            self.ignored = sum(found.ignored.values())
+            log.info("enrichment cache: %d answers loaded from %s", len(found.answers), CACHE_TOPIC)
+            if self.ignored:
+                log.warning("enrichment cache: %d logged answers ignored as invalid (%s)", self.ignored,
+                            "; ".join(f"{n} x {why}" for why, n in found.ignored.most_common(5)))
+            return len(found.answers)
 
     async def persist(self, key: str, subject_id: str, outcome: Outcome, stored_at: float) -> None:
         """Log one answer, keyed by its cache key."""
-        await self.app.typed_topics[CACHE_TOPIC].send(_record(key, subject_id, outcome, stored_at), key=key)
+        await self.app.typed_topics[CACHE_TOPIC].send(cache_record(key, subject_id, outcome, stored_at), key=key)
 
 
 class ContextHistory:

@@ -1,13 +1,56 @@
 """The response cache: answers by cache key with a TTL, and which key answered which
 subject (so a replayed event finds its answer even if its context came out different).
-At most ``max_entries`` of each are kept, the oldest stored leaving first."""
+At most ``max_entries`` of each are kept, the oldest stored leaving first.
+
+A logged answer read back (``cached_outcome``) is as untrusted as a live one: it passes
+the same validation, and its key, source, strings, numbers and time are checked too.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, replace
 
+from domain.enrich.assessment import InvalidAnswer, validate_item
 from domain.enrich.outcome import Outcome
-from schemas.records import EnrichmentSource
+from schemas.records import Enrichment, EnrichmentSource, Regime
+
+CACHE_KEY = re.compile(r"[0-9a-f]{64}")
+"""A cache key: a sha256 in hex."""
+MAX_NAME = 200  # model, prompt version, subject id
+CLOCK_SKEW_S = 300.0  # an answer stored later than this after now is not believed
+
+
+def cached_outcome(key: str, record: Enrichment, now: float) -> tuple[Outcome, float]:
+    """The outcome a logged answer stands for and when it was stored, validated like a
+    live answer; InvalidAnswer naming the first problem."""
+    if not CACHE_KEY.fullmatch(key):
+        raise InvalidAnswer("the record key is not a cache key")
+    if record.envelope.event_id != key:
+        raise InvalidAnswer("the record key does not match the answer's id")
+    if record.source is not EnrichmentSource.CLAUDE:
+        raise InvalidAnswer(f"a {record.source} answer is never cached")
+    regime = record.regime.value.lower() if isinstance(record.regime, Regime) else record.regime
+    _, assessment = validate_item({
+        "id": key, "regime": regime, "sentiment": record.sentiment, "risk_flags": record.risk_flags,
+        "confidence": record.confidence, "rationale": record.rationale})
+    for name in ("model", "prompt_version", "subject_event_id"):
+        value = getattr(record, name)
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+            raise InvalidAnswer(f"{name} is not a string of 1 to {MAX_NAME} characters")
+    tokens = (record.input_tokens, record.output_tokens)
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in tokens):
+        raise InvalidAnswer("token counts are not counts")
+    latency = record.latency_ms
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < math.inf:
+        raise InvalidAnswer("latency is not a duration")
+    stored_at = record.envelope.event_time.timestamp()
+    if stored_at > now + CLOCK_SKEW_S:
+        raise InvalidAnswer("stored in the future")
+    return Outcome(assessment, EnrichmentSource.CLAUDE, model=record.model,
+                   prompt_version=record.prompt_version, input_tokens=record.input_tokens,
+                   output_tokens=record.output_tokens, latency_ms=float(latency)), stored_at
 
 
 @dataclass

@@ -5,6 +5,11 @@ Answers ``POST /v1/messages`` with a forced tool call assessing every item of th
 request's ``<data>`` block, and ``POST /v1/messages/count_tokens``. Faults are scripted:
 ``script([...])`` queues faults for the next calls, ``mix({...}, seed)`` draws one per call.
 
+Every answer reports its usage (input tokens ~ request bytes / 4, output tokens ~ answer
+bytes / 4 or ``output_tokens`` if set, never more than the request's ``max_tokens``); the
+server keeps each reported usage in ``state.usage`` and each request's items in
+``state.requests``. ``error_usage`` makes error answers carry a usage too.
+
 Faults: normal, rate_limited (429 + retry-after), spend_limit (429), overloaded (529),
 server_error (500), slow (answers after ``slow_s``), malformed (200, not JSON), refusal,
 max_tokens (truncated tool input), invalid (out-of-range values), injected (a model that
@@ -81,6 +86,10 @@ class _State:
         self.items = 0
         self.slow_s = 3.0
         self.retry_after = "0.2"
+        self.output_tokens: int | None = None  # a verbose model: report this many (capped)
+        self.error_usage: dict[str, int] | None = None  # a usage in error bodies
+        self.usage: list[tuple[int, int]] = []  # (input, output) of every answer and error reported
+        self.requests: list[list[dict[str, Any]]] = []  # the items of every messages request
 
     def next_fault(self) -> str:
         with self.lock:
@@ -110,7 +119,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, status: int, kind: str, message: str, **headers: str) -> None:
-        body = {"type": "error", "error": {"type": kind, "message": message}}
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+        state = self.server.state
+        if state.error_usage is not None and status != 401:
+            body["usage"] = dict(state.error_usage)
+            with state.lock:
+                state.usage.append((state.error_usage.get("input_tokens", 0),
+                                    state.error_usage.get("output_tokens", 0)))
         self._send(status, json.dumps(body).encode(), headers)
 
     def do_POST(self) -> None:
@@ -129,6 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith("/v1/messages"):
             self._error(404, "not_found_error", f"no route {self.path}")
             return
+        with state.lock:
+            state.requests.append(_items(request))
         fault = state.next_fault()
         if fault == "rate_limited":
             self._error(429, "rate_limit_error", "Number of requests has exceeded your rate limit.",
@@ -167,10 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
                 stop, tool_input = "max_tokens", {}
             content = [{"type": "tool_use", "id": "toolu_1", "name": request["tools"][0]["name"],
                         "input": tool_input}]
+        state = self.server.state
+        output = state.output_tokens if state.output_tokens is not None else len(json.dumps(content)) // 4
+        usage = (len(raw) // 4, min(output, int(request["max_tokens"])))
+        with state.lock:
+            state.usage.append(usage)
         body = {"id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"],
                 "content": content, "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": len(raw) // 4,
-                          "output_tokens": len(json.dumps(content)) // 4}}
+                "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}
         self._send(200, json.dumps(body).encode())
 
 

@@ -34,7 +34,10 @@ def _env(fake: FakeAnthropic, **extra: str) -> dict[str, str]:
     return {"TICKTIDE_ANTHROPIC_API_KEY": "test-key", "TICKTIDE_ANTHROPIC_BASE_URL": fake.url,
             "TICKTIDE_ANTHROPIC_TIMEOUT_S": "2", "TICKTIDE_ANTHROPIC_RETRY_AFTER_CAP_S": "0.5",
             "TICKTIDE_ENRICH_DEADLINE_S": "6", "TICKTIDE_ENRICH_BATCH_WAIT_S": "0.2",
-            "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0", "TICKTIDE_ENRICH_BREAKER_FAILURES": "3",
+            # Not the per-minute limits under test here: a failed attempt keeps its worst case
+            # booked for a minute, which would hold the recovery back (tests/integration/test_enrichment_budget.py).
+            "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0", "TICKTIDE_ENRICH_INPUT_TOKENS_PER_MIN": "0",
+            "TICKTIDE_ENRICH_OUTPUT_TOKENS_PER_MIN": "0", "TICKTIDE_ENRICH_BREAKER_FAILURES": "3",
             "TICKTIDE_ENRICH_BREAKER_COOLDOWN_S": "1", "TICKTIDE_ENRICH_SNAPSHOT_EVERY_S": "0", **extra}
 
 

@@ -15,12 +15,27 @@ from domain.enrich.assessment import (
     validate_answer,
     validate_item,
 )
+from domain.enrich.batching import batch_group, plan_batches
 from domain.enrich.breaker import BreakerState, CircuitBreaker
-from domain.enrich.budget import Budget, Limits
-from domain.enrich.cache import ResponseCache
-from domain.enrich.context import build_context, history_entry, snapshot_due, subject_of, user_message
+from domain.enrich.budget import (
+    CONTEXT_WINDOW_TOKENS,
+    FRAMING_TOKENS,
+    Budget,
+    Limits,
+    OverBudget,
+    worst_input_tokens,
+)
+from domain.enrich.cache import ResponseCache, cached_outcome
+from domain.enrich.context import (
+    Context,
+    build_context,
+    history_entry,
+    snapshot_due,
+    subject_of,
+    user_message,
+)
 from domain.enrich.outcome import Outcome, enrichment_record
-from schemas.records import EnrichmentSource, Regime, utc_now
+from schemas.records import Enrichment, EnrichmentSource, Regime, utc_now
 from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news
 
 GOOD = {"id": "0", "regime": "trending", "sentiment": 0.4, "risk_flags": ["volume_spike"],
@@ -63,23 +78,94 @@ def test_breaker_probes_once_after_cooldown_then_closes_or_reopens() -> None:
 def test_budget_limits_requests_and_tokens_per_sliding_minute() -> None:
     budget = Budget(Limits(requests_per_min=2, input_tokens_per_min=1000, output_tokens_per_min=0,
                            daily_tokens=0, daily_usd=0))
-    assert budget.refuse(0, 400, 100) is None
-    budget.record(0, 400, 100)
-    assert budget.refuse(1, 700, 100) == "input_tokens_per_min"
-    budget.record(1, 100, 100)
+    first = budget.reserve(0, 400, 100)
+    budget.settle(first, 0.5, 400, 100)
+    with pytest.raises(OverBudget) as refused:
+        budget.reserve(1, 700, 100)
+    assert refused.value.limit == "input_tokens_per_min"
+    budget.reserve(1, 100, 100)
     assert budget.refuse(2, 10, 10) == "requests_per_min"
-    assert budget.refuse(60.5, 10, 10) is None  # the first call left the window
+    assert budget.refuse(59.9, 10, 10) == "requests_per_min"
+    assert budget.refuse(60.0, 10, 10) is None  # the first call left the window
 
 
-def test_budget_daily_dollar_cap_resets_on_the_next_utc_day() -> None:
+def test_a_reservation_holds_the_worst_case_until_settled_with_the_usage() -> None:
+    budget = Budget(Limits(requests_per_min=0, input_tokens_per_min=1000, output_tokens_per_min=0,
+                           daily_tokens=0, daily_usd=0))
+    held = budget.reserve(0, 800, 1024)  # in flight: its worst case counts
+    assert budget.refuse(1, 300, 10) == "input_tokens_per_min" and budget.in_flight == 1
+    budget.settle(held, 2, 250, 40)  # the API used less: the rest is free again
+    assert budget.refuse(3, 700, 10) is None and budget.in_flight == 0
+    assert budget.settle(held, 4, 999, 999) == 0.0  # settling twice books nothing
+    assert budget.refuse(3, 751, 10) == "input_tokens_per_min"
+
+
+def test_reservations_never_let_concurrent_calls_past_the_daily_dollar_cap() -> None:
+    limits = Limits(requests_per_min=0, input_tokens_per_min=0, output_tokens_per_min=0,
+                    daily_tokens=0, daily_usd=0.02, usd_per_mtok_in=1.0, usd_per_mtok_out=5.0)
+    budget = Budget(limits)
+    worst = limits.cost_usd(2_000, 1_024)  # ~0.0071: two fit, a third does not
+    held = []
+    for _ in range(8):  # eight callers reserve before any answer comes back
+        try:
+            held.append(budget.reserve(100, 2_000, 1_024))
+        except OverBudget as over:
+            assert over.limit == "daily_usd"
+    assert len(held) == 2 and budget.day_usd == pytest.approx(2 * worst) and budget.day_usd <= 0.02
+    budget.settle(held[0], 101, 1_500, 300)
+    budget.keep(held[1])  # failed without a usage: its worst case stays booked
+    assert budget.day_usd == pytest.approx(limits.cost_usd(1_500, 300) + worst)
+    assert budget.total_usd == pytest.approx(budget.day_usd) and budget.in_flight == 0
+
+
+def test_budget_daily_caps_reset_at_utc_midnight() -> None:
+    limits = Limits(requests_per_min=0, input_tokens_per_min=0, output_tokens_per_min=0,
+                    daily_tokens=10_000, daily_usd=0.01, usd_per_mtok_in=1.0, usd_per_mtok_out=5.0)
+    budget = Budget(limits)
+    midnight = 86_400 * 20_000  # 2024-10-04T00:00:00Z
+    spent = budget.reserve(midnight - 1, 5_000, 1_000)
+    assert budget.settle(spent, midnight - 0.5, 5_000, 1_000) == pytest.approx(0.01)
+    assert budget.refuse(midnight - 0.001, 10, 10) == "daily_usd"
+    assert budget.refuse(midnight, 10, 10) is None  # a new UTC day
+    assert budget.refuse(midnight, 9_000, 1_001) == "daily_tokens"
+    assert budget.total_usd == pytest.approx(0.01)
+
+
+def test_a_call_sent_before_midnight_counts_on_the_day_it_was_sent() -> None:
     limits = Limits(requests_per_min=0, input_tokens_per_min=0, output_tokens_per_min=0,
                     daily_tokens=0, daily_usd=0.01, usd_per_mtok_in=1.0, usd_per_mtok_out=5.0)
     budget = Budget(limits)
-    day = 86_400 * 20_000
-    assert budget.record(day, 5_000, 1_000) == pytest.approx(0.01)
-    assert budget.refuse(day + 100, 10, 10) == "daily_usd"
-    assert budget.refuse(day + 86_400, 10, 10) is None
-    assert budget.total_usd == pytest.approx(0.01)
+    midnight = 86_400 * 20_000
+    late = budget.reserve(midnight - 2, 5_000, 1_000)  # the whole day's cap, in flight
+    early = budget.reserve(midnight + 1, 5_000, 1_000)  # the new day starts empty
+    budget.settle(late, midnight + 3, 100, 10)  # releasing yesterday's hold frees nothing today
+    assert budget.refuse(midnight + 4, 10, 10) == "daily_usd"
+    budget.settle(early, midnight + 5, 100, 10)
+    assert budget.day_usd == pytest.approx(limits.cost_usd(100, 10))
+    assert budget.total_usd == pytest.approx(2 * limits.cost_usd(100, 10))
+
+
+def test_worst_input_tokens_is_a_byte_count_within_the_context_window() -> None:
+    assert worst_input_tokens("abc") == 3 + FRAMING_TOKENS
+    assert worst_input_tokens("₿" * 10) == 30 + FRAMING_TOKENS  # 3 UTF-8 bytes each
+    assert worst_input_tokens("x" * 10_000_000) == CONTEXT_WINDOW_TOKENS
+
+
+# --- batching -------------------------------------------------------------------------
+
+def test_news_shares_a_call_only_with_news_of_its_source_and_symbols() -> None:
+    def news(source: str, symbol: str, n: int) -> Context:
+        return build_context(subject_of(make_news(headline=f"h{n}", source=source, symbols=[symbol])), [], 500)
+
+    contexts = {
+        "a1": news("wire", "BTCUSDT", 1), "x1": build_context(subject_of(make_anomaly()), [], 500),
+        "b1": news("wire", "ETHUSDT", 2), "a2": news("wire", "BTCUSDT", 3),
+        "c1": news("blog", "BTCUSDT", 4), "x2": build_context(subject_of(make_indicator_snapshot()), [], 500),
+        "a3": news("wire", "BTCUSDT", 5),
+    }
+    assert plan_batches(contexts, 2) == [["a1", "a2"], ["a3"], ["x1", "x2"], ["b1"], ["c1"]]
+    for batch in plan_batches(contexts, 8):
+        assert len({batch_group(contexts[key]) for key in batch}) == 1
 
 
 # --- answers --------------------------------------------------------------------------
@@ -211,3 +297,36 @@ def test_the_cache_keeps_at_most_max_entries_the_oldest_leaving_first() -> None:
         cache.remember(f"k{n}", f"e{n}", outcome, stored_at=n)
     assert cache.get("k0", "e0", 3) is None
     assert cache.get("k1", "x", 3) is not None and cache.get("k2", "x", 3) is not None
+
+
+# --- logged answers read back ---------------------------------------------------------
+
+KEY = "ab" * 32
+
+
+def _logged(**change: object) -> Enrichment:
+    subject = subject_of(make_anomaly())
+    outcome = Outcome(validate_item(GOOD)[1], EnrichmentSource.CLAUDE, model="m", input_tokens=9)
+    record = enrichment_record(subject, outcome, "agent.enrichment", T0)
+    record = replace(record, envelope=replace(record.envelope, event_id=KEY))
+    return replace(record, **change)  # type: ignore[arg-type]
+
+
+def test_a_logged_answer_is_served_as_it_was_given() -> None:
+    outcome, stored_at = cached_outcome(KEY, _logged(), now=T0.timestamp())
+    assert outcome.assessment == validate_item(GOOD)[1] and outcome.input_tokens == 9
+    assert stored_at == T0.timestamp() and outcome.source is EnrichmentSource.CLAUDE
+
+
+@pytest.mark.parametrize(("key", "change", "problem"), [
+    (KEY, {"sentiment": 7.5}, "sentiment"), (KEY, {"confidence": float("nan")}, "confidence"),
+    (KEY, {"regime": "TO_THE_MOON"}, "regime"), (KEY, {"risk_flags": ["buy_everything"]}, "risk_flags"),
+    (KEY, {"rationale": "x" * 5_000}, "rationale"), (KEY, {"sentiment": "0.5"}, "sentiment"),
+    ("cd" * 32, {}, "does not match"), ("not-a-hash", {}, "not a cache key"),
+    (KEY, {"source": EnrichmentSource.FALLBACK}, "never cached"), (KEY, {"model": "m" * 1_000}, "model"),
+    (KEY, {"input_tokens": -5}, "token"), (KEY, {"latency_ms": float("inf")}, "latency"),
+    (KEY, {"envelope": replace(_logged().envelope, event_time=T0 + timedelta(days=3650))}, "future"),
+])
+def test_a_hostile_logged_answer_is_invalid(key: str, change: dict[str, object], problem: str) -> None:
+    with pytest.raises(InvalidAnswer, match=problem):  # (one stored in the future would never expire)
+        cached_outcome(key, _logged(**change), now=T0.timestamp())
