@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
+from domain.validity import show
 from schemas.records import Trade
 from streams.errors import InvalidInput
 from streams.ingest.rows import Row
@@ -31,7 +32,6 @@ from streams.ingest.validate import (
     parse_epoch,
     parse_id,
     row_from,
-    show,
     taker_side,
 )
 

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from domain.validity import show
 from schemas.records import Envelope, Trade
 from streams.ingest.binance import load_json
 from streams.ingest.rows import Row
-from streams.ingest.validate import row_from, show
+from streams.ingest.validate import row_from
 from streams.jsonio import record_from_json
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

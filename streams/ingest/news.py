@@ -19,11 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from domain.validity import show
 from schemas.records import News
 from streams.errors import InvalidInput
 from streams.ingest.binance import load_json
 from streams.ingest.rows import RejectedRow
-from streams.ingest.validate import show
 from streams.jsonio import parse_time
 
 NEWS_FORMATS = ("jsonl", "csv")

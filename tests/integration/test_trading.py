@@ -148,7 +148,7 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         # an order no market trade can fill (dated after the feed) is expired by the saga
         held = Decimal(positions.get("BTCUSDT", {}).get("quantity", "0"))
         stuck = PlaceOrder(
-            envelope=PlaceOrder.envelope_for(event_time=START.replace(year=2030), producer="test"),
+            envelope=PlaceOrder.envelope_for(event_time=START.replace(year=2025), producer="test"),
             order_id=f"{ACCOUNT}:stuck", account=ACCOUNT, symbol="BTCUSDT", side=Side.SELL if held > 0 else Side.BUY,
             order_type=OrderType.MARKET, quantity=Decimal("0.01"))
         produce(settings, [stuck], "trading.commands")

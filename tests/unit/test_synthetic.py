@@ -11,11 +11,11 @@ from itertools import islice, pairwise
 
 import pytest
 
+from domain.validity import decimal_places
 from schemas.records import Side, Trade
 from streams.codec import AvroCodec
 from streams.errors import InvalidInput
 from streams.ingest import synthetic_trades, trade_problems
-from streams.ingest.validate import decimal_places
 from streams.registry import EmbeddedRegistry
 
 START = datetime(2024, 7, 19, tzinfo=UTC)
