@@ -18,10 +18,11 @@ from faust import StreamT
 
 from domain import controls, orders
 from domain.clock import to_micros
+from domain.command_rules import is_account
 from domain.orders import Mark
 from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
 from streams.app import TickTideApp
-from streams.errors import UnexpectedRecordType
+from streams.errors import InvalidInput, UnexpectedRecordType
 from tables import trading as glue
 
 AGENT = "trading.ledger"
@@ -70,7 +71,9 @@ def install(app: TickTideApp) -> None:
             message = event.message
             async with app.deadletters.guard(message, agent=AGENT):
                 record = app.codec.decode(message.value)
-                account = message.key.decode() if message.key else ""
+                account = message.key.decode(errors="replace") if message.key else ""
+                if not is_account(account):  # a key no ledger row may be made for
+                    raise InvalidInput(f"trading.commands key is not an account name: {account[:64]!r}")
                 row = glue.load_account(table, account, settings.initial_cash)
                 if row.partition != message.partition or message.offset > row.offset:
                     emitted = decide(row, record)
