@@ -125,7 +125,7 @@ async def json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict
     ``max_bytes`` (413 beyond), UTF-8, no NaN/Infinity, not nested too deep."""
     content_type = request.headers.get("Content-Type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise BadParameter("Content-Type", "the body must be JSON (Content-Type: application/json)", 415)
+        raise BadParameter("Content-Type", "the body must be JSON (Content-Type: application/json)")
     declared = request.headers.get("Content-Length")
     if declared is not None and (not declared.isascii() or not declared.isdigit()
                                  or len(declared) > 12 or int(declared) > max_bytes):
