@@ -5,12 +5,10 @@ CommandAcknowledged, refusals too, with the reason."""
 from __future__ import annotations
 
 from domain.clock import to_micros
-from domain.command_rules import COMMANDS, LIMIT_NAMES, check_user_command
+from domain.command_rules import check_user_command
 from domain.ledger import Portfolio
 from domain.orders import Emitter, Mark, TradingConfig, derived_id
 from schemas.records import CommandAcknowledged, Event, OrderPlaced, OrderType, Side, UserCommand
-
-__all__ = ["COMMANDS", "LIMIT_NAMES", "command"]
 
 
 def command(state: Portfolio, cmd: UserCommand, config: TradingConfig,
