@@ -178,6 +178,10 @@ def test_specific_hostile_requests_get_the_documented_answers(guarded_worker: Wo
     for limit in ("²", "-1", "99999999999999999999", "1e3", " 5", "0"):
         status, body, _ = request(worker, "GET", f"/anomalies?symbol=BTCUSDT&limit={quote(limit)}")
         assert status == 400 and json.loads(body)["parameter"] == "limit", (limit, body)
+    status, body, _ = request(worker, "GET", "/anomalies?symbol=BTCUSDT&limit=5&limit=6")
+    assert status == 400 and json.loads(body)["parameter"] == "limit"
+    status, body, _ = request(worker, "GET", "/signals?symbol=BTCUSDT&debug=1")
+    assert status == 400 and json.loads(body)["parameter"] == "debug"
     status, body, _ = request(worker, "GET", f"/candles/{'B' * 5000}")
     assert status == 400 and json.loads(body)["parameter"] == "symbol"
     status, body, _ = request(worker, "GET", f"/portfolio/{quote('../../etc/passwd')}")
