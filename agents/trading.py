@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from faust import StreamT
 
 from domain.clock import from_micros
+from domain.command_rules import is_account
 from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
 from domain.validity import tick_violation
@@ -134,9 +136,24 @@ def install(app: TickTideApp) -> None:
             message = event.message
             async with app.deadletters.guard(message, agent=COMMANDS_AGENT):
                 command = app.decode_valid(message.value, UserCommand)
-                target = command.arguments.get("account") or account
-                await topics["trading.commands"].send(command, key=target)
+                await topics["trading.commands"].send(forwarded(command), key=command_account(command, account))
             app.count_processed(COMMANDS_AGENT)
+
+
+def command_account(command: UserCommand, default: str) -> str:
+    """The account a user command goes to: its valid ``account`` argument, else the
+    trading account (whose ledger then refuses a command with a bad account, with an ack)."""
+    named = command.arguments.get("account")
+    return named if is_account(named) and named is not None else default
+
+
+def forwarded(command: UserCommand) -> UserCommand:
+    """The command as forwarded to trading.commands: a producer name of one of our agents
+    (e.g. the ledger's own timer) is not taken from a record on user.commands."""
+    producer = command.envelope.producer
+    if not producer.startswith("agent."):
+        return command
+    return replace(command, envelope=replace(command.envelope, producer=f"user:{producer[:64]}"))
 
 
 def _mark(tick: Any, size_units: int) -> Trade:

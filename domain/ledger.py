@@ -23,6 +23,7 @@ from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 
 from domain.clock import to_micros
+from domain.command_rules import MAX_ORDERS_PER_MINUTE, check_command
 from schemas.records import (
     CommandAcknowledged,
     Event,
@@ -41,7 +42,7 @@ KEEP_CLOSED_ORDERS = 100
 """Closed orders remembered per account (between 100 and 200): what /orders can show and
 the window within which a re-delivered order or fill is recognised as a repeat."""
 KEEP_ACKNOWLEDGED = 200
-MAX_ORDER_TIMES = 1000
+MAX_ORDER_TIMES = MAX_ORDERS_PER_MINUTE
 """Order times kept for the orders-per-minute limit (the limit can be at most this)."""
 
 
@@ -262,8 +263,8 @@ def _acknowledged(state: Portfolio, event: CommandAcknowledged) -> bool:
     if event.command_id in state.acknowledged:
         return False
     state.acknowledged = [*state.acknowledged, event.command_id][-KEEP_ACKNOWLEDGED:]
-    if not event.accepted:
-        return True
+    if not event.accepted or check_command(event.command, event.arguments) is not None:
+        return True  # an "accepted" command that is not valid (forged, or from before the rules) changes nothing
     controls, args = state.controls, event.arguments
     if event.command == "pause_strategy":
         controls.paused = sorted({*controls.paused, args["strategy"]})

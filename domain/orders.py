@@ -26,6 +26,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from domain.clock import from_micros, to_micros
+from domain.command_rules import limit_value
 from domain.ledger import (
     EXACT,
     MINUTE_US,
@@ -71,7 +72,9 @@ class RiskLimits:
         """These limits with a user's overrides (already validated) applied."""
         values: dict[str, Any] = {}
         for name, text in overrides.items():
-            values[name] = int(text) if name == "max_orders_per_minute" else Decimal(text)
+            value = limit_value(name, text)  # bounded: a forged override is ignored, never parsed
+            if value is not None:
+                values[name] = value
         return replace(self, **values)
 
 

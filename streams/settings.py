@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from domain.command_rules import is_account
 from domain.strategy import strategy_named
 from domain.validity import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
@@ -36,6 +37,9 @@ RDKAFKA_LOG = logging.getLogger("ticktide.rdkafka")
 RDKAFKA_LOG.propagate = False
 RDKAFKA_LOG.addHandler(logging.NullHandler())
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+MIN_API_TOKEN = 16
+MAX_API_TOKEN = 256
 
 
 def _default_worker_id() -> str:
@@ -111,6 +115,9 @@ class Settings(BaseSettings):
     enrich_breaker_cooldown_s: float = Field(30.0, gt=0, description="Open breaker waits this, then probes")
     enrich_cache_ttl_s: float = Field(7 * 86_400.0, gt=0, description="How long a cached answer holds")
     assess_timeout_s: float = Field(20.0, gt=0, description="GET /assess answers 504 after this")
+    assess_rate_per_min: float = Field(6.0, gt=0, le=60_000,
+                                       description="GET /assess requests per minute per client address")
+    assess_burst: int = Field(6, ge=1, le=1000, description="GET /assess requests a client may make at once")
 
     @field_validator("anthropic_api_key", mode="before")
     @classmethod
@@ -141,9 +148,31 @@ class Settings(BaseSettings):
     max_orders_per_minute: int = Field(30, ge=0, le=1000, description="Orders accepted per minute of event time")
     order_timeout_s: float = Field(30.0, gt=0, description="An order still open after this is expired")
     mark_interval_s: float = Field(1.0, gt=0, description="Event-time slice of trades in one fill mark")
-    api_token: SecretStr | None = Field(None, description="Enables the mutating web endpoints, which require it")
+    api_token: SecretStr | None = Field(
+        None, description=f"Enables POST /commands, which requires it as a Bearer token "
+                          f"(at least {MIN_API_TOKEN} characters)")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
                               description="Prefix of every topic: an isolated app instance (replays)")
+
+    @field_validator("api_token")
+    @classmethod
+    def _check_api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < MIN_API_TOKEN:
+            raise ValueError(f"must be at least {MIN_API_TOKEN} characters (leave it unset to turn "
+                             "POST /commands off)")
+        if len(token) > MAX_API_TOKEN or not _TOKEN.fullmatch(token):
+            raise ValueError(f"must be at most {MAX_API_TOKEN} printable ASCII characters without spaces")
+        return value
+
+    @field_validator("trading_account")
+    @classmethod
+    def _check_account(cls, value: str) -> str:
+        if not is_account(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
 
     @field_validator("trading_strategy")
     @classmethod
@@ -232,7 +261,8 @@ def _explain(error: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown setting {name!r} in the config file"
     value = first.get("input")
-    shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+    secret = name in Settings.model_fields and "SecretStr" in str(Settings.model_fields[name].annotation)
+    shown = "" if isinstance(value, dict) or value is None or secret else f" (got {value!r})"
     return f"invalid setting {name} ({env}): {message}{shown}"
 
 

@@ -10,13 +10,24 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from domain.candles import live_candles
 from schemas.records import utc_now
 from streams.jsonio import event_to_json
 from streams.ops_views import install_ops_views, self_report, system_health
+from streams.web_params import (
+    MAX_LIMIT,
+    BadParameter,
+    bad,
+    error,
+    only_params,
+    query_interval,
+    query_limit,
+    query_symbol,
+    routed,
+    symbol_param,
+)
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -25,15 +36,7 @@ CANDLES = "candles"
 HISTORY = "candle_history"
 INDICATORS = "indicators"
 ANOMALIES = "anomalies"
-MAX_LIMIT = 1000
-
-
-class BadParameter(ValueError):
-    """A query parameter a view cannot use (answered with 400)."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
+__all__ = ["MAX_LIMIT", "BadParameter", "health_report", "install_views", "query_interval", "query_limit"]
 
 
 def health_report(app: TickTideApp) -> dict[str, Any]:
@@ -57,28 +60,6 @@ def health_report(app: TickTideApp) -> dict[str, Any]:
     }
 
 
-def query_interval(request: Request, allowed: list[str]) -> str:
-    """The `interval` parameter, one of the configured windows (default: the 2nd, or 1st)."""
-    interval = request.query.get("interval") or allowed[min(1, len(allowed) - 1)]
-    if interval not in allowed:
-        raise BadParameter("interval", f"interval must be one of {', '.join(allowed)}, got {interval!r}")
-    return interval
-
-
-def query_limit(request: Request, default: int = 100) -> int:
-    """The `limit` parameter: an integer in [1, MAX_LIMIT]."""
-    text = request.query.get("limit")
-    if text is None:
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadParameter("limit", f"limit must be an integer from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
-
-
-def _error(web: View, status: int, message: str, **extra: Any) -> Response:
-    return web.json({"error": message, **extra}, status=status)
-
-
 def install_views(app: TickTideApp) -> None:
     """Mount the views on the app's web server."""
     windows = [spec.name for spec in app.settings.window_specs]
@@ -100,15 +81,19 @@ def install_views(app: TickTideApp) -> None:
         history: Any = app.tables[HISTORY]
 
         @app.page("/candles/{symbol}")
-        @app.table_route(table=state, match_info="symbol")
         async def candles(web: View, request: Request, symbol: str) -> Response:
             try:
+                only_params(request, ("interval", "limit"))
+                symbol = symbol_param(symbol)
                 interval, limit = query_interval(request, windows), query_limit(request)
             except BadParameter as exc:
-                return _error(web, 400, str(exc), parameter=exc.parameter)
-            row = None if symbol.startswith("#") else state.get(symbol)  # '#': internal rows
+                return bad(web, exc)
+            answer = await routed(app, CANDLES, symbol, web, request)
+            if answer is not None:
+                return answer
+            row = state.get(symbol)
             if row is None:
-                return _error(web, 404, f"unknown symbol {symbol!r}")
+                return error(web, 404, f"unknown symbol {symbol!r}")
             closed = (history.get(symbol) or {}).get(interval, [])[-limit:]
             return web.json({"symbol": symbol, "interval": interval, "closed": closed,
                              "live": [event_to_json(c) for c in live_candles(row, interval, utc_now())],
@@ -118,11 +103,18 @@ def install_views(app: TickTideApp) -> None:
         indicators: Any = app.tables[INDICATORS]
 
         @app.page("/indicators/{symbol}")
-        @app.table_route(table=indicators, match_info="symbol")
         async def indicator_view(web: View, request: Request, symbol: str) -> Response:
+            try:
+                only_params(request, ())
+                symbol = symbol_param(symbol)
+            except BadParameter as exc:
+                return bad(web, exc)
+            answer = await routed(app, INDICATORS, symbol, web, request)
+            if answer is not None:
+                return answer
             row = indicators.get(symbol)
             if row is None:
-                return _error(web, 404, f"unknown symbol {symbol!r}")
+                return error(web, 404, f"unknown symbol {symbol!r}")
             return web.json({"symbol": symbol, "indicators": row})
 
     if ANOMALIES in app.tables:
@@ -130,23 +122,19 @@ def install_views(app: TickTideApp) -> None:
 
         @app.page("/anomalies")
         async def anomaly_view(web: View, request: Request) -> Response:
-            symbol = request.query.get("symbol")
-            if not symbol:
-                return _error(web, 400, "symbol is required: /anomalies?symbol=BTCUSDT",
-                              parameter="symbol")
             try:
-                limit = query_limit(request)
+                only_params(request, ("symbol", "limit"))
+                symbol, limit = query_symbol(request), query_limit(request)
             except BadParameter as exc:
-                return _error(web, 400, str(exc), parameter=exc.parameter)
-            try:  # what table_route does, once the parameter is known to be there
-                return await app.router.route_req(ANOMALIES, symbol, web.web, request)
-            except SameNode:
-                pass
+                return bad(web, exc)
+            answer = await routed(app, ANOMALIES, symbol, web, request)
+            if answer is not None:
+                return answer
             rows = anomalies.get(symbol)
             if rows is None:
-                return _error(web, 404, f"no anomalies for symbol {symbol!r}")
+                return error(web, 404, f"no anomalies for symbol {symbol!r}")
             return web.json({"symbol": symbol, "anomalies": rows[-limit:]})
 
     from streams.trading_web import install_trading_views
 
-    install_trading_views(app, query_limit)
+    install_trading_views(app)

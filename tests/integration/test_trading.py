@@ -46,6 +46,7 @@ from tests.harness import REPO, WorkerProcess, cli_env, http_json, run_cli, sett
 START = datetime(2024, 7, 19, tzinfo=UTC)  # old timestamps: event time, not wall clock
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 ACCOUNT = "paper-e2e"
+API_TOKEN = "s3cret-token-for-tests"
 
 
 def trading_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
@@ -188,7 +189,7 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
 @pytest.mark.integration
 def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twice(
         isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
-    settings = trading_settings(isolated_broker, tmp_path, api_token="s3cret")
+    settings = trading_settings(isolated_broker, tmp_path, api_token=API_TOKEN)
     worker = start_worker(settings, tmp_path / "worker-1.log")
     try:
         produce(settings, feed(240, seed=11))
@@ -202,7 +203,7 @@ def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twi
         limit = {"command": "set_risk_limit", "arguments": {"limit": "max_position", "value": "0.5",
                                                             "account": ACCOUNT}}
         assert post_json(f"{worker.url}/commands", limit, token="wrong")[0] == 401
-        status, answer = post_json(f"{worker.url}/commands", limit, token="s3cret")
+        status, answer = post_json(f"{worker.url}/commands", limit, token=API_TOKEN)
         assert status == 202
         ack = wait_for("the limit change to be acknowledged", lambda: [
             e for e in collect(settings, "trading.events")
@@ -218,7 +219,8 @@ def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twi
 
 def post_json(url: str, body: Any, token: str) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

@@ -239,3 +239,50 @@ def test_positions_never_exceed_the_limit(script: list[tuple[Any, ...]]) -> None
         for p in state.positions.values():
             assert abs(p.quantity) <= CONFIG.limits.max_position
     run(script, within)
+
+
+def test_repeating_flatten_while_its_order_is_open_places_nothing_more() -> None:
+    state = fresh()
+    first = mark(1, "BTC", Decimal(100), Decimal(10), T0)
+    orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(2), T0 - timedelta(seconds=1)), CONFIG,
+                 {"BTC": [first]})
+    assert state.positions["BTC"].quantity == 2
+    controls.command(state, user_command(1, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [first]})
+    again = controls.command(state, user_command(2, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [first]})
+    assert [type(e).__name__ for e in again] == ["CommandAcknowledged"] and "already being flattened" in \
+        again[0].detail  # type: ignore[attr-defined]
+    assert len(state.open_orders("BTC")) == 1
+    for n in range(2, 6):  # generous marks: everything open fills
+        orders.on_mark(state, mark(n, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=n)), CONFIG,
+                       user_command(n, "noop", T0))
+    assert state.positions["BTC"].quantity == 0  # flat, not short
+
+
+def test_flatten_after_a_partial_fill_replaces_the_open_orders_and_never_overshoots() -> None:
+    state = fresh()
+    opening = mark(1, "BTC", Decimal(100), Decimal(10), T0)
+    orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(4), T0 - timedelta(seconds=1)), CONFIG,
+                 {"BTC": [opening]})  # 4 x 0.5 participation of 10: fills fully
+    orders.place(state, place_order(2, "BTC", Side.BUY, Decimal(1), T0), CONFIG, {})  # stays open
+    controls.command(state, user_command(1, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [opening]})
+    assert [o.side for o in state.open_orders("BTC")] == ["SELL"]  # the open buy was cancelled
+    assert state.orders["acct:o2"].reason_code == "flatten"
+    orders.on_mark(state, mark(2, "BTC", Decimal(100), Decimal(2), T0 + timedelta(seconds=1)), CONFIG,
+                   user_command(9, "noop", T0))  # fills 1 of the 4 to sell
+    assert state.positions["BTC"].quantity == 3
+    for n in range(3, 6):  # the user repeats the flatten while it is partly done
+        controls.command(state, user_command(n, "flatten", T0 + timedelta(seconds=n), symbol="BTC"), CONFIG,
+                         {"BTC": [opening]})
+        assert sum(o.remaining for o in state.open_orders("BTC")) == 3
+    for n in range(6, 12):
+        orders.on_mark(state, mark(n, "BTC", Decimal(100), Decimal(10), T0 + timedelta(seconds=n)), CONFIG,
+                       user_command(n, "noop", T0))
+    assert state.positions["BTC"].quantity == 0 and state.open_orders() == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_a_flatten_then_enough_market_leaves_every_position_flat(script: list[tuple[Any, ...]]) -> None:
+    state, _ = run([*script, ("kill", "off"), ("flatten", "BTC"), ("flatten", "BTC"), ("flatten", "ETH"),
+                    *[("mark", s, Decimal(100), Decimal(20)) for s in SYMBOLS for _ in range(2)]])
+    assert all(p.quantity == 0 for p in state.positions.values())
