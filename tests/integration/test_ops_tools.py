@@ -7,6 +7,9 @@ from __future__ import annotations
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from schemas.records import DeadLetter, utc_now
 from streams import dlq
@@ -18,6 +21,9 @@ from streams.registry import make_registry
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import run_cli
+
+SECRET = "Sup3r-S3cret-Value"
+NUMBER = 918273645546372819
 
 
 def _letter(source: str, value: bytes | None, *, reason: str = "undecodable", agent: str = "market.trades",
@@ -85,6 +91,17 @@ def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: S
         in every.stderr
     assert f"refused {ids['ok']}: it was already re-sent" in every.stderr
     assert _records(settings, "market.trades") == 3 and _records(settings, "trading.commands") == 0
+
+
+@pytest.mark.parametrize("command", [("topics", "list"), ("worker",)])
+def test_the_cli_prints_one_line_without_the_secret_and_exits_2(tmp_path: Path, command: tuple[str, ...]) -> None:
+    config = tmp_path / "ticktide.toml"
+    config.write_text(f'sasl_password = ["{SECRET}"]\nanthropic_api_key = {NUMBER}\n')
+    done = run_cli(*command, TICKTIDE_CONFIG=str(config), TICKTIDE_API_TOKEN=SECRET + "-token",
+                   TICKTIDE_SECURITY_PROTOCOL="SASL_SSL", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("ticktide: invalid setting ") and done.stderr.count("\n") == 1
+    assert SECRET not in done.stdout + done.stderr and str(NUMBER) not in done.stdout + done.stderr
 
 
 def test_reads_end_while_producers_keep_writing(stack_settings: Settings) -> None:
