@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,14 +16,15 @@ import pytest
 
 from schemas.records import DeadLetter, utc_now
 from streams import dlq
-from streams.admin import end_offsets
+from streams.admin import create_topics, end_offsets, list_topics
+from streams.broker import EmbeddedBroker
 from streams.codec import AvroCodec
 from streams.producer import EventProducer
 from streams.ranges import read_all
 from streams.registry import make_registry
 from streams.settings import Settings
 from tests.factories import T0, make_trade
-from tests.harness import run_cli
+from tests.harness import http_json, run_cli, settings_for, start_worker
 
 SECRET = "Sup3r-S3cret-Value"
 NUMBER = 918273645546372819
@@ -145,3 +149,71 @@ def test_reads_end_while_producers_keep_writing(stack_settings: Settings) -> Non
     finally:
         stop.set()
         writer.join()
+
+
+def test_the_retry_agent_works_with_a_topic_prefix_and_bounded_waits(isolated_broker: EmbeddedBroker,
+                                                                      tmp_path: Path) -> None:
+    settings = settings_for(isolated_broker, tmp_path, topic_prefix="blue.", retry_backoff_s=0.2)
+    create_topics(settings)
+    codec = AvroCodec(make_registry(None), settings.max_record_bytes * 2 + 65536)
+    years_ahead = utc_now() + timedelta(days=3650)
+
+    def retry_letter(source: str, symbol: str, when: datetime | None = None) -> bytes:
+        letter = _letter(source, _trade(settings, symbol), reason="transient", key=symbol.encode())
+        if when is not None:
+            letter = replace(letter, envelope=replace(letter.envelope, event_time=when))
+        return codec.encode(letter)
+
+    worker = start_worker(settings, tmp_path / "worker.log", TICKTIDE_RETRY_BACKOFF_S="0.2")
+    try:
+        with EventProducer(settings) as producer:  # one key: one partition, in this order
+            for value in (retry_letter("blue.market.trades", "SOLUSDT", years_ahead),
+                          retry_letter("market.trades", "ADAUSDT"),  # another instance's topic
+                          retry_letter("blue.market.trades", "XRPUSDT", utc_now() - timedelta(days=3650))):
+                producer.send_raw("blue.system.retry", b"blue.market.trades", value)
+        health = worker.wait_until(lambda h: h["agents"].get("market.trades", {}).get("processed", 0) == 2
+                                   and h["deadletters"]["total"] == 1, 90, "both good trades to be re-sent")
+        assert health["agents"]["system.retry"]["processed"] == 3
+        for symbol in ("SOLUSDT", "XRPUSDT"):
+            status, body = http_json(f"{worker.url}/candles/{symbol}")
+            assert status == 200 and body["live"][0]["trade_count"] == 1
+        assert http_json(f"{worker.url}/candles/ADAUSDT")[0] == 404
+        letters = [x.letter for x in dlq.read_letters(settings)]
+        assert [(x.agent, x.source_topic) for x in letters] == [("system.retry", "blue.system.retry")]
+        assert "'market.trades' is not a topic of this app" in letters[0].error_message
+        assert "market.trades" not in list_topics(settings)  # nothing was sent outside the prefix
+    finally:
+        worker.stop()
+
+
+def test_an_untouched_account_rebuilds_equal_and_no_secret_shows(isolated_broker: EmbeddedBroker,
+                                                                 tmp_path: Path) -> None:
+    secrets = {"TICKTIDE_API_TOKEN": "tok-" + SECRET, "TICKTIDE_ANTHROPIC_API_KEY": "sk-ant-" + SECRET,
+               "TICKTIDE_SASL_PASSWORD": "pw-" + SECRET}
+    settings = settings_for(isolated_broker, tmp_path)
+    create_topics(settings)
+    worker = start_worker(settings, tmp_path / "worker.log", TICKTIDE_ANTHROPIC_BASE_URL="http://127.0.0.1:9",
+                          **secrets)
+    try:
+        with EventProducer(settings) as producer:
+            for n in range(3):
+                producer.send("market.trades", make_trade(symbol="BTCUSDT", trade_id=n, trade_time=T0))
+        account = settings.trading_account
+        deadline = time.monotonic() + 90
+        while http_json(f"{worker.url}/portfolio/{account}")[0] != 200:  # the row, from the first mark
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.5)
+        assert _records(settings, "trading.events") == 0  # no trading event yet
+
+        rebuilt = run_cli("rebuild", "portfolio", settings=settings)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert f"portfolio {account}: equal" in rebuilt.stdout
+
+        health = urllib.request.urlopen(f"{worker.url}/health", timeout=5).read().decode()
+        metrics = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
+        listed = run_cli("topics", "list", settings=settings, **secrets)
+        assert listed.returncode == 0, listed.stderr
+        for shown in (health, metrics, worker.tail(10_000), listed.stdout + listed.stderr):
+            assert SECRET not in shown
+    finally:
+        worker.stop()
