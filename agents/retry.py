@@ -8,8 +8,10 @@ import time
 from faust import StreamT
 
 from domain.clock import to_micros
+from domain.deadletters import catalog_name
 from schemas.records import DeadLetter
 from streams.app import TickTideApp
+from streams.errors import InvalidInput
 from streams.retry import ATTEMPT_HEADER, RETRY_TOPIC
 
 AGENT = "system.retry"
@@ -17,6 +19,7 @@ AGENT = "system.retry"
 
 def install(app: TickTideApp) -> None:
     """Register the retry agent."""
+    prefix = app.settings.topic_prefix
 
     @app.agent(app.typed_topics[RETRY_TOPIC].faust, name=AGENT)
     async def retry(stream: StreamT[bytes]) -> None:
@@ -24,13 +27,16 @@ def install(app: TickTideApp) -> None:
             message = event.message
             async with app.deadletters.guard(message, agent=AGENT):
                 letter = app.deadletters.codec.decode_as(message.value, DeadLetter)
-                due_us = to_micros(letter.envelope.event_time) + int(
-                    app.retries.policy.delay_after(letter.attempt) * 1_000_000)
-                wait = due_us / 1_000_000 - time.time()
+                # the letter names its source topic: only this app's catalog topics (prefixed)
+                name = catalog_name(letter.source_topic, prefix, app.typed_topics)
+                if name is None or name == RETRY_TOPIC:
+                    raise InvalidInput(f"source topic {letter.source_topic!r} is not a topic of this app")
+                wait = app.retries.policy.wait_s(letter.attempt, to_micros(letter.envelope.event_time),
+                                                 time.time_ns() // 1000)
                 if wait > 0:
                     await asyncio.sleep(wait)
-                target = app.typed_topics[letter.source_topic].faust
-                await target.send(key=letter.original_key, value=letter.original_value,
-                                  headers={ATTEMPT_HEADER: str(letter.attempt + 1).encode()})
-                app.metrics.replayed.labels(letter.source_topic).inc()
+                await app.typed_topics[name].faust.send(
+                    key=letter.original_key, value=letter.original_value,
+                    headers={ATTEMPT_HEADER: str(max(1, letter.attempt) + 1).encode()})
+                app.metrics.replayed.labels(name).inc()
             app.count_processed(AGENT)

@@ -18,8 +18,15 @@ class RetryPolicy:
     cap_s: float = 30.0
 
     def delay_after(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1)))
+        """Seconds to wait after failed attempt number ``attempt`` (1-based; any int)."""
+        return float(min(self.cap_s, self.base_s * 2.0 ** min(max(0, attempt - 1), 64)))
+
+    def wait_s(self, attempt: int, failed_at_us: int, now_us: int) -> float:
+        """Seconds still to wait before retrying a record whose attempt ``attempt`` failed
+        at ``failed_at_us``: never more than the backoff itself (a failure time in the
+        future, forged or from a skewed clock) and never less than 0 (one in the past)."""
+        delay = self.delay_after(attempt)
+        return min(delay, max(0.0, delay - (now_us - failed_at_us) / 1_000_000))
 
     def should_retry(self, transient: bool, attempt: int) -> bool:
         """Whether a failure of attempt ``attempt`` gets another try."""

@@ -102,7 +102,9 @@ def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:
 
 
 def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
-    """True end offset of each partition, from the fetched high watermark."""
+    """True end offset of each partition, from the high watermark of a real fetch: the
+    first fetch answer for a partition, with records or at its end, so a topic written to
+    all the time has an end too (a fetch of a busy partition never comes back empty)."""
     partitions = list_topics(settings).get(topic)
     if partitions is None:
         raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
@@ -111,21 +113,24 @@ def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[
         starts = [TopicPartition(topic, p) for p in range(partitions)]
         reported = [consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in starts]
         consumer.assign([TopicPartition(topic, p, max(o, 0)) for p, o in enumerate(reported)])
-        pending = set(range(partitions))
+        ends: dict[int, int] = {}
         deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
+        while len(ends) < partitions and time.monotonic() < deadline:
             message = consumer.poll(0.2)
             if message is None:
                 continue
             error = message.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                pending.discard(message.partition() or 0)
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if partition not in ends:
+                cached = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+                ends[partition] = max(cached, offset if error is not None else offset + 1)
+                consumer.pause([TopicPartition(topic, partition)])
+        pending = sorted(set(range(partitions)) - set(ends))
         if pending:
-            raise BrokerError(f"no end offset for {topic} partitions {sorted(pending)}")
-        return tuple(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
-            for p in range(partitions)
-        )
+            raise BrokerError(f"no end offset for {topic} partitions {pending}")
+        return tuple(ends[p] for p in range(partitions))
     finally:
         consumer.close()
 

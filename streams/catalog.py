@@ -71,6 +71,10 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("system.deadletter", (r.DeadLetter,), "source_topic",
               "Records that could not be decoded or processed, with their original bytes.",
               retention_ms=30 * DAY_MS),
+    TopicSpec("system.deadletter_replays", (r.DeadLetter,), "source_topic",
+              "Dead letters `ticktide dlq replay` re-sent, keyed by their PARTITION:OFFSET on "
+              "system.deadletter (envelope: when; causation_id: the letter's event id).",
+              retention_ms=30 * DAY_MS),
     TopicSpec("system.retry", (r.DeadLetter,), "source_topic",
               "Records that failed transiently, waiting for another try (attempt, due time)."),
     TopicSpec("user.commands", (r.UserCommand,), "user", "Commands from users."),

@@ -2,27 +2,38 @@
 
 A dead letter is named by where it sits on system.deadletter: ``PARTITION:OFFSET``.
 Replaying re-sends its original key and value bytes to its source topic (after a fix),
-so the agent that failed on it tries again.
+so the agent that failed on it tries again. Reads stop at the end offsets seen at start.
+
+Letters are untrusted (anyone who can write the topic can forge one): a letter is re-sent
+only to a catalog topic of this app, with a record of a type that topic carries
+(domain/deadletters.py). Each re-send is marked on system.deadletter_replays (key: the
+letter's id), so a second replay of the same letter, or of a trade that may already be in
+the candles, needs ``force``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas.records import DeadLetter
+from domain.deadletters import Verdict, catalog_name, judge
+from schemas.records import DeadLetter, utc_now
+from streams.catalog import CATALOG
+from streams.catalog import topic as catalog_topic
 from streams.codec import AvroCodec
-from streams.consumer import Consumed, read_topic
 from streams.deadletter import DEADLETTER_TOPIC
-from streams.errors import InvalidInput
+from streams.errors import DecodeError, InvalidInput
 from streams.jsonio import event_to_json
 from streams.producer import EventProducer
+from streams.ranges import Raw, read_all
 from streams.registry import make_registry
 from streams.settings import Settings
 
-_ID = re.compile(r"^(\d+):(\d+)$")
+_ID = re.compile(r"^([0-9]{1,9}):([0-9]{1,19})$")
+REPLAYS_TOPIC = "system.deadletter_replays"
+PRODUCER = "cli.dlq_replay"
 
 
 @dataclass(frozen=True)
@@ -55,12 +66,33 @@ def parse_id(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def read_letters(settings: Settings, idle_timeout: float = 3.0) -> Iterator[Letter]:
-    """Every dead letter on the topic, oldest first per partition."""
-    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes * 2 + 65536)
-    for record in read_topic(settings, DEADLETTER_TOPIC, idle_timeout=idle_timeout, codec=codec):
-        if isinstance(record, Consumed) and isinstance(record.event, DeadLetter):
-            yield Letter(record.partition, record.offset, record.event)
+def _letter_codec(settings: Settings) -> AvroCodec:
+    return AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes * 2 + 65536)
+
+
+def _letters_on(settings: Settings, topic: str) -> Iterator[tuple[Raw, DeadLetter]]:
+    codec = _letter_codec(settings)
+    for raw in read_all(settings, settings.topic_prefix + topic):
+        try:
+            event = codec.decode(raw.value)
+        except DecodeError:
+            continue
+        if isinstance(event, DeadLetter):
+            yield raw, event
+
+
+def read_letters(settings: Settings) -> Iterator[Letter]:
+    """Every dead letter on the topic when the read starts, oldest first per partition."""
+    return (Letter(raw.partition, raw.offset, letter) for raw, letter in _letters_on(settings, DEADLETTER_TOPIC))
+
+
+def replayed(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Letters re-sent before: id -> (the letter's event id, when it was re-sent)."""
+    marks: dict[str, tuple[str, str]] = {}
+    for raw, mark in _letters_on(settings, REPLAYS_TOPIC):
+        key = raw.key.decode(errors="replace") if raw.key else ""
+        marks[key] = (mark.envelope.causation_id or "", event_to_json(mark)["envelope"]["event_time"])
+    return marks
 
 
 def select(letters: Iterable[Letter], *, ids: Iterable[str] = (), agent: str | None = None,
@@ -79,10 +111,62 @@ def select(letters: Iterable[Letter], *, ids: Iterable[str] = (), agent: str | N
     return chosen
 
 
+@dataclass
+class ReplayPlan:
+    """Which letters go back to their source topic, and which are refused (and why)."""
+
+    sendable: list[Letter] = field(default_factory=list)
+    refused: list[tuple[Letter, Verdict]] = field(default_factory=list)
+
+
+def _wrong_type(codec: AvroCodec, letter: DeadLetter, name: str) -> str | None:
+    """Why the original value does not belong on catalog topic ``name`` (None if it may)."""
+    try:
+        record = codec.decode(letter.original_value)
+    except DecodeError:
+        return None  # undecodable bytes are dead-lettered again, harmlessly (e.g. after a decoder fix)
+    spec = catalog_topic(name)
+    if isinstance(record, spec.value_types):
+        return None
+    return f"it holds a {type(record).__name__}, which {name} does not carry"
+
+
+def plan_replay(settings: Settings, letters: Iterable[Letter], *, force: bool = False) -> ReplayPlan:
+    """Judge each letter: where it would go, whether it was re-sent before, whether it may
+    already be folded (domain.deadletters)."""
+    names = [spec.name for spec in CATALOG]
+    before = replayed(settings)
+    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    plan = ReplayPlan()
+    for x in letters:
+        mark = before.get(x.id)
+        verdict = judge(source_topic=x.letter.source_topic, agent=x.letter.agent, reason=x.letter.reason,
+                        has_value=x.letter.original_value is not None, prefix=settings.topic_prefix,
+                        catalog=names, force=force,
+                        replayed_at=mark[1] if mark and mark[0] == x.letter.envelope.event_id else None)
+        name = catalog_name(x.letter.source_topic, settings.topic_prefix, names)
+        wrong = _wrong_type(codec, x.letter, name) if verdict.allowed and name else None
+        if wrong:
+            verdict = Verdict(False, wrong)
+        if verdict.allowed:
+            plan.sendable.append(x)
+        else:
+            plan.refused.append((x, verdict))
+    return plan
+
+
 def replay(settings: Settings, letters: Iterable[Letter]) -> int:
-    """Re-send each letter's original bytes to its source topic; how many were sent."""
-    sendable = [x for x in letters if x.letter.original_value is not None]
-    with EventProducer(settings) as producer:
-        for x in sendable:
+    """Re-send each letter's original bytes to its source topic, then mark it re-sent on
+    system.deadletter_replays; how many were sent. Judge them first (``plan_replay``)."""
+    chosen = [x for x in letters if x.letter.original_value is not None]
+    with EventProducer(settings, _letter_codec(settings)) as producer:
+        for x in chosen:
             producer.send_raw(x.letter.source_topic, x.letter.original_key, x.letter.original_value)
-    return len(sendable)
+        producer.flush()  # the marks only once the broker has every re-sent record
+        now = utc_now()
+        for x in chosen:
+            envelope = DeadLetter.envelope_for(event_time=now, producer=PRODUCER,
+                                               causation_id=x.letter.envelope.event_id)
+            mark = replace(x.letter, envelope=envelope, original_value=None)
+            producer.send_raw(settings.topic_prefix + REPLAYS_TOPIC, x.id.encode(), producer.codec.encode(mark))
+    return len(chosen)

@@ -48,32 +48,49 @@ def _raw(message: Message) -> Raw:
 def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int],
                poll_timeout: float = 30.0) -> Iterator[Raw]:
     """Every record of ``topic`` with starts[p] <= offset < ends[p] (a start may be
-    OFFSET_BEGINNING), each partition in order. BrokerError if the broker stops delivering before the end."""
-    consumer = _consumer(settings)
+    OFFSET_BEGINNING), each partition in order.
+
+    Ends once every partition reached its end offset, however busy the topic is: a
+    partition is done at its end, at the first record past it (a gap at the end) or at the
+    end of its log (records before the end gone, e.g. by retention), and then paused.
+    BrokerError if a pending partition delivers nothing for ``poll_timeout`` seconds."""
+    consumer = _consumer(settings, **{"enable.partition.eof": True})
     pending = {p for p, (s, e) in enumerate(zip(starts, ends, strict=True)) if e > 0 and s < e}
     consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
+
+    def done(partition: int) -> None:
+        pending.discard(partition)
+        consumer.pause([TopicPartition(topic, partition)])
+
     last = time.monotonic()
     try:
         while pending:
             batch = consumer.consume(10_000, timeout=0.2)
-            if not batch:
-                if time.monotonic() - last > poll_timeout:
-                    raise BrokerError(f"{topic}: no records for {poll_timeout:.0f} s before the end "
-                                      f"of partitions {sorted(pending)}")
-                continue
-            last = time.monotonic()
+            if time.monotonic() - last > poll_timeout:
+                raise BrokerError(f"{topic}: no records for {poll_timeout:.0f} s before the end "
+                                  f"of partitions {sorted(pending)}")
             for message in batch:
                 error = message.error()
+                partition = message.partition() or 0
                 if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if partition in pending:  # the log ends here; its end is >= ours
+                            done(partition)
+                            last = time.monotonic()
+                        continue
                     if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise BrokerError(f"reading {topic}: {error.str()}")
                     continue
+                if partition not in pending:
+                    continue
+                last = time.monotonic()
                 raw = _raw(message)
-                if raw.partition not in pending or raw.offset >= ends[raw.partition]:
+                if raw.offset >= ends[partition]:
+                    done(partition)
                     continue
                 yield raw
-                if raw.offset >= ends[raw.partition] - 1:
-                    pending.discard(raw.partition)
+                if raw.offset >= ends[partition] - 1:
+                    done(partition)
     finally:
         consumer.close()
 

@@ -83,7 +83,7 @@ def changelog_rows(settings: Settings, table: str) -> dict[str, Any]:
         raise BrokerError(f"cannot read the live {table} table ({exc}); is app {settings.app_id!r} running?") \
             from None
     for raw in records:
-        key = raw.key.decode() if raw.key is not None else ""
+        key = raw.key.decode(errors="replace") if raw.key is not None else ""
         key = json.loads(key) if key.startswith('"') else key
         if raw.value is None:
             rows.pop(key, None)
@@ -105,6 +105,10 @@ def rebuild_portfolio(settings: Settings) -> Comparison:
     """Fold trading.events into fresh portfolios and compare with the live table."""
     result, rebuilt = fold_portfolios(settings)
     live = {k: v["portfolio"] for k, v in changelog_rows(settings, "portfolio").items()}
+    for account in live.keys() - rebuilt.keys():
+        # The ledger writes an account's row on its first input (a market mark), before it
+        # has any trading event: with no events, the rebuild's state is the opening one.
+        rebuilt[account] = ledger_rows.to_row(ledger.Portfolio.open(account, settings.initial_cash))
     return _compare(result, rebuilt, live)
 
 
@@ -115,7 +119,7 @@ def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
     states: dict[str, ledger.Portfolio] = {}
     topic = settings.topic_prefix + "trading.events"
     for raw, event in _decoded(settings, topic, result):
-        account = raw.key.decode() if raw.key else ""
+        account = raw.key.decode(errors="replace") if raw.key else ""
         state = states.get(account)
         if state is None:
             state = states[account] = ledger.Portfolio.open(account, settings.initial_cash)

@@ -13,9 +13,9 @@ import socket
 import ssl
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,14 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 MIN_API_TOKEN = 16
 MAX_API_TOKEN = 256
+
+
+class MissingSetting(ValueError):
+    """A setting another one requires (raised by a model validator; names the setting)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def _default_worker_id() -> str:
@@ -87,6 +95,16 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.security_protocol.startswith("SASL"):
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                value = getattr(self, name)
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                    raise MissingSetting(name, f"required when security_protocol is {self.security_protocol}")
+        return self
+
     anthropic_api_key: SecretStr | None = Field(None, description="Also read from ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(None, description="Messages API base URL (tests: a fake)")
     anthropic_model: str = "claude-haiku-4-5"
@@ -253,17 +271,32 @@ class Settings(BaseSettings):
         return config
 
 
+def secret_fields() -> frozenset[str]:
+    """Names of the settings that hold secrets (SecretStr)."""
+    return frozenset(name for name, info in Settings.model_fields.items()
+                     if info.annotation is SecretStr or SecretStr in get_args(info.annotation))
+
+
 def _explain(error: ValidationError) -> str:
+    """One line naming the first bad setting; a secret's input is never shown, not even
+    inside the message (a validator may quote it)."""
     first = error.errors()[0]
     name = ".".join(str(part) for part in first["loc"]) or "settings"
-    env = f"{ENV_PREFIX}{name.upper()}"
-    message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown setting {name!r} in the config file"
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, MissingSetting):
+        name = cause.setting
+    message = str(first["msg"]).removeprefix("Value error, ")
     value = first.get("input")
-    secret = name in Settings.model_fields and "SecretStr" in str(Settings.model_fields[name].annotation)
-    shown = "" if isinstance(value, dict) or value is None or secret else f" (got {value!r})"
-    return f"invalid setting {name} ({env}): {message}{shown}"
+    if name in secret_fields():
+        for text in {str(value), repr(value)} if value not in (None, "") else set():
+            message = message.replace(text, "***")
+        shown = ""
+    else:
+        scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+        shown = f" (got {str(value)[:80]!r})" if scalar and not isinstance(cause, MissingSetting) else ""
+    return f"invalid setting {name} ({ENV_PREFIX}{name.upper()}): {message}{shown}"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streams import dlq
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.text import printable
 from streams.codec import AvroCodec
 from streams.errors import DecodeError
 from streams.jsonio import event_to_json
@@ -24,6 +27,9 @@ AgentOption = Annotated[str | None, typer.Option(help="Only letters of this agen
 ReasonOption = Annotated[str | None, typer.Option(help="Only this reason, e.g. undecodable", show_default=False)]
 TopicOption = Annotated[str | None, typer.Option("--source-topic", help="Only letters from this topic",
                                                  show_default=False)]
+
+ForceOption = Annotated[bool, typer.Option(
+    "--force", help="Re-send letters already re-sent, or trades that may already be in the candles")]
 
 
 @app.command("list")
@@ -41,7 +47,7 @@ def list_(agent: AgentOption = None, reason: ReasonOption = None, source_topic: 
     for column in ("id", "time", "source", "agent", "reason", "attempt", "error"):
         table.add_column(column)
     for letter in letters:
-        table.add_row(*(str(v) for v in letter.summary().values()))
+        table.add_row(*(Text(printable(str(v))) for v in letter.summary().values()))  # no markup
     console.print(table)
 
 
@@ -70,14 +76,25 @@ def replay(letter_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID].
            all_: Annotated[bool, typer.Option("--all", help="Every letter matching the filters")] = False,
            agent: AgentOption = None, reason: ReasonOption = None, source_topic: TopicOption = None,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent")] = False,
+           force: ForceOption = False,
            broker: BrokerOption = None, config: ConfigOption = None) -> None:
-    """Re-send chosen dead letters' original bytes to their source topics."""
+    """Re-send chosen dead letters' original bytes to their source topics (catalog topics
+    only). Named letters are all sent or none; with --all, refused letters are skipped.
+    Exit 1 if any letter was refused."""
     if not letter_ids and not all_:
         raise typer.BadParameter("name dead letters by ID, or pass --all (with filters)")
     settings = settings_from(config, broker=broker)
     letters = dlq.select(dlq.read_letters(settings), ids=letter_ids or (), agent=agent, reason=reason,
                          source_topic=source_topic)
-    for letter in letters:
+    plan = dlq.plan_replay(settings, letters, force=force)
+    for letter, verdict in plan.refused:
+        print(f"refused {letter.id}: {printable(verdict.why)}", file=sys.stderr)
+    sendable = plan.sendable if all_ or not plan.refused else []
+    for letter in sendable:
         print(f"{'would re-send' if dry_run else 're-sending'} {letter.id} -> {letter.letter.source_topic}")
-    sent = 0 if dry_run else dlq.replay(settings, letters)
-    print(f"{sent} dead letters re-sent" if not dry_run else f"{len(letters)} dead letters selected")
+    sent = 0 if dry_run else dlq.replay(settings, sendable)
+    print(f"{sent} dead letters re-sent" if not dry_run else f"{len(sendable)} dead letters selected")
+    if plan.refused:
+        if not all_:
+            print("nothing re-sent: a named letter was refused", file=sys.stderr)
+        raise typer.Exit(1)

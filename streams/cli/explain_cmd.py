@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.text import printable
 from streams.lineage import explain
 
 
@@ -18,4 +19,4 @@ def explain_command(
     """Print the causal chain of an order: order <- signal <- indicators/anomalies/enrichment
     <- candle <- the trades' offsets."""
     for line in explain(settings_from(config, broker=broker), order_id):
-        print(line)
+        print(printable(line))  # event fields are untrusted text

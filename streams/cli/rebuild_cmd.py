@@ -7,6 +7,7 @@ import typer
 from rich.console import Console
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.text import plain
 from streams.rebuild import Comparison, rebuild_candles, rebuild_portfolio
 
 app = typer.Typer(help="Rebuild state from its source topic and compare it with the live state.",
@@ -17,7 +18,8 @@ def _report(result: Comparison) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for key, outcome in result.keys.items():
         style = "green" if outcome == "equal" else "red"
-        console.print(f"{result.what} {key}: [{style}]{outcome}[/{style}]")
+        # keys and values come from topics anyone may write to: never read as markup
+        console.print(f"{result.what} {plain(key)}: [{style}]{plain(outcome)}[/{style}]")
     if not result.keys:
         console.print(f"{result.what}: nothing to compare (no source events and no live state)")
     console.print(f"checksum {result.checksum}  events {result.events}  "

@@ -1,0 +1,219 @@
+"""Operational tools cannot loop or misfire (issue 10 point 6): reads stop at the end
+offsets seen at their start however busy the topic, and `ticktide dlq replay` re-sends only
+to this app's catalog topics, once, unless told --force."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from schemas.records import DeadLetter, utc_now
+from streams import dlq
+from streams.admin import create_topics, end_offsets, list_topics
+from streams.broker import EmbeddedBroker
+from streams.codec import AvroCodec
+from streams.producer import EventProducer
+from streams.ranges import read_all
+from streams.registry import make_registry
+from streams.settings import Settings
+from tests.factories import T0, make_trade
+from tests.harness import http_json, run_cli, settings_for, start_worker
+
+SECRET = "Sup3r-S3cret-Value"
+NUMBER = 918273645546372819
+
+
+def _letter(source: str, value: bytes | None, *, reason: str = "undecodable", agent: str = "market.trades",
+            key: bytes = b"BTCUSDT") -> DeadLetter:
+    return DeadLetter(envelope=DeadLetter.envelope_for(event_time=utc_now(), producer="test"),
+                      source_topic=source, source_partition=0, source_offset=3, original_key=key,
+                      original_value=value, agent=agent, reason=reason, error_type="BadMagicByte",
+                      error_message="fixed since", attempt=1)
+
+
+def _trade(settings: Settings, symbol: str, trade_id: int = 1) -> bytes:
+    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    return codec.encode(make_trade(symbol=symbol, trade_id=trade_id, price=Decimal("3.5"), trade_time=T0))
+
+
+def _records(settings: Settings, topic: str) -> int:
+    return sum(end_offsets(settings, topic))
+
+
+def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: Settings) -> None:
+    settings = stack_settings
+    codec = AvroCodec(make_registry(None), settings.max_record_bytes)
+    letters = {
+        "ok": _letter("market.trades", _trade(settings, "BTCUSDT")),
+        "ok2": _letter("market.trades", _trade(settings, "ETHUSDT"), key=b"ETHUSDT"),
+        "foreign": _letter("other-team.orders\x1b[2J", _trade(settings, "BTCUSDT")),
+        "internal": _letter(f"{settings.app_id}-market.trade_batches", _trade(settings, "BTCUSDT")),
+        "folded": _letter("market.trades", _trade(settings, "SOLUSDT"), reason="processing_failed",
+                          agent="trading.marks"),
+        "wrong_type": _letter("trading.commands", codec.encode(_letter("x", None)), agent="trading.ledger",
+                              reason="processing_failed"),
+    }
+    with EventProducer(settings) as producer:
+        for letter in letters.values():
+            producer.send("system.deadletter", letter)
+    where = {x.letter.envelope.event_id: x.id for x in dlq.read_letters(settings)}
+    ids = {name: where[letter.envelope.event_id] for name, letter in letters.items()}
+
+    refused = run_cli("dlq", "replay", ids["ok"], ids["foreign"], settings=settings)
+    assert refused.returncode == 1
+    assert f"refused {ids['foreign']}: its source topic 'other-team.orders\\x1b[2J' is not a topic of this app" \
+        in refused.stderr
+    assert "\x1b" not in refused.stderr + refused.stdout  # a forged name cannot drive the terminal
+    assert "nothing re-sent" in refused.stderr and _records(settings, "market.trades") == 0
+
+    first = run_cli("dlq", "replay", ids["ok"], settings=settings)
+    assert first.returncode == 0, first.stderr
+    assert "1 dead letters re-sent" in first.stdout and _records(settings, "market.trades") == 1
+
+    again = run_cli("dlq", "replay", ids["ok"], settings=settings)
+    assert again.returncode == 1 and "already re-sent at" in again.stderr and "--force" in again.stderr
+    assert _records(settings, "market.trades") == 1
+
+    forced = run_cli("dlq", "replay", ids["ok"], "--force", settings=settings)
+    assert forced.returncode == 0, forced.stderr
+    assert _records(settings, "market.trades") == 2
+
+    every = run_cli("dlq", "replay", "--all", settings=settings)
+    assert every.returncode == 1
+    assert f"re-sending {ids['ok2']} -> market.trades" in every.stdout and "1 dead letters re-sent" in every.stdout
+    assert f"refused {ids['internal']}: its source topic" in every.stderr
+    assert f"refused {ids['folded']}: a market.trades letter of agent 'trading.marks'" in every.stderr
+    assert "may already be in the candles" in every.stderr
+    assert f"refused {ids['wrong_type']}: it holds a DeadLetter, which trading.commands does not carry" \
+        in every.stderr
+    assert f"refused {ids['ok']}: it was already re-sent" in every.stderr
+    assert _records(settings, "market.trades") == 3 and _records(settings, "trading.commands") == 0
+
+
+@pytest.mark.parametrize("command", [("topics", "list"), ("worker",)])
+def test_the_cli_prints_one_line_without_the_secret_and_exits_2(tmp_path: Path, command: tuple[str, ...]) -> None:
+    config = tmp_path / "ticktide.toml"
+    config.write_text(f'sasl_password = ["{SECRET}"]\nanthropic_api_key = {NUMBER}\n')
+    done = run_cli(*command, TICKTIDE_CONFIG=str(config), TICKTIDE_API_TOKEN=SECRET + "-token",
+                   TICKTIDE_SECURITY_PROTOCOL="SASL_SSL", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("ticktide: invalid setting ") and done.stderr.count("\n") == 1
+    assert SECRET not in done.stdout + done.stderr and str(NUMBER) not in done.stdout + done.stderr
+
+
+def test_reads_end_while_producers_keep_writing(stack_settings: Settings) -> None:
+    settings = stack_settings
+    with EventProducer(settings) as producer:
+        for n in range(20):
+            producer.send("system.deadletter", _letter("market.trades", _trade(settings, "BTCUSDT", n)))
+            producer.send("market.trades", make_trade(symbol="BTCUSDT", trade_id=n, trade_time=T0))
+    stop = threading.Event()
+    written = [0]
+
+    def keep_writing() -> None:
+        with EventProducer(settings) as producer:
+            while not stop.is_set():
+                producer.send("system.deadletter", _letter("market.trades", _trade(settings, "ETHUSDT")))
+                producer.send("market.trades", make_trade(symbol="ETHUSDT", trade_id=written[0], trade_time=T0))
+                producer.flush()
+                written[0] += 1
+                time.sleep(0.05)
+
+    writer = threading.Thread(target=keep_writing, daemon=True)
+    writer.start()
+    try:
+        while written[0] < 3:
+            time.sleep(0.05)
+        before = _records(settings, "system.deadletter")
+        read = sum(1 for _ in read_all(settings, "system.deadletter"))
+        after = _records(settings, "system.deadletter")
+        assert before <= read <= after
+
+        listed = run_cli("dlq", "list", "--json", settings=settings)
+        assert listed.returncode == 0, listed.stderr
+        more = written[0] + 2  # letters written after the command ended, which it cannot have listed
+        while written[0] < more:
+            time.sleep(0.05)
+        assert 20 <= len(listed.stdout.splitlines()) < _records(settings, "system.deadletter")
+
+        rebuilt = run_cli("rebuild", "candles", settings=settings)
+        assert rebuilt.returncode in (0, 1) and "Traceback" not in rebuilt.stderr, rebuilt.stderr
+        assert "checksum" in rebuilt.stdout
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_the_retry_agent_works_with_a_topic_prefix_and_bounded_waits(isolated_broker: EmbeddedBroker,
+                                                                      tmp_path: Path) -> None:
+    settings = settings_for(isolated_broker, tmp_path, topic_prefix="blue.", retry_backoff_s=0.2)
+    create_topics(settings)
+    codec = AvroCodec(make_registry(None), settings.max_record_bytes * 2 + 65536)
+    years_ahead = utc_now() + timedelta(days=3650)
+
+    def retry_letter(source: str, symbol: str, when: datetime | None = None) -> bytes:
+        letter = _letter(source, _trade(settings, symbol), reason="transient", key=symbol.encode())
+        if when is not None:
+            letter = replace(letter, envelope=replace(letter.envelope, event_time=when))
+        return codec.encode(letter)
+
+    worker = start_worker(settings, tmp_path / "worker.log", TICKTIDE_RETRY_BACKOFF_S="0.2")
+    try:
+        with EventProducer(settings) as producer:  # one key: one partition, in this order
+            for value in (retry_letter("blue.market.trades", "SOLUSDT", years_ahead),
+                          retry_letter("market.trades", "ADAUSDT"),  # another instance's topic
+                          retry_letter("blue.market.trades", "XRPUSDT", utc_now() - timedelta(days=3650))):
+                producer.send_raw("blue.system.retry", b"blue.market.trades", value)
+        health = worker.wait_until(lambda h: h["agents"].get("market.trades", {}).get("processed", 0) == 2
+                                   and h["deadletters"]["total"] == 1, 90, "both good trades to be re-sent")
+        assert health["agents"]["system.retry"]["processed"] == 3
+        for symbol in ("SOLUSDT", "XRPUSDT"):
+            status, body = http_json(f"{worker.url}/candles/{symbol}")
+            assert status == 200 and body["live"][0]["trade_count"] == 1
+        assert http_json(f"{worker.url}/candles/ADAUSDT")[0] == 404
+        letters = [x.letter for x in dlq.read_letters(settings)]
+        assert [(x.agent, x.source_topic) for x in letters] == [("system.retry", "blue.system.retry")]
+        assert "'market.trades' is not a topic of this app" in letters[0].error_message
+        assert "market.trades" not in list_topics(settings)  # nothing was sent outside the prefix
+    finally:
+        worker.stop()
+
+
+def test_an_untouched_account_rebuilds_equal_and_no_secret_shows(isolated_broker: EmbeddedBroker,
+                                                                 tmp_path: Path) -> None:
+    secrets = {"TICKTIDE_API_TOKEN": "tok-" + SECRET, "TICKTIDE_ANTHROPIC_API_KEY": "sk-ant-" + SECRET,
+               "TICKTIDE_SASL_PASSWORD": "pw-" + SECRET}
+    settings = settings_for(isolated_broker, tmp_path)
+    create_topics(settings)
+    worker = start_worker(settings, tmp_path / "worker.log", TICKTIDE_ANTHROPIC_BASE_URL="http://127.0.0.1:9",
+                          **secrets)
+    try:
+        with EventProducer(settings) as producer:
+            for n in range(3):
+                producer.send("market.trades", make_trade(symbol="BTCUSDT", trade_id=n, trade_time=T0))
+        account = settings.trading_account
+        deadline = time.monotonic() + 90
+        while http_json(f"{worker.url}/portfolio/{account}")[0] != 200:  # the row, from the first mark
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.5)
+        assert _records(settings, "trading.events") == 0  # no trading event yet
+
+        rebuilt = run_cli("rebuild", "portfolio", settings=settings)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert f"portfolio {account}: equal" in rebuilt.stdout
+
+        health = urllib.request.urlopen(f"{worker.url}/health", timeout=5).read().decode()
+        metrics = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
+        listed = run_cli("topics", "list", settings=settings, **secrets)
+        assert listed.returncode == 0, listed.stderr
+        for shown in (health, metrics, worker.tail(10_000), listed.stdout + listed.stderr):
+            assert SECRET not in shown
+    finally:
+        worker.stop()
