@@ -45,6 +45,8 @@ BATCH_LIMIT = 768 * 1024
 """Records over this (streams/batcher.py MAX_BATCH_BYTES) are dead-lettered by the batcher."""
 INTERNAL_KEYS = (b"#partition/0", b"#partition/1", b"#partition/2", b"#partition/3", b"#x", b"#",
                  b"__consumer_offsets", b"\x00\x00\x00\x00\x01")
+MISROUTED = "MISUSDT"
+"""Symbol of the ``wrong_partition`` records (none of the valid feed's)."""
 TIME_2024 = datetime(2024, 7, 18, 23, 59, 30, tzinfo=UTC)
 """A plausible trade time (inside the recorded data's range) for records whose only fault
 is elsewhere: if such a record were folded, it would land in a real candle."""
@@ -272,6 +274,11 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
             first_trade_id=10, last_trade_id=9)), INVALID),
         "envelope_time_2999": lambda: Hostile("envelope_time_2999", forger.trade(**good(
             envelope=make_envelope(Trade, event_time=datetime(2999, 1, 1, tzinfo=UTC)))), INVALID),
+        # a Trade valid in every field, written by the foreign producer to a partition that
+        # is not its symbol's (the test picks the partition): the symbol's rows live in the
+        # partition of its key, the symbol (streams/catalog.py, tables/candles.py)
+        "wrong_partition": lambda: Hostile("wrong_partition", forger.trade(**good(symbol=MISROUTED)), INVALID,
+                                           key=rng.choice([MISROUTED.encode(), None])),
     }
     huge: dict[str, Callable[[], Hostile]] = {
         # under the batcher's limit: the candle agent sees them
@@ -280,7 +287,8 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
         # over it: the batcher dead-letters them
         "random_800k": lambda: Hostile("random_800k", random_bytes() + rng.randbytes(800_000), UNDECODABLE),
         "symbol_1mib": lambda: Hostile("symbol_1mib", forger.trade(**good(symbol="S" * MIB)), UNDECODABLE),
-        "venue_1mib": lambda: Hostile("venue_1mib", forger.trade(**good(venue="V" * MIB)), UNDECODABLE),
+        # 1,020,000 characters: under Apache Kafka's default max.message.bytes (1,048,588)
+        "venue_1mb": lambda: Hostile("venue_1mb", forger.trade(**good(venue="V" * 1_020_000)), UNDECODABLE),
         "random_1mib": lambda: Hostile("random_1mib", random_bytes() + rng.randbytes(MIB), UNDECODABLE),
     }
     def made(make: Callable[[], Hostile]) -> Hostile:
