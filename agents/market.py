@@ -29,11 +29,10 @@ from typing import Any
 from faust import StreamT
 
 from domain import candles as fold
-from domain.validity import TimeBounds, record_time_violation, tick_violation
 from schemas.records import TradeBatch, utc_now
-from streams.admin import end_offsets
+from streams.admin import end_offsets, partition_count
 from streams.app import TickTideApp
-from streams.batcher import SOURCE, TradeBatcher, batch_topic
+from streams.batcher import SOURCE, TradeBatcher, batch_topic, unbatchable
 from streams.deadletter import RawRecord
 from streams.errors import BrokerError, DecodeError, InvalidValue, OutOfSequence
 from streams.ranges import read_range
@@ -72,15 +71,6 @@ def install(app: TickTideApp) -> None:
         if records:
             glue.remember_closed(history_table, records, app.settings.candle_history)
 
-    def tick_of(value: bytes | None, timestamp_ms: int, bounds: TimeBounds) -> fold.Tick:
-        """Decode and check one trade (DecodeError or InvalidValue if it may not be folded)."""
-        tick = decoder.decode(value)
-        violation = (tick_violation(tick.symbol, tick.trade_id, tick.time_us, tick.price, tick.size, bounds)
-                     or record_time_violation(timestamp_ms, bounds))
-        if violation is not None:
-            raise InvalidValue(violation.field, violation.problem)
-        return tick
-
     async def fold_batch(batch: TradeBatch, batch_offset: int) -> None:
         partition = batch.source_partition
         bounds = bounds_now(app.settings.max_future_skew_s)
@@ -90,8 +80,10 @@ def install(app: TickTideApp) -> None:
         rejected: list[tuple[RawRecord, Exception]] = []
         for offset, timestamp_ms, key, value in zip(batch.offsets, batch.timestamps_ms, batch.keys, batch.values,
                                                     strict=True):
+            if value is None:
+                continue  # the batcher dead-lettered this record itself (a tombstone, too large)
             try:
-                tick = tick_of(value, timestamp_ms, bounds)
+                tick = decoder.decode_checked(value, timestamp_ms, partition, bounds)
                 state = states.get(tick.symbol)
                 if state is None:
                     state = states[tick.symbol] = glue.load(state_table, tick.symbol)
@@ -138,9 +130,10 @@ def install(app: TickTideApp) -> None:
         missed = await asyncio.to_thread(lambda: list(read_range(app.settings, source_topic, starts, stops)))
         if not missed:
             raise OutOfSequence(batch.follows_offset, applied_through)
-        await fold_batch(replace(batch, follows_offset=applied_through, offsets=[r.offset for r in missed],
-                                 timestamps_ms=[r.timestamp_ms for r in missed], keys=[r.key for r in missed],
-                                 values=[r.value for r in missed]), batch_offset - 1)
+        await fold_batch(replace(  # as the batcher forwards them: what it dead-letters itself as None
+            batch, follows_offset=applied_through, offsets=[r.offset for r in missed],
+            timestamps_ms=[r.timestamp_ms for r in missed], keys=[r.key for r in missed],
+            values=[None if unbatchable(r.key, r.value) else r.value for r in missed]), batch_offset - 1)
 
     async def fold_in_sequence(batch: TradeBatch, batch_offset: int) -> None:
         """Fold ``batch`` after whatever is missing before it."""
@@ -152,6 +145,7 @@ def install(app: TickTideApp) -> None:
 
     @app.agent(batches, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:
+        decoder.partitions = await asyncio.to_thread(partition_count, app.settings, source_topic)
         async for event in stream.events():
             message = event.message
             try:

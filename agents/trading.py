@@ -26,7 +26,6 @@ from domain.clock import from_micros
 from domain.command_rules import is_account
 from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
-from domain.validity import tick_violation
 from schemas.records import (
     Anomaly,
     Enrichment,
@@ -38,6 +37,7 @@ from schemas.records import (
     UserCommand,
     utc_now,
 )
+from streams.admin import partition_count
 from streams.app import TickTideApp
 from streams.batcher import batch_topic
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
@@ -102,6 +102,7 @@ def install(app: TickTideApp) -> None:
 
     @app.agent(batch_topic(app), name=MARKS_AGENT)
     async def marks(stream: StreamT[bytes]) -> None:
+        decoder.partitions = await asyncio.to_thread(partition_count, settings, topics["market.trades"].name)
         async for event in stream.events():  # each event: a run of market.trades records
             try:
                 batch = app.codec.decode_as(event.message.value, TradeBatch)
@@ -109,13 +110,11 @@ def install(app: TickTideApp) -> None:
                 continue  # the candle agent dead-letters it
             slices: dict[tuple[str, int], list[Any]] = {}  # (symbol, slice) -> [last tick, size]
             bounds = bounds_now(settings.max_future_skew_s)
-            for value in batch.values:
+            for timestamp_ms, value in zip(batch.timestamps_ms, batch.values, strict=True):
                 try:
-                    tick = decoder.decode(value)
+                    tick = decoder.decode_checked(value, timestamp_ms, batch.source_partition, bounds)
                 except (DecodeError, InvalidValue):
                     continue  # the candle agent dead-letters it
-                if tick_violation(tick.symbol, tick.trade_id, tick.time_us, tick.price, tick.size, bounds):
-                    continue
                 key = (tick.symbol, tick.time_us // slice_us)
                 found = slices.get(key)
                 if found is None:

@@ -426,3 +426,42 @@ def _units(units: int) -> str:
 def describe(found: Iterable[Violation]) -> str:
     """One line of every violation."""
     return "; ".join(str(v) for v in found)
+
+
+_RAW_TRADE_RULES: tuple[tuple[str, Rule], ...] = tuple(
+    (name, rule) for name, rule in _record_rules(r.Trade, None).items()
+    if name in ("venue", "trade_type", "first_trade_id", "last_trade_id"))
+"""Trade fields whose plain Avro value is their typed value (the tick covers the others)."""
+_RAW_ENVELOPE_RULES: tuple[tuple[str, Rule], ...] = tuple(
+    (name, rule) for name, rule in _envelope_rules(None).items()
+    if name not in ("event_time", "ingest_time", "priority"))
+_MIN_DATETIME_US = int(datetime(1, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+_MAX_DATETIME_US = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()) * 1_000_000
+
+
+def raw_trade_violation(record: dict[str, Any], price_units: int, size_units: int,
+                        bounds: TimeBounds) -> Violation | None:
+    """The whole Trade rule on a plain Avro Trade (times in us, amounts as 1e-18 units), as
+    the hot path decodes it: the same answer ``violations`` gives for the typed Trade."""
+    found = tick_violation(record["symbol"], record["trade_id"], record["trade_time"], price_units, size_units,
+                           bounds)
+    if found is not None:
+        return found
+    for name, rule in _RAW_TRADE_RULES:
+        problem = rule(record.get(name))
+        if problem is not None:
+            return Violation(name, problem)
+    first, last = record.get("first_trade_id"), record.get("last_trade_id")
+    if first is not None and last is not None and first > last:
+        return Violation("first_trade_id", f"{first} is after last_trade_id {last}")
+    envelope = record["envelope"]
+    for name, rule in _RAW_ENVELOPE_RULES:
+        problem = rule(envelope.get(name))
+        if problem is not None:
+            return Violation(f"envelope.{name}", problem)
+    problem = bounds.problem(envelope["event_time"])
+    if problem is not None:
+        return Violation("envelope.event_time", problem)
+    if not _MIN_DATETIME_US <= envelope["ingest_time"] <= _MAX_DATETIME_US:
+        return Violation("envelope.ingest_time", f"is not a time: {envelope['ingest_time']} us since 1970")
+    return None

@@ -69,7 +69,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
     admin = admin_client(settings)
     new = [
         NewTopic(settings.topic_prefix + spec.name, spec.partitions or settings.partitions,
-                 settings.replication_factor, config=spec.config())
+                 settings.replication_factor, config=spec.config(settings.max_record_bytes))
         for spec in specs
     ]
     outcome: dict[str, str] = {}
@@ -89,6 +89,14 @@ def list_topics(settings: Settings) -> dict[str, int]:
     """Every topic on the broker (internal ones included) -> partition count."""
     metadata = _metadata(AdminClient(settings.kafka_client_config()), settings)
     return {name: len(t.partitions) for name, t in sorted(metadata.topics.items())}
+
+
+def partition_count(settings: Settings, topic: str) -> int:
+    """How many partitions ``topic`` has (the settings' count if it cannot be asked)."""
+    try:
+        return list_topics(settings).get(topic) or settings.partitions
+    except BrokerError:
+        return settings.partitions
 
 
 def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:

@@ -21,7 +21,7 @@ import faust
 
 from schemas.records import Event
 from streams.batcher import TradeBatcher
-from streams.catalog import CATALOG
+from streams.catalog import CATALOG, letter_bytes
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
 from streams.embedded_fixes import use_fetched_high_watermarks
@@ -130,6 +130,8 @@ def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
         "stream_buffer_maxsize": 32768,
         "Monitor": "streams.monitor:LeanMonitor",
         "consumer_max_fetch_size": 8 * 1024 * 1024,
+        # Dead letters carry the original record: the producer must take one that large.
+        "producer_max_request_size": letter_bytes(settings.max_record_bytes) + 4096,
         **_canonical_url(settings),
     }
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from mode import Service
 
 from schemas.records import TradeBatch
 from streams.deadletter import RawRecord
-from streams.errors import BrokerError, EncodeError, RecordTooLarge
+from streams.errors import BrokerError, DecodeError, EncodeError, RecordTooLarge
 
 if TYPE_CHECKING:
     from streams.app import TickTideApp
@@ -64,7 +65,17 @@ def batch_topic(app: TickTideApp) -> TopicT:
 
 def record_size(record: ConsumerRecord[bytes, bytes]) -> int:
     """Bytes a record takes in a batch (key, value and a little framing)."""
-    return len(record.value or b"") + len(record.key or b"") + 32
+    return _framed_size(record.key, record.value)
+
+
+def unbatchable(key: bytes | None, value: bytes | None) -> bool:
+    """A market.trades record the batcher dead-letters itself: a tombstone, or too large
+    for a batch (no trade is)."""
+    return value is None or _framed_size(key, value) > MAX_BATCH_BYTES
+
+
+def _framed_size(key: bytes | None, value: bytes | None) -> int:
+    return len(value or b"") + len(key or b"") + 32
 
 
 def split_runs(records: Sequence[ConsumerRecord[bytes, bytes]], max_records: int,
@@ -206,19 +217,22 @@ class TradeBatcher(Service):
                 else:
                     self.consumer.seek(tp, committed)
 
-    async def _dead_letter_oversized(self, tp: TopicPartition,
-                                     records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
-        """Records too large to travel in a batch go to the dead-letter topic from here
-        (no trade is that large); the others go on."""
+    async def _dead_letter_unbatchable(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+                                       ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Dead-letter here what cannot or need not travel in a batch (a record too large,
+        a tombstone); in the batch it stays as a marker (no key, no value) so the batch still
+        covers its offset (the candle agent skips markers: they are dead-lettered already)."""
         kept = []
         for record in records:
-            if record_size(record) > MAX_BATCH_BYTES:
+            if unbatchable(record.key, record.value):
+                error = (DecodeError("a tombstone (no value) is not a trade") if record.value is None else
+                         RecordTooLarge(f"record of {record_size(record)} bytes is over the "
+                                        f"{MAX_BATCH_BYTES}-byte batch limit"))
                 await self.app.deadletters.send(
                     RawRecord(record.topic, tp.partition, record.offset, record.key, record.value),
-                    agent=AGENT, error=RecordTooLarge(
-                        f"record of {record_size(record)} bytes is over the {MAX_BATCH_BYTES}-byte batch limit"))
-            else:
-                kept.append(record)
+                    agent=AGENT, error=error)
+                record = replace(record, key=None, value=None)
+            kept.append(record)
         return kept
 
     async def _follows(self, tp: TopicPartition) -> int:
@@ -238,7 +252,7 @@ class TradeBatcher(Service):
         pending = []
         for tp, records in fetched.items():
             follows = await self._follows(tp)
-            for run in split_runs(await self._dead_letter_oversized(tp, records), max_records):
+            for run in split_runs(await self._dead_letter_unbatchable(tp, records), max_records):
                 try:
                     value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
                 except EncodeError as error:  # not expected: cost these records, not the partition

@@ -25,6 +25,7 @@ class TopicSpec:
     retention_ms: int = 7 * DAY_MS
     cleanup_policy: str = "delete"
     partitions: int | None = None  # None: the configured default (Settings.partitions)
+    holds_records: bool = False  # its events carry another record's bytes (dead letters)
 
     def check(self, event: r.Event) -> None:
         """Raise WrongRecordType unless this topic carries events of this type."""
@@ -39,9 +40,19 @@ class TopicSpec:
         value = getattr(event, self.key_field, None)
         return str(value) if value is not None else event.envelope.event_id
 
-    def config(self) -> dict[str, str]:
-        """Topic-level configs for topic creation."""
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+    def config(self, max_record_bytes: int | None = None) -> dict[str, str]:
+        """Topic-level configs for topic creation (room for a whole record plus context on
+        a topic that holds records, given the largest record)."""
+        config = {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+        if self.holds_records and max_record_bytes is not None:
+            config["max.message.bytes"] = str(letter_bytes(max_record_bytes))
+        return config
+
+
+def letter_bytes(max_record_bytes: int) -> int:
+    """The largest record on a topic that holds other records (a dead letter: the original
+    key and value, where it came from and why)."""
+    return max_record_bytes * 2 + 65536
 
 
 CATALOG: tuple[TopicSpec, ...] = (
@@ -70,13 +81,14 @@ CATALOG: tuple[TopicSpec, ...] = (
               partitions=1),
     TopicSpec("system.deadletter", (r.DeadLetter,), "source_topic",
               "Records that could not be decoded or processed, with their original bytes.",
-              retention_ms=30 * DAY_MS),
+              retention_ms=30 * DAY_MS, holds_records=True),
     TopicSpec("system.deadletter_replays", (r.DeadLetter,), "source_topic",
               "Dead letters `ticktide dlq replay` re-sent, keyed by their PARTITION:OFFSET on "
               "system.deadletter (envelope: when; causation_id: the letter's event id).",
-              retention_ms=30 * DAY_MS),
+              retention_ms=30 * DAY_MS, holds_records=True),
     TopicSpec("system.retry", (r.DeadLetter,), "source_topic",
-              "Records that failed transiently, waiting for another try (attempt, due time)."),
+              "Records that failed transiently, waiting for another try (attempt, due time).",
+              holds_records=True),
     TopicSpec("user.commands", (r.UserCommand,), "user", "Commands from users."),
     TopicSpec("analysis.enrichment_cache", (r.Enrichment,), "subject_event_id",
               "Claude's answers keyed by cache key (sent with that key): replays re-use them.",

@@ -12,6 +12,8 @@ the agent goes on with the next record, and the failure is counted.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from schemas.records import DeadLetter, utc_now
+from streams.catalog import letter_bytes
 from streams.codec import AvroCodec
 from streams.errors import DecodeError, InvalidValue
 
@@ -57,6 +60,15 @@ class RawRecord:
     value: bytes | None
 
 
+def _size(record: SourceRecord) -> int:
+    return sum(len(part) for part in (record.key, record.value) if isinstance(part, bytes))
+
+
+def _digest(record: SourceRecord) -> str:
+    value = record.value if isinstance(record.value, bytes) else b""
+    return hashlib.sha256(value).hexdigest()
+
+
 def reason_for(error: BaseException) -> str:
     """undecodable for codec errors, invalid_value for a broken record rule,
     processing_failed for everything else."""
@@ -90,7 +102,7 @@ class DeadLetters:
         self.app = app
         self.counts: Counter[tuple[str, str]] = Counter()
         # A dead letter holds a whole record plus context: allow it more room.
-        self.codec = AvroCodec(app.codec.registry, app.codec.max_record_bytes * 2 + 65536)
+        self.codec = AvroCodec(app.codec.registry, letter_bytes(app.codec.max_record_bytes))
 
     async def send(self, record: SourceRecord, *, agent: str, error: BaseException,
                    reason: str | None = None, attempt: int = 1) -> None:
@@ -102,8 +114,18 @@ class DeadLetters:
         self.app.metrics.deadletters.labels(agent, reason).inc()
         log.warning("dead-lettered %s[%s]@%s (%s): %s: %s", record.topic, record.partition,
                     record.offset, agent, letter.error_type, letter.error_message)
-        topic = self.app.typed_topics[DEADLETTER_TOPIC]
-        await topic.faust.send(key=record.topic.encode(), value=self.codec.encode(letter))
+        topic = self.app.typed_topics[DEADLETTER_TOPIC].faust
+        try:
+            await topic.send(key=record.topic.encode(), value=self.codec.encode(letter))
+        except Exception as failure:  # too large for the broker or the codec: keep the rest
+            if letter.original_value is None and letter.original_key is None:
+                raise
+            kept = dataclasses.replace(letter, original_key=None, original_value=None, error_message=(
+                f"{letter.error_message} [original key and value ({_size(record)} bytes, sha256 "
+                f"{_digest(record)}) not kept: {type(failure).__name__}]")[:MAX_ERROR_MESSAGE])
+            log.warning("dead letter of %s[%s]@%s sent without its bytes: %s", record.topic, record.partition,
+                        record.offset, failure)
+            await topic.send(key=record.topic.encode(), value=self.codec.encode(kept))
 
     @asynccontextmanager
     async def guard(self, record: SourceRecord, *, agent: str) -> AsyncIterator[None]:

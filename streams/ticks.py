@@ -13,14 +13,16 @@ import copy
 from typing import Any
 
 import fastavro
+from aiokafka.partitioner import murmur2
 
 from domain.candles import Tick
-from domain.validity import MAX_AMOUNT_BYTES
+from domain.validity import MAX_AMOUNT_BYTES, TimeBounds, raw_trade_violation, record_time_violation
 from schemas.records import Trade
 from streams.codec import AvroCodec, read_body
 from streams.errors import InvalidValue, UnexpectedRecordType
 
 _SCALE = 18
+MAX_REMEMBERED_SYMBOLS = 100_000
 
 
 def _strip_logical_types(node: Any) -> Any:
@@ -36,9 +38,12 @@ def _strip_logical_types(node: Any) -> Any:
 class TickDecoder:
     """Decodes Trade records of any schema version into Ticks."""
 
-    def __init__(self, codec: AvroCodec) -> None:
+    def __init__(self, codec: AvroCodec, partitions: int = 0) -> None:
         self.codec = codec
+        self.partitions = partitions
+        """Partitions of market.trades, to check a trade is in its symbol's (0: not checked)."""
         self._writers: dict[int, Any] = {}
+        self._partitions: dict[str, int] = {}
 
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
@@ -54,8 +59,29 @@ class TickDecoder:
     def decode(self, data: bytes | None) -> Tick:
         """The Tick of a Trade record; a DecodeError subclass for anything else, InvalidValue
         for an amount wider than the contract (checked before conversion)."""
+        return self._tick(self._read(data))
+
+    def decode_checked(self, data: bytes | None, timestamp_ms: int, partition: int, bounds: TimeBounds) -> Tick:
+        """The Tick of a Trade record that keeps the whole Trade rule (domain/validity.py),
+        has a sane Kafka timestamp and sits in its symbol's partition; DecodeError or
+        InvalidValue otherwise."""
+        record = self._read(data)
+        tick = self._tick(record)
+        violation = (raw_trade_violation(record, tick.price, tick.size, bounds)
+                     or record_time_violation(timestamp_ms, bounds))
+        if violation is not None:
+            raise InvalidValue(violation.field, violation.problem)
+        if self.partitions and self._partition_of(tick.symbol) != partition:
+            raise InvalidValue("symbol", f"{tick.symbol} belongs to partition {self._partition_of(tick.symbol)} "
+                               f"of market.trades, not {partition} where it was written")
+        return tick
+
+    def _read(self, data: bytes | None) -> dict[str, Any]:
         schema_id = self.codec.schema_id_of(data)
-        record = read_body(data, schema_id, self._writer(schema_id))  # type: ignore[arg-type]
+        return read_body(data, schema_id, self._writer(schema_id))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _tick(record: dict[str, Any]) -> Tick:
         return Tick(
             record["symbol"],
             record["trade_id"],
@@ -64,6 +90,15 @@ class TickDecoder:
             _units("size", record["size"]),
             record["taker_side"] == "BUY",
         )
+
+    def _partition_of(self, symbol: str) -> int:
+        """The partition a symbol's trades go to (Java murmur2 of the key, as every producer)."""
+        partition = self._partitions.get(symbol)
+        if partition is None:
+            if len(self._partitions) >= MAX_REMEMBERED_SYMBOLS:
+                self._partitions.clear()
+            partition = self._partitions[symbol] = (murmur2(symbol.encode()) & 0x7FFFFFFF) % self.partitions
+        return partition
 
 
 def _units(field: str, unscaled: bytes) -> int:

@@ -69,9 +69,10 @@ class Hostile:
     """The valid feed's symbol the record names, if any."""
 
     @property
-    def oversized(self) -> bool:
-        """Over the batcher's limit: dead-lettered by the batcher, not by the candle agent."""
-        return len(self.value or b"") + len(self.key or b"") + 32 > BATCH_LIMIT
+    def unbatchable(self) -> bool:
+        """A tombstone or over the batcher's limit: dead-lettered by the batcher, not by the
+        candle agent."""
+        return self.value is None or len(self.value) + len(self.key or b"") + 32 > BATCH_LIMIT
 
 
 # --- encoding by hand -------------------------------------------------------------------

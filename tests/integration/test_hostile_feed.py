@@ -393,7 +393,7 @@ def test_hostile_feed_is_dead_lettered_and_valid_trades_give_exact_candles(
                 faults.append(f"reason {letter.reason!r} (expected {record.reason!r})")
             if letter.original_value != record.value or letter.original_key != record.key:
                 faults.append("original bytes differ")
-            expected_agent = "trade_batcher" if record.oversized else AGENT
+            expected_agent = "trade_batcher" if record.unbatchable else AGENT
             if letter.agent != expected_agent:
                 faults.append(f"agent {letter.agent!r} (expected {expected_agent!r})")
             if not letter.error_message:

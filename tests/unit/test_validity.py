@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,10 @@ from domain.validity import (
     violations,
 )
 from schemas.records import Event, Trade
+from streams.codec import AvroCodec
 from streams.errors import InvalidValue
+from streams.registry import make_registry
+from streams.ticks import TickDecoder
 from streams.validation import checked
 from tests.factories import (
     make_news,
@@ -136,3 +140,42 @@ def test_a_valid_trade_has_no_violation_on_either_path() -> None:
     units = int(trade.price.scaleb(18)), int(trade.size.scaleb(18))
     time_us = int(trade.trade_time.timestamp() * 1_000_000)
     assert tick_violation(trade.symbol, trade.trade_id, time_us, *units, BOUNDS) is None
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"venue": ""}, "venue"),
+    ({"venue": "v" * 600_000}, "venue"),
+    ({"first_trade_id": 9, "last_trade_id": 4}, "first_trade_id"),
+    ({"symbol": "#partition/0"}, "symbol"),
+    ({"size": Decimal(0)}, "size"),
+    ({"trade_time": datetime(2999, 1, 1, tzinfo=UTC)}, "trade_time"),
+])
+def test_the_hot_path_refuses_what_the_trade_rule_refuses(change: dict[str, object], field: str) -> None:
+    codec = AvroCodec(make_registry(None), max_record_bytes=2 * 1024 * 1024)
+    decoder = TickDecoder(codec, partitions=4)
+    trade = dataclasses.replace(make_trade(), **change)
+    assert field in fields(trade)
+    with pytest.raises(InvalidValue) as raised:
+        decoder.decode_checked(codec.encode(trade), BOUNDS.now_us // 1000, _partition(trade.symbol), BOUNDS)
+    assert raised.value.field == field
+
+
+def test_the_hot_path_refuses_a_future_envelope_a_bad_record_timestamp_and_a_foreign_partition() -> None:
+    codec = AvroCodec(make_registry(None))
+    decoder = TickDecoder(codec, partitions=4)
+    trade = make_trade()
+    partition, now_ms = _partition(trade.symbol), BOUNDS.now_us // 1000
+    future = dataclasses.replace(trade, envelope=dataclasses.replace(
+        trade.envelope, event_time=datetime(2999, 1, 1, tzinfo=UTC)))
+    cases = [(codec.encode(future), now_ms, partition, "envelope.event_time"),
+             (codec.encode(trade), 250_000_000_000_000, partition, "timestamp"),
+             (codec.encode(trade), now_ms, (partition + 1) % 4, "symbol")]
+    for data, timestamp_ms, where, field in cases:
+        with pytest.raises(InvalidValue) as raised:
+            decoder.decode_checked(data, timestamp_ms, where, BOUNDS)
+        assert raised.value.field == field
+    assert decoder.decode_checked(codec.encode(trade), now_ms, partition, BOUNDS).symbol == trade.symbol
+
+
+def _partition(symbol: str) -> int:
+    return int((murmur2(symbol.encode()) & 0x7FFFFFFF) % 4)
