@@ -68,7 +68,8 @@ def test_hostile_cache_entries_are_ignored_and_their_events_asked_again(
     with EventProducer(stack_settings) as producer:
         producer.send(CACHE_TOPIC, _answer(keys[0], "subject-0"), key=keys[0])  # a good one
         for n, spoil in enumerate(HOSTILE.values(), start=1):
-            producer.send(CACHE_TOPIC, spoil(_answer(keys[n], f"subject-{n}")), key=keys[n])
+            spoiled = producer.codec.encode(spoil(_answer(keys[n], f"subject-{n}")))  # the producer would refuse it
+            producer.send_raw(CACHE_TOPIC, keys[n].encode(), spoiled)
         wrong_type, garbage = keys[-2], keys[-1]
         producer.send_raw(CACHE_TOPIC, wrong_type.encode(), producer.codec.encode(make_trade()))
         producer.send_raw(CACHE_TOPIC, garbage.encode(), b"\x00\x00\x00\x00\x07garbage")

@@ -61,8 +61,8 @@ def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: S
                               reason="processing_failed"),
     }
     with EventProducer(settings) as producer:
-        for letter in letters.values():
-            producer.send("system.deadletter", letter)
+        for letter in letters.values():  # forged by hand: the producer's own rules would refuse some
+            producer.send_raw("system.deadletter", letter.source_topic.encode(), codec.encode(letter))
     where = {x.letter.envelope.event_id: x.id for x in dlq.read_letters(settings)}
     ids = {name: where[letter.envelope.event_id] for name, letter in letters.items()}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from schemas.records import CommandAcknowledged, UserCommand, utc_now
+from schemas.records import CommandAcknowledged, DeadLetter, UserCommand, utc_now
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from streams.codec import AvroCodec
@@ -216,6 +216,18 @@ def specific_hostile_requests(worker: WorkerProcess) -> None:
     assert_ready(worker)
 
 
+def wait_for_letters(settings: Settings, count: int, timeout: float = 60.0) -> list[DeadLetter]:
+    """The dead letters of user.commands, once there are ``count`` of them."""
+    deadline, letters = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        letters = [r.event for r in read_topic(settings, "system.deadletter", idle_timeout=1)
+                   if isinstance(r, Consumed) and isinstance(r.event, DeadLetter)
+                   and r.event.source_topic == "user.commands"]
+        if len(letters) >= count:
+            return letters
+    raise AssertionError(f"{len(letters)} of {count} dead letters of user.commands")
+
+
 def test_a_hostile_command_produced_to_the_topic_is_refused_with_an_ack_also_after_a_restart(
         hostile_settings: Settings, tmp_path: Path) -> None:
     codec = AvroCodec(make_registry(None))
@@ -229,14 +241,20 @@ def test_a_hostile_command_produced_to_the_topic_is_refused_with_an_ack_also_aft
         hostile = [
             command("huge-exponent", "set_risk_limit", limit="max_orders_per_minute", value="1e1000000"),
             command("forged-timer", "expire_orders", producer="agent.ledger.timer"),
-            command("junk-account", "kill_switch", state="on", account="../" * 1000),
+            command("junk-account", "kill_switch", state="on", account="../../etc/passwd"),
+        ]
+        oversized = [  # beyond any command record's bounds: dead-lettered before anything reads them
             command("long-value", "set_risk_limit", limit="max_position", value="9" * 100_000),
+            command("long-account", "kill_switch", state="on", account="../" * 1000),
         ]
         with EventProducer(hostile_settings) as producer:
-            for record in hostile:  # raw bytes, as a producer we do not control would send them
+            for record in hostile + oversized:  # raw bytes, as a producer we do not control would send them
                 producer.send_raw("user.commands", b"mallory", codec.encode(record))
         acks = wait_for_acks(hostile_settings, {r.envelope.event_id for r in hostile})
         assert all(not ack.accepted for ack in acks.values()), acks
+        letters = wait_for_letters(hostile_settings, len(oversized))
+        assert all(letter.reason == "invalid_value" and "arguments" in letter.error_message for letter in letters)
+        assert {letter.original_value for letter in letters} == {codec.encode(r) for r in oversized}
         assert "value" in acks["huge-exponent"].detail and "unknown command" in acks["forged-timer"].detail
         assert acks["junk-account"].account == ACCOUNT and "account" in acks["junk-account"].detail
         assert_ready(worker)
