@@ -18,8 +18,8 @@ from faust import StreamT
 
 from domain import controls, orders
 from domain.clock import to_micros
+from domain.field_rules import ACCOUNT_RULE
 from domain.orders import Mark
-from domain.validity import ACCOUNT_RULE
 from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
 from streams.app import TickTideApp
 from streams.errors import InvalidValue, UnexpectedRecordType

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.field_rules import ACCOUNT_RULE, SYMBOL_RULE
 from domain.strategy import STRATEGIES
-from domain.validity import ACCOUNT_RULE, SYMBOL_RULE
 
 MAX_ORDERS_PER_MINUTE = 1000
 """Largest orders-per-minute limit (the ledger keeps this many order times)."""

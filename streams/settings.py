@@ -24,8 +24,8 @@ from pydantic_settings import (
 )
 
 from domain.command_rules import is_account
+from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.strategy import strategy_named
-from domain.validity import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
 from streams.errors import ConfigError
 

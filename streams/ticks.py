@@ -16,7 +16,8 @@ import fastavro
 from aiokafka.partitioner import murmur2
 
 from domain.candles import Tick
-from domain.validity import MAX_AMOUNT_BYTES, TimeBounds, raw_trade_violation, record_time_violation
+from domain.field_rules import MAX_AMOUNT_BYTES, TimeBounds
+from domain.validity import raw_trade_violation, record_time_violation
 from schemas.records import Trade
 from streams.codec import AvroCodec, read_body
 from streams.errors import InvalidValue, UnexpectedRecordType

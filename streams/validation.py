@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from domain.validity import TimeBounds, first_violation
+from domain.field_rules import TimeBounds
+from domain.validity import first_violation
 from schemas.records import Event
 from streams.errors import InvalidValue
 

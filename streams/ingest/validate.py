@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 
-from domain.validity import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds, decimal_places, show, violations
+from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds, decimal_places, show
+from domain.validity import violations
 from schemas.records import Side, Trade
 from streams.errors import TickTideError
 from streams.ingest.rows import ParsedRow, RejectedRow, Row

@@ -11,7 +11,7 @@ from itertools import islice, pairwise
 
 import pytest
 
-from domain.validity import decimal_places
+from domain.field_rules import decimal_places
 from schemas.records import Side, Trade
 from streams.codec import AvroCodec
 from streams.errors import InvalidInput

@@ -1,4 +1,4 @@
-"""The record rules (domain/validity.py): what a hostile or broken producer could send is
+"""The record rules (domain/validity.py, domain/field_rules.py): what a hostile or broken producer could send is
 refused with the field named, bounded work for any input size, and the hot path's tick
 check agrees with the full Trade rule."""
 
@@ -14,14 +14,8 @@ from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.validity import (
-    MAX_AMOUNT_UNITS,
-    TimeBounds,
-    record_time_violation,
-    show,
-    tick_violation,
-    violations,
-)
+from domain.field_rules import MAX_AMOUNT_UNITS, TimeBounds, show
+from domain.validity import record_time_violation, tick_violation, violations
 from schemas.records import Event, Trade
 from streams.codec import AvroCodec
 from streams.errors import InvalidValue
