@@ -25,6 +25,7 @@ from streams.catalog import CATALOG, letter_bytes
 from streams.codec import AvroCodec
 from streams.deadletter import DeadLetters
 from streams.embedded_fixes import use_fetched_high_watermarks
+from streams.errors import ConfigError
 from streams.faust_fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.metrics import LatencyWindow, Metrics
 from streams.probe import Probe
@@ -154,7 +155,12 @@ def discover_agents(app: TickTideApp) -> list[str]:
     names += [n.strip() for n in app.settings.extra_agents.split(",") if n.strip()]
     installed = []
     for name in names:
-        install = getattr(importlib.import_module(name), "install", None)
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"invalid setting extra_agents (TICKTIDE_EXTRA_AGENTS): cannot import {name}: "
+                              f"{error}") from None
+        install = getattr(module, "install", None)
         if callable(install):
             install(app)
             installed.append(name.removeprefix(f"{AGENTS_PACKAGE}."))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import TopicT
 from mode import Service
 
@@ -198,7 +199,7 @@ class TradeBatcher(Service):
                             await self._rewind(list(fetched))  # nothing committed: read them again
                             raise
                 backoff = RETRY_BACKOFF_S
-            except (TimeoutError, KafkaError, BrokerError, OSError) as error:
+            except (TimeoutError, KafkaError, ProducerSendError, BrokerError, OSError) as error:
                 log.warning("trade batcher could not forward (%s: %s); retrying in %.1f s",
                             type(error).__name__, error, backoff)
                 self.app.probe.error(COMPONENT)

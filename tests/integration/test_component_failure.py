@@ -14,7 +14,7 @@ from streams.consumer import Consumed, read_topic
 from streams.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import make_news, make_trade
-from tests.harness import http_json, start_worker
+from tests.harness import http_json, run_cli, start_worker
 from tests.plugins.faulty_agent import AGENT, TRIGGER
 
 pytestmark = pytest.mark.integration
@@ -61,3 +61,12 @@ def test_a_crashed_agent_turns_ready_to_503_and_is_reported_failed(stack_setting
         assert worker.process.poll() is None
     finally:
         worker.stop()
+
+
+def test_an_extra_agent_module_that_does_not_import_is_a_setting_error() -> None:
+    result = run_cli("worker", "--broker", "127.0.0.1:1", TICKTIDE_BROKER_FLAVOR="tansu",
+                     TICKTIDE_EXTRA_AGENTS="tests.plugins.no_such_agent", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("cannot import tests.plugins.no_such_agent: "
+                                                            "No module named 'tests.plugins.no_such_agent'")
+    assert "extra_agents" in result.stderr and "Traceback" not in result.stderr
