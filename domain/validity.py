@@ -13,6 +13,7 @@ Reasons name the field and show the value, e.g. ``price is not positive: '0'``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +29,7 @@ from domain.field_rules import (
     MAX_LONG,
     MAX_SCALE,
     MAX_SYMBOL,
+    MIN_TIME_US,
     NAME,
     NAME_RULE,
     SHORT_TEXT,
@@ -241,8 +243,13 @@ def raw_trade_violation(record: dict[str, Any], price_units: int, size_units: in
     the hot path decodes it: the same answer ``violations`` gives for the typed Trade."""
     found = tick_violation(record["symbol"], record["trade_id"], record["trade_time"], price_units, size_units,
                            bounds)
-    if found is not None:
+    if found is not None or _plainly_valid(record, bounds):
         return found
+    return _rule_violation(record, bounds)
+
+
+def _rule_violation(record: dict[str, Any], bounds: TimeBounds) -> Violation | None:
+    """The fields a tick does not cover, through the Trade's field rules."""
     for name, rule in _RAW_TRADE_RULES:
         problem = rule(record.get(name))
         if problem is not None:
@@ -261,3 +268,31 @@ def raw_trade_violation(record: dict[str, Any], price_units: int, size_units: in
     if not _MIN_DATETIME_US <= envelope["ingest_time"] <= _MAX_DATETIME_US:
         return Violation("envelope.ingest_time", f"is not a time: {envelope['ingest_time']} us since 1970")
     return None
+
+
+def _plainly_valid(record: dict[str, Any], bounds: TimeBounds) -> bool:
+    """The common case decided quickly (what the rules above accept, never more): the
+    fields the tick does not cover are short, set and in bounds. False: let the rules say."""
+    envelope = record["envelope"]
+    first, last = record.get("first_trade_id"), record.get("last_trade_id")
+    event_time, ingest_time = envelope.get("event_time"), envelope.get("ingest_time")
+    correlation, causation = envelope.get("correlation_id"), envelope.get("causation_id")
+    return (_short(record.get("venue"), 32) and (record.get("trade_type") is None or _short(record["trade_type"], 32))
+            and (first is None or 0 <= first <= MAX_LONG) and (last is None or 0 <= last <= MAX_LONG)
+            and (first is None or last is None or first <= last)
+            and _short(envelope.get("event_id"), 256) and _short(envelope.get("producer"), 128)
+            and _short(envelope.get("event_type"), 64) and _event_type_ok(envelope["event_type"])
+            and 1 <= envelope.get("schema_version", 0) <= 1000 and 0 <= envelope.get("retry_count", -1) <= 1000
+            and (correlation is None or _short(correlation, 256)) and (causation is None or _short(causation, 256))
+            and isinstance(event_time, int) and MIN_TIME_US <= event_time <= bounds.latest_us
+            and isinstance(ingest_time, int) and _MIN_DATETIME_US <= ingest_time <= _MAX_DATETIME_US)
+
+
+def _short(value: Any, max_len: int) -> bool:
+    """Text of 1..max_len characters, not blank (the ``text`` rule without a pattern)."""
+    return isinstance(value, str) and 0 < len(value) <= max_len and not value.isspace()
+
+
+@functools.lru_cache(maxsize=64)
+def _event_type_ok(value: str) -> bool:
+    return _envelope_rules(None)["event_type"](value) is None

@@ -14,8 +14,8 @@ from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.field_rules import MAX_AMOUNT_UNITS, TimeBounds, show
-from domain.validity import record_time_violation, tick_violation, violations
+from domain.field_rules import MAX_AMOUNT_UNITS, MIN_TIME_US, TimeBounds, show
+from domain.validity import _plainly_valid, _rule_violation, record_time_violation, tick_violation, violations
 from schemas.records import Event, Trade
 from streams.codec import AvroCodec
 from streams.errors import InvalidValue
@@ -173,3 +173,33 @@ def test_the_hot_path_refuses_a_future_envelope_a_bad_record_timestamp_and_a_for
 
 def _partition(symbol: str) -> int:
     return int((murmur2(symbol.encode()) & 0x7FFFFFFF) % 4)
+
+
+_TEXT = st.one_of(st.sampled_from(["", " ", "\t", "binance", "Trade", "a" * 32, "a" * 33, "a" * 64, "a" * 65,
+                                   "b" * 128, "b" * 129, "c" * 256, "c" * 257, "Bad Type"]), st.text(max_size=300))
+_MUTATIONS = st.one_of(
+    st.tuples(st.sampled_from(["venue", "trade_type"]), st.one_of(st.none(), _TEXT)),
+    st.tuples(st.sampled_from(["first_trade_id", "last_trade_id"]),
+              st.one_of(st.none(), st.integers(-3, 3), st.integers(2**63 - 3, 2**63 + 3))),
+    st.tuples(st.sampled_from(["envelope.event_id", "envelope.producer", "envelope.event_type",
+                               "envelope.correlation_id", "envelope.causation_id"]), st.one_of(st.none(), _TEXT)),
+    st.tuples(st.sampled_from(["envelope.schema_version", "envelope.retry_count"]), st.integers(-2, 1002)),
+    st.tuples(st.sampled_from(["envelope.event_time", "envelope.ingest_time"]),
+              st.one_of(st.integers(-(2**62), 2**62), st.sampled_from([MIN_TIME_US - 1, MIN_TIME_US,
+                                                                       BOUNDS.latest_us, BOUNDS.latest_us + 1]))),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(mutations=st.lists(_MUTATIONS, min_size=1, max_size=2))
+def test_the_quick_path_accepts_only_what_the_rules_accept(mutations: list[tuple[str, object]]) -> None:
+    envelope = {"event_id": "e-1", "producer": "feed", "event_type": "Trade", "schema_version": 2,
+                "retry_count": 0, "correlation_id": None, "causation_id": None,
+                "event_time": BOUNDS.now_us, "ingest_time": BOUNDS.now_us, "priority": "NORMAL"}
+    record: dict[str, object] = {"venue": "binance", "trade_type": None, "first_trade_id": None,
+                                 "last_trade_id": None, "envelope": envelope}
+    for field, value in mutations:
+        where, name = (envelope, field.removeprefix("envelope.")) if field.startswith("envelope.") else (record, field)
+        where[name] = value
+    if _plainly_valid(record, BOUNDS):
+        assert _rule_violation(record, BOUNDS) is None, mutations
