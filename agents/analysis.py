@@ -16,7 +16,7 @@ from domain.analysis import anomaly_record, snapshot_record
 from domain.anomalies import AnomalyRules, detect
 from domain.indicators import IndicatorConfig, apply_candle
 from schemas.records import Candle, utc_now
-from streams.app import TickTideApp
+from streams.faust.app import TickTideApp
 from tables import analysis as glue
 
 AGENT = "analysis.candles"

@@ -30,12 +30,12 @@ from domain.enrich.context import (
 )
 from domain.enrich.outcome import Outcome, enrichment_record
 from schemas.records import Anomaly, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
-from streams.app import TickTideApp
-from streams.assess_view import install_assess
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher, client_from, limits_from
+from streams.claude.enricher import Enricher, client_from, limits_from
+from streams.claude.metrics import EnrichmentMetrics
 from streams.errors import UnexpectedRecordType
-from streams.jsonio import event_to_json
+from streams.faust.app import TickTideApp
+from streams.kafka.json_form import event_to_json
+from streams.web.assess import install_assess
 from tables.enrichment import PRODUCER, ContextHistory, LoggedCache
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust import StreamT
 
 from schemas.records import ComponentStatus, Heartbeat
-from streams.app import TickTideApp
+from streams.faust.app import TickTideApp
 from tables import health as glue
 
 BEATS = "system.heartbeats"

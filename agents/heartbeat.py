@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.records import ComponentStatus, HealthStatus, Heartbeat, Lifecycle, utc_now
-from streams.app import TickTideApp
-from streams.probe import DOWN, AgentStats
+from streams.faust.app import TickTideApp
+from streams.ops.worker_state import DOWN, AgentStats
 
 COMPONENT = "worker"
 PRODUCER = "agent.heartbeat"

@@ -21,8 +21,8 @@ from domain.clock import to_micros
 from domain.field_rules import ACCOUNT_RULE
 from domain.orders import Mark
 from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
-from streams.app import TickTideApp
 from streams.errors import InvalidValue, UnexpectedRecordType
+from streams.faust.app import TickTideApp
 from tables import trading as glue
 
 AGENT = "trading.ledger"

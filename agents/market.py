@@ -1,6 +1,6 @@
 """market.trades -> event-time candles (tables) -> market.candles, market.late.
 
-The hot path works on TradeBatch records: each worker's batcher (streams/batcher.py)
+The hot path works on TradeBatch records: each worker's batcher (streams/hotpath/batcher.py)
 forwards the untouched market.trades records of a partition as one record of the same
 partition of the app's internal trade-batch topic, so Faust's per-event machinery runs
 once per batch, not once per trade. For each batch: check that it follows on from what
@@ -30,14 +30,14 @@ from faust import StreamT
 
 from domain import candles as fold
 from schemas.records import TradeBatch, utc_now
-from streams.admin import end_offsets, partition_count
-from streams.app import TickTideApp
-from streams.batcher import SOURCE, TradeBatcher, batch_topic, unbatchable
-from streams.deadletter import RawRecord
 from streams.errors import BrokerError, DecodeError, InvalidValue, OutOfSequence
-from streams.ranges import read_range
-from streams.ticks import TickDecoder
-from streams.validation import bounds_now, checked
+from streams.faust.app import TickTideApp
+from streams.hotpath.batcher import SOURCE, TradeBatcher, batch_topic, unbatchable
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.admin import end_offsets, partition_count
+from streams.kafka.ranges import read_range
+from streams.resilience.deadletter import RawRecord
+from streams.resilience.validation import bounds_now, checked
 from tables import candles as glue
 
 AGENT = "market.trades"

@@ -10,9 +10,9 @@ from faust import StreamT
 from domain.clock import to_micros
 from domain.deadletters import catalog_name
 from schemas.records import DeadLetter
-from streams.app import TickTideApp
 from streams.errors import InvalidInput
-from streams.retry import ATTEMPT_HEADER, RETRY_TOPIC
+from streams.faust.app import TickTideApp
+from streams.resilience.retry import ATTEMPT_HEADER, RETRY_TOPIC
 
 AGENT = "system.retry"
 

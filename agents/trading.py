@@ -37,12 +37,12 @@ from schemas.records import (
     UserCommand,
     utc_now,
 )
-from streams.admin import partition_count
-from streams.app import TickTideApp
-from streams.batcher import batch_topic
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
-from streams.ticks import TickDecoder
-from streams.validation import bounds_now
+from streams.faust.app import TickTideApp
+from streams.hotpath.batcher import batch_topic
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.admin import partition_count
+from streams.resilience.validation import bounds_now
 from tables import trading as glue
 
 SIGNALS_AGENT = "trading.signals"

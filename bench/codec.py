@@ -27,8 +27,8 @@ import fastavro
 
 from schemas.files import latest
 from schemas.records import Side, Trade
-from streams.codec import AvroCodec, to_avro
-from streams.registry import EmbeddedRegistry
+from streams.kafka.codec import AvroCodec, to_avro
+from streams.kafka.registry import EmbeddedRegistry
 
 DESCRIPTION = "Encode/decode records/s for Trade: ticktide's codec, fastavro, Apache avro."
 DEFAULT_RECORDS = 10_000

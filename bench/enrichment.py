@@ -33,9 +33,9 @@ from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, build_context, subject_of
 from domain.enrich.outcome import Outcome
 from schemas.records import Anomaly, EnrichmentSource, Event, IndicatorSnapshot, News
-from streams.claude import ClaudeClient
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher
+from streams.claude.client import ClaudeClient
+from streams.claude.enricher import Enricher
+from streams.claude.metrics import EnrichmentMetrics
 from tests.fakes.anthropic_server import FakeAnthropic
 
 UNLIMITED = Limits(0, 0, 0, 0, 0.0)

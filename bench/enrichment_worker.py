@@ -21,10 +21,10 @@ from pathlib import Path
 
 from bench.enrichment import synthetic_events
 from schemas.records import Enrichment, Event
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import settings_for, start_worker

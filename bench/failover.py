@@ -18,10 +18,10 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker, free_port
 from streams.ingest import synthetic_trades
-from streams.producer import EventProducer
+from streams.kafka.admin import create_topics
+from streams.kafka.producer import EventProducer
 from tests.harness import WorkerProcess, http_json, settings_for, start_worker
 from tests.integration.test_exactness import START, SYMBOLS
 

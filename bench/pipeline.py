@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.raw_consumer import TOPIC, peak_rss_mb
-from streams.admin import create_topics, describe
-from streams.broker import EmbeddedBroker, die_with_parent, free_port
+from streams.devstack.broker import EmbeddedBroker, die_with_parent, free_port
 from streams.ingest import synthetic_trades
-from streams.producer import EventProducer
+from streams.kafka.admin import create_topics, describe
+from streams.kafka.producer import EventProducer
 from streams.settings import load_settings
 
 # What (b) measures: change these when the agents or the /health shape change.

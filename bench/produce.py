@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.admin import create_topics, describe
-from streams.broker import EmbeddedBroker
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import ParsedRow, read_trades
-from streams.producer import EventProducer
+from streams.kafka.admin import create_topics, describe
+from streams.kafka.producer import EventProducer
 from streams.settings import load_settings
 
 

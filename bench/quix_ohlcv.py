@@ -30,8 +30,8 @@ from quixstreams.models import Deserializer
 
 from bench.raw_consumer import TOPIC, peak_rss_mb
 from schemas.records import Trade
-from streams.codec import AvroCodec
-from streams.registry import EmbeddedRegistry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
 
 WINDOW_MS = 60_000
 GRACE_MS = 5_000

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.codec import AvroCodec
-from streams.registry import EmbeddedRegistry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
 
 TOPIC = "market.trades"
 

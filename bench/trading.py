@@ -27,12 +27,12 @@ from domain.clock import to_micros
 from domain.ledger import Portfolio
 from domain.orders import Mark, RiskLimits, TradingConfig
 from schemas.records import Event, OrderType, PlaceOrder, Side
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
-from streams.producer import EventProducer
-from streams.rebuild import fold_portfolios, rebuild_candles
+from streams.kafka.admin import create_topics
+from streams.kafka.producer import EventProducer
 from streams.settings import load_settings
+from streams.tools.rebuild import fold_portfolios, rebuild_candles
 
 CONFIG = TradingConfig(RiskLimits(Decimal(10), Decimal(10**9), 10**6), Decimal(10), Decimal(5),
                        Decimal("0.5"), 10**12)

@@ -13,8 +13,8 @@ from faust.types import TableT
 
 from domain.indicators import IndicatorState
 from schemas.records import Anomaly, IndicatorSnapshot
-from streams.app import TickTideApp
-from streams.jsonio import event_to_json
+from streams.faust.app import TickTideApp
+from streams.kafka.json_form import event_to_json
 from tables.keyed import symbol_table
 
 INDICATORS = "indicators"

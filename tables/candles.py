@@ -25,8 +25,8 @@ from faust.types import TableT
 
 from domain.candles import ClosedCandle, SymbolCandles, from_row
 from schemas.records import Candle
-from streams.app import TickTideApp
-from streams.jsonio import event_to_json
+from streams.faust.app import TickTideApp
+from streams.kafka.json_form import event_to_json
 from tables.keyed import symbol_table
 
 STATE = "candles"

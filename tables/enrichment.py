@@ -25,10 +25,10 @@ from domain.enrich.cache import ResponseCache, cached_outcome
 from domain.enrich.context import history_entry
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, IndicatorSnapshot
-from streams.app import TickTideApp
-from streams.codec import AvroCodec
 from streams.errors import BrokerError, DecodeError
-from streams.ranges import read_all
+from streams.faust.app import TickTideApp
+from streams.kafka.codec import AvroCodec
+from streams.kafka.ranges import read_all
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from faust.types import TableT
 from domain import health as fold
 from domain.clock import to_micros as _us
 from schemas.records import ComponentStatus, Heartbeat
-from streams.app import TickTideApp
+from streams.faust.app import TickTideApp
 
 HEALTH = "health"
 

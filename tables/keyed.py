@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from faust.types import TableT
 
-from streams.app import TickTideApp
+from streams.faust.app import TickTideApp
 
 
 def symbol_table(app: TickTideApp, name: str, help_text: str) -> TableT[str, Any]:

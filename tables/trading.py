@@ -23,8 +23,8 @@ from domain import ledger, ledger_rows
 from domain.orders import RiskLimits, TradingConfig
 from domain.strategy import SymbolContext
 from schemas.records import TradeSignal
-from streams.app import TickTideApp
-from streams.jsonio import event_to_json
+from streams.faust.app import TickTideApp
+from streams.kafka.json_form import event_to_json
 from streams.settings import Settings
 from tables.keyed import symbol_table
 

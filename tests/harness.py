@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,8 +26,8 @@ import fastavro
 
 from schemas.files import all_versions, latest
 from schemas.records import Event, Trade
-from streams.codec import AvroCodec
 from streams.errors import UnknownSchemaId
+from streams.kafka.codec import AvroCodec
 from tests.factories import (
     make_candle,
     make_dead_letter,
@@ -42,7 +42,7 @@ UNDECODABLE, INVALID = "undecodable", "invalid_value"
 HEADER = struct.Struct(">bI")
 MIB = 1024 * 1024
 BATCH_LIMIT = 768 * 1024
-"""Records over this (streams/batcher.py MAX_BATCH_BYTES) are dead-lettered by the batcher."""
+"""Records over this (streams/hotpath/batcher.py MAX_BATCH_BYTES) are dead-lettered by the batcher."""
 INTERNAL_KEYS = (b"#partition/0", b"#partition/1", b"#partition/2", b"#partition/3", b"#x", b"#",
                  b"__consumer_offsets", b"\x00\x00\x00\x00\x01")
 MISROUTED = "MISUSDT"
@@ -147,7 +147,7 @@ class Forger:
 
 
 def _avro_of(event: Event) -> dict[str, Any]:
-    from streams.codec import to_avro
+    from streams.kafka.codec import to_avro
 
     return to_avro(event)
 
@@ -277,7 +277,7 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
             envelope=make_envelope(Trade, event_time=datetime(2999, 1, 1, tzinfo=UTC)))), INVALID),
         # a Trade valid in every field, written by the foreign producer to a partition that
         # is not its symbol's (the test picks the partition): the symbol's rows live in the
-        # partition of its key, the symbol (streams/catalog.py, tables/candles.py)
+        # partition of its key, the symbol (streams/kafka/catalog.py, tables/candles.py)
         "wrong_partition": lambda: Hostile("wrong_partition", forger.trade(**good(symbol=MISROUTED)), INVALID,
                                            key=rng.choice([MISROUTED.encode(), None])),
     }

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker, free_port
 
 
 def broker(

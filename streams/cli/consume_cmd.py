@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from streams.catalog import topic as catalog_topic
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.consumer import Consumed, read_topic
-from streams.jsonio import event_to_json
+from streams.kafka.catalog import topic as catalog_topic
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.json_form import event_to_json
 
 
 def consume(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.options import ConfigOption, settings_from
-from streams.devstack import DEFAULT_PORT, DevStack
+from streams.devstack.stack import DEFAULT_PORT, DevStack
 
 
 def dev(

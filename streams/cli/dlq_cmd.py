@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streams import dlq
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.cli.text import printable
-from streams.codec import AvroCodec
 from streams.errors import DecodeError
-from streams.jsonio import event_to_json
-from streams.registry import make_registry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.json_form import event_to_json
+from streams.kafka.registry import make_registry
+from streams.resilience import dlq
 
 app = typer.Typer(help="Inspect dead letters and re-send chosen ones to their source topic.",
                   no_args_is_help=True)

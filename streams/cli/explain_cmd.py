@@ -8,7 +8,7 @@ import typer
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.cli.text import printable
-from streams.lineage import explain
+from streams.tools.lineage import explain
 
 
 def explain_command(

@@ -12,11 +12,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from streams import loading
 from streams.errors import InvalidInput
 from streams.ingest.news import NEWS_FORMATS, ParsedNews, read_news, synthetic_headline
 from streams.ingest.rows import RejectedRow
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.tools import load
 
 TOPIC = "market.news"
 SHOWN_REJECTS = 10
@@ -37,7 +37,7 @@ def produce_news_file(producer: EventProducer, file: Path, fmt: str, skip_invali
         raise typer.Exit(1)
     if rejected:
         target = rejects or file.with_name(file.name + ".rejects.jsonl")
-        loading.write_rejects(rejected, target)
+        load.write_rejects(rejected, target)
         console.print(f"{len(rejected)} rejected rows written to {target}")
     good = [row.event for row in rows if isinstance(row, ParsedNews)]
     for event in good:

@@ -11,15 +11,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from streams import loading
-from streams.catalog import topic as catalog_topic
 from streams.cli import news_cmd
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.errors import InvalidInput
 from streams.ingest import TRADE_FORMATS
 from streams.ingest.news import NEWS_FORMATS
-from streams.producer import EventProducer
+from streams.kafka.catalog import topic as catalog_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
+from streams.tools import load
 
 console = Console(stderr=True, soft_wrap=True)
 SHOWN_REJECTS = 10
@@ -94,8 +94,8 @@ def _produce_file(
     venue: str,
     skip_invalid: bool,
     rejects: Path | None,
-) -> loading.LoadReport:
-    good, rejected = loading.scan(loading.trade_rows(file, fmt, symbol, venue))
+) -> load.LoadReport:
+    good, rejected = load.scan(load.trade_rows(file, fmt, symbol, venue))
     if rejected:
         for row in rejected[:SHOWN_REJECTS]:
             console.print(f"{file}:{row.line}: {row.reason}", markup=False, highlight=False)
@@ -108,18 +108,18 @@ def _produce_file(
             )
             raise typer.Exit(1)
         target = rejects or file.with_name(file.name + ".rejects.jsonl")
-        loading.write_rejects(rejected, target)
+        load.write_rejects(rejected, target)
         console.print(f"{len(rejected)} rejected rows written to {target}")
     with _progress(good) as bar:
         task = bar.add_task("send", total=good)
-        return loading.send_rows(
-            producer, topic, loading.trade_rows(file, fmt, symbol, venue), lambda n: bar.advance(task, n)
+        return load.send_rows(
+            producer, topic, load.trade_rows(file, fmt, symbol, venue), lambda n: bar.advance(task, n)
         )
 
 
 def _produce_synthetic(
     producer: EventProducer, topic: str, symbols: list[str], rate: float, duration: float, seed: int | None
-) -> loading.LoadReport:
+) -> load.LoadReport:
     stopping = False
 
     def stop(*_: object) -> None:
@@ -131,7 +131,7 @@ def _produce_synthetic(
     total = int(rate * duration) if duration else None
     with _progress(total) as bar:
         task = bar.add_task("send", total=total)
-        report = loading.run_synthetic(
+        report = load.run_synthetic(
             producer,
             topic,
             symbols,

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.errors import InvalidInput
-from streams.replay import Bound, plan, replay
+from streams.tools.replay import Bound, plan, replay
 
 
 def _speed(text: str) -> float | None:

@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams import admin
-from streams.catalog import CATALOG
-from streams.catalog import topic as catalog_topic
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.kafka import admin
+from streams.kafka.catalog import CATALOG
+from streams.kafka.catalog import topic as catalog_topic
 
 app = typer.Typer(help="Create, list and describe the catalog's topics.", no_args_is_help=True)
 console = Console(soft_wrap=True)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from streams.admin import is_embedded
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.kafka.admin import is_embedded
 
 
 def worker(
@@ -28,7 +28,7 @@ def worker(
     """Run one Faust worker with all agents; several form one consumer group."""
     from faust.worker import Worker
 
-    from streams.app import create_app
+    from streams.faust.app import create_app
 
     settings = settings_from(
         config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level

@@ -19,7 +19,7 @@ from schemas.records import Envelope, Trade
 from streams.ingest.binance import load_json
 from streams.ingest.rows import Row
 from streams.ingest.validate import row_from
-from streams.jsonio import record_from_json
+from streams.kafka.json_form import record_from_json
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PLACEHOLDER = Envelope(

@@ -24,7 +24,7 @@ from schemas.records import News
 from streams.errors import InvalidInput
 from streams.ingest.binance import load_json
 from streams.ingest.rows import RejectedRow
-from streams.jsonio import parse_time
+from streams.kafka.json_form import parse_time
 
 NEWS_FORMATS = ("jsonl", "csv")
 MAX_HEADLINE = 1000

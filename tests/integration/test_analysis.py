@@ -10,8 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from schemas.records import Anomaly, IndicatorSnapshot, Side
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json

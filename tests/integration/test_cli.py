@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.catalog import CATALOG
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.catalog import CATALOG
 from streams.settings import Settings
 from tests.harness import DATA, run_cli, settings_for
 
@@ -87,7 +87,7 @@ def test_binance_csv_round_trips_exactly_in_order(stack_settings: Settings) -> N
             assert event["envelope"]["event_type"] == "Trade"
             assert event["envelope"]["schema_version"] == 2
         ms = [int(r[4]) for r in rows[:3]]
-        from streams.jsonio import parse_time
+        from streams.kafka.json_form import parse_time
 
         assert [int(parse_time(e["trade_time"]).timestamp() * 1000) for e in got[:3]] == ms
 

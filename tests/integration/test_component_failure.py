@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from schemas.records import ComponentStatus, Lifecycle
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import make_news, make_trade
 from tests.harness import http_json, run_cli, start_worker

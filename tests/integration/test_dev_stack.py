@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.devstack.broker import free_port
 from tests.harness import REPO, cli_env, http_json, run_cli
 
 

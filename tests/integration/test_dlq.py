@@ -7,9 +7,9 @@ import json
 from decimal import Decimal
 
 from schemas.records import DeadLetter, utc_now
-from streams.codec import AvroCodec
-from streams.producer import EventProducer
-from streams.registry import make_registry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.producer import EventProducer
+from streams.kafka.registry import make_registry
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json, run_cli

@@ -16,9 +16,9 @@ from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, build_context, subject_of, user_message
 from domain.enrich.outcome import Outcome
 from schemas.records import EnrichmentSource
-from streams.claude import PROMPT_TEXT, ClaudeClient
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher
+from streams.claude.client import PROMPT_TEXT, ClaudeClient
+from streams.claude.enricher import Enricher
+from streams.claude.metrics import EnrichmentMetrics
 from tests.factories import make_anomaly, make_news
 from tests.fakes.anthropic_server import FakeAnthropic
 

@@ -20,10 +20,10 @@ from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, build_context, subject_of
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, utc_now
-from streams.claude import ClaudeClient
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher
-from streams.producer import EventProducer
+from streams.claude.client import ClaudeClient
+from streams.claude.enricher import Enricher
+from streams.claude.metrics import EnrichmentMetrics
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tables.enrichment import CACHE_TOPIC, cache_record, read_logged_answers
 from tests.factories import make_anomaly, make_trade

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from schemas.records import DeadLetter, Enrichment, EnrichmentSource, Event
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_anomaly, make_indicator_snapshot, make_news, make_trade
 from tests.fakes.anthropic_server import FakeAnthropic

@@ -18,11 +18,11 @@ from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, build_context, subject_of
 from domain.enrich.outcome import Outcome, enrichment_record
 from schemas.records import EnrichmentSource, Regime, utc_now
-from streams.claude import ClaudeClient
-from streams.codec import AvroCodec
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher
-from streams.registry import make_registry
+from streams.claude.client import ClaudeClient
+from streams.claude.enricher import Enricher
+from streams.claude.metrics import EnrichmentMetrics
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
 from tests.factories import make_anomaly, make_news
 from tests.fakes.anthropic_server import FakeAnthropic
 

@@ -14,12 +14,12 @@ import pytest
 from domain.candles import ClosedCandle, Tick, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, Trade
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.consumer import Consumed, read_topic
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
-from streams.jsonio import event_to_json
-from streams.producer import EventProducer
+from streams.kafka.admin import create_topics
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.json_form import event_to_json
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.harness import WorkerProcess, settings_for, start_worker
 from tests.reference import fold_reference
@@ -146,7 +146,7 @@ def test_survivor_takes_over_a_killed_workers_partitions_exactly(
 
 def replace_settings(settings: Settings, tmp_path: Path) -> Settings:
     """The same app (consumer group) with its own data dir and web port."""
-    from streams.broker import free_port
+    from streams.devstack.broker import free_port
 
     return settings.model_copy(update={"data_dir": tmp_path / "data-b", "web_port": free_port(),
                                        "worker_id": "worker-b"})

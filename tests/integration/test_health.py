@@ -13,10 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.records import ComponentStatus, Heartbeat, Lifecycle, utc_now
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import http_json, settings_for, start_worker

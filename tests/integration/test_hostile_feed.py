@@ -36,14 +36,14 @@ from aiokafka.partitioner import murmur2
 from domain.candles import ClosedCandle, Tick, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, DeadLetter, Trade
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.codec import AvroCodec
-from streams.consumer import Undecodable, read_topic
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import ParsedRow, read_trades, synthetic_trades
-from streams.jsonio import event_to_json
-from streams.producer import EventProducer
-from streams.registry import make_registry
+from streams.kafka.admin import create_topics
+from streams.kafka.codec import AvroCodec
+from streams.kafka.consumer import Undecodable, read_topic
+from streams.kafka.json_form import event_to_json
+from streams.kafka.producer import EventProducer
+from streams.kafka.registry import make_registry
 from streams.settings import Settings
 from tests.harness import DATA, WorkerProcess, http_json, settings_for, start_worker
 from tests.hostile import MIB, MISROUTED, UNDECODABLE, Forger, Hostile, hostile_records

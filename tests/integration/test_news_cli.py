@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics
 from tests.harness import run_cli, settings_for
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from schemas.records import DeadLetter, utc_now
-from streams import dlq
-from streams.admin import create_topics, end_offsets, list_topics
-from streams.broker import EmbeddedBroker
-from streams.codec import AvroCodec
-from streams.producer import EventProducer
-from streams.ranges import read_all
-from streams.registry import make_registry
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics, end_offsets, list_topics
+from streams.kafka.codec import AvroCodec
+from streams.kafka.producer import EventProducer
+from streams.kafka.ranges import read_all
+from streams.kafka.registry import make_registry
+from streams.resilience import dlq
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import http_json, run_cli, settings_for, start_worker

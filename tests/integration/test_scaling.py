@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from schemas.records import OrderFilled, Trade
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.kafka.admin import create_topics
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.harness import WorkerProcess, settings_for, start_worker
 from tests.integration.test_exactness import AGENT, _assert_exact, _feed

@@ -32,14 +32,14 @@ from schemas.records import (
     TradeSignal,
     UserCommand,
 )
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.codec import AvroCodec
-from streams.consumer import Consumed, read_topic
+from streams.devstack.broker import EmbeddedBroker, free_port
 from streams.ingest import synthetic_trades
-from streams.producer import EventProducer
-from streams.ranges import read_all
-from streams.registry import make_registry
+from streams.kafka.admin import create_topics
+from streams.kafka.codec import AvroCodec
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
+from streams.kafka.ranges import read_all
+from streams.kafka.registry import make_registry
 from streams.settings import Settings
 from tests.harness import REPO, WorkerProcess, cli_env, http_json, run_cli, settings_for, start_worker
 

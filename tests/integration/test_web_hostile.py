@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from schemas.records import CommandAcknowledged, DeadLetter, UserCommand, utc_now
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.codec import AvroCodec
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
-from streams.registry import make_registry
+from streams.devstack.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics
+from streams.kafka.codec import AvroCodec
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
+from streams.kafka.registry import make_registry
 from streams.settings import Settings
 from tests.harness import WorkerProcess, run_cli, settings_for, start_worker
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 from aiokafka.partitioner import murmur2
 
 from schemas.records import DeadLetter, Heartbeat, Trade, TradeBatch
-from streams.consumer import Consumed, read_topic
-from streams.producer import EventProducer
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_envelope, make_trade
 from tests.harness import WorkerProcess, http_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 from faust import StreamT
 
 from schemas.records import News
-from streams.app import TickTideApp
+from streams.faust.app import TickTideApp
 
 AGENT = "plugin.faulty"
 TRIGGER = "crash the faulty agent"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from schemas.records import TradeBatch
-from streams.batcher import split_runs, trade_batch
-from streams.codec import AvroCodec
-from streams.registry import EmbeddedRegistry
+from streams.hotpath.batcher import split_runs, trade_batch
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
 
 
 def _record(offset: int, value_size: int = 100, key: bytes | None = b"BTCUSDT") -> ConsumerRecord:

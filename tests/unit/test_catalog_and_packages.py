@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from schemas.records import RECORD_TYPES, Candle, Trade, TradeBatch
-from streams.catalog import CATALOG, topic
 from streams.errors import UnknownTopic, WrongRecordType
+from streams.kafka.catalog import CATALOG, topic
 from tests.factories import make_candle, make_trade
 from tests.harness import REPO
 
@@ -36,7 +36,7 @@ def test_topic_names_follow_category_dot_name() -> None:
 
 def test_every_event_type_has_a_topic() -> None:
     carried = {t for spec in CATALOG for t in spec.value_types}
-    internal = {TradeBatch}  # on each app's own <app_id>-market.trade_batches (streams/batcher.py)
+    internal = {TradeBatch}  # on each app's own <app_id>-market.trade_batches (streams/hotpath/batcher.py)
     assert carried == set(RECORD_TYPES.values()) - internal
 
 

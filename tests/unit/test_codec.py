@@ -14,7 +14,6 @@ import pytest
 
 from schemas.files import all_versions, latest
 from schemas.records import RECORD_TYPES, Event, Trade
-from streams.codec import AvroCodec, to_avro
 from streams.errors import (
     BadMagicByte,
     CorruptRecord,
@@ -24,7 +23,8 @@ from streams.errors import (
     TruncatedRecord,
     UnknownSchemaId,
 )
-from streams.registry import EmbeddedRegistry, embedded_schema_id
+from streams.kafka.codec import AvroCodec, to_avro
+from streams.kafka.registry import EmbeddedRegistry, embedded_schema_id
 from tests.factories import make_envelope, make_trade, sample_events
 
 SAMPLES = sample_events()

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from schemas.files import all_versions
 from schemas.records import RECORD_TYPES
-from streams.codec import AvroCodec
 from streams.errors import DecodeError
-from streams.registry import EmbeddedRegistry, embedded_schema_id
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry, embedded_schema_id
 from tests.factories import sample_events
 
 CODEC = AvroCodec(EmbeddedRegistry(), max_record_bytes=4096)

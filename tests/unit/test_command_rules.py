@@ -1,5 +1,5 @@
 """User-command rules (domain/command_rules.py), the POST /commands body and Bearer header
-(streams/trading_web.py) and the API-token setting: what a hostile user or a broken
+(streams/web/trading.py) and the API-token setting: what a hostile user or a broken
 producer sends is refused with the field it is about, before anything is converted."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from domain.orders import RiskLimits, TradingConfig, limits_of
 from schemas.records import CommandAcknowledged, UserCommand
 from streams.errors import ConfigError
 from streams.settings import load_settings
-from streams.trading_web import bearer_token, command_from_body
-from streams.web_params import BadParameter
+from streams.web.params import BadParameter
+from streams.web.trading import bearer_token, command_from_body
 
 T0 = datetime(2024, 7, 19, tzinfo=UTC)
 CONFIG = TradingConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.deadletters import catalog_name, judge
-from streams.catalog import CATALOG
+from streams.kafka.catalog import CATALOG
 
 NAMES = [spec.name for spec in CATALOG]
 

@@ -12,8 +12,8 @@ from domain.enrich.budget import Budget, Limits
 from domain.enrich.cache import ResponseCache
 from domain.enrich.context import build_context, subject_of
 from schemas.records import EnrichmentSource
-from streams.enrich_metrics import EnrichmentMetrics
-from streams.enrichment import Enricher, client_from
+from streams.claude.enricher import Enricher, client_from
+from streams.claude.metrics import EnrichmentMetrics
 from streams.errors import ConfigError
 from streams.settings import load_settings
 from tests.factories import make_anomaly, make_news

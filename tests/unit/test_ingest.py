@@ -15,7 +15,7 @@ import pytest
 from schemas.records import Side, Trade
 from streams.errors import InvalidInput
 from streams.ingest import ParsedRow, RejectedRow, Row, read_trades, trade_problems
-from streams.jsonio import event_to_json
+from streams.kafka.json_form import event_to_json
 from tests.factories import make_trade
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

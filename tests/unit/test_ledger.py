@@ -29,8 +29,8 @@ from schemas.records import (
     Side,
     UserCommand,
 )
-from streams.codec import AvroCodec
-from streams.registry import make_registry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
 
 T0 = datetime(2024, 7, 19, 12, tzinfo=UTC)
 CASH = Decimal(100_000)

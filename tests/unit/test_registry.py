@@ -15,9 +15,9 @@ import pytest
 
 from schemas.files import SchemaVersion, all_versions, latest
 from schemas.records import Event
-from streams.codec import AvroCodec
 from streams.errors import RegistryError, UnknownSchemaId
-from streams.registry import ConfluentRegistry, EmbeddedRegistry, embedded_schema_id
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import ConfluentRegistry, EmbeddedRegistry, embedded_schema_id
 from tests.factories import make_trade, sample_events
 from tests.fakes import FakeSchemaRegistry
 
@@ -39,7 +39,7 @@ def _ids_in_this_process() -> dict[str, list[int]]:
 def test_embedded_ids_are_the_same_in_another_process() -> None:
     script = (
         "import json; from schemas.files import all_versions; "
-        "from streams.registry import embedded_schema_id; "
+        "from streams.kafka.registry import embedded_schema_id; "
         "print(json.dumps({n: [embedded_schema_id(v.schema) for v in h] "
         "for n, h in all_versions().items()}))"
     )

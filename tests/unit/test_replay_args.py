@@ -8,7 +8,7 @@ import pytest
 
 from streams.cli.replay_cmd import _speed
 from streams.errors import InvalidInput
-from streams.replay import Bound
+from streams.tools.replay import Bound
 
 
 def test_digits_are_an_offset_and_iso_text_is_a_time() -> None:

@@ -23,7 +23,7 @@ def test_permanent_failures_are_never_retried() -> None:
 def test_the_attempt_number_comes_from_the_retry_header() -> None:
     from types import SimpleNamespace
 
-    from streams.retry import ATTEMPT_HEADER, attempt_of
+    from streams.resilience.retry import ATTEMPT_HEADER, attempt_of
 
     assert attempt_of(SimpleNamespace(headers=[(ATTEMPT_HEADER, b"3")])) == 3
     assert attempt_of(SimpleNamespace(headers={ATTEMPT_HEADER: b"2"})) == 2
@@ -33,7 +33,7 @@ def test_the_attempt_number_comes_from_the_retry_header() -> None:
 
 def test_timeouts_and_transient_errors_are_transient_and_bugs_are_not() -> None:
     from streams.errors import CorruptRecord, TransientError
-    from streams.retry import is_transient
+    from streams.resilience.retry import is_transient
 
     assert is_transient(TransientError("registry unreachable")) and is_transient(TimeoutError())
     assert not is_transient(CorruptRecord("bad bytes")) and not is_transient(KeyError("x"))

@@ -13,10 +13,10 @@ import pytest
 
 from domain.field_rules import decimal_places
 from schemas.records import Side, Trade
-from streams.codec import AvroCodec
 from streams.errors import InvalidInput
 from streams.ingest import synthetic_trades, trade_problems
-from streams.registry import EmbeddedRegistry
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
 
 START = datetime(2024, 7, 19, tzinfo=UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")

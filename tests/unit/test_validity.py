@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from domain.field_rules import MAX_AMOUNT_UNITS, MIN_TIME_US, TimeBounds, show
 from domain.validity import _plainly_valid, _rule_violation, record_time_violation, tick_violation, violations
 from schemas.records import Event, Trade
-from streams.codec import AvroCodec
 from streams.errors import InvalidValue
-from streams.registry import make_registry
-from streams.ticks import TickDecoder
-from streams.validation import checked
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
+from streams.resilience.validation import checked
 from tests.factories import (
     make_news,
     make_trade,

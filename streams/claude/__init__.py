@@ -1,0 +1,1 @@
+"""Claude: the client (retries, deadline) and the enricher (batching, budget, cache, fallback)."""

@@ -1,0 +1,1 @@
+"""The embedded broker and the dev stack (`ticktide broker`, `ticktide dev`)."""

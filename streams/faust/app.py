@@ -1,0 +1,192 @@
+"""The faust.App built from Settings, with the codec, metrics and dead letters attached.
+
+``create_app`` declares every catalog topic, discovers the agents (each module of the
+``agents`` package has an ``install(app)`` function, found by name, never imported from
+here), then installs the web views.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import pkgutil
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import faust
+
+from schemas.records import Event
+from streams.errors import ConfigError
+from streams.faust.embedded_fixes import use_fetched_high_watermarks
+from streams.faust.fixes import bound_wait_empty, resume_flow_before_fetching
+from streams.faust.typed_topic import TypedTopic
+from streams.hotpath.batcher import TradeBatcher
+from streams.kafka.catalog import CATALOG, letter_bytes
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
+from streams.ops.metrics import LatencyWindow, Metrics
+from streams.ops.worker_state import Probe
+from streams.resilience.deadletter import DeadLetters
+from streams.resilience.retry import Retries
+from streams.resilience.validation import checked
+from streams.settings import Settings
+
+E = TypeVar("E", bound=Event)
+AGENTS_PACKAGE = "agents"
+log = logging.getLogger(__name__)
+
+
+class TickTideApp(faust.App):
+    """A Faust app that knows ticktide's settings, codec, topics and dead letters."""
+
+    settings: Settings
+    codec: AvroCodec
+    metrics: Metrics
+    deadletters: DeadLetters
+    typed_topics: dict[str, TypedTopic]
+    processed: Counter[str]
+    started_at: float
+    pipeline_latency: LatencyWindow
+    trade_batcher: TradeBatcher | None = None
+    probe: Probe
+    retries: Retries
+
+    def decode_valid(self, data: bytes | None, expected: type[E]) -> E:
+        """Decode a record of ``expected`` type (``Event``: any) and check its type's rules:
+        DecodeError or InvalidValue (dead-lettered by the caller's guard) if it may not be used."""
+        return checked(self.codec.decode_as(data, expected), self.settings.max_future_skew_s)
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        """An exception escaped an agent (a bug: records are guarded one by one): the agent
+        is FAILED and the worker not ready, so an operator sees it."""
+        self.probe.fail(agent.name, exc)
+        await super()._on_agent_error(agent, exc)
+
+    def timer(self, interval: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``faust.App.timer`` whose ticks are guarded: an exception costs that tick (logged
+        and counted as an error of the timer), never the timer or the worker."""
+        register = super().timer(interval, **kwargs)
+
+        def decorate(fun: Callable[..., Awaitable[None]]) -> Any:
+            name = kwargs.get("name") or fun.__name__
+
+            @functools.wraps(fun)
+            async def guarded(*args: Any) -> None:
+                try:
+                    await fun(*args)
+                except Exception as error:
+                    self.probe.error(name)
+                    log.exception("timer %s failed this time: %s", name, error)
+
+            return register(guarded)
+
+        return decorate
+
+    def count_processed(self, agent: str, n: int = 1) -> None:
+        """Count events an agent has finished with (processed or dead-lettered)."""
+        self.processed[agent] += n
+        self.metrics.events_processed.labels(agent).inc(n)
+        self.probe.processed(agent, n)
+
+
+def _credentials(settings: Settings) -> Any:
+    context = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context else None
+
+
+def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
+    """Faust settings derived from ours."""
+    return {
+        "broker": [f"kafka://{host}" for host in settings.broker.split(",")],
+        "broker_credentials": _credentials(settings),
+        "store": f"{settings.store}://",
+        "datadir": str(settings.data_dir.resolve()),
+        "web_host": settings.web_host,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        "table_standby_replicas": settings.standby_replicas,
+        "producer_compression_type": "lz4",
+        # Tansu's ListOffsets "latest" is a batch base offset, which this check
+        # mistakes for data loss on restart; keep it for real Kafka.
+        "recovery_consistency_check": not embedded,
+        "autodiscover": False,
+        "stream_buffer_maxsize": 32768,
+        "Monitor": "streams.faust.monitor:LeanMonitor",
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
+        # Dead letters carry the original record: the producer must take one that large.
+        "producer_max_request_size": letter_bytes(settings.max_record_bytes) + 4096,
+        **_canonical_url(settings),
+    }
+
+
+def _canonical_url(settings: Settings) -> dict[str, str]:
+    """Where other workers reach this one's web views (routed table queries): the
+    setting, else this host's name when binding every interface (containers)."""
+    if settings.canonical_url:
+        return {"canonical_url": settings.canonical_url}
+    if settings.web_host == "0.0.0.0":
+        return {"canonical_url": f"http://{socket.gethostname()}:{settings.web_port}"}
+    return {}
+
+
+def discover_agents(app: TickTideApp) -> list[str]:
+    """Install every module of the agents package, then the settings' extra agent
+    modules (a user's own); their names."""
+    package = importlib.import_module(AGENTS_PACKAGE)
+    names = [f"{AGENTS_PACKAGE}.{m.name}" for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)]
+    names += [n.strip() for n in app.settings.extra_agents.split(",") if n.strip()]
+    installed = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"invalid setting extra_agents (TICKTIDE_EXTRA_AGENTS): cannot import {name}: "
+                              f"{error}") from None
+        install = getattr(module, "install", None)
+        if callable(install):
+            install(app)
+            installed.append(name.removeprefix(f"{AGENTS_PACKAGE}."))
+    return installed
+
+
+def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
+    """A ready-to-run app: topics declared, agents installed, web views mounted."""
+    from streams.web.market import install_views
+
+    app = TickTideApp(settings.app_id, **faust_config(settings, embedded=embedded))
+    app.settings = settings
+    app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    app.metrics = Metrics()
+    app.pipeline_latency = LatencyWindow(
+        on_extend=lambda seconds: app.probe.observe_latency("market.trades", seconds))
+    app.processed = Counter()
+    app.started_at = time.time()
+    app.typed_topics = {spec.name: TypedTopic(app, spec) for spec in CATALOG}
+    app.deadletters = DeadLetters(app)
+    app.probe = Probe(app)
+    app.retries = Retries(app)
+    discover_agents(app)
+    install_views(app)
+    resume_flow_before_fetching(app)
+    bound_wait_empty()
+    if embedded:
+        use_fetched_high_watermarks(app, settings)
+    return app

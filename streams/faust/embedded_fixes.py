@@ -1,0 +1,39 @@
+"""What Faust needs to run correctly on the embedded broker (Tansu).
+
+Tansu answers ListOffsets "latest" with the base offset of a partition's last record
+batch, not its end. Faust's table recovery reads each changelog partition up to that
+figure, so a restarted or taking-over worker would silently miss the last batch of
+changelog records (the newest table rows). On the embedded broker we give recovery the
+true end: the high watermark of a real fetch (``streams.kafka.admin.end_offsets``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections import Counter
+from typing import Any
+
+from faust.types import TP
+
+from streams.kafka.admin import end_offsets
+from streams.settings import Settings
+
+
+def use_fetched_high_watermarks(app: Any, settings: Settings) -> None:
+    """Make the app's table recovery read changelogs to their true end."""
+
+    async def build_highwaters(self: Any, consumer: Any, tps: set[TP], destination: Counter[TP],
+                               title: str) -> None:
+        highwaters: dict[TP, int] = {}
+        for topic in sorted({tp.topic for tp in tps}):
+            ends = await asyncio.to_thread(end_offsets, settings, topic)
+            for tp in tps:
+                if tp.topic == topic:
+                    highwaters[tp] = ends[tp.partition] - 1  # Faust's convention: last offset
+        self.log.info("Highwater for %s changelog partitions (fetched): %r", title, highwaters)
+        destination.clear()
+        destination.update(highwaters)
+
+    recovery = app.tables.recovery
+    recovery._build_highwaters = types.MethodType(build_highwaters, recovery)

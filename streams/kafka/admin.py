@@ -1,0 +1,149 @@
+"""Topic administration and true end offsets, with confluent-kafka's AdminClient.
+
+End offsets come from the high watermark of a real fetch, not from ListOffsets: some
+brokers (Tansu) answer ListOffsets "latest" with the base offset of the last batch.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
+
+from streams.devstack.broker import EMBEDDED_CLUSTER_ID
+from streams.errors import BrokerError
+from streams.kafka.catalog import CATALOG, TopicSpec
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as the broker sees it."""
+
+    name: str
+    partitions: int
+    end_offsets: tuple[int, ...]
+
+    @property
+    def records(self) -> int:
+        """Records appended so far (sum of end offsets; retention not subtracted)."""
+        return sum(self.end_offsets)
+
+
+def _metadata(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> Any:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach the broker at {settings.broker} ({exc.args[0].str()}); "
+            "start one with `ticktide broker` or `make run`, or pass --broker HOST:PORT"
+        ) from None
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient for the configured cluster; BrokerError if it cannot be reached."""
+    admin = AdminClient(settings.kafka_client_config())
+    _metadata(admin, settings)
+    return admin
+
+
+def cluster_id(settings: Settings) -> str:
+    """The cluster id; BrokerError with a hint when the broker cannot be reached."""
+    return str(_metadata(AdminClient(settings.kafka_client_config()), settings).cluster_id or "")
+
+
+def is_embedded(settings: Settings) -> bool:
+    """True when the broker is the embedded Tansu (configured or detected)."""
+    if settings.broker_flavor != "auto":
+        return settings.broker_flavor == "tansu"
+    found = cluster_id(settings)
+    return found == EMBEDDED_CLUSTER_ID or found.startswith("tansu")
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) -> dict[str, str]:
+    """Create every catalog topic that does not exist yet: name -> created|exists."""
+    admin = admin_client(settings)
+    new = [
+        NewTopic(settings.topic_prefix + spec.name, spec.partitions or settings.partitions,
+                 settings.replication_factor, config=spec.config(settings.max_record_bytes))
+        for spec in specs
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new, operation_timeout=15).items():
+        try:
+            future.result()
+            outcome[name] = "created"
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create topic {name}: {error.str()}") from None
+            outcome[name] = "exists"
+    return outcome
+
+
+def list_topics(settings: Settings) -> dict[str, int]:
+    """Every topic on the broker (internal ones included) -> partition count."""
+    metadata = _metadata(AdminClient(settings.kafka_client_config()), settings)
+    return {name: len(t.partitions) for name, t in sorted(metadata.topics.items())}
+
+
+def partition_count(settings: Settings, topic: str) -> int:
+    """How many partitions ``topic`` has (the settings' count if it cannot be asked)."""
+    try:
+        return list_topics(settings).get(topic) or settings.partitions
+    except BrokerError:
+        return settings.partitions
+
+
+def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:
+    return Consumer({
+        **settings.kafka_client_config(),
+        "group.id": f"ticktide-probe-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        **extra,
+    })
+
+
+def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
+    """True end offset of each partition, from the high watermark of a real fetch: the
+    first fetch answer for a partition, with records or at its end, so a topic written to
+    all the time has an end too (a fetch of a busy partition never comes back empty)."""
+    partitions = list_topics(settings).get(topic)
+    if partitions is None:
+        raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
+    consumer = _probe_consumer(settings)
+    try:
+        starts = [TopicPartition(topic, p) for p in range(partitions)]
+        reported = [consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in starts]
+        consumer.assign([TopicPartition(topic, p, max(o, 0)) for p, o in enumerate(reported)])
+        ends: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(ends) < partitions and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if partition not in ends:
+                cached = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+                ends[partition] = max(cached, offset if error is not None else offset + 1)
+                consumer.pause([TopicPartition(topic, partition)])
+        pending = sorted(set(range(partitions)) - set(ends))
+        if pending:
+            raise BrokerError(f"no end offset for {topic} partitions {pending}")
+        return tuple(ends[p] for p in range(partitions))
+    finally:
+        consumer.close()
+
+
+def describe(settings: Settings, topic: str) -> TopicInfo:
+    """Partitions and true end offsets of a topic."""
+    ends = end_offsets(settings, topic)
+    return TopicInfo(topic, len(ends), ends)

@@ -1,0 +1,117 @@
+"""Read a topic without joining a consumer group: what `ticktide consume` uses.
+
+Records are decoded as they come; an undecodable one is yielded as ``Undecodable`` with
+its reason, never skipped in silence.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from schemas.records import Event
+from streams.errors import BrokerError, DecodeError
+from streams.kafka.admin import end_offsets
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A decoded record and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event: Event
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A record that did not decode, and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
+               limit: int | None = None, idle_timeout: float = 5.0,
+               codec: AvroCodec | None = None) -> Iterator[Consumed | Undecodable]:
+    """Records of every partition of ``topic``; stops after ``limit`` records or after
+    ``idle_timeout`` seconds without one."""
+    codec = codec or AvroCodec(make_registry(settings.schema_registry_url),
+                               settings.max_record_bytes)
+    ends = end_offsets(settings, topic)  # also checks that the topic exists
+    consumer = Consumer({
+        **settings.kafka_client_config(),
+        "group.id": f"ticktide-consume-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    starts = [OFFSET_BEGINNING] * len(ends) if from_beginning else list(ends)
+    consumer.assign([TopicPartition(topic, p, o) for p, o in enumerate(starts)])
+    count = 0
+    last = time.monotonic()
+    try:
+        while limit is None or count < limit:
+            message = consumer.poll(0.2)
+            if message is None:
+                if time.monotonic() - last > idle_timeout:
+                    return
+                continue
+            error = message.error()
+            if error is not None:
+                if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise BrokerError(f"consuming {topic}: {error.str()}")
+                continue
+            last = time.monotonic()
+            count += 1
+            partition, offset = message.partition() or 0, message.offset() or 0
+            key, value = message.key(), message.value()
+            try:
+                yield Consumed(topic, partition, offset, key, codec.decode(value))
+            except DecodeError as exc:
+                yield Undecodable(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}")
+    finally:
+        consumer.close()
+
+
+def read_range(settings: Settings, topic: str, partition: int, start: int, stop: int,
+               timeout: float = 30.0) -> list[tuple[int, bytes | None]]:
+    """The (offset, value) of every record of one partition with start <= offset < stop."""
+    if stop <= start:
+        return []
+    consumer = Consumer({
+        **settings.kafka_client_config(),
+        "group.id": f"ticktide-range-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    consumer.assign([TopicPartition(topic, partition, start)])
+    records: list[tuple[int, bytes | None]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            offset = message.offset() or 0
+            if offset >= stop:
+                return records
+            records.append((offset, message.value()))
+            if offset == stop - 1:
+                return records
+        raise BrokerError(f"reading {topic}[{partition}] {start}..{stop - 1}: "
+                          f"got {len(records)} records in {timeout:.0f} s")
+    finally:
+        consumer.close()

@@ -1,0 +1,139 @@
+"""Reading exact offset ranges of a topic, and finding offsets by record timestamp.
+
+Bounds come from the fetched high watermark (``streams.kafka.admin.end_offsets``), never from
+ListOffsets "latest"; offsets for a time are found by binary search over the records'
+own timestamps, never by ListOffsets by timestamp (both are wrong on some brokers).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from streams.errors import BrokerError
+from streams.kafka.admin import end_offsets
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One record as stored: where it is, its key, value and timestamp (ms)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def _consumer(settings: Settings, **extra: object) -> Consumer:
+    return Consumer({
+        **settings.kafka_client_config(),
+        "group.id": f"ticktide-range-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        **extra,
+    })
+
+
+def _raw(message: Message) -> Raw:
+    return Raw(message.partition() or 0, message.offset() or 0, message.key(), message.value(),
+               message.timestamp()[1])
+
+
+def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int],
+               poll_timeout: float = 30.0) -> Iterator[Raw]:
+    """Every record of ``topic`` with starts[p] <= offset < ends[p] (a start may be
+    OFFSET_BEGINNING), each partition in order.
+
+    Ends once every partition reached its end offset, however busy the topic is: a
+    partition is done at its end, at the first record past it (a gap at the end) or at the
+    end of its log (records before the end gone, e.g. by retention), and then paused.
+    BrokerError if a pending partition delivers nothing for ``poll_timeout`` seconds."""
+    consumer = _consumer(settings, **{"enable.partition.eof": True})
+    pending = {p for p, (s, e) in enumerate(zip(starts, ends, strict=True)) if e > 0 and s < e}
+    consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
+
+    def done(partition: int) -> None:
+        pending.discard(partition)
+        consumer.pause([TopicPartition(topic, partition)])
+
+    last = time.monotonic()
+    try:
+        while pending:
+            batch = consumer.consume(10_000, timeout=0.2)
+            if time.monotonic() - last > poll_timeout:
+                raise BrokerError(f"{topic}: no records for {poll_timeout:.0f} s before the end "
+                                  f"of partitions {sorted(pending)}")
+            for message in batch:
+                error = message.error()
+                partition = message.partition() or 0
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if partition in pending:  # the log ends here; its end is >= ours
+                            done(partition)
+                            last = time.monotonic()
+                        continue
+                    if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise BrokerError(f"reading {topic}: {error.str()}")
+                    continue
+                if partition not in pending:
+                    continue
+                last = time.monotonic()
+                raw = _raw(message)
+                if raw.offset >= ends[partition]:
+                    done(partition)
+                    continue
+                yield raw
+                if raw.offset >= ends[partition] - 1:
+                    done(partition)
+    finally:
+        consumer.close()
+
+
+class TimestampProbe:
+    """Reads single records by offset, to binary-search a partition by timestamp."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self._consumer = _consumer(settings)
+
+    def timestamp_at(self, partition: int, offset: int, timeout: float = 30.0) -> int:
+        """The timestamp (ms) of the record at ``offset`` (or the next existing one)."""
+        self._consumer.assign([TopicPartition(self.topic, partition, offset)])
+        messages = self._consumer.consume(1, timeout=timeout)
+        good = [m for m in messages if m.error() is None]
+        if not good:
+            raise BrokerError(f"no record at {self.topic}[{partition}]@{offset}")
+        return int(good[0].timestamp()[1])
+
+    def first_at_or_after(self, partition: int, start: int, end: int, timestamp_ms: int) -> int:
+        """The first offset in [start, end) whose record timestamp is >= ``timestamp_ms``
+        (``end`` if none). Assumes timestamps do not decrease within the partition."""
+        low, high = start, end
+        while low < high:
+            middle = (low + high) // 2
+            if self.timestamp_at(partition, middle) < timestamp_ms:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def close(self) -> None:
+        """Release the consumer."""
+        self._consumer.close()
+
+
+def from_beginning(partitions: int) -> list[int]:
+    """Start offsets meaning "the oldest record still stored" in each partition."""
+    return [OFFSET_BEGINNING] * partitions
+
+
+def read_all(settings: Settings, topic: str) -> Iterator[Raw]:
+    """Every record stored in ``topic`` now (up to the fetched high watermarks)."""
+    ends = list(end_offsets(settings, topic))
+    return read_range(settings, topic, from_beginning(len(ends)), ends)

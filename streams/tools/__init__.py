@@ -1,0 +1,1 @@
+"""Offline commands over topics: load, rebuild, replay, lineage."""

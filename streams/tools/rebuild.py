@@ -1,0 +1,197 @@
+"""Rebuild state from its source topic with the live fold, and compare it with the live
+state read from the broker (no worker needed).
+
+* portfolio: trading.events -> domain.ledger.fold per account, vs the latest value of each
+  account in the portfolio table's changelog topic (its "portfolio" part).
+* candles: market.trades -> domain.candles.apply_trade per symbol, vs market.candles: every
+  candle the rebuild closed must be there, identical; a live candle the rebuild still has
+  open must equal that open window (the live worker closes quiet symbols on a timer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain import ledger, ledger_rows
+from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
+from schemas.records import Candle, Event, utc_now
+from streams.errors import BrokerError, DecodeError
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.codec import AvroCodec
+from streams.kafka.json_form import event_to_json
+from streams.kafka.ranges import Raw, read_all
+from streams.kafka.registry import make_registry
+from streams.settings import Settings
+
+
+@dataclass
+class Comparison:
+    """The outcome of a rebuild: per key equal or a description of the difference."""
+
+    what: str
+    keys: dict[str, str] = field(default_factory=dict)  # key -> "equal" | difference
+    events: int = 0
+    seconds: float = 0.0
+    checksum: str = ""
+    undecodable: int = 0
+
+    @property
+    def equal(self) -> bool:
+        """True when every key matched."""
+        return all(v == "equal" for v in self.keys.values())
+
+    @property
+    def rate(self) -> float:
+        """Source events folded per second (read + decode + fold)."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def checksum(rows: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of rows (first 16 hex digits)."""
+    text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _codec(settings: Settings) -> AvroCodec:
+    return AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+
+
+def _decoded(settings: Settings, topic: str, result: Comparison) -> Iterator[tuple[Raw, Event]]:
+    codec = _codec(settings)
+    for raw in read_all(settings, topic):
+        try:
+            event = codec.decode(raw.value)
+        except DecodeError:
+            result.undecodable += 1
+            continue
+        result.events += 1
+        yield raw, event
+
+
+def changelog_rows(settings: Settings, table: str) -> dict[str, Any]:
+    """The latest value of every key of a table, from its changelog topic."""
+    topic = f"{settings.app_id}-{table}-changelog"
+    rows: dict[str, Any] = {}
+    try:
+        records = list(read_all(settings, topic))
+    except BrokerError as exc:
+        raise BrokerError(f"cannot read the live {table} table ({exc}); is app {settings.app_id!r} running?") \
+            from None
+    for raw in records:
+        key = raw.key.decode(errors="replace") if raw.key is not None else ""
+        key = json.loads(key) if key.startswith('"') else key
+        if raw.value is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = json.loads(raw.value)
+    return rows
+
+
+def _difference(expected: Any, actual: Any, path: str = "") -> str:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for name in sorted(set(expected) | set(actual)):
+            if expected.get(name) != actual.get(name):
+                return _difference(expected.get(name), actual.get(name), f"{path}.{name}")
+    return f"{path.lstrip('.') or 'value'}: rebuilt {json.dumps(expected, default=str)[:200]} " \
+           f"!= live {json.dumps(actual, default=str)[:200]}"
+
+
+def rebuild_portfolio(settings: Settings) -> Comparison:
+    """Fold trading.events into fresh portfolios and compare with the live table."""
+    result, rebuilt = fold_portfolios(settings)
+    live = {k: v["portfolio"] for k, v in changelog_rows(settings, "portfolio").items()}
+    for account in live.keys() - rebuilt.keys():
+        # The ledger writes an account's row on its first input (a market mark), before it
+        # has any trading event: with no events, the rebuild's state is the opening one.
+        rebuilt[account] = ledger_rows.to_row(ledger.Portfolio.open(account, settings.initial_cash))
+    return _compare(result, rebuilt, live)
+
+
+def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
+    """Fold trading.events into fresh portfolios: (timing and checksum, rows by account)."""
+    result = Comparison("portfolio")
+    started = time.perf_counter()
+    states: dict[str, ledger.Portfolio] = {}
+    topic = settings.topic_prefix + "trading.events"
+    for raw, event in _decoded(settings, topic, result):
+        account = raw.key.decode(errors="replace") if raw.key else ""
+        state = states.get(account)
+        if state is None:
+            state = states[account] = ledger.Portfolio.open(account, settings.initial_cash)
+        ledger.apply(state, event)
+    rebuilt = {account: ledger_rows.to_row(state) for account, state in states.items()}
+    result.seconds = time.perf_counter() - started
+    result.checksum = checksum(rebuilt)
+    return result, rebuilt
+
+
+def _compare(result: Comparison, rebuilt: dict[str, Any], live: dict[str, Any],
+             same: Callable[[Any, Any], str | None] | None = None) -> Comparison:
+    for key in sorted(set(rebuilt) | set(live)):
+        if key not in live:
+            result.keys[key] = "different: missing from the live table"
+        elif key not in rebuilt:
+            result.keys[key] = "different: in the live table but not in the rebuild"
+        else:
+            problem = same(rebuilt[key], live[key]) if same else (
+                None if rebuilt[key] == live[key] else _difference(rebuilt[key], live[key]))
+            result.keys[key] = "equal" if problem is None else f"different: {problem}"
+    return result
+
+
+def _payload(candle: Candle) -> dict[str, Any]:
+    shown = event_to_json(candle)
+    shown.pop("envelope")
+    return shown
+
+
+def rebuild_candles(settings: Settings) -> Comparison:
+    """Fold market.trades into fresh candles and compare with market.candles."""
+    result = Comparison("candles")
+    started = time.perf_counter()
+    specs, grace_us, now = settings.window_specs, int(settings.grace_s * 1_000_000), utc_now()
+    states: dict[str, SymbolCandles] = {}
+    closed: dict[str, dict[str, Any]] = {}
+    decoder = TickDecoder(_codec(settings))  # the market agent's fast path
+    for raw in read_all(settings, settings.topic_prefix + "market.trades"):
+        try:
+            tick = decoder.decode(raw.value)
+        except DecodeError:
+            result.undecodable += 1
+            continue
+        result.events += 1
+        state = states.get(tick.symbol)
+        if state is None:
+            state = states[tick.symbol] = SymbolCandles(tick.symbol)
+        _, done = apply_trade(state, tick, specs, grace_us, raw.partition, raw.offset)
+        for candle in done:
+            closed.setdefault(candle.symbol, {})[candle.candle_id] = _payload(candle_record(candle, "rebuild", now))
+    result.seconds = time.perf_counter() - started
+    result.checksum = checksum(closed)
+    still_open = {symbol: {c.candle_id: _payload(candle_record(c, "rebuild", now))
+                           for spec in specs for c in (ClosedCandle(symbol, spec.name, bar)
+                                                        for bar in open_bars(state, spec.name))}
+                  for symbol, state in states.items()}
+    live: dict[str, dict[str, Any]] = {}
+    seen = Comparison("live candles")
+    for _, record in _decoded(settings, settings.topic_prefix + "market.candles", seen):
+        if isinstance(record, Candle):
+            live.setdefault(record.symbol, {})[record.envelope.event_id] = _payload(record)
+
+    def same(expected: dict[str, Any], actual: dict[str, Any], symbol: str) -> str | None:
+        missing = [k for k in expected if k not in actual]
+        if missing:
+            return f"{len(missing)} candles missing from market.candles, e.g. {expected[missing[0]]}"
+        opened = still_open.get(symbol, {})
+        wrong = [k for k, v in actual.items() if expected.get(k, opened.get(k)) != v]
+        return f"{len(wrong)} candles differ, e.g. {actual[wrong[0]]}" if wrong else None
+
+    for symbol in sorted(set(closed) | set(live)):
+        problem = same(closed.get(symbol, {}), live.get(symbol, {}), symbol)
+        result.keys[symbol] = "equal" if problem is None else f"different: {problem}"
+    return result

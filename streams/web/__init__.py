@@ -1,0 +1,1 @@
+"""Web views of a worker, one module per area, and the HTTP helpers they share (params)."""

@@ -1,0 +1,166 @@
+"""Trading web views: /portfolio/{account}, /orders/{order_id}, /signals?symbol=&limit=,
+and, only when an API token is configured, POST /commands (it requires the token).
+
+Each query is routed to the worker that owns its key (the account, or the symbol); an
+order is found through its account (the ``account:`` prefix of its id, or ``?account=``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response, View
+
+from domain import ledger_rows
+from domain.command_rules import check_user_command
+from domain.orders import account_of_order
+from schemas.records import UserCommand, utc_now
+from streams.web.params import (
+    BadParameter,
+    account_param,
+    bad,
+    error,
+    json_object,
+    only_params,
+    order_id_param,
+    query_limit,
+    query_symbol,
+    query_text,
+    routed,
+)
+
+if TYPE_CHECKING:
+    from streams.faust.app import TickTideApp
+
+PORTFOLIO = "portfolio"
+SIGNALS = "signals"
+BODY_FIELDS = frozenset({"command", "arguments", "user", "target"})
+MAX_ARGUMENTS = 8
+MAX_AUTHORIZATION = 1024
+
+
+def portfolio_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A portfolio row as users see it (unrealised P&L at the latest market marks)."""
+    state = ledger_rows.from_row(row["portfolio"])
+    prices = {symbol: Decimal(price) for symbol, price in row["prices"].items()}
+    return {**ledger_rows.summary(state, prices),
+            "open_orders": [o for o in row["portfolio"]["orders"].values() if o["status"] == "OPEN"]}
+
+
+def bearer_token(header: str | None) -> bytes | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header (scheme case-insensitive),
+    as bytes to compare in constant time; None if the header is missing or not Bearer."""
+    if not header or len(header) > MAX_AUTHORIZATION:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip().encode("utf-8", "replace")
+
+
+def command_from_body(body: dict[str, Any]) -> UserCommand:
+    """A UserCommand from a POST /commands body, every field checked (BadParameter)."""
+    unknown = sorted(set(body) - BODY_FIELDS)
+    if unknown:
+        raise BadParameter(str(unknown[0])[:64], f"unknown field {str(unknown[0])[:64]!r}; "
+                                                 f"a command has {', '.join(sorted(BODY_FIELDS))}")
+    name, arguments, user, target = body.get("command"), body.get("arguments", {}), body.get("user", "web"), \
+        body.get("target")
+    if not isinstance(name, str) or not name:
+        raise BadParameter("command", "command is required and must be a string")
+    if not isinstance(arguments, dict) or len(arguments) > MAX_ARGUMENTS:
+        raise BadParameter("arguments", f"arguments must be an object of at most {MAX_ARGUMENTS} strings")
+    for key, value in arguments.items():
+        if not isinstance(value, str):
+            raise BadParameter(f"arguments.{key[:64]}", f"argument {key[:64]!r} must be a string")
+    if not isinstance(user, str):
+        raise BadParameter("user", "user must be a string")
+    if target is not None and not isinstance(target, str):
+        raise BadParameter("target", "target must be a string or null")
+    problem = check_user_command(name, arguments, user, target)
+    if problem is not None:
+        raise BadParameter(problem.field, str(problem))
+    return UserCommand(envelope=UserCommand.envelope_for(event_time=utc_now(), producer="web.commands"),
+                       command=name, target=target, arguments=dict(arguments), user=user)
+
+
+def install_trading_views(app: TickTideApp) -> None:
+    """Mount the trading views (when the trading tables exist)."""
+    if PORTFOLIO not in app.tables or SIGNALS not in app.tables:
+        return
+    portfolios: Any = app.tables[PORTFOLIO]
+    signals: Any = app.tables[SIGNALS]
+
+    @app.page("/portfolio/{account}")
+    async def portfolio(web: View, request: Request, account: str) -> Response:
+        try:
+            only_params(request, ())
+            account = account_param(account)
+        except BadParameter as exc:
+            return bad(web, exc)
+        answer = await routed(app, PORTFOLIO, account, web, request)
+        if answer is not None:
+            return answer
+        row = portfolios.get(account)
+        if row is None:
+            return error(web, 404, f"unknown account {account!r}")
+        return web.json(portfolio_view(row))
+
+    @app.page("/orders/{order_id}")
+    async def order(web: View, request: Request, order_id: str) -> Response:
+        try:
+            only_params(request, ("account",))
+            order_id = order_id_param(order_id)
+            account = query_text(request, "account") or account_of_order(order_id)
+            if not account:
+                raise BadParameter("account", "account is required for this order id: /orders/ID?account=NAME")
+            account = account_param(account)
+        except BadParameter as exc:
+            return bad(web, exc)
+        answer = await routed(app, PORTFOLIO, account, web, request)
+        if answer is not None:
+            return answer
+        found = (portfolios.get(account) or {}).get("portfolio", {}).get("orders", {}).get(order_id)
+        if found is None:
+            return error(web, 404, f"unknown order {order_id!r} in account {account!r}")
+        return web.json({"account": account, **found})
+
+    @app.page("/signals")
+    async def signal_list(web: View, request: Request) -> Response:
+        try:
+            only_params(request, ("symbol", "limit"))
+            symbol, limit = query_symbol(request), query_limit(request)
+        except BadParameter as exc:
+            return bad(web, exc)
+        answer = await routed(app, SIGNALS, symbol, web, request)
+        if answer is not None:
+            return answer
+        return web.json({"symbol": symbol, "signals": (signals.get(symbol) or [])[-limit:]})
+
+    if app.settings.api_token is None:
+        return
+    token = app.settings.api_token.get_secret_value().encode()
+
+    class Commands(View):
+        """POST /commands: a user command, produced to user.commands (Bearer token required)."""
+
+        async def post(self, request: Request, **_: Any) -> Response:
+            given = bearer_token(request.headers.get("Authorization"))
+            if given is None or not hmac.compare_digest(given, token):
+                return web_json_401(self)
+            try:
+                command = command_from_body(await json_object(request))
+            except BadParameter as exc:
+                return bad(self, exc)
+            await app.typed_topics["user.commands"].send(command)
+            return self.json({"accepted": True, "command_id": command.envelope.event_id}, status=202)
+
+    app.page("/commands")(Commands)
+
+
+def web_json_401(web: View) -> Response:
+    """401 with a JSON error that says nothing about the token."""
+    return web.json({"error": "a valid API token is required (Authorization: Bearer TOKEN)"}, status=401,
+                    headers={"WWW-Authenticate": "Bearer"})
