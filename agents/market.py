@@ -37,7 +37,7 @@ from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.admin import end_offsets, partition_count
 from streams.kafka.ranges import read_range
 from streams.resilience.deadletter import RawRecord
-from streams.resilience.validation import bounds_now, checked
+from streams.validation import bounds_now, checked
 from tables import candles as glue
 
 AGENT = "market.trades"

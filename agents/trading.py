@@ -42,7 +42,7 @@ from streams.faust.app import TickTideApp
 from streams.hotpath.batcher import batch_topic
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.admin import partition_count
-from streams.resilience.validation import bounds_now
+from streams.validation import bounds_now
 from tables import trading as glue
 
 SIGNALS_AGENT = "trading.signals"

@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import IO
 
 from streams.errors import BrokerError
+from streams.kafka.admin import EMBEDDED_CLUSTER_ID
 
-EMBEDDED_CLUSTER_ID = "ticktide-embedded"
 _PR_SET_PDEATHSIG = 1
 
 

@@ -32,8 +32,8 @@ from streams.ops.metrics import LatencyWindow, Metrics
 from streams.ops.worker_state import Probe
 from streams.resilience.deadletter import DeadLetters
 from streams.resilience.retry import Retries
-from streams.resilience.validation import checked
 from streams.settings import Settings
+from streams.validation import checked
 
 E = TypeVar("E", bound=Event)
 AGENTS_PACKAGE = "agents"

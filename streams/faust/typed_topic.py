@@ -13,7 +13,7 @@ from faust.types import TopicT
 
 from schemas.records import Event
 from streams.kafka.catalog import TopicSpec
-from streams.resilience.validation import checked
+from streams.validation import checked
 
 if TYPE_CHECKING:
     from streams.faust.app import TickTideApp

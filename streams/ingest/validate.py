@@ -19,7 +19,7 @@ from schemas.records import Side, Trade
 from streams.errors import TickTideError
 from streams.ingest.rows import ParsedRow, RejectedRow, Row
 from streams.kafka.json_form import epoch_to_datetime
-from streams.resilience.validation import bounds_now
+from streams.validation import bounds_now
 
 MIN_EPOCH_MS = 10**11  # 1973-03-03: smaller values are not epoch milliseconds
 MIN_EPOCH_US = 10**14  # from here on a value is epoch microseconds (also 1973)

@@ -14,10 +14,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
-from streams.devstack.broker import EMBEDDED_CLUSTER_ID
 from streams.errors import BrokerError
 from streams.kafka.catalog import CATALOG, TopicSpec
 from streams.settings import Settings
+
+EMBEDDED_CLUSTER_ID = "ticktide-embedded"
+"""The cluster id the embedded broker (streams.devstack.broker) runs with; ``is_embedded`` looks for it."""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from streams.errors import BrokerError
 from streams.kafka.catalog import topic as catalog_topic
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
-from streams.resilience.validation import checked
 from streams.settings import Settings
+from streams.validation import checked
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,

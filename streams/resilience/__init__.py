@@ -1,2 +1,1 @@
-"""One bad record costs one record: dead letters, retries, the dlq tools and the record rules
-checked at the edges."""
+"""One bad record costs one record: dead letters, retries and the dlq tools."""

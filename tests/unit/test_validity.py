@@ -21,7 +21,7 @@ from streams.errors import InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
-from streams.resilience.validation import checked
+from streams.validation import checked
 from tests.factories import (
     make_news,
     make_trade,
