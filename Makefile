@@ -23,6 +23,7 @@ test-fast: $(BIN)/.installed  # pure unit tests: no broker, under a minute
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers contracts in pyproject.toml
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.codec
