@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -47,8 +49,14 @@ def replay_command(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=False) as bar:
         task = bar.add_task("replay", total=the_plan.total)
-        done = replay(settings, the_plan, pace,
-                      lambda p: bar.update(task, completed=p.copied) if p.copied % 500 == 0 else None)
+        interrupted = threading.Event()  # Ctrl-C sets it: the replay stops between records, never inside a call
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        try:
+            done = replay(settings, the_plan, pace,
+                          lambda p: bar.update(task, completed=p.copied) if p.copied % 500 == 0 else None,
+                          interrupted)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         bar.update(task, completed=done.copied)
     where = ", ".join(f"{p}@{o}" for p, o in sorted(done.next_offsets.items()))
     print(f"replayed {done.copied} of {the_plan.total} records into {the_plan.target} in "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
@@ -46,7 +46,7 @@ def _raw(message: Message) -> Raw:
 
 
 def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int],
-               poll_timeout: float = 30.0) -> Iterator[Raw]:
+               poll_timeout: float = 30.0) -> Generator[Raw, None, None]:
     """Every record of ``topic`` with starts[p] <= offset < ends[p] (a start may be
     OFFSET_BEGINNING), each partition in order.
 

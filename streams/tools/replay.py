@@ -11,6 +11,7 @@ so it has its own consumer group, tables and outputs and live state is untouched
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,20 +101,26 @@ def plan(settings: Settings, topic: str, start: Bound, stop: Bound | None, into:
 
 
 def replay(settings: Settings, the_plan: Plan, speed: float | None,
-           on_record: Callable[[Progress], None] = lambda _: None) -> Progress:
+           on_record: Callable[[Progress], None] = lambda _: None,
+           stop: threading.Event | None = None) -> Progress:
     """Copy the planned range; ``speed`` None = as fast as possible, else N x the original
-    pace. A KeyboardInterrupt stops cleanly: the returned progress says where it stopped."""
+    pace. Setting ``stop`` (or a KeyboardInterrupt) stops cleanly: the returned progress
+    says where it stopped. Waits for the pace are cut short by ``stop``."""
+    stop = stop or threading.Event()
     progress = Progress(next_offsets=dict(enumerate(the_plan.starts)))
     started = time.monotonic()
     first_ms: int | None = None
     producer = EventProducer(settings)
+    records = read_range(settings, the_plan.topic, the_plan.starts, the_plan.ends)
     try:
-        for raw in read_range(settings, the_plan.topic, the_plan.starts, the_plan.ends):
+        for raw in records:
             if speed is not None:
                 first_ms = raw.timestamp_ms if first_ms is None else first_ms
                 ahead = (raw.timestamp_ms - first_ms) / 1000 / speed - (time.monotonic() - started)
                 if ahead > 0:
-                    time.sleep(ahead)
+                    stop.wait(ahead)
+            if stop.is_set():
+                break
             producer.send_raw(the_plan.target, raw.key, raw.value)
             progress.copied += 1
             progress.next_offsets[raw.partition] = raw.offset + 1
@@ -121,6 +128,7 @@ def replay(settings: Settings, the_plan: Plan, speed: float | None,
     except KeyboardInterrupt:
         pass
     finally:
+        records.close()
         producer.flush()
         progress.seconds = time.monotonic() - started
     return progress
