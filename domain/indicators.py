@@ -193,7 +193,7 @@ def apply_candle(
     rsi = None
     if avg_gain is not None and avg_loss is not None:
         total = avg_gain + avg_loss
-        rsi = 50.0 if total == 0 else 100.0 * avg_gain / total
+        rsi = 50.0 if total == 0 else min(100.0, 100.0 * (avg_gain / total))
     volatility = sample_stdev(returns) if len(returns) == config.volatility_window else None
     baseline = old.recent_volumes[-config.volume_window:]
     zscore = None

@@ -187,3 +187,16 @@ def test_candle_of_another_series_or_nonpositive_price_is_rejected() -> None:
         apply_candle(state, candle(1, 0.0, 1.0), config)
     with pytest.raises(ValueError, match="volume NaN"):
         apply_candle(state, dataclasses.replace(candle(1, 100.0, 1.0), volume=Decimal("NaN")), config)
+
+
+def test_rsi_never_leaves_0_to_100_whatever_the_rounding() -> None:
+    """A rise of uneven steps once gave 100.00000000000001, which the IndicatorSnapshot rule
+    refuses: the analysis agent then dead-lettered the candle."""
+    rng = random.Random(11)
+    for _ in range(300):
+        steps = [rng.uniform(0.001, 50.0) for _ in range(20)]
+        sign = rng.choice((1.0, -1.0))
+        closes = list(itertools.accumulate(steps, lambda a, b: a + sign * b, initial=5000.0))
+        _, results = fold([candle(i, close, 10.0) for i, close in enumerate(closes)], IndicatorConfig())
+        rsi = [r.rsi for r in results if r is not None and r.rsi is not None]
+        assert rsi and all(0.0 <= value <= 100.0 for value in rsi)
