@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     heartbeat_period_s: float = Field(5.0, gt=0, description="system.heartbeats period")
-    worker_id: str = Field(default_factory=_default_worker_id)
+    worker_id: str = Field(default_factory=_default_worker_id, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}$")
     windows: str = Field(DEFAULT_WINDOWS, description="Candle windows: 1m tumbling, 5m/1m hopping")
     grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
     idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
