@@ -194,9 +194,9 @@ def test_rsi_never_leaves_0_to_100_whatever_the_rounding() -> None:
     refuses: the analysis agent then dead-lettered the candle."""
     rng = random.Random(11)
     for _ in range(300):
-        steps = [rng.uniform(0.001, 50.0) for _ in range(20)]
         sign = rng.choice((1.0, -1.0))
-        closes = list(itertools.accumulate(steps, lambda a, b: a + sign * b, initial=5000.0))
+        steps = [sign * rng.uniform(0.001, 50.0) for _ in range(20)]
+        closes = list(itertools.accumulate(steps, initial=5000.0))
         _, results = fold([candle(i, close, 10.0) for i, close in enumerate(closes)], IndicatorConfig())
         rsi = [r.rsi for r in results if r is not None and r.rsi is not None]
         assert rsi and all(0.0 <= value <= 100.0 for value in rsi)
