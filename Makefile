@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast test-tools lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,11 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/ticktide dev
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed test-tools
 	$(BIN)/python -m pytest
+
+test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
+	@sh tests/install_tools.sh
 
 test-fast: $(BIN)/.installed  # pure unit tests: no broker, under a minute
 	$(BIN)/python -m pytest tests/unit -q

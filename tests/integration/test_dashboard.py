@@ -41,7 +41,7 @@ return {candles, trades_row: row ? [...row.cells].map(c => c.textContent) : [],
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "install Debian's chromium and chromium-driver (.ci/run does)"
+    assert chromium and driver, "install Debian's chromium and chromium-driver (`make test-tools` does)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

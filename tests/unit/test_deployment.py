@@ -1,6 +1,6 @@
 """docker-compose.yml, the Dockerfile and the Prometheus/Grafana files agree with the code.
 
-`docker compose config` (or the standalone `docker-compose config`, which .ci/run
+`docker compose config` (or the standalone `docker-compose config`, which `make test`
 installs) validates the file against the Compose schema; the structural checks below add
 what compose cannot know: the workers' env vars are real ticktide settings with valid
 values, the workers can be scaled, Prometheus scrapes them, and every metric the Grafana
@@ -43,7 +43,7 @@ def _compose_cli() -> list[str] | None:
 
 def test_docker_compose_config_validates() -> None:
     cli = _compose_cli()
-    assert cli is not None, "neither `docker compose` nor `docker-compose` is installed (.ci/run installs it)"
+    assert cli is not None, "neither `docker compose` nor `docker-compose` is installed (`make test-tools` installs it)"
     result = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
