@@ -24,7 +24,7 @@ def _report(result: Comparison) -> None:
         console.print(f"{result.what}: nothing to compare (no source events and no live state)")
     console.print(f"checksum {result.checksum}  events {result.events}  "
                   f"{result.rate:,.0f} events/s  ({result.seconds:.2f} s)"
-                  + (f"  undecodable {result.undecodable}" if result.undecodable else ""))
+                  + (f"  not folded (undecodable or invalid) {result.undecodable}" if result.undecodable else ""))
     if not result.equal:
         console.print(f"[red]{result.what}: rebuild differs from the live state[/red]")
         raise typer.Exit(1)

@@ -20,13 +20,15 @@ from typing import Any
 from domain import ledger, ledger_rows
 from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
 from schemas.records import Candle, Event, utc_now
-from streams.errors import BrokerError, DecodeError
+from streams.errors import BrokerError, DecodeError, InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.admin import partition_count
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
 from streams.kafka.ranges import Raw, read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
+from streams.validation import bounds_now
 
 
 @dataclass
@@ -157,11 +159,14 @@ def rebuild_candles(settings: Settings) -> Comparison:
     specs, grace_us, now = settings.window_specs, int(settings.grace_s * 1_000_000), utc_now()
     states: dict[str, SymbolCandles] = {}
     closed: dict[str, dict[str, Any]] = {}
-    decoder = TickDecoder(_codec(settings))  # the market agent's fast path
-    for raw in read_all(settings, settings.topic_prefix + "market.trades"):
+    topic = settings.topic_prefix + "market.trades"
+    # The market agent's fast path and rules: what it dead-letters is not folded here either.
+    decoder = TickDecoder(_codec(settings), partitions=partition_count(settings, topic))
+    bounds = bounds_now(settings.max_future_skew_s)
+    for raw in read_all(settings, topic):
         try:
-            tick = decoder.decode(raw.value)
-        except DecodeError:
+            tick = decoder.decode_checked(raw.value, raw.timestamp_ms, raw.partition, bounds)
+        except (DecodeError, InvalidValue):
             result.undecodable += 1
             continue
         result.events += 1
