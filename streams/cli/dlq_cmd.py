@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.cli.text import printable
+from streams.cli.safe_text import printable
 from streams.errors import DecodeError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.cli.text import printable
+from streams.cli.safe_text import printable
 from streams.tools.lineage import explain
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from streams.errors import InvalidInput
 from streams.ingest.news import NEWS_FORMATS, ParsedNews, read_news, synthetic_headline
-from streams.ingest.rows import RejectedRow
+from streams.ingest.parsed_rows import RejectedRow
 from streams.kafka.producer import EventProducer
 from streams.tools import load
 

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.cli.text import plain
+from streams.cli.safe_text import plain
 from streams.tools.rebuild import Comparison, rebuild_candles, rebuild_portfolio
 
 app = typer.Typer(help="Rebuild state from its source topic and compare it with the live state.",

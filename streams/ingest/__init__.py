@@ -16,7 +16,7 @@ from typing import IO
 from streams.errors import InvalidInput
 from streams.ingest.binance import parse_aggtrades_csv, parse_trades_csv, parse_ws
 from streams.ingest.jsonl import parse_jsonl
-from streams.ingest.rows import ParsedRow, RejectedRow, Row
+from streams.ingest.parsed_rows import ParsedRow, RejectedRow, Row
 from streams.ingest.synthetic import synthetic_trades
 from streams.ingest.validate import trade_problems
 

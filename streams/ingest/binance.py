@@ -26,7 +26,7 @@ from typing import Any
 from domain.field_rules import show
 from schemas.records import Trade
 from streams.errors import InvalidInput
-from streams.ingest.rows import Row
+from streams.ingest.parsed_rows import Row
 from streams.ingest.validate import (
     parse_amount,
     parse_epoch,

@@ -17,7 +17,7 @@ from typing import Any
 from domain.field_rules import show
 from schemas.records import Envelope, Trade
 from streams.ingest.binance import load_json
-from streams.ingest.rows import Row
+from streams.ingest.parsed_rows import Row
 from streams.ingest.validate import row_from
 from streams.kafka.json_form import record_from_json
 

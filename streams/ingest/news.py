@@ -23,7 +23,7 @@ from domain.field_rules import show
 from schemas.records import News
 from streams.errors import InvalidInput
 from streams.ingest.binance import load_json
-from streams.ingest.rows import RejectedRow
+from streams.ingest.parsed_rows import RejectedRow
 from streams.kafka.json_form import parse_time
 
 NEWS_FORMATS = ("jsonl", "csv")

@@ -40,7 +40,7 @@ from itertools import accumulate
 
 from schemas.records import Envelope, Side, Trade, utc_now
 from streams.errors import InvalidInput
-from streams.ingest.fastrecord import fast_constructor
+from streams.ingest.fast_constructor import fast_constructor
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds,
 from domain.validity import violations
 from schemas.records import Side, Trade
 from streams.errors import TickTideError
-from streams.ingest.rows import ParsedRow, RejectedRow, Row
+from streams.ingest.parsed_rows import ParsedRow, RejectedRow, Row
 from streams.kafka.json_form import epoch_to_datetime
 from streams.validation import bounds_now
 

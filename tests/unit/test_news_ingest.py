@@ -10,7 +10,7 @@ import pytest
 
 from streams.errors import InvalidInput
 from streams.ingest.news import ParsedNews, read_news, synthetic_headline
-from streams.ingest.rows import RejectedRow
+from streams.ingest.parsed_rows import RejectedRow
 
 
 def test_jsonl_rows_become_news_and_bad_rows_say_why(tmp_path: Path) -> None:
