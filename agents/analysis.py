@@ -16,14 +16,14 @@ from domain.analysis import anomaly_record, snapshot_record
 from domain.anomalies import AnomalyRules, detect
 from domain.indicators import IndicatorConfig, apply_candle
 from schemas.records import Candle, utc_now
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from tables import analysis as glue
 
 AGENT = "analysis.candles"
 PRODUCER = "agent.analysis"
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the analysis agent and its tables."""
     indicators, anomalies = glue.declare(app)
     config, rules = IndicatorConfig(), AnomalyRules()
@@ -49,4 +49,4 @@ def install(app: TickTideApp) -> None:
                     glue.store(indicators, anomalies, state, snapshot, found)
             app.count_processed(AGENT)
             if message.time_in is not None:
-                app.probe.observe_latency(AGENT, [time.monotonic() - message.time_in])
+                app.worker_status.observe_latency(AGENT, [time.monotonic() - message.time_in])

@@ -29,13 +29,14 @@ from domain.enrich.context import (
     subject_of,
 )
 from domain.enrich.outcome import Outcome, enrichment_record
-from schemas.records import Anomaly, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
+from schemas.records import Anomaly, Enrichment, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
 from streams.claude.enricher import Enricher, client_from, limits_from
 from streams.claude.metrics import EnrichmentMetrics
 from streams.errors import UnexpectedRecordType
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
+from streams.faust.internals import partition_scope
 from streams.kafka.json_form import event_to_json
-from streams.web.assess import install_assess
+from tables import enrichment as glue
 from tables.enrichment import PRODUCER, ContextHistory, LoggedCache
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ INPUTS: dict[str, tuple[str, type[Event]]] = {
 }
 
 
-def make_enricher(app: TickTideApp, cache: LoggedCache) -> Enricher:
+def make_enricher(app: WorkerApp, cache: LoggedCache) -> Enricher:
     """The worker's one Enricher, from the settings."""
     settings = app.settings
     client = client_from(settings)
@@ -60,7 +61,7 @@ def make_enricher(app: TickTideApp, cache: LoggedCache) -> Enricher:
         persist=cache.persist)
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the enrichment agent and GET /assess/{symbol}."""
     settings = app.settings
     enabled = set(settings.enrich_inputs.split(","))
@@ -70,6 +71,7 @@ def install(app: TickTideApp) -> None:
     enricher = make_enricher(app, cache)
     history = ContextHistory(settings.enrich_history)
     out = app.typed_topics["analysis.enrichments"]
+    table = glue.declare(app)
     channel = app.topic(*types, key_type=bytes, value_type=bytes, key_serializer="raw",
                         value_serializer="raw", partitions=settings.partitions)
 
@@ -98,10 +100,16 @@ def install(app: TickTideApp) -> None:
         outcomes = await safe_enrich(contexts)
         now = utc_now()
         pending = []
+        sent: dict[tuple[str, int], list[Enrichment]] = {}  # input (topic, partition) -> enrichments
         for (message, _), context, outcome in zip(items, contexts, outcomes, strict=True):
             async with app.deadletters.guard(message, agent=AGENT):
-                pending.append(await out.send_pending(enrichment_record(context.subject, outcome, PRODUCER, now)))
+                record = enrichment_record(context.subject, outcome, PRODUCER, now)
+                pending.append(await out.send_pending(record))
+                sent.setdefault((message.topic, message.partition), []).append(record)
         await asyncio.gather(*pending)
+        for (topic, partition), records in sent.items():
+            with partition_scope(topic, partition):  # a batch has no current event
+                glue.remember_enrichments(table, partition, records)
         app.count_processed(AGENT, len(batch))
 
     async def safe_enrich(contexts: list[Context]) -> list[Outcome]:
@@ -137,4 +145,3 @@ def install(app: TickTideApp) -> None:
         outcome = (await safe_enrich([context]))[0]
         return {"status": 200, "body": event_to_json(enrichment_record(subject, outcome, PRODUCER, utc_now()))}
 
-    install_assess(app, assess)

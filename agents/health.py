@@ -5,14 +5,14 @@ from __future__ import annotations
 from faust import StreamT
 
 from schemas.records import ComponentStatus, Heartbeat
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from tables import health as glue
 
 BEATS = "system.heartbeats"
 STATUS = "system.status"
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the two health agents and the health table."""
     table = glue.declare(app)
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.records import ComponentStatus, HealthStatus, Heartbeat, Lifecycle, utc_now
-from streams.faust.app import TickTideApp
-from streams.ops.worker_state import DOWN, AgentStats
+from streams.faust.context import WorkerApp
+from streams.ops.worker_status import DOWN, AgentStats
 
 COMPONENT = "worker"
 PRODUCER = "agent.heartbeat"
@@ -26,12 +26,12 @@ HEALTH_OF = {Lifecycle.RUNNING: HealthStatus.HEALTHY, Lifecycle.DEGRADED: Health
 LIVE = (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.DEGRADED)
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the heartbeat timer and the lifecycle hooks."""
     sequence = itertools.count()
     beats = app.typed_topics["system.heartbeats"]
     statuses = app.typed_topics["system.status"]
-    probe = app.probe
+    probe = app.worker_status
     probe.lifecycle = Lifecycle.CONFIGURED
     broker_ok = True
     total = AgentStats()  # the whole worker, for its events per second
@@ -51,7 +51,7 @@ def install(app: TickTideApp) -> None:
         return Heartbeat(
             envelope=Heartbeat.envelope_for(event_time=utc_now(), producer=PRODUCER),
             component=component, worker_id=app.settings.worker_id, host=socket.gethostname(),
-            pid=os.getpid(), uptime_seconds=time.time() - app.started_at, sequence=next(sequence),
+            pid=os.getpid(), uptime_seconds=time.time() - probe.started_at, sequence=next(sequence),
             lifecycle=Lifecycle.FAILED if component in probe.failures else probe.lifecycle,
             period_seconds=app.settings.heartbeat_period_s,
             dependencies=dict(probe.dependencies), events_processed=events_processed,
@@ -106,7 +106,7 @@ def install(app: TickTideApp) -> None:
                 lag=sum(n for tp, n in lags.items() if tp.rsplit("[", 1)[0] in topics)))
         return records
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust stubs want a sync receiver
+    @app.on_before_shutdown.connect
     async def stopping(sender: Any, *_: Any, **__: Any) -> None:
         try:
             await asyncio.wait_for(announce(Lifecycle.STOPPED, "worker shut down"), SEND_TIMEOUT_S)

@@ -22,7 +22,7 @@ from domain.field_rules import ACCOUNT_RULE
 from domain.orders import Mark
 from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
 from streams.errors import InvalidValue, UnexpectedRecordType
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from tables import trading as glue
 
 AGENT = "trading.ledger"
@@ -40,7 +40,7 @@ def account_of(key: bytes | None) -> str:
     return text
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the ledger agent and the order-timeout timer."""
     table, _, _ = glue.declare(app)
     settings = app.settings

@@ -31,8 +31,8 @@ from faust import StreamT
 from domain import candles as fold
 from schemas.records import TradeBatch, utc_now
 from streams.errors import BrokerError, DecodeError, InvalidValue, OutOfSequence
-from streams.faust.app import TickTideApp
-from streams.hotpath.batcher import SOURCE, TradeBatcher, batch_topic, unbatchable
+from streams.faust.context import WorkerApp
+from streams.hotpath.batcher import SOURCE, unbatchable
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.admin import end_offsets, partition_count
 from streams.kafka.ranges import read_range
@@ -45,20 +45,19 @@ PRODUCER = "agent.market"
 log = logging.getLogger(__name__)
 
 
-def install(app: TickTideApp) -> None:
-    """Register the batcher, the candle agent, its tables and the idle-close timer."""
+def install(app: WorkerApp) -> None:
+    """Register the candle agent, its tables and the idle-close timer (the trade batcher that
+    feeds it is a worker service: streams/worker.py)."""
     state_table, history_table = glue.declare(app)
     decoder = TickDecoder(app.codec)
     specs = app.settings.window_specs
     grace_us = int(app.settings.grace_s * 1_000_000)
     rows_lock = asyncio.Lock()  # the agent and the idle timer both read-modify-write rows
     source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
-    batches = batch_topic(app)
+    batches = app.trade_batches
     batches_topic = batches.get_topic_name()
     candles_topic = app.typed_topics["market.candles"]
     late_topic = app.typed_topics["market.late"]
-    app.trade_batcher = TradeBatcher(app)
-    app.service(app.trade_batcher)  # type: ignore[arg-type]  # an instance is accepted
 
     async def publish(closed: list[fold.ClosedCandle], late: list[RawRecord]) -> None:
         """Send final candles and late trades; return once the broker has them all."""
@@ -174,7 +173,7 @@ def install(app: TickTideApp) -> None:
         this worker has read its partition to the end (a worker catching up on a backlog
         must not close windows that later records still fill). Never during a rebalance:
         the rows may be in recovery."""
-        if getattr(app, "rebalancing", False) or not quiet_rows():
+        if app.rebalancing or not quiet_rows():
             return
         try:  # outside the lock: this may take seconds while a partition is busy
             ends = await asyncio.to_thread(end_offsets, app.settings, source_topic)

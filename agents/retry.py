@@ -11,13 +11,13 @@ from domain.clock import to_micros
 from domain.deadletters import catalog_name
 from schemas.records import DeadLetter
 from streams.errors import InvalidInput
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from streams.resilience.retry import ATTEMPT_HEADER, RETRY_TOPIC
 
 AGENT = "system.retry"
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the retry agent."""
     prefix = app.settings.topic_prefix
 

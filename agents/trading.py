@@ -38,8 +38,7 @@ from schemas.records import (
     utc_now,
 )
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
-from streams.faust.app import TickTideApp
-from streams.hotpath.batcher import batch_topic
+from streams.faust.context import WorkerApp
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.admin import partition_count
 from streams.validation import bounds_now
@@ -52,7 +51,7 @@ PRODUCER = "agent.trading"
 _MARK_NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the signal, mark and user-command agents."""
     _, strategy_table, signals_table = glue.declare(app)
     settings = app.settings
@@ -100,7 +99,7 @@ def install(app: TickTideApp) -> None:
     slice_us = int(settings.mark_interval_s * 1_000_000)
     account = settings.trading_account
 
-    @app.agent(batch_topic(app), name=MARKS_AGENT)
+    @app.agent(app.trade_batches, name=MARKS_AGENT)
     async def marks(stream: StreamT[bytes]) -> None:
         decoder.partitions = await asyncio.to_thread(partition_count, settings, topics["market.trades"].name)
         async for event in stream.events():  # each event: a run of market.trades records

@@ -40,11 +40,6 @@ class Beat:
     dependencies: Mapping[str, str] = field(default_factory=dict)
 
 
-def key_of(worker_id: str, component: str) -> str:
-    """The health-table key of one component instance."""
-    return f"{worker_id}/{component}"
-
-
 def _new(component: str, worker_id: str, at_us: int) -> State:
     return {"component": component, "worker_id": worker_id, "lifecycle": "INITIALIZED",
             "first_seen_us": at_us, "last_seen_us": at_us, "period_s": 5.0, "beats": 0,

@@ -13,19 +13,18 @@ from faust.types import TableT
 
 from domain.indicators import IndicatorState
 from schemas.records import Anomaly, IndicatorSnapshot
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json
-from tables.keyed import symbol_table
+from tables import names
+from tables.symbol_table import symbol_table
 
-INDICATORS = "indicators"
-ANOMALIES = "anomalies"
 KEEP_ANOMALIES = 200
 
 
-def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
+def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     """The indicator and anomaly tables."""
-    return (symbol_table(app, INDICATORS, "Indicator state and latest snapshot per symbol."),
-            symbol_table(app, ANOMALIES, "Recent anomalies per symbol."))
+    return (symbol_table(app, names.INDICATORS, "Indicator state and latest snapshot per symbol."),
+            symbol_table(app, names.ANOMALIES, "Recent anomalies per symbol."))
 
 
 def load_state(table: TableT[str, Any], symbol: str, interval: str) -> IndicatorState | None:

@@ -9,70 +9,37 @@
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
 its trades and a web query for it is routed to the worker that owns it. Rows are written
-once per symbol per batch, inside ``partition_scope``.
+once per symbol per batch, inside ``partition_scope`` (streams/faust/internals.py). Names
+and keys: tables/names.py.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
-from faust.streams import _current_event
 from faust.types import TableT
 
 from domain.candles import ClosedCandle, SymbolCandles, from_row
 from schemas.records import Candle
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
+from streams.faust.internals import partition_scope
 from streams.kafka.json_form import event_to_json
-from tables.keyed import symbol_table
+from tables import names
+from tables.names import progress_key
+from tables.symbol_table import symbol_table
 
-STATE = "candles"
-HISTORY = "candle_history"
-PROGRESS_PREFIX = "#partition/"
-"""Key prefix of the progress rows in the candles table (a symbol never starts with #)."""
+__all__ = ["declare", "load", "partition_scope", "progress_key", "remember_closed", "symbol_rows"]
 
 
-def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
+def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
     """The candle tables, co-partitioned with market.trades (and the trade-batch topic)."""
-    return (symbol_table(app, STATE, "Open windows and event-time clock per symbol."),
-            symbol_table(app, HISTORY, "Recent final candles per symbol and interval."))
-
-
-def progress_key(partition: int) -> str:
-    """The candles-table key of a source partition's progress row."""
-    return f"{PROGRESS_PREFIX}{partition}"
+    return (symbol_table(app, names.CANDLES, "Open windows and event-time clock per symbol."),
+            symbol_table(app, names.CANDLE_HISTORY, "Recent final candles per symbol and interval."))
 
 
 def symbol_rows(table: TableT[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The symbols' rows (not the progress rows)."""
-    return [(key, row) for key, row in table.items() if not key.startswith(PROGRESS_PREFIX)]
-
-
-class _PartitionMarker:
-    """Stands in for Faust's current event: what a table write needs is its partition."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = SimpleNamespace(topic=topic, partition=partition)
-
-
-@contextmanager
-def partition_scope(topic: str, partition: int) -> Iterator[None]:
-    """Route table writes to ``partition`` (of the tables' source topic ``topic``).
-
-    Faust takes the partition of a table write from the current stream event, which a
-    batched fold or a timer does not have; the rows we write belong to the partition of
-    the source records they were folded from, so we say so explicitly."""
-    marker = _PartitionMarker(topic, partition)
-    token = _current_event.set(weakref.ref(marker))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+    return names.symbol_rows(table.items())
 
 
 def load(table: TableT[str, Any], symbol: str) -> SymbolCandles:

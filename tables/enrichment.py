@@ -1,5 +1,6 @@
-"""State of the enrichment agent: the response cache, logged to its compacted topic, and
-the recent indicator snapshots per symbol used as context.
+"""State of the enrichment agent: the response cache, logged to its compacted topic, the
+recent indicator snapshots per symbol used as context, and the ``enrichments`` table (the
+latest enrichments of each input partition, for the dashboard).
 
 The cache is not a Faust table: its keys are cache keys (hashes), not symbols, so it
 cannot be co-partitioned with the inputs, and it must outlive an app id (a replay under a
@@ -20,20 +21,42 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.types import TableT
+
 from domain.enrich.assessment import InvalidAnswer
 from domain.enrich.cache import ResponseCache, cached_outcome
 from domain.enrich.context import history_entry
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, IndicatorSnapshot
 from streams.errors import BrokerError, DecodeError
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from streams.kafka.codec import AvroCodec
+from streams.kafka.json_form import event_to_json
 from streams.kafka.ranges import read_all
 from streams.settings import Settings
+from tables import names
+from tables.symbol_table import symbol_table
 
 log = logging.getLogger(__name__)
 CACHE_TOPIC = "analysis.enrichment_cache"
 PRODUCER = "agent.enrichment"
+KEEP_ENRICHMENTS = 50
+"""Latest enrichments kept per input partition."""
+
+
+def declare(app: WorkerApp) -> TableT[str, Any]:
+    """The enrichments table (co-partitioned with the enrichment agent's inputs)."""
+    return symbol_table(app, names.ENRICHMENTS, "Latest enrichments per input partition.")
+
+
+def remember_enrichments(table: TableT[str, Any], partition: int, enrichments: list[Enrichment]) -> None:
+    """Append enrichments to their input partition's row, keeping the last few (call it
+    inside ``partition_scope`` of that partition: the enrichment agent reads in batches)."""
+    key = names.partition_key(partition)
+    shown = [event_to_json(e) for e in enrichments]
+    ids = {e["envelope"]["event_id"] for e in shown}
+    kept = [e for e in table.get(key) or [] if e["envelope"]["event_id"] not in ids]
+    table[key] = (kept + shown)[-KEEP_ENRICHMENTS:]
 
 
 def cache_record(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> Enrichment:
@@ -81,7 +104,7 @@ def read_logged_answers(settings: Settings, codec: AvroCodec, now: float) -> Log
 class LoggedCache:
     """The response cache of a worker and its log topic."""
 
-    def __init__(self, app: TickTideApp, cache: ResponseCache, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, app: WorkerApp, cache: ResponseCache, clock: Callable[[], float] = time.time) -> None:
         self.app = app
         self.cache = cache
         self.clock = clock

@@ -23,20 +23,18 @@ from domain import ledger, ledger_rows
 from domain.orders import RiskLimits, TradingConfig
 from domain.strategy import SymbolContext
 from schemas.records import TradeSignal
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json
 from streams.settings import Settings
-from tables.keyed import symbol_table
+from tables.names import PORTFOLIO, SIGNALS, STRATEGY
+from tables.symbol_table import symbol_table
 
-PORTFOLIO = "portfolio"
-STRATEGY = "strategy"
-SIGNALS = "signals"
 KEEP_SIGNALS = 500
 KEEP_MARKS = 300
 """Recent marks kept per account and symbol (what a new order can fill against)."""
 
 
-def declare(app: TickTideApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
+def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
     """The portfolio, strategy and signals tables."""
     return (symbol_table(app, PORTFOLIO, "Paper portfolio per account (projection of trading.events)."),
             symbol_table(app, STRATEGY, "Strategy context per symbol."),

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.kafka.admin import is_embedded
 
 
 def worker(
@@ -26,12 +25,9 @@ def worker(
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error", show_default=False)] = None,
 ) -> None:
     """Run one Faust worker with all agents; several form one consumer group."""
-    from faust.worker import Worker
+    # Imported here for start-up speed, not to dodge a cycle: the worker brings Faust and
+    # every agent, which the other commands do not need.
+    from streams.worker import run_worker
 
-    from streams.faust.app import create_app
-
-    settings = settings_from(
-        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level
-    )
-    app = create_app(settings, embedded=is_embedded(settings))
-    Worker(app, loglevel=settings.log_level).execute_from_commandline()
+    run_worker(settings_from(
+        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level))

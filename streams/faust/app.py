@@ -1,59 +1,49 @@
-"""The faust.App built from Settings, with the codec, metrics and dead letters attached.
-
-``create_app`` declares every catalog topic, discovers the agents (each module of the
-``agents`` package has an ``install(app)`` function, found by name, never imported from
-here), then installs the web views.
-"""
+"""ticktide's faust.App: Faust's settings derived from ours, and the app class that carries
+the worker's services (built and attached by the composition root, streams/worker.py).
+Agents and views see it through ``streams.faust.context.WorkerApp``."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-import pkgutil
 import socket
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
+from faust.types import TopicT
 
 from schemas.records import Event
-from streams.errors import ConfigError
-from streams.faust.embedded_fixes import use_fetched_high_watermarks
-from streams.faust.fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.faust.typed_topic import TypedTopic
 from streams.hotpath.batcher import TradeBatcher
-from streams.kafka.catalog import CATALOG, letter_bytes
+from streams.kafka.catalog import letter_bytes
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
 from streams.ops.metrics import LatencyWindow, Metrics
-from streams.ops.worker_state import Probe
+from streams.ops.worker_status import WorkerStatus
 from streams.resilience.deadletter import DeadLetters
 from streams.resilience.retry import Retries
 from streams.settings import Settings
 from streams.validation import checked
 
 E = TypeVar("E", bound=Event)
-AGENTS_PACKAGE = "agents"
 log = logging.getLogger(__name__)
 
 
 class TickTideApp(faust.App):
-    """A Faust app that knows ticktide's settings, codec, topics and dead letters."""
+    """A Faust app that carries ticktide's services (see ``streams.faust.context.WorkerApp``)."""
 
     settings: Settings
     codec: AvroCodec
     metrics: Metrics
-    deadletters: DeadLetters
     typed_topics: dict[str, TypedTopic]
-    processed: Counter[str]
-    started_at: float
-    pipeline_latency: LatencyWindow
-    trade_batcher: TradeBatcher | None = None
-    probe: Probe
+    trade_batches: TopicT
+    deadletters: DeadLetters
+    worker_status: WorkerStatus
     retries: Retries
+    trade_batcher: TradeBatcher
+    processed: Counter[str]
+    pipeline_latency: LatencyWindow
 
     def decode_valid(self, data: bytes | None, expected: type[E]) -> E:
         """Decode a record of ``expected`` type (``Event``: any) and check its type's rules:
@@ -63,7 +53,7 @@ class TickTideApp(faust.App):
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
         """An exception escaped an agent (a bug: records are guarded one by one): the agent
         is FAILED and the worker not ready, so an operator sees it."""
-        self.probe.fail(agent.name, exc)
+        self.worker_status.fail(agent.name, exc)
         await super()._on_agent_error(agent, exc)
 
     def timer(self, interval: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -79,7 +69,7 @@ class TickTideApp(faust.App):
                 try:
                     await fun(*args)
                 except Exception as error:
-                    self.probe.error(name)
+                    self.worker_status.error(name)
                     log.exception("timer %s failed this time: %s", name, error)
 
             return register(guarded)
@@ -90,7 +80,7 @@ class TickTideApp(faust.App):
         """Count events an agent has finished with (processed or dead-lettered)."""
         self.processed[agent] += n
         self.metrics.events_processed.labels(agent).inc(n)
-        self.probe.processed(agent, n)
+        self.worker_status.processed(agent, n)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -145,48 +135,3 @@ def _canonical_url(settings: Settings) -> dict[str, str]:
     if settings.web_host == "0.0.0.0":
         return {"canonical_url": f"http://{socket.gethostname()}:{settings.web_port}"}
     return {}
-
-
-def discover_agents(app: TickTideApp) -> list[str]:
-    """Install every module of the agents package, then the settings' extra agent
-    modules (a user's own); their names."""
-    package = importlib.import_module(AGENTS_PACKAGE)
-    names = [f"{AGENTS_PACKAGE}.{m.name}" for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)]
-    names += [n.strip() for n in app.settings.extra_agents.split(",") if n.strip()]
-    installed = []
-    for name in names:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as error:
-            raise ConfigError(f"invalid setting extra_agents (TICKTIDE_EXTRA_AGENTS): cannot import {name}: "
-                              f"{error}") from None
-        install = getattr(module, "install", None)
-        if callable(install):
-            install(app)
-            installed.append(name.removeprefix(f"{AGENTS_PACKAGE}."))
-    return installed
-
-
-def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
-    """A ready-to-run app: topics declared, agents installed, web views mounted."""
-    from streams.web.market import install_views
-
-    app = TickTideApp(settings.app_id, **faust_config(settings, embedded=embedded))
-    app.settings = settings
-    app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
-    app.metrics = Metrics()
-    app.pipeline_latency = LatencyWindow(
-        on_extend=lambda seconds: app.probe.observe_latency("market.trades", seconds))
-    app.processed = Counter()
-    app.started_at = time.time()
-    app.typed_topics = {spec.name: TypedTopic(app, spec) for spec in CATALOG}
-    app.deadletters = DeadLetters(app)
-    app.probe = Probe(app)
-    app.retries = Retries(app)
-    discover_agents(app)
-    install_views(app)
-    resume_flow_before_fetching(app)
-    bound_wait_empty()
-    if embedded:
-        use_fetched_high_watermarks(app, settings)
-    return app

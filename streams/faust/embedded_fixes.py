@@ -16,12 +16,14 @@ from typing import Any
 
 from faust.types import TP
 
+from streams.faust.internals import require_tested_faust
 from streams.kafka.admin import end_offsets
 from streams.settings import Settings
 
 
 def use_fetched_high_watermarks(app: Any, settings: Settings) -> None:
     """Make the app's table recovery read changelogs to their true end."""
+    require_tested_faust("use_fetched_high_watermarks")
 
     async def build_highwaters(self: Any, consumer: Any, tps: set[TP], destination: Counter[TP],
                                title: str) -> None:

@@ -7,32 +7,35 @@ the codec inside a dead-letter guard, and sends are type-checked and encoded her
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faust.types import TopicT
+from faust.types import AppT, TopicT
+from prometheus_client import Counter as Metric
 
 from schemas.records import Event
-from streams.kafka.catalog import TopicSpec
+from streams.kafka.catalog import CATALOG, TopicSpec
+from streams.kafka.codec import AvroCodec
+from streams.settings import Settings
 from streams.validation import checked
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
 
 
 class TypedTopic:
     """A catalog topic bound to an app: ``.faust`` to consume, ``send`` to produce."""
 
-    def __init__(self, app: TickTideApp, spec: TopicSpec) -> None:
-        self.app = app
+    def __init__(self, app: AppT, spec: TopicSpec, settings: Settings, codec: AvroCodec, sent: Metric) -> None:
+        """``sent``: the counter of events sent, labelled by catalog topic."""
         self.spec = spec
-        self.name = app.settings.topic_prefix + spec.name
+        self.settings = settings
+        self.codec = codec
+        self.sent = sent
+        self.name = settings.topic_prefix + spec.name
         self.faust: TopicT = app.topic(
             self.name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=spec.partitions or app.settings.partitions,
+            partitions=spec.partitions or settings.partitions,
             retention=spec.retention_ms / 1000 if spec.retention_ms > 0 else None,
         )
 
@@ -42,12 +45,17 @@ class TypedTopic:
         anything is sent. Times are not bounded here: an agent's output carries the times of
         inputs already checked (a candle closed by the idle timer may end after now)."""
         self.spec.check(event)
-        checked(event, self.app.settings.max_future_skew_s, bound_times=False)
-        value = self.app.codec.encode(event)
+        checked(event, self.settings.max_future_skew_s, bound_times=False)
+        value = self.codec.encode(event)
         pending = await self.faust.send(key=(key or self.spec.key_of(event)).encode(), value=value)
-        self.app.metrics.events_sent.labels(self.spec.name).inc()
+        self.sent.labels(self.spec.name).inc()
         return pending
 
     async def send(self, event: Event, key: str | None = None) -> None:
         """Type-check, encode and queue (see ``send_pending``)."""
         await self.send_pending(event, key)
+
+
+def declare_topics(app: AppT, settings: Settings, codec: AvroCodec, sent: Metric) -> dict[str, TypedTopic]:
+    """Every catalog topic, by catalog name."""
+    return {spec.name: TypedTopic(app, spec, settings, codec, sent) for spec in CATALOG}

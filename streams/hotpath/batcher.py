@@ -24,20 +24,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faust.exceptions import ProducerSendError
-from faust.types import TopicT
+from faust.types import AppT, TopicT
 from mode import Service
 
 from schemas.records import TradeBatch
 from streams.errors import BrokerError, DecodeError, EncodeError, RecordTooLarge
-from streams.resilience.deadletter import RawRecord
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
+from streams.kafka.codec import AvroCodec
+from streams.ops.worker_status import WorkerStatus
+from streams.resilience.deadletter import DeadLetters, RawRecord
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,12 @@ MAX_BATCH_BYTES = 768 * 1024
 """Keep a batch well under Kafka's default 1 MiB message limit."""
 
 
-def batch_topic(app: TickTideApp) -> TopicT:
-    """The app's internal topic of trade batches (declared once; Faust creates it)."""
-    topic = getattr(app, "_trade_batches", None)
-    if topic is None:
-        settings = app.settings
-        topic = app._trade_batches = app.topic(  # type: ignore[attr-defined]
-            f"{settings.app_id}-{BATCHES}", key_type=bytes, value_type=bytes, key_serializer="raw",
-            value_serializer="raw", partitions=settings.partitions, internal=True,
-            retention=24 * 3600.0)
-    return topic
+def declare_batch_topic(app: AppT, settings: Settings) -> TopicT:
+    """The app's internal topic of trade batches (Faust creates it); declared once, by the
+    app factory, as ``app.trade_batches``."""
+    return app.topic(f"{settings.app_id}-{BATCHES}", key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=settings.partitions, internal=True,
+                     retention=24 * 3600.0)
 
 
 def record_size(record: ConsumerRecord[bytes, bytes]) -> int:
@@ -137,9 +133,14 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 class TradeBatcher(Service):
     """Forwards market.trades to the app's trade-batch topic, one record per fetched run."""
 
-    def __init__(self, app: TickTideApp, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, codec: AvroCodec, deadletters: DeadLetters, status: WorkerStatus,
+                 batches: TopicT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.app = app
+        self.settings = settings
+        self.codec = codec
+        self.deadletters = deadletters
+        self.status = status
+        self.batches = batches
         self.forwarded = 0
         self._in_flight = asyncio.Lock()
         self._forwarded_through: dict[int, int] = {}  # partition -> last source offset sent
@@ -152,7 +153,7 @@ class TradeBatcher(Service):
         return self._consumer
 
     async def on_start(self) -> None:
-        settings = self.app.settings
+        settings = self.settings
         self._consumer = AIOKafkaConsumer(  # needs the running loop: made here, not in __init__
             **settings.aiokafka_client_config(),
             group_id=f"{settings.app_id}.trade-batcher",
@@ -165,7 +166,7 @@ class TradeBatcher(Service):
             fetch_max_bytes=16 * 1024 * 1024,
         )
         listener = _CommitBeforeRevoke(self._in_flight, self._forwarded_through)
-        self.consumer.subscribe([self.app.typed_topics[SOURCE].name], listener=listener)
+        self.consumer.subscribe([settings.topic_prefix + SOURCE], listener=listener)
         await self.consumer.start()
 
     def report(self) -> dict[str, Any]:
@@ -182,10 +183,10 @@ class TradeBatcher(Service):
         try:
             await self._forward_forever()
         except Exception as error:  # a bug: say so (/ready 503, FAILED), do not hide it
-            self.app.probe.fail(COMPONENT, error)
+            self.status.fail(COMPONENT, error)
 
     async def _forward_forever(self) -> None:
-        settings = self.app.settings
+        settings = self.settings
         wait_ms = int(settings.batch_wait_s * 1000)
         backoff = RETRY_BACKOFF_S
         while not self.should_stop:
@@ -202,7 +203,7 @@ class TradeBatcher(Service):
             except (TimeoutError, KafkaError, ProducerSendError, BrokerError, OSError) as error:
                 log.warning("trade batcher could not forward (%s: %s); retrying in %.1f s",
                             type(error).__name__, error, backoff)
-                self.app.probe.error(COMPONENT)
+                self.status.error(COMPONENT)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF_S)
 
@@ -229,7 +230,7 @@ class TradeBatcher(Service):
                 error = (DecodeError("a tombstone (no value) is not a trade") if record.value is None else
                          RecordTooLarge(f"record of {record_size(record)} bytes is over the "
                                         f"{MAX_BATCH_BYTES}-byte batch limit"))
-                await self.app.deadletters.send(
+                await self.deadletters.send(
                     RawRecord(record.topic, tp.partition, record.offset, record.key, record.value),
                     agent=AGENT, error=error)
                 record = replace(record, key=None, value=None)
@@ -247,7 +248,7 @@ class TradeBatcher(Service):
     async def _send_and_commit(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
                                max_records: int) -> None:
         fetched_at = datetime.now(UTC)
-        topic = batch_topic(self.app)
+        topic = self.batches
         assigned = self.consumer.assignment()
         fetched = {tp: records for tp, records in fetched.items() if tp in assigned}  # not stale ones
         pending = []
@@ -255,10 +256,10 @@ class TradeBatcher(Service):
             follows = await self._follows(tp)
             for run in split_runs(await self._dead_letter_unbatchable(tp, records), max_records):
                 try:
-                    value = self.app.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
+                    value = self.codec.encode(trade_batch(tp.partition, run, fetched_at, follows))
                 except EncodeError as error:  # not expected: cost these records, not the partition
                     for record in run:
-                        await self.app.deadletters.send(
+                        await self.deadletters.send(
                             RawRecord(record.topic, tp.partition, record.offset, record.key, record.value),
                             agent=AGENT, error=error)
                     continue

@@ -19,15 +19,15 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+
+from faust.types import TopicT
+from prometheus_client import Counter as Metric
 
 from schemas.records import DeadLetter, utc_now
 from streams.errors import DecodeError, InvalidValue
 from streams.kafka.catalog import letter_bytes
 from streams.kafka.codec import AvroCodec
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
 
 log = logging.getLogger(__name__)
 DEADLETTER_TOPIC = "system.deadletter"
@@ -98,11 +98,13 @@ def dead_letter_for(record: SourceRecord, *, agent: str, reason: str, error: Bas
 class DeadLetters:
     """Sends failed records to system.deadletter and counts them."""
 
-    def __init__(self, app: TickTideApp) -> None:
-        self.app = app
+    def __init__(self, codec: AvroCodec, topic: TopicT, metric: Metric) -> None:
+        """``topic``: system.deadletter; ``metric``: the counter labelled (agent, reason)."""
+        self.topic = topic
+        self.metric = metric
         self.counts: Counter[tuple[str, str]] = Counter()
         # A dead letter holds a whole record plus context: allow it more room.
-        self.codec = AvroCodec(app.codec.registry, letter_bytes(app.codec.max_record_bytes))
+        self.codec = AvroCodec(codec.registry, letter_bytes(codec.max_record_bytes))
 
     async def send(self, record: SourceRecord, *, agent: str, error: BaseException,
                    reason: str | None = None, attempt: int = 1) -> None:
@@ -111,10 +113,10 @@ class DeadLetters:
         letter = dead_letter_for(record, agent=agent, reason=reason, error=error,
                                  producer=f"agent.{agent}", attempt=attempt)
         self.counts[(agent, reason)] += 1
-        self.app.metrics.deadletters.labels(agent, reason).inc()
+        self.metric.labels(agent, reason).inc()
         log.warning("dead-lettered %s[%s]@%s (%s): %s: %s", record.topic, record.partition,
                     record.offset, agent, letter.error_type, letter.error_message)
-        topic = self.app.typed_topics[DEADLETTER_TOPIC].faust
+        topic = self.topic
         try:
             await topic.send(key=record.topic.encode(), value=self.codec.encode(letter))
         except Exception as failure:  # too large for the broker or the codec: keep the rest

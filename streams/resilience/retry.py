@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from faust.types import TopicT
+from prometheus_client import Counter as Metric
 
 from domain.retry import RetryPolicy
 from streams.errors import TransientError
-from streams.resilience.deadletter import SourceRecord, dead_letter_for, reason_for
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
+from streams.resilience.deadletter import DeadLetters, SourceRecord, dead_letter_for, reason_for
 
 log = logging.getLogger(__name__)
 RETRY_TOPIC = "system.retry"
@@ -55,9 +55,15 @@ def attempt_of(record: Any) -> int:
 class Retries:
     """Routes an agent's failures: retry topic or dead-letter topic."""
 
-    def __init__(self, app: TickTideApp) -> None:
-        self.app = app
-        self.policy = RetryPolicy(app.settings.retry_max_attempts, app.settings.retry_backoff_s)
+    def __init__(self, policy: RetryPolicy, deadletters: DeadLetters, topic: TopicT, metric: Metric,
+                 count_error: Callable[[str], None]) -> None:
+        """``topic``: system.retry; ``metric``: the counter labelled by agent; ``count_error``:
+        where an agent's failures are counted (the worker's status)."""
+        self.policy = policy
+        self.deadletters = deadletters
+        self.topic = topic
+        self.metric = metric
+        self.count_error = count_error
         self.counts: Counter[str] = Counter()
 
     async def failed(self, record: SourceRecord, *, agent: str, error: BaseException) -> None:
@@ -65,17 +71,16 @@ class Retries:
         attempt, transient = attempt_of(record), is_transient(error)
         if not self.policy.should_retry(transient, attempt):
             reason = "retries_exhausted" if transient else reason_for(error)
-            await self.app.deadletters.send(record, agent=agent, error=error, reason=reason, attempt=attempt)
+            await self.deadletters.send(record, agent=agent, error=error, reason=reason, attempt=attempt)
             return
         self.counts[agent] += 1
-        self.app.probe.error(agent)
-        self.app.metrics.retries.labels(agent).inc()
+        self.count_error(agent)
+        self.metric.labels(agent).inc()
         letter = dead_letter_for(record, agent=agent, reason="transient", error=error,
                                  producer=f"agent.{agent}", attempt=attempt)
         log.info("retrying %s[%s]@%s (%s) after attempt %d: %s", record.topic, record.partition,
                  record.offset, agent, attempt, error)
-        await self.app.typed_topics[RETRY_TOPIC].faust.send(
-            key=record.topic.encode(), value=self.app.deadletters.codec.encode(letter))
+        await self.topic.send(key=record.topic.encode(), value=self.deadletters.codec.encode(letter))
 
     @asynccontextmanager
     async def guard(self, record: SourceRecord, *, agent: str) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ from streams.kafka.ranges import Raw, read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
 from streams.validation import bounds_now
+from tables import names
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _decoded(settings: Settings, topic: str, result: Comparison) -> Iterator[tup
 
 def changelog_rows(settings: Settings, table: str) -> dict[str, Any]:
     """The latest value of every key of a table, from its changelog topic."""
-    topic = f"{settings.app_id}-{table}-changelog"
+    topic = names.changelog_topic(settings.app_id, table)
     rows: dict[str, Any] = {}
     try:
         records = list(read_all(settings, topic))
@@ -106,7 +107,7 @@ def _difference(expected: Any, actual: Any, path: str = "") -> str:
 def rebuild_portfolio(settings: Settings) -> Comparison:
     """Fold trading.events into fresh portfolios and compare with the live table."""
     result, rebuilt = fold_portfolios(settings)
-    live = {k: v["portfolio"] for k, v in changelog_rows(settings, "portfolio").items()}
+    live = {k: v["portfolio"] for k, v in changelog_rows(settings, names.PORTFOLIO).items()}
     for account in live.keys() - rebuilt.keys():
         # The ledger writes an account's row on its first input (a market mark), before it
         # has any trading event: with no events, the rebuild's state is the opening one.

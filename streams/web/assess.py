@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.web import Request, Response, View
 
 from domain.rate_limit import RateLimiter, retry_after
+from streams.faust.context import WorkerApp
 from streams.web.params import BadParameter, bad, error, only_params, symbol_param
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
 
 MAX_CLIENTS = 10_000
 """Client addresses whose buckets are remembered (the oldest are forgotten)."""
 
 
-def install_assess(app: TickTideApp, agent: Any) -> None:
+def install_assess(app: WorkerApp, agent: Any) -> None:
     """Mount the view; ``agent`` answers a symbol with {"status": int, "body": {...}}."""
     app.conf.reply_create_topic = True  # the reply topic of ask() must exist on any broker
     settings = app.settings

@@ -11,9 +11,11 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from domain.command_rules import is_account, is_symbol
+from streams.faust.context import WorkerApp
 
 MAX_LIMIT = 1000
 MAX_BODY_BYTES = 16 * 1024
@@ -149,11 +151,9 @@ async def json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict
     return value
 
 
-async def routed(app: Any, table: str, key: str, web: View, request: Request) -> Response | None:
+async def routed(app: WorkerApp, table: str, key: str, web: View, request: Request) -> Response | None:
     """The owning worker's answer for ``key`` of ``table`` (Faust's table routing), or
     None when this worker owns it. Call it after the key is checked."""
-    from faust.exceptions import SameNode
-
     try:
         answer: Response = await app.router.route_req(table, key, web.web, request)
         return answer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.web import Request, Response, View
 
@@ -17,6 +17,7 @@ from domain import ledger_rows
 from domain.command_rules import check_user_command
 from domain.orders import account_of_order
 from schemas.records import UserCommand, utc_now
+from streams.faust.context import WorkerApp
 from streams.web.params import (
     BadParameter,
     account_param,
@@ -30,12 +31,8 @@ from streams.web.params import (
     query_text,
     routed,
 )
+from tables.names import PORTFOLIO, SIGNALS
 
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
-
-PORTFOLIO = "portfolio"
-SIGNALS = "signals"
 BODY_FIELDS = frozenset({"command", "arguments", "user", "target"})
 MAX_ARGUMENTS = 8
 MAX_AUTHORIZATION = 1024
@@ -86,7 +83,7 @@ def command_from_body(body: dict[str, Any]) -> UserCommand:
                        command=name, target=target, arguments=dict(arguments), user=user)
 
 
-def install_trading_views(app: TickTideApp) -> None:
+def install_trading_views(app: WorkerApp) -> None:
     """Mount the trading views (when the trading tables exist)."""
     if PORTFOLIO not in app.tables or SIGNALS not in app.tables:
         return

@@ -1,10 +1,13 @@
 """The dashboard in a real browser: headless Chromium (Debian's package, driven through
 its chromedriver) loads `/` from a worker fed with trades; the candle chart and the
-health table render with live data. The screenshot is kept as a test artifact."""
+health table render with live data. The screenshot is kept as a test artifact. And its
+data: the enrichments of anomalies show up in `/dashboard/data`."""
 
 from __future__ import annotations
 
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -18,8 +21,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.factories import T0, make_trade
-from tests.harness import REPO, WorkerProcess
+from tests.factories import T0, make_anomaly, make_trade
+from tests.harness import REPO, WorkerProcess, http_json
 
 ARTIFACTS = REPO / ".ticktide" / "artifacts"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -93,3 +96,26 @@ def test_dashboard_shows_candles_and_health_with_live_data(
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     shutil.copy(shot, tmp_path / "dashboard.png")
     print(f"dashboard screenshot: {shot}")
+
+
+def test_dashboard_data_lists_the_latest_enrichments(stack_settings: Settings, worker: WorkerProcess) -> None:
+    """Anomalies are enriched (the fallback: no API key here) and the dashboard lists the
+    enrichments (it once asked for tables nobody declared and always showed none)."""
+    sent = set()
+    with EventProducer(stack_settings) as producer:
+        for i, symbol in enumerate(SYMBOLS * 2):
+            anomaly = make_anomaly(symbol=symbol, value=4.5 + i)
+            sent.add(anomaly.envelope.event_id)
+            producer.send("analysis.anomalies", anomaly)
+    deadline, shown = time.monotonic() + 90, []
+    while time.monotonic() < deadline:
+        status, body = http_json(f"{worker.url}/dashboard/data")
+        assert status == 200, body
+        shown = body["enrichments"]
+        if {e["subject_event_id"] for e in shown} >= sent:
+            break
+        time.sleep(1)
+    assert {e["subject_event_id"] for e in shown} >= sent, shown
+    assert {e["symbol"] for e in shown} == set(SYMBOLS)
+    assert all(e["source"] == "FALLBACK" for e in shown)
+    assert uuid.UUID(shown[0]["envelope"]["event_id"])

@@ -6,13 +6,13 @@ from __future__ import annotations
 from faust import StreamT
 
 from schemas.records import News
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 
 AGENT = "plugin.faulty"
 TRIGGER = "crash the faulty agent"
 
 
-def install(app: TickTideApp) -> None:
+def install(app: WorkerApp) -> None:
     """Register the faulty agent on market.news."""
 
     @app.agent(app.typed_topics["market.news"].faust, name=AGENT)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.faust.app import create_app
 from streams.settings import ENV_PREFIX, Settings, load_settings
+from streams.worker import build_worker
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -96,7 +96,7 @@ def test_workers_scale_and_prometheus_scrapes_each_of_them() -> None:
 
 
 def test_every_metric_on_the_grafana_dashboard_is_one_a_worker_exposes(tmp_path: Path) -> None:
-    app = create_app(load_settings(data_dir=tmp_path))
+    app = build_worker(load_settings(data_dir=tmp_path))
     exposed = {family.name for family in text_string_to_metric_families(app.metrics.render().decode())}
     dashboard = json.loads((REPO / "deploy/grafana/dashboards/ticktide.json").read_text())
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])

@@ -18,6 +18,8 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
+from streams.faust.internals import require_tested_faust
+
 
 async def _resume_streams(self: Any, generation_id: int = 0) -> None:
     app = self.app
@@ -45,6 +47,7 @@ async def _resume_streams(self: Any, generation_id: int = 0) -> None:
 
 def resume_flow_before_fetching(app: Any) -> None:
     """Patch the app's table recovery so no record is fetched while the flow is suspended."""
+    require_tested_faust("resume_flow_before_fetching")
     recovery = app.tables.recovery
     recovery._resume_streams = types.MethodType(_resume_streams, recovery)
 
@@ -78,4 +81,5 @@ async def _wait_empty(self: Any) -> None:
 
 def bound_wait_empty() -> None:
     """Patch Faust's consumer so a revocation cannot wait forever for a lost record."""
+    require_tested_faust("bound_wait_empty")
     Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]

@@ -3,7 +3,9 @@ consumer lag and dependency status. The heartbeat agent publishes it; /live, /re
 /metrics read it.
 
 Agents report through the app: ``app.count_processed(agent, n)`` (every agent already
-calls it), ``app.probe.observe_latency(agent, seconds)`` and ``app.probe.error(agent)``.
+calls it), ``app.worker_status.observe_latency(agent, seconds)`` and
+``app.worker_status.error(agent)``. What only Faust knows (assignment, positions, recovery)
+comes through ``RuntimeFacts``, implemented over Faust in streams/faust/runtime.py.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from __future__ import annotations
 import logging
 import time
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Histogram
 
 from schemas.records import Lifecycle
-
-if TYPE_CHECKING:
-    from streams.faust.app import TickTideApp
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 SAMPLE_PER_BEAT = 50
@@ -50,17 +52,58 @@ class AgentStats:
         return [round(v * 1000, 3) for v in values[::step][:SAMPLE_PER_BEAT]]
 
 
-class Probe:
+class RuntimeFacts(Protocol):
+    """What the stream runtime (Faust) knows about this worker."""
+
+    def input_topics(self, agent: str) -> set[str]:
+        """The topics an agent consumes."""
+        ...
+
+    def assigned(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this worker's agents own, sorted."""
+        ...
+
+    def lag(self, topics: set[str] | None = None) -> dict[str, int]:
+        """Records behind the fetched end, per assigned partition ("topic[p]")."""
+        ...
+
+    def recovered(self) -> bool:
+        """Table recovery has finished for the current assignment."""
+        ...
+
+    def rebalancing(self) -> bool:
+        """The consumer group is rebalancing."""
+        ...
+
+    def recovering(self) -> bool:
+        """Tables are being recovered from their changelogs."""
+        ...
+
+    def recovery_remaining(self) -> dict[str, int]:
+        """Changelog records still to read, for "active" and "standby" tables."""
+        ...
+
+    def table_sizes(self) -> dict[str, int]:
+        """Keys in this worker's part of each table."""
+        ...
+
+
+class WorkerStatus:
     """This worker's own view of itself."""
 
-    def __init__(self, app: TickTideApp) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, registry: CollectorRegistry, runtime: RuntimeFacts,
+                 dead_letter_counts: Counter[tuple[str, str]]) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self.runtime = runtime
+        self.dead_letter_counts = dead_letter_counts
+        """Records dead-lettered per (agent, reason): the dead-letter policy's own counter."""
         self.lifecycle = Lifecycle.INITIALIZED
         self.agents: dict[str, AgentStats] = {}
         self.dependencies: dict[str, str] = {}
         self.failures: dict[str, str] = {}
         """Components that died (a bug, not a bad record): name -> why. Not ready while any."""
-        self.histogram = _latency_histogram(app)
+        self.histogram = _latency_histogram(registry)
 
     def fail(self, component: str, error: BaseException) -> None:
         """``component`` died: it is FAILED and the worker is not ready until restarted."""
@@ -92,34 +135,20 @@ class Probe:
 
     def errors_of(self, agent: str) -> int:
         """Failures of ``agent``: its own count plus its dead letters."""
-        dead = sum(n for (name, _), n in self.app.deadletters.counts.items() if name == agent)
+        dead = sum(n for (name, _), n in self.dead_letter_counts.items() if name == agent)
         return self.stats(agent).errors + dead
 
     def input_topics(self, agent: str) -> set[str]:
         """The topics an agent consumes."""
-        found = self.app.agents.get(agent)
-        return set(getattr(found.channel, "topics", ())) if found is not None else set()
+        return self.runtime.input_topics(agent)
 
     def lag(self, topics: set[str] | None = None) -> dict[str, int]:
         """Records behind the fetched end, per assigned partition ("topic[p]")."""
-        consumer = self.app.consumer
-        lags: dict[str, int] = {}
-        for tp in sorted(self.app.assignor.assigned_actives()):
-            if topics is not None and tp.topic not in topics:
-                continue
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # not fetched yet
-                continue
-            read = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-            if end is not None and end >= 0:
-                lags[f"{tp.topic}[{tp.partition}]"] = max(0, end - (read + 1 if read is not None else 0))
-        return lags
+        return self.runtime.lag(topics)
 
     def recovered(self) -> bool:
         """Table recovery has finished for the current assignment."""
-        tables: Any = self.app.tables
-        return bool(tables.recovery.completed.is_set()) and not getattr(self.app, "in_recovery", False)
+        return self.runtime.recovered()
 
     def ready(self) -> tuple[bool, str]:
         """Assigned and recovered: ready to serve (with the reason when not)."""
@@ -128,9 +157,9 @@ class Probe:
             return False, f"{component} FAILED: {reason}"
         if self.lifecycle not in (Lifecycle.RUNNING, Lifecycle.DEGRADED):
             return False, f"lifecycle is {self.lifecycle.value}"
-        if getattr(self.app, "rebalancing", False):
+        if self.runtime.rebalancing():
             return False, "rebalancing"
-        if not self.app.assignor.assigned_actives():
+        if not self.runtime.assigned():
             return False, "no partitions assigned"
         if not self.recovered():
             return False, "tables recovering"
@@ -138,14 +167,11 @@ class Probe:
 
     def check_dependencies(self, broker_ok: bool) -> dict[str, str]:
         """Broker, schema registry and Claude status (blocking: call in a thread)."""
-        settings = self.app.settings
+        settings = self.settings
         deps = {"broker": HEALTHY if broker_ok else DOWN,
                 "schema_registry": _reachable(f"{settings.schema_registry_url.rstrip('/')}/subjects")
                 if settings.schema_registry_url else NOT_CONFIGURED,
                 "claude": HEALTHY if settings.anthropic_api_key else NOT_CONFIGURED}
-        claude = getattr(self.app, "claude_status", None)  # an enrichment agent may report it
-        if callable(claude):
-            deps["claude"] = str(claude())
         self.dependencies = deps
         return deps
 
@@ -158,11 +184,9 @@ def _reachable(url: str) -> str:
         return DOWN
 
 
-def _latency_histogram(app: TickTideApp) -> Any:
-    from prometheus_client import Histogram
-
+def _latency_histogram(registry: CollectorRegistry) -> Any:
     return Histogram("ticktide_processing_latency_seconds",
                      "From an event's arrival at the worker to the end of its processing",
-                     ["agent"], registry=app.metrics.registry,
+                     ["agent"], registry=registry,
                      buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 

@@ -6,10 +6,10 @@ from typing import Any, cast
 
 from faust.types import TableT
 
-from streams.faust.app import TickTideApp
+from streams.faust.context import WorkerApp
 
 
-def symbol_table(app: TickTideApp, name: str, help_text: str) -> TableT[str, Any]:
+def symbol_table(app: WorkerApp, name: str, help_text: str) -> TableT[str, Any]:
     """A table keyed by symbol with JSON values, co-partitioned with the catalog topics
     (declared once; a second call returns the same table)."""
     # not `app.tables.get(name) or ...`: an empty table is falsy

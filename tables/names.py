@@ -1,0 +1,67 @@
+"""Every table name and key scheme, once.
+
+Table declarations (tables/), agents, web views (streams/web/), offline tools
+(streams/tools/) and the dashboard name tables only through this module. Keys:
+
+* symbol tables (``CANDLES``, ``CANDLE_HISTORY``, ``INDICATORS``, ``ANOMALIES``,
+  ``STRATEGY``, ``SIGNALS``): the symbol, like the market topics' record keys; and in
+  ``CANDLES`` the progress row of each source partition, ``progress_key(p)``
+  (``#partition/<p>``: a symbol never starts with ``#``, so data cannot reach it);
+* ``PORTFOLIO``: the account (trading.commands' record key);
+* ``ENRICHMENTS``: ``partition_key(p)``, the latest enrichments of input partition p (its
+  inputs are keyed by symbol or by a headline's source: the partition is what they share);
+* ``HEALTH``: one row per component instance, ``health_key(worker_id, component)``
+  (``<worker_id>/<component>``), and ``SYSTEM_KEY`` to route /health/system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+CANDLES = "candles"
+CANDLE_HISTORY = "candle_history"
+INDICATORS = "indicators"
+ANOMALIES = "anomalies"
+ENRICHMENTS = "enrichments"
+PORTFOLIO = "portfolio"
+STRATEGY = "strategy"
+SIGNALS = "signals"
+HEALTH = "health"
+ALL = (CANDLES, CANDLE_HISTORY, INDICATORS, ANOMALIES, ENRICHMENTS, PORTFOLIO, STRATEGY, SIGNALS, HEALTH)
+"""Every table a worker declares."""
+
+PROGRESS_PREFIX = "#partition/"
+"""Key prefix of the progress rows in the candles table."""
+SYSTEM_KEY = "system"
+"""The key /health/system is routed by (the health table has one partition)."""
+
+
+def partition_key(partition: int) -> str:
+    """The key of a row about a whole source partition (``#partition/<p>``)."""
+    return f"{PROGRESS_PREFIX}{partition}"
+
+
+def progress_key(partition: int) -> str:
+    """The candles-table key of a source partition's progress row."""
+    return partition_key(partition)
+
+
+def is_progress_key(key: str) -> bool:
+    """Whether a candles-table key is a progress row (not a symbol)."""
+    return key.startswith(PROGRESS_PREFIX)
+
+
+def symbol_rows(rows: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The symbols' rows of the candles table (not the progress rows)."""
+    return [(key, row) for key, row in rows if not is_progress_key(key)]
+
+
+def health_key(worker_id: str, component: str) -> str:
+    """The health-table key of one component instance."""
+    return f"{worker_id}/{component}"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust keeps a table in."""
+    return f"{app_id}-{table}-changelog"
