@@ -1,9 +1,11 @@
-"""system.heartbeats, system.status -> the health table (domain.health fold)."""
+"""system.heartbeats, system.status -> the health fold (domain/health.py) -> the health table."""
 
 from __future__ import annotations
 
 from faust import StreamT
 
+from domain.fold import step
+from domain.health import evolve
 from schemas.records import ComponentStatus, Heartbeat
 from streams.faust.context import WorkerApp
 from tables import health as glue
@@ -13,19 +15,25 @@ STATUS = "system.status"
 
 
 def install(app: WorkerApp) -> None:
-    """Register the two health agents and the health table."""
+    """Register the two health agents (one per input topic) and the health table."""
     table = glue.declare(app)
 
     @app.agent(app.typed_topics[BEATS].faust, name="health.heartbeats")
     async def fold_beats(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            async with app.deadletters.guard(event.message, agent="health.heartbeats"):
-                glue.record_beat(table, app.decode_valid(event.message.value, Heartbeat))
+            message = event.message
+            async with app.deadletters.guard(message, agent="health.heartbeats"):
+                beat = glue.beat_input(app.decode_valid(message.value, Heartbeat))
+                state, _ = step(evolve, glue.load(table, beat), beat, message.partition, message.offset, BEATS)
+                glue.store(table, state)
             app.count_processed("health.heartbeats")
 
     @app.agent(app.typed_topics[STATUS].faust, name="health.status")
     async def fold_status(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            async with app.deadletters.guard(event.message, agent="health.status"):
-                glue.record_status(table, app.decode_valid(event.message.value, ComponentStatus))
+            message = event.message
+            async with app.deadletters.guard(message, agent="health.status"):
+                change = glue.status_input(app.decode_valid(message.value, ComponentStatus))
+                state, _ = step(evolve, glue.load(table, change), change, message.partition, message.offset, STATUS)
+                glue.store(table, state)
             app.count_processed("health.status")

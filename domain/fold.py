@@ -7,7 +7,8 @@ tests drive the same function and get the same result. For speed on the hot path
 is owned by the fold, which may return it updated in place.
 
 What has been applied is recorded one way: the state's ``applied`` position, the source
-partition and offset of the last input folded in. ``step`` skips an input the state
+partition and offset of the last input folded in (and its topic, for a fold fed by more
+than one topic). ``step`` skips an input the state
 already holds (a re-delivery after a crash or a takeover), so a fold applies each input
 once whatever the delivery does.
 """
@@ -25,10 +26,12 @@ class Position:
 
     partition: int = -1
     offset: int = -1
+    topic: str = ""
+    """Only for a fold fed by several topics ("" otherwise)."""
 
-    def covers(self, partition: int, offset: int) -> bool:
-        """True if the input at ``partition``/``offset`` is already applied."""
-        return partition == self.partition and offset <= self.offset
+    def covers(self, partition: int, offset: int, topic: str = "") -> bool:
+        """True if the input at ``partition``/``offset`` (of ``topic``) is already applied."""
+        return partition == self.partition and offset <= self.offset and topic == self.topic
 
 
 class Folded(Protocol):
@@ -44,11 +47,12 @@ Evolve = Callable[[S, I], tuple[S, list[O]]]
 """A pure step of a fold."""
 
 
-def step(evolve: Evolve[S, I, O], state: S, item: I, partition: int, offset: int) -> tuple[S, list[O]]:
-    """Apply ``item`` (read at ``partition``/``offset``) unless ``state`` holds it already;
-    the next state (with ``applied`` moved on) and what the step emitted."""
-    if state.applied.covers(partition, offset):
+def step(evolve: Evolve[S, I, O], state: S, item: I, partition: int, offset: int,
+         topic: str = "") -> tuple[S, list[O]]:
+    """Apply ``item`` (read at ``partition``/``offset`` of ``topic``) unless ``state`` holds
+    it already; the next state (with ``applied`` moved on) and what the step emitted."""
+    if state.applied.covers(partition, offset, topic):
         return state, []
     state, outputs = evolve(state, item)
-    state.applied = Position(partition, offset)
+    state.applied = Position(partition, offset, topic)
     return state, outputs

@@ -1,5 +1,5 @@
 """The health table: one row per component instance (``tables.names.health_key``), the
-domain.health fold of its heartbeats and lifecycle changes.
+domain.health fold of its heartbeats and lifecycle changes as JSON.
 
 system.heartbeats and system.status have one partition, so one worker holds the whole
 table and answers /health's system view for every worker (requests are routed to it).
@@ -27,20 +27,34 @@ def declare(app: WorkerApp) -> TableT[str, Any]:
     return cast("TableT[str, Any]", table)
 
 
-def record_beat(table: TableT[str, Any], beat: Heartbeat) -> None:
-    """Fold one heartbeat into its instance's row."""
-    key = health_key(beat.worker_id, beat.component)
-    table[key] = fold.apply_beat(table.get(key), fold.Beat(
+def beat_input(beat: Heartbeat) -> fold.Beat:
+    """What the fold needs from a Heartbeat."""
+    return fold.Beat(
         component=beat.component, worker_id=beat.worker_id, at_us=_us(beat.envelope.event_time),
         lifecycle=beat.lifecycle.value, period_s=beat.period_seconds, processed=beat.events_processed,
         rate=beat.events_per_second, errors=beat.errors, lag=beat.lag,
         last_event_us=_us(beat.last_event_time) if beat.last_event_time else None,
-        latency_ms=tuple(beat.latency_ms), dependencies=beat.dependencies))
+        latency_ms=tuple(beat.latency_ms), dependencies=beat.dependencies)
 
 
-def record_status(table: TableT[str, Any], status: ComponentStatus) -> None:
-    """Fold one lifecycle change into its instance's row."""
-    key = health_key(status.worker_id, status.component)
-    table[key] = fold.apply_status(table.get(key), status.component, status.worker_id,
-                                   _us(status.envelope.event_time), status.lifecycle.value, status.detail)
+def status_input(status: ComponentStatus) -> fold.StatusChange:
+    """What the fold needs from a ComponentStatus."""
+    return fold.StatusChange(component=status.component, worker_id=status.worker_id,
+                             at_us=_us(status.envelope.event_time), lifecycle=status.lifecycle.value,
+                             detail=status.detail)
 
+
+def load(table: TableT[str, Any], item: fold.HealthInput) -> fold.InstanceHealth:
+    """The state of the instance ``item`` is about (new for an instance not seen yet)."""
+    row = table.get(health_key(item.worker_id, item.component))
+    return fold.from_row(row) if row is not None else fold.InstanceHealth.first_seen(item)
+
+
+def store(table: TableT[str, Any], state: fold.InstanceHealth) -> None:
+    """Write an instance's state."""
+    table[health_key(state.worker_id, state.component)] = fold.to_row(state)
+
+
+def instances(table: TableT[str, Any]) -> list[fold.InstanceHealth]:
+    """Every instance's state held by this worker."""
+    return [fold.from_row(row) for _, row in table.items()]

@@ -20,6 +20,7 @@ from faust.web import Request, Response, View
 from domain.health import system_view
 from schemas.records import Lifecycle, utc_now
 from streams.faust.context import WorkerApp
+from tables import health as health_table
 from tables import names
 
 FETCH_TIMEOUT_S = 3.0
@@ -53,7 +54,7 @@ def local_system_view(app: WorkerApp) -> dict[str, Any] | None:
     changelog = names.changelog_topic(app.settings.app_id, names.HEALTH)
     if not any(topic == changelog for topic, _ in app.worker_status.runtime.assigned()):
         return None
-    return system_view((row for _, row in table.items()), time.time_ns() // 1000)
+    return system_view(health_table.instances(table), time.time_ns() // 1000)
 
 
 async def system_health(app: WorkerApp) -> dict[str, Any]:

@@ -1,15 +1,23 @@
-"""Health rules with plain values and an explicit clock."""
+"""Health rules with plain values and an explicit clock: the health fold (domain/fold.py's
+shape) and how its state is judged."""
 
 from __future__ import annotations
 
+import json
+
+from domain.fold import Position, step
 from domain.health import (
     FORGET_AFTER_US,
     Beat,
-    apply_beat,
-    apply_status,
+    HealthInput,
+    InstanceHealth,
+    StatusChange,
+    evolve,
+    from_row,
     judge,
     percentiles,
     system_view,
+    to_row,
 )
 
 S = 1_000_000
@@ -23,11 +31,16 @@ def beat(at_s: float, component: str = "market.trades", worker: str = "w1", **ex
     return Beat(component=component, worker_id=worker, at_us=T0 + int(at_s * S), **values)
 
 
-def fold(*beats: Beat) -> dict:
-    state = None
-    for b in beats:
-        state = apply_beat(state, b)
-    assert state is not None
+def status(at_s: float, lifecycle: str, detail: str = "", component: str = "market.trades") -> StatusChange:
+    return StatusChange(component=component, worker_id="w1", at_us=T0 + int(at_s * S), lifecycle=lifecycle,
+                        detail=detail)
+
+
+def fold(*inputs: HealthInput, state: InstanceHealth | None = None) -> InstanceHealth:
+    state = state or InstanceHealth.first_seen(inputs[0])
+    for item in inputs:
+        state, outputs = evolve(state, item)
+        assert outputs == []
     return state
 
 
@@ -46,8 +59,7 @@ def test_three_missed_heartbeats_mean_failed() -> None:
 
 
 def test_a_cleanly_stopped_component_is_not_failed_and_leaves_the_system_view() -> None:
-    state = fold(beat(0))
-    state = apply_status(state, "market.trades", "w1", T0 + 1 * S, "STOPPED", "shutdown")
+    state = fold(beat(0), status(1, "STOPPED", "shutdown"))
     assert judge(state, T0 + 100 * S)["status"] == "STOPPED"
     assert system_view([state], T0 + 100 * S)["components"] == {}
 
@@ -70,9 +82,27 @@ def test_percentiles_of_nothing_is_none() -> None:
     assert percentiles([]) is None
 
 
-def test_a_redelivered_old_beat_changes_nothing() -> None:
-    state = fold(beat(0, processed=5), beat(10, processed=50))
-    assert apply_beat(state, beat(5, processed=7)) == state
+def test_a_redelivered_beat_changes_nothing() -> None:
+    state = fold(beat(0, processed=5), beat(10, processed=50, latency_ms=(3.0,)))
+    before = to_row(state)
+    assert to_row(fold(beat(5, processed=7), state=state)) == before  # an older one
+    assert to_row(fold(beat(10, processed=50, latency_ms=(3.0,)), state=state)) == before  # the same one
+
+
+def test_step_skips_what_the_state_holds_per_topic() -> None:
+    state = InstanceHealth.first_seen(beat(0))
+    state, _ = step(evolve, state, beat(0), 0, 7, "system.heartbeats")
+    assert state.applied == Position(0, 7, "system.heartbeats")
+    state, _ = step(evolve, state, status(1, "STOPPING"), 0, 3, "system.status")  # another topic's offset 3
+    assert state.lifecycle == "STOPPING" and state.applied == Position(0, 3, "system.status")
+    state, _ = step(evolve, state, status(1, "STOPPING"), 0, 3, "system.status")
+    assert state.beats == 1
+
+
+def test_the_state_survives_its_json_row() -> None:
+    state = fold(status(0, "STARTING"), beat(5, latency_ms=(1.5, 2.5), dependencies={"broker": "HEALTHY"}))
+    state.applied = Position(0, 9, "system.heartbeats")
+    assert from_row(json.loads(json.dumps(to_row(state)))) == state
 
 
 def test_a_down_dependency_degrades_a_running_component() -> None:
@@ -100,13 +130,6 @@ def test_a_long_failed_instance_is_forgotten() -> None:
 
 
 def test_uptime_counts_from_the_first_time_up_not_from_start_up() -> None:
-    state = apply_status(None, "market.trades", "w1", T0, "STARTING", "worker started")
-    state = fold_onto(state, beat(20), beat(25), beat(30))
+    state = fold(status(0, "STARTING", "worker started"), beat(20), beat(25), beat(30))
     assert judge(state, T0 + 30 * S)["uptime_pct"] == 100.0
-    assert judge(apply_status(None, "x", "w1", T0, "STARTING", ""), T0 + 5 * S)["uptime_pct"] == 0.0
-
-
-def fold_onto(state: dict, *beats: Beat) -> dict:
-    for b in beats:
-        state = apply_beat(state, b)
-    return state
+    assert judge(fold(status(0, "STARTING", component="x")), T0 + 5 * S)["uptime_pct"] == 0.0
