@@ -1,8 +1,9 @@
-"""market.candles -> indicators and anomalies (tables) -> analysis.indicators, .anomalies.
+"""market.candles -> the analysis fold (domain/analysis.py) -> analysis.indicators,
+analysis.anomalies, and the indicators and anomalies tables.
 
-Each final candle is folded into its series' indicator state. Outputs are sent and
-acknowledged by the broker before the state is written, and a candle at or before the
-series' last applied window is ignored, so a crash or a re-emitted candle changes nothing.
+Decode, step the series' fold, send its outputs and wait for the broker, then write the
+row (with the position applied): a crash in between re-emits the same events (ids derive
+from the candle), and a re-delivered or re-emitted candle changes nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import time
 
 from faust import StreamT
 
-from domain.analysis import anomaly_record, snapshot_record
-from domain.anomalies import AnomalyRules, detect
-from domain.indicators import IndicatorConfig, apply_candle
-from schemas.records import Candle, utc_now
+from domain.analysis import Analysis, AnalysisInput, Output
+from domain.fold import step
+from schemas.records import Anomaly, Candle, utc_now
 from streams.faust.context import WorkerApp
 from tables import analysis as glue
 
@@ -26,9 +26,15 @@ PRODUCER = "agent.analysis"
 def install(app: WorkerApp) -> None:
     """Register the analysis agent and its tables."""
     indicators, anomalies = glue.declare(app)
-    config, rules = IndicatorConfig(), AnomalyRules()
+    fold = Analysis(PRODUCER)
     snapshots_topic = app.typed_topics["analysis.indicators"]
     anomalies_topic = app.typed_topics["analysis.anomalies"]
+
+    async def publish(outputs: list[Output]) -> None:
+        """Send the outputs; return once the broker has them all."""
+        pending = [await (anomalies_topic if isinstance(o, Anomaly) else snapshots_topic).send_pending(o)
+                   for o in outputs]
+        await asyncio.gather(*pending)
 
     @app.agent(app.typed_topics["market.candles"].faust, name=AGENT)
     async def analyse(stream: StreamT[bytes]) -> None:
@@ -36,17 +42,13 @@ def install(app: WorkerApp) -> None:
             message = event.message
             async with app.retries.guard(message, agent=AGENT):
                 candle = app.decode_valid(message.value, Candle)
-                previous = glue.load_state(indicators, candle.symbol, candle.interval)
-                state, values = apply_candle(previous, candle, config)
-                if values is not None:
-                    now = utc_now()
-                    snapshot = snapshot_record(candle, values, PRODUCER, now)
-                    found = [anomaly_record(candle, f, PRODUCER, now)
-                             for f in detect(previous, candle, values, rules)]
-                    pending = [await snapshots_topic.send_pending(snapshot)]
-                    pending += [await anomalies_topic.send_pending(a) for a in found]
-                    await asyncio.gather(*pending)
-                    glue.store(indicators, anomalies, state, snapshot, found)
+                state = glue.load(indicators, candle.symbol, candle.interval)
+                held = state.applied
+                state, outputs = step(fold.evolve, state, AnalysisInput(candle, utc_now()),
+                                      message.partition, message.offset)
+                await publish(outputs)
+                if state.applied != held:
+                    glue.store(indicators, anomalies, candle.symbol, candle.interval, state, outputs)
             app.count_processed(AGENT)
             if message.time_in is not None:
                 app.worker_status.observe_latency(AGENT, [time.monotonic() - message.time_in])

@@ -1,16 +1,22 @@
-"""From a final candle to its IndicatorSnapshot and Anomaly events (pure).
+"""The analysis fold: a final candle -> the series' next indicator state, its
+IndicatorSnapshot and the Anomaly events of the rules that fire (pure; domain/fold.py's shape).
 
-Ids are derived from the candle's id, so a re-emitted candle yields the same events and
-consumers can de-duplicate them.
+``Analysis(config, rules, producer).evolve(state, AnalysisInput(candle, ingest_time))``
+over one (symbol, interval) series; ``domain.fold.step`` skips a candle already applied
+(its market.candles position), and ``apply_candle`` ignores a candle whose window is not
+after the last one (a candle re-emitted at a later offset). Ids are derived from the
+candle's id, so a re-emitted candle yields the same events and consumers can de-duplicate them.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain.anomalies import Finding
-from domain.indicators import Indicators
+from domain.anomalies import AnomalyRules, Finding, detect
+from domain.fold import Position
+from domain.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from schemas.records import Anomaly, Candle, IndicatorSnapshot
 
 _NAMESPACE = uuid.UUID("0f6b2a8e-3c1d-4b7a-9e52-d84c7f1a6b30")
@@ -49,3 +55,43 @@ def anomaly_record(candle: Candle, finding: Finding, producer: str,
         symbol=candle.symbol, interval=candle.interval, rule=finding.rule, value=finding.value,
         threshold=finding.threshold, candle_id=candle_id, description=finding.description,
     )
+
+
+@dataclass(slots=True)
+class SeriesState:
+    """The fold's state of one (symbol, interval) series."""
+
+    indicators: IndicatorState | None = None
+    """None before the series' first candle."""
+    applied: Position = field(default_factory=Position)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisInput:
+    """One final candle, and when it is analysed (the outputs' ingest time: the fold reads no clock)."""
+
+    candle: Candle
+    ingest_time: datetime
+
+
+Output = IndicatorSnapshot | Anomaly
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The analysis fold with its indicator periods, anomaly rules and producer name."""
+
+    producer: str
+    config: IndicatorConfig = field(default_factory=IndicatorConfig)
+    rules: AnomalyRules = field(default_factory=AnomalyRules)
+
+    def evolve(self, state: SeriesState, item: AnalysisInput) -> tuple[SeriesState, list[Output]]:
+        """Fold one candle: the snapshot first, then the anomalies (none for an ignored candle)."""
+        candle, previous = item.candle, state.indicators
+        state.indicators, values = apply_candle(previous, candle, self.config)
+        if values is None:
+            return state, []
+        outputs: list[Output] = [snapshot_record(candle, values, self.producer, item.ingest_time)]
+        outputs += [anomaly_record(candle, finding, self.producer, item.ingest_time)
+                    for finding in detect(previous, candle, values, self.rules)]
+        return state, outputs

@@ -1,6 +1,7 @@
 """Indicator and anomaly tables, keyed by symbol (co-partitioned with market.candles).
 
-* ``indicators``: symbol -> {interval: {"state": IndicatorState, "latest": snapshot JSON}}
+* ``indicators``: symbol -> {interval: {"state": IndicatorState, "applied": [partition,
+  offset] of the last market.candles record folded, "latest": snapshot JSON}}
 * ``anomalies``: symbol -> the last N anomalies, oldest first
 """
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from faust.types import TableT
 
+from domain.analysis import Output, SeriesState
+from domain.fold import Position
 from domain.indicators import IndicatorState
 from schemas.records import Anomaly, IndicatorSnapshot
 from streams.faust.context import WorkerApp
@@ -27,20 +30,29 @@ def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
             symbol_table(app, names.ANOMALIES, "Recent anomalies per symbol."))
 
 
-def load_state(table: TableT[str, Any], symbol: str, interval: str) -> IndicatorState | None:
-    """The indicator state of one series, or None before its first candle."""
+def load(table: TableT[str, Any], symbol: str, interval: str) -> SeriesState:
+    """The fold state of one series (empty before its first candle)."""
     entry = (table.get(symbol) or {}).get(interval)
-    return IndicatorState(**entry["state"]) if entry else None
+    if not entry:
+        return SeriesState()
+    return SeriesState(IndicatorState(**entry["state"]), Position(*entry.get("applied", (-1, -1))))
 
 
-def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], state: IndicatorState,
-          snapshot: IndicatorSnapshot, found: list[Anomaly]) -> None:
-    """Write a series' new state and latest snapshot, and append its anomalies."""
-    row = dict(indicators.get(state.symbol) or {})
-    row[state.interval] = {"state": dataclasses.asdict(state), "latest": event_to_json(snapshot)}
-    indicators[state.symbol] = row
+def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], symbol: str, interval: str,
+          state: SeriesState, outputs: list[Output]) -> None:
+    """Write a series' state (and its latest snapshot, if the step made one), and append
+    the step's anomalies to the symbol's recent ones."""
+    if state.indicators is None:
+        return
+    row = dict(indicators.get(symbol) or {})
+    snapshots = [event_to_json(o) for o in outputs if isinstance(o, IndicatorSnapshot)]
+    latest = snapshots[-1] if snapshots else (row.get(interval) or {}).get("latest")
+    row[interval] = {"state": dataclasses.asdict(state.indicators),
+                     "applied": [state.applied.partition, state.applied.offset], "latest": latest}
+    indicators[symbol] = row
+    found = [o for o in outputs if isinstance(o, Anomaly)]
     if found:
-        recent = list(anomalies.get(state.symbol) or [])
+        recent = list(anomalies.get(symbol) or [])
         known = {a["envelope"]["event_id"] for a in recent}
         recent += [event_to_json(a) for a in found if a.envelope.event_id not in known]
-        anomalies[state.symbol] = recent[-KEEP_ANOMALIES:]
+        anomalies[symbol] = recent[-KEEP_ANOMALIES:]
