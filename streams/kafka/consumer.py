@@ -85,33 +85,3 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
     finally:
         consumer.close()
 
-
-def read_range(settings: Settings, topic: str, partition: int, start: int, stop: int,
-               timeout: float = 30.0) -> list[tuple[int, bytes | None]]:
-    """The (offset, value) of every record of one partition with start <= offset < stop."""
-    if stop <= start:
-        return []
-    consumer = Consumer({
-        **settings.kafka_client_config(),
-        "group.id": f"ticktide-range-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
-    consumer.assign([TopicPartition(topic, partition, start)])
-    records: list[tuple[int, bytes | None]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            offset = message.offset() or 0
-            if offset >= stop:
-                return records
-            records.append((offset, message.value()))
-            if offset == stop - 1:
-                return records
-        raise BrokerError(f"reading {topic}[{partition}] {start}..{stop - 1}: "
-                          f"got {len(records)} records in {timeout:.0f} s")
-    finally:
-        consumer.close()

@@ -6,9 +6,10 @@ can make a view do unbounded work or answer 500.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from faust.exceptions import SameNode
@@ -159,3 +160,33 @@ async def routed(app: WorkerApp, table: str, key: str, web: View, request: Reque
         return answer
     except SameNode:
         return None
+
+
+View_ = Callable[..., Awaitable[Response]]
+
+
+def answers_bad_parameters(view: View_) -> View_:
+    """A view handler that answers 400 (naming the parameter) for a BadParameter it raises."""
+
+    @functools.wraps(view)
+    async def checked(web: View, request: Request, **parts: Any) -> Response:
+        try:
+            return await view(web, request, **parts)
+        except BadParameter as exc:
+            return bad(web, exc)
+
+    return checked
+
+
+async def answer_for_key(app: WorkerApp, table: str, key: str, web: View, request: Request,
+                         answer: Callable[[Any], Response], missing: str | None = None) -> Response:
+    """A query for ``key`` of ``table`` (checked already): the owning worker's answer, else
+    ``answer(row)`` here; 404 with ``missing`` when given and this worker has no row."""
+    owner = await routed(app, table, key, web, request)
+    if owner is not None:
+        return owner
+    rows: Any = app.tables[table]
+    row = rows.get(key)
+    if row is None and missing is not None:
+        return error(web, 404, missing)
+    return answer(row)

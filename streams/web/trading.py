@@ -21,6 +21,8 @@ from streams.faust.context import WorkerApp
 from streams.web.params import (
     BadParameter,
     account_param,
+    answer_for_key,
+    answers_bad_parameters,
     bad,
     error,
     json_object,
@@ -29,7 +31,6 @@ from streams.web.params import (
     query_limit,
     query_symbol,
     query_text,
-    routed,
 )
 from tables.names import PORTFOLIO, SIGNALS
 
@@ -84,57 +85,41 @@ def command_from_body(body: dict[str, Any]) -> UserCommand:
 
 
 def install_trading_views(app: WorkerApp) -> None:
-    """Mount the trading views (when the trading tables exist)."""
-    if PORTFOLIO not in app.tables or SIGNALS not in app.tables:
-        return
-    portfolios: Any = app.tables[PORTFOLIO]
-    signals: Any = app.tables[SIGNALS]
+    """Mount the trading views."""
 
     @app.page("/portfolio/{account}")
+    @answers_bad_parameters
     async def portfolio(web: View, request: Request, account: str) -> Response:
-        try:
-            only_params(request, ())
-            account = account_param(account)
-        except BadParameter as exc:
-            return bad(web, exc)
-        answer = await routed(app, PORTFOLIO, account, web, request)
-        if answer is not None:
-            return answer
-        row = portfolios.get(account)
-        if row is None:
-            return error(web, 404, f"unknown account {account!r}")
-        return web.json(portfolio_view(row))
+        only_params(request, ())
+        account = account_param(account)
+        return await answer_for_key(app, PORTFOLIO, account, web, request,
+                                    lambda row: web.json(portfolio_view(row)), f"unknown account {account!r}")
 
     @app.page("/orders/{order_id}")
+    @answers_bad_parameters
     async def order(web: View, request: Request, order_id: str) -> Response:
-        try:
-            only_params(request, ("account",))
-            order_id = order_id_param(order_id)
-            account = query_text(request, "account") or account_of_order(order_id)
-            if not account:
-                raise BadParameter("account", "account is required for this order id: /orders/ID?account=NAME")
-            account = account_param(account)
-        except BadParameter as exc:
-            return bad(web, exc)
-        answer = await routed(app, PORTFOLIO, account, web, request)
-        if answer is not None:
-            return answer
-        found = (portfolios.get(account) or {}).get("portfolio", {}).get("orders", {}).get(order_id)
-        if found is None:
-            return error(web, 404, f"unknown order {order_id!r} in account {account!r}")
-        return web.json({"account": account, **found})
+        only_params(request, ("account",))
+        order_id = order_id_param(order_id)
+        account = query_text(request, "account") or account_of_order(order_id)
+        if not account:
+            raise BadParameter("account", "account is required for this order id: /orders/ID?account=NAME")
+        account = account_param(account)
+
+        def shown(row: dict[str, Any] | None) -> Response:
+            found = (row or {}).get("portfolio", {}).get("orders", {}).get(order_id)
+            if found is None:
+                return error(web, 404, f"unknown order {order_id!r} in account {account!r}")
+            return web.json({"account": account, **found})
+
+        return await answer_for_key(app, PORTFOLIO, account, web, request, shown)
 
     @app.page("/signals")
+    @answers_bad_parameters
     async def signal_list(web: View, request: Request) -> Response:
-        try:
-            only_params(request, ("symbol", "limit"))
-            symbol, limit = query_symbol(request), query_limit(request)
-        except BadParameter as exc:
-            return bad(web, exc)
-        answer = await routed(app, SIGNALS, symbol, web, request)
-        if answer is not None:
-            return answer
-        return web.json({"symbol": symbol, "signals": (signals.get(symbol) or [])[-limit:]})
+        only_params(request, ("symbol", "limit"))
+        symbol, limit = query_symbol(request), query_limit(request)
+        return await answer_for_key(app, SIGNALS, symbol, web, request,
+                                    lambda rows: web.json({"symbol": symbol, "signals": (rows or [])[-limit:]}))
 
     if app.settings.api_token is None:
         return
