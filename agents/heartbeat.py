@@ -31,14 +31,14 @@ def install(app: WorkerApp) -> None:
     sequence = itertools.count()
     beats = app.typed_topics["system.heartbeats"]
     statuses = app.typed_topics["system.status"]
-    probe = app.worker_status
-    probe.lifecycle = Lifecycle.CONFIGURED
+    worker_status = app.worker_status
+    worker_status.lifecycle = Lifecycle.CONFIGURED
     broker_ok = True
     total = AgentStats()  # the whole worker, for its events per second
 
     async def announce(lifecycle: Lifecycle, detail: str) -> None:
         """Enter ``lifecycle`` and say so for the worker and each of its agents."""
-        probe.lifecycle = lifecycle
+        worker_status.lifecycle = lifecycle
         now = utc_now()
         for component in (COMPONENT, *sorted(app.agents)):
             await statuses.send(ComponentStatus(
@@ -51,10 +51,10 @@ def install(app: WorkerApp) -> None:
         return Heartbeat(
             envelope=Heartbeat.envelope_for(event_time=utc_now(), producer=PRODUCER),
             component=component, worker_id=app.settings.worker_id, host=socket.gethostname(),
-            pid=os.getpid(), uptime_seconds=time.time() - probe.started_at, sequence=next(sequence),
-            lifecycle=Lifecycle.FAILED if component in probe.failures else probe.lifecycle,
+            pid=os.getpid(), uptime_seconds=time.time() - worker_status.started_at, sequence=next(sequence),
+            lifecycle=Lifecycle.FAILED if component in worker_status.failures else worker_status.lifecycle,
             period_seconds=app.settings.heartbeat_period_s,
-            dependencies=dict(probe.dependencies), events_processed=events_processed,
+            dependencies=dict(worker_status.dependencies), events_processed=events_processed,
             events_per_second=events_per_second, errors=errors, lag=lag, latency_ms=latency_ms,
             last_event_time=last_event_time)
 
@@ -66,7 +66,7 @@ def install(app: WorkerApp) -> None:
 
     async def announce_failures() -> None:
         """A ComponentStatus FAILED for each component that died since the last beat."""
-        for component, reason in list(probe.failures.items()):
+        for component, reason in list(worker_status.failures.items()):
             if component not in announced_failures:
                 await statuses.send(ComponentStatus(
                     envelope=ComponentStatus.envelope_for(event_time=utc_now(), producer=PRODUCER),
@@ -78,9 +78,9 @@ def install(app: WorkerApp) -> None:
     async def beat() -> None:
         nonlocal broker_ok
         await announce_failures()
-        deps = await asyncio.to_thread(probe.check_dependencies, broker_ok)
+        deps = await asyncio.to_thread(worker_status.check_dependencies, broker_ok)
         wanted = Lifecycle.DEGRADED if DOWN in deps.values() else Lifecycle.RUNNING
-        if probe.lifecycle in LIVE and probe.recovered() and wanted != probe.lifecycle:
+        if worker_status.lifecycle in LIVE and worker_status.recovered() and wanted != worker_status.lifecycle:
             await announce(wanted, ", ".join(f"{k} {v}" for k, v in deps.items() if v == DOWN) or "ready")
         try:
             pending = [await beats.send_pending(record) for record in heartbeats()]
@@ -92,16 +92,16 @@ def install(app: WorkerApp) -> None:
 
     def heartbeats() -> list[Heartbeat]:
         """The worker's heartbeat, then one per agent."""
-        now, lags = time.time(), probe.lag()
+        now, lags = time.time(), worker_status.lag()
         total.processed = sum(app.processed.values())
         records = [heartbeat(COMPONENT, events_processed=total.processed, events_per_second=total.rate(now),
-                             errors=app.deadletters.total + sum(s.errors for s in probe.agents.values()),
+                             errors=app.deadletters.total + sum(s.errors for s in worker_status.agents.values()),
                              lag=sum(lags.values()), latency_ms=[])]
         for name in sorted(app.agents):
-            stats, topics = probe.stats(name), probe.input_topics(name)
+            stats, topics = worker_status.stats(name), worker_status.input_topics(name)
             records.append(heartbeat(
                 name, events_processed=stats.processed, events_per_second=stats.rate(now),
-                errors=probe.errors_of(name), latency_ms=stats.drain_latency_ms(),
+                errors=worker_status.errors_of(name), latency_ms=stats.drain_latency_ms(),
                 last_event_time=from_seconds(stats.last_event_s),
                 lag=sum(n for tp, n in lags.items() if tp.rsplit("[", 1)[0] in topics)))
         return records

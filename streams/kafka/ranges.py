@@ -95,7 +95,7 @@ def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int
         consumer.close()
 
 
-class TimestampProbe:
+class TimestampSearch:
     """Reads single records by offset, to binary-search a partition by timestamp."""
 
     def __init__(self, settings: Settings, topic: str) -> None:

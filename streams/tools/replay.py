@@ -21,7 +21,7 @@ from streams.errors import InvalidInput
 from streams.kafka.admin import create_topics, end_offsets, list_topics
 from streams.kafka.json_form import parse_time
 from streams.kafka.producer import EventProducer
-from streams.kafka.ranges import TimestampProbe, read_range
+from streams.kafka.ranges import TimestampSearch, read_range
 from streams.settings import Settings
 
 
@@ -74,23 +74,23 @@ class Progress:
         return self.copied / self.seconds if self.seconds > 0 else 0.0
 
 
-def _offsets(probe: TimestampProbe, bound: Bound, partition: int, low: int, end: int) -> int:
+def _offsets(search: TimestampSearch, bound: Bound, partition: int, low: int, end: int) -> int:
     if bound.offset is not None:
         return max(low, min(bound.offset, end))
     assert bound.time_ms is not None
-    return probe.first_at_or_after(partition, low, end, bound.time_ms) if low < end else end
+    return search.first_at_or_after(partition, low, end, bound.time_ms) if low < end else end
 
 
 def plan(settings: Settings, topic: str, start: Bound, stop: Bound | None, into: str) -> Plan:
     """Resolve bounds to offsets and the target to a topic (creating a new app's topics)."""
     ends = list(end_offsets(settings, topic))
-    probe = TimestampProbe(settings, topic)
+    search = TimestampSearch(settings, topic)
     try:
-        starts = [_offsets(probe, start, p, 0, end) for p, end in enumerate(ends)]
-        stops = ends if stop is None else [_offsets(probe, stop, p, s, end)
+        starts = [_offsets(search, start, p, 0, end) for p, end in enumerate(ends)]
+        stops = ends if stop is None else [_offsets(search, stop, p, s, end)
                                            for p, (s, end) in enumerate(zip(starts, ends, strict=True))]
     finally:
-        probe.close()
+        search.close()
     if into in list_topics(settings):
         return Plan(topic, into, starts, stops)
     if not into or not all(c.isalnum() or c in "._-" for c in into):
