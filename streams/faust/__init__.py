@@ -1,2 +1,3 @@
-"""Faust: the app factory, typed topics, the monitor, and the version-guarded patches. The only
-place in streams/ that touches Faust internals (a contract in pyproject.toml keeps it so)."""
+"""Faust: the app class, the typed protocol agents and views use (context.py), typed topics,
+the monitor, and the version-guarded patches and private-API helpers. The only place that
+touches Faust internals (a contract in pyproject.toml keeps it so)."""

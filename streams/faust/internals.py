@@ -1,4 +1,6 @@
-"""Every use of Faust's private API in ticktide, in one module, behind a version guard.
+"""The helpers over Faust's private API that the rest of ticktide uses, behind a version
+guard (the patches in rebalance_fixes.py and embedded_fixes.py are its only other users,
+under the same guard).
 
 faust-streaming is pinned (pyproject.toml); what is here was read in, and tested against,
 that version. ``require_tested_faust`` (run when this module is imported, and by each
