@@ -25,6 +25,7 @@ from streams.faust.embedded_fixes import use_fetched_high_watermarks
 from streams.faust.fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.faust.typed_topic import TypedTopic
 from streams.hotpath.batcher import TradeBatcher
+from streams.hotpath.driver import CandleDriver
 from streams.kafka.catalog import CATALOG, letter_bytes
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
@@ -52,6 +53,7 @@ class TickTideApp(faust.App):
     started_at: float
     pipeline_latency: LatencyWindow
     trade_batcher: TradeBatcher | None = None
+    candle_driver: CandleDriver | None = None
     probe: Probe
     retries: Retries
 
