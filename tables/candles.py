@@ -5,7 +5,8 @@
   ``#partition/<p>``, how far the fold has got in source partition p ({applied_through}).
   The progress row lives in the same changelog partition as its symbols' rows and is
   written after them, so it is never ahead of them.
-* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}.
+* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}, each
+  the comma-separated integers of its bar (rendered as a Candle when asked for).
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
 its trades and a web query for it is routed to the worker that owns it. The driver writes
@@ -15,6 +16,7 @@ them at each checkpoint, inside ``partition_scope``.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,20 +26,19 @@ from typing import Any
 from faust.streams import _current_event
 from faust.types import TableT
 
-from domain.candles import ClosedCandle, Tick, candle_record
-from schemas.records import Candle, utc_now
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
+from streams.errors import InvalidValue
 from streams.faust.app import TickTideApp
 from streams.hotpath.batcher import SOURCE, unbatchable
+from streams.hotpath.candle_encoder import CandleEncoder
 from streams.hotpath.driver import PROGRESS_PREFIX, Run
 from streams.kafka.admin import end_offsets
-from streams.kafka.json_form import event_to_json
 from streams.kafka.ranges import read_range
 from streams.resilience.deadletter import RawRecord
 from tables.keyed import symbol_table
 
 STATE = "candles"
 HISTORY = "candle_history"
-PRODUCER = "agent.market"
 AGENT = "market.trades"
 
 
@@ -71,6 +72,11 @@ def partition_scope(topic: str, partition: int) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def history_start(item: str | dict[str, Any]) -> Any:
+    """The window start of a history entry (a bar's text; a Candle's JSON in older rows)."""
+    return int(item.split(",", 1)[0]) if isinstance(item, str) else item["window_start"]
+
+
 class CandleTables:
     """The candle driver's I/O (``streams.hotpath.driver.CandlePorts``) in a worker."""
 
@@ -81,7 +87,8 @@ class CandleTables:
         self.source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
         self.candles = app.typed_topics["market.candles"]
         self.late = app.typed_topics["market.late"]
-        self.closed: dict[str, list[Candle]] = {}  # symbol -> final candles not yet in its history row
+        self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
+        self.closed: dict[str, list[ClosedCandle]] = {}  # symbol -> final candles not yet in its history row
 
     def row(self, key: str) -> dict[str, Any] | None:
         return self.state.get(key)
@@ -97,25 +104,22 @@ class CandleTables:
                 if candles:
                     self._remember(key, candles)
 
-    def _remember(self, symbol: str, candles: list[Candle]) -> None:
+    def _remember(self, symbol: str, candles: list[ClosedCandle]) -> None:
         """Append final candles to the symbol's history, keeping the last N of each interval
         (a re-emitted candle replaces its earlier copy)."""
         keep = self.app.settings.candle_history
-        row: dict[str, list[dict[str, Any]]] = dict(self.history.get(symbol) or {})
+        row: dict[str, list[Any]] = dict(self.history.get(symbol) or {})
         for candle in candles:
-            shown = event_to_json(candle)
-            series = [c for c in row.get(candle.interval, []) if c["window_start"] != shown["window_start"]]
-            series.append(shown)
+            start = candle.bar.start_us
+            series = [c for c in row.get(candle.interval, []) if history_start(c) != start]
+            series.append(bar_text(candle.bar))
             row[candle.interval] = series[-keep:]
         self.history[symbol] = row
 
     async def read(self, partition: int, start: int, stop: int) -> Run:
         self.app.metrics.trade_batch_rereads.labels(str(partition)).inc()
         settings = self.app.settings
-        ends = await asyncio.to_thread(end_offsets, settings, self.source_topic)
-        if stop > ends[partition]:  # a forged batch: never wait for trades that do not exist
-            return Run(partition, start - 1, [], [], [], [])
-        starts, stops = [0] * len(ends), [0] * len(ends)
+        starts, stops = [0] * (partition + 1), [0] * (partition + 1)
         starts[partition], stops[partition] = start, stop
         missed = await asyncio.to_thread(lambda: list(read_range(settings, self.source_topic, starts, stops)))
         return Run(partition, start - 1, [r.offset for r in missed], [r.timestamp_ms for r in missed],
@@ -126,14 +130,21 @@ class CandleTables:
         return list(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic))
 
     async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
-        now = utc_now()
-        records = [candle_record(c, PRODUCER, now) for c in closed]
-        pending = [await self.candles.send_pending(record) for record in records]
+        ingest_us = time.time_ns() // 1000
+        pending = []
+        for candle in closed:
+            try:
+                value = self.encoder.encode(candle, ingest_us)
+            except InvalidValue as error:  # never sent, so no offset: named by its topic and key
+                await self.dead_letter(RawRecord(self.candles.name, 0, 0, candle.symbol.encode(),
+                                                 bar_text(candle.bar).encode()), error)
+                continue
+            pending.append(await self.candles.faust.send(key=candle.symbol.encode(), value=value))
+            self.closed.setdefault(candle.symbol, []).append(candle)
         pending += [await self.late.faust.send(key=r.key, value=r.value) for r in late]
         if pending:
+            self.app.metrics.events_sent.labels("market.candles").inc(len(pending) - len(late))
             await asyncio.gather(*pending)
-        for record in records:
-            self.closed.setdefault(record.symbol, []).append(record)
 
     async def dead_letter(self, record: RawRecord, error: Exception) -> None:
         await self.app.deadletters.send(record, agent=AGENT, error=error)

@@ -135,6 +135,9 @@ class CandleDriver:
         async with self.lock:
             applied = self._applied_through(run.partition)
             if run.follows_offset > applied:
+                ends = await self.ports.end_offsets()
+                if run.follows_offset >= ends[run.partition]:  # forged: never wait for trades that do not exist
+                    raise OutOfSequence(run.follows_offset, applied)
                 missed = await self.ports.read(run.partition, applied + 1, run.follows_offset + 1)
                 if not missed.offsets:
                     raise OutOfSequence(run.follows_offset, applied)
