@@ -112,6 +112,7 @@ class CandleDriver:
         self.applied_through: dict[int, int] = {}  # partition -> last offset folded
         self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
         self.generation = 0
+        self._loaded_generation = -1  # the generation whose table rows are in memory
 
     def forget(self) -> None:
         """Drop what is in memory (partitions move): start again from the table's rows."""
@@ -224,8 +225,7 @@ class CandleDriver:
         """Close every window of a symbol with no trade for idle_close_s, once its partition
         is folded to the true end of market.trades (a worker catching up on a backlog must
         not close windows that later records still fill); the candles closed."""
-        quiet = self._quiet()
-        if not quiet:
+        if not self._quiet():
             return []
         ends = await self.ports.end_offsets()  # outside the lock: may take seconds
         closed: list[ClosedCandle] = []
@@ -234,12 +234,10 @@ class CandleDriver:
             for symbol, partition in self._quiet():
                 if partition < len(ends) and ends[partition] > self._applied_through(partition) + 1:
                     continue
-                state = self._state(symbol)
-                done = self.fold.close_all(state)
+                done = self.fold.close_all(self.states[symbol])
                 if done:
                     closed.extend(done)
                     self.dirty.setdefault(partition, set()).add(symbol)
-                    self.touched_us.setdefault(symbol, self._row_touched(symbol))
             if closed:
                 try:
                     await self.ports.publish(closed, [], [])
@@ -251,16 +249,15 @@ class CandleDriver:
         return closed
 
     def _quiet(self) -> list[tuple[str, int]]:
-        """(symbol, partition) of states with open windows and no trade for idle_close_s."""
+        """(symbol, partition) of states with open windows and no trade for idle_close_s.
+        The table's rows are read into memory once after each start or rebalance (a symbol
+        may never trade again); from then on every state with open windows is in memory."""
+        if self._loaded_generation != self.generation:
+            self._loaded_generation = self.generation
+            for symbol, row in self.ports.symbol_rows():
+                if symbol not in self.states:
+                    self.states[symbol] = from_row(row, self.fold)
+                    self.touched_us[symbol] = int(row.get("updated_at_us", 0))
         cutoff = time.time_ns() // 1000 - self.idle_close_us
-        quiet = {s: state.applied.partition for s, state in self.states.items()
-                 if any(state.panes.values()) and self.touched_us.get(s, 0) <= cutoff}
-        for symbol, row in self.ports.symbol_rows():
-            if symbol not in self.states and row.get("updated_at_us", 0) <= cutoff and \
-                    any(row.get("panes", row.get("bars", {})).values()):
-                quiet[symbol] = row["source_partition"]
-        return sorted(quiet.items())
-
-    def _row_touched(self, symbol: str) -> int:
-        row = self.ports.row(symbol)
-        return int(row["updated_at_us"]) if row else 0
+        return [(symbol, state.applied.partition) for symbol, state in self.states.items()
+                if self.touched_us.get(symbol, 0) <= cutoff and any(state.panes.values())]
