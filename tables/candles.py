@@ -123,8 +123,10 @@ class CandleTables:
             row[candle.interval] = series[-keep:]
         self.history[symbol] = row
 
-    async def read(self, partition: int, start: int, stop: int) -> Run:
+    def gap_found(self, partition: int) -> None:
         self.app.metrics.trade_batch_rereads.labels(str(partition)).inc()
+
+    async def read(self, partition: int, start: int, stop: int) -> Run:
         settings = self.app.settings
         starts, stops = [0] * (partition + 1), [0] * (partition + 1)
         starts[partition], stops[partition] = start, stop

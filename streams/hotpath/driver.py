@@ -85,6 +85,9 @@ class CandlePorts(Protocol):
     def write(self, partition: int, rows: dict[str, dict[str, Any]]) -> None:
         """Write rows of a source partition, in order (the progress row last)."""
 
+    def gap_found(self, partition: int) -> None:
+        """A run did not follow on from what was applied: its gap is checked and read."""
+
     async def read(self, partition: int, start: int, stop: int) -> Run:
         """market.trades[partition] from ``start`` to before ``stop``."""
 
@@ -134,16 +137,18 @@ class CandleDriver:
         """Fold ``run`` after whatever is missing before it (OutOfSequence if that cannot be
         found, BrokerError if it cannot be read); what the run gave."""
         async with self.lock:
+            generation = self.generation
             applied = self._applied_through(run.partition)
             if run.follows_offset > applied:
+                self.ports.gap_found(run.partition)
                 ends = await self.ports.end_offsets()
                 if run.follows_offset >= ends[run.partition]:  # forged: never wait for trades that do not exist
                     raise OutOfSequence(run.follows_offset, applied)
                 missed = await self.ports.read(run.partition, applied + 1, run.follows_offset + 1)
                 if not missed.offsets:
                     raise OutOfSequence(run.follows_offset, applied)
-                await self._fold(missed, bounds)
-            return await self._fold(run, bounds)
+                await self._fold(missed, bounds, generation)
+            return await self._fold(run, bounds, generation)
 
     def _applied_through(self, partition: int) -> int:
         applied = self.applied_through.get(partition)
@@ -159,12 +164,16 @@ class CandleDriver:
             state = self.states[symbol] = from_row(row, self.fold) if row is not None else SymbolCandles(symbol)
         return state
 
-    async def _fold(self, run: Run, bounds: TimeBounds) -> Folded:
+    async def _fold(self, run: Run, bounds: TimeBounds, generation: int) -> Folded:
         """Fold one run: each record on its own (a bad one is rejected, the rest go on);
-        then publish, and remember what was applied once the broker has the outputs."""
-        partition, generation, source = run.partition, self.generation, self.ports.source_topic
-        evolve, decode = self.fold.evolve, self.decoder.decode_checked
+        then publish, and remember what was applied once the broker has the outputs. Nothing
+        if the memory was forgotten since the run's sequence was checked (``generation``):
+        its trades are then read again as the gap before the next run."""
         out = Folded()
+        if generation != self.generation:
+            return out
+        partition, source = run.partition, self.ports.source_topic
+        evolve, decode = self.fold.evolve, self.decoder.decode_checked
         last_offset: dict[str, int] = {}
         now_ms = time.time() * 1000
         skip_through = self.applied_through.get(partition, -1)

@@ -47,9 +47,14 @@ class FakePorts:
     letters: list[tuple[RawRecord, Exception]] = field(default_factory=list)
     reads: list[tuple[int, int]] = field(default_factory=list)
     fail_publish: bool = False
+    gaps: int = 0
+    on_publish: Any = None  # called before each publish (to move partitions meanwhile)
 
     def row(self, key: str) -> dict[str, Any] | None:
         return self.table.get(key)
+
+    def gap_found(self, partition: int) -> None:
+        self.gaps += 1
 
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return [(k, v) for k, v in self.table.items() if not k.startswith("#")]
@@ -66,6 +71,8 @@ class FakePorts:
         return [len(self.log)]
 
     async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+        if self.on_publish is not None:
+            self.on_publish()
         if self.fail_publish:
             raise ConnectionError("broker gone")
         for candle in closed:
@@ -199,3 +206,24 @@ def test_idle_close_waits_for_the_end_of_the_partition() -> None:
     assert early == [] and closed
     everything = fold_reference(ticks, SPECS, GRACE, close_at_end=True)
     assert published(ports) == {k: bar_summary(b) for k, b in everything.candles.items()}
+
+
+def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
+    log, ticks = feed(3000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+    moves = iter([False] * 7 + [True, True] + [False] * 1000)  # the second: while the gap is folded
+
+    def maybe_move() -> None:
+        if next(moves):
+            driver.forget()  # as a rebalance does, between a run's gap and the run, or mid-run
+
+    async def scenario() -> None:
+        await deliver(driver, log, 0, 900)
+        await driver.checkpoint()
+        ports.on_publish = maybe_move
+        await deliver(driver, log, 900, len(log))
+
+    asyncio.run(scenario())
+    assert ports.gaps >= 2
+    assert published(ports) == expected(ticks)
