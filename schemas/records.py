@@ -554,5 +554,9 @@ Command = PauseStrategy | ResumeStrategy | SetRiskLimit | EngageKillSwitch | Rel
 COMMAND_TYPES = (PauseStrategy, ResumeStrategy, SetRiskLimit, EngageKillSwitch, ReleaseKillSwitch, FlattenPosition)
 """The user commands, each its own record type."""
 
+READ_ONLY_TYPES: tuple[type[Event], ...] = (OrderRejected, UserCommand)
+"""Types older records on the topics hold: still decoded (and OrderRejected still folds),
+never produced (no topic carries them any more)."""
+
 _ADDED: tuple[type[Event], ...] = (OrderDenied, OrderExpired, OrderCanceled, Mark, ExpireOrders, *COMMAND_TYPES)
 RECORD_TYPES.update({cls.AVRO_NAME: cls for cls in _ADDED})
