@@ -217,7 +217,7 @@ def test_an_idle_account_is_asked_to_expire_once_its_clock_moved_past_a_deadline
 
 def test_an_input_already_applied_is_skipped() -> None:
     opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
-    state, events = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
+    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
     again, repeated = step(decider(CONFIG), state, place_order(1, "BTC", Side.BUY, Decimal(1), T0), 0, 1)
     assert repeated == [] and again.applied.offset == 1 and len(state.portfolio.orders) == 1
 
