@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from domain.clock import to_micros
 from domain.command_rules import MAX_ORDERS_PER_MINUTE, Problem, command_from_text
+from domain.fold import Position as Applied
 from schemas.records import (
     CommandAcknowledged,
     Event,
@@ -181,6 +182,20 @@ def apply(state: Portfolio, event: Event) -> Portfolio:
     if changed:
         state.events += 1
     return state
+
+
+@dataclass(slots=True)
+class Projection:
+    """A portfolio folded from its account's trading.events, and the event last applied."""
+
+    portfolio: Portfolio
+    applied: Applied = field(default_factory=Applied)
+
+
+def evolve(state: Projection, event: Event) -> tuple[Projection, list[Event]]:
+    """``apply`` in the one fold shape (domain.fold): a trading event emits nothing."""
+    apply(state.portfolio, event)
+    return state, []
 
 
 def fold(state: Portfolio, events: list[Event]) -> Portfolio:

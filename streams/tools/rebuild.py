@@ -1,8 +1,10 @@
 """Rebuild state from its source topic with the live fold, and compare it with the live
 state read from the broker (no worker needed).
 
-* portfolio: trading.events -> domain.ledger.fold per account, vs the latest value of each
-  account in the portfolio table's changelog topic (its "portfolio" part).
+* portfolio: trading.events -> the ledger's fold (domain.ledger.evolve, through
+  domain.fold.step) per account, vs the latest value of each account in the portfolio
+  table's changelog topic (its "portfolio" part). Older topics' OrderRejected events fold
+  as the denial, expiry or cancel each was.
 * candles: market.trades -> domain.candles.apply_trade per symbol, vs market.candles: every
   candle the rebuild closed must be there, identical; a live candle the rebuild still has
   open must equal that open window (the live worker closes quiet symbols on a timer).
@@ -19,6 +21,7 @@ from typing import Any
 
 from domain import ledger, ledger_rows
 from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
+from domain.fold import step
 from schemas.records import Candle, Event, utc_now
 from streams.errors import BrokerError, DecodeError, InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder
@@ -118,15 +121,15 @@ def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
     """Fold trading.events into fresh portfolios: (timing and checksum, rows by account)."""
     result = Comparison("portfolio")
     started = time.perf_counter()
-    states: dict[str, ledger.Portfolio] = {}
+    states: dict[str, ledger.Projection] = {}
     topic = settings.topic_prefix + "trading.events"
     for raw, event in _decoded(settings, topic, result):
         account = raw.key.decode(errors="replace") if raw.key else ""
         state = states.get(account)
         if state is None:
-            state = states[account] = ledger.Portfolio.open(account, settings.initial_cash)
-        ledger.apply(state, event)
-    rebuilt = {account: ledger_rows.to_row(state) for account, state in states.items()}
+            state = states[account] = ledger.Projection(ledger.Portfolio.open(account, settings.initial_cash))
+        step(ledger.evolve, state, event, raw.partition, raw.offset)
+    rebuilt = {account: ledger_rows.to_row(state.portfolio) for account, state in states.items()}
     result.seconds = time.perf_counter() - started
     result.checksum = checksum(rebuilt)
     return result, rebuilt
