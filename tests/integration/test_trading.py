@@ -87,12 +87,12 @@ def wait_for(what: str, check: Any, timeout: float = 150, pause: float = 2) -> A
 
 
 def settled_portfolio(worker: WorkerProcess) -> dict[str, Any]:
-    """The portfolio once no order is open and its event count stopped moving."""
+    """The portfolio once it traded, no order is open and its event count stopped moving."""
     last: list[Any] = [None]
 
     def stable() -> dict[str, Any] | None:
         status, body = http_json(f"{worker.url}/portfolio/{ACCOUNT}")
-        if status != 200 or body["open_orders"]:
+        if status != 200 or body["open_orders"] or not body["events"]:
             return None
         seen, last[0] = last[0], body["events"]
         return body if seen == body["events"] else None
