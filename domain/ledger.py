@@ -226,7 +226,7 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
     state.orders[event.order_id] = Order(
         order_id=event.order_id, symbol=event.symbol, side=str(event.side),
         quantity=event.quantity, order_type=str(event.order_type), limit_price=event.limit_price,
-        placed_us=placed_us, strategy=event.strategy, last_fill_us=placed_us,
+        placed_us=placed_us, strategy=_strategy(event), last_fill_us=placed_us,
         event_ids=[event.envelope.event_id])
     times = state.order_times
     times.append(placed_us)
@@ -235,6 +235,15 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
         drop += 1
     del times[:drop]
     return True
+
+
+def _strategy(event: OrderPlaced) -> str:
+    """The strategy that placed an order. OrderPlaced v1 had no field for it: the ledger
+    that wrote those named it in the producer (``strategy.NAME``), so that is what they
+    mean (shown only; no decision reads an order's strategy)."""
+    if event.envelope.schema_version == 1 and event.envelope.producer.startswith("strategy."):
+        return event.envelope.producer.removeprefix("strategy.")[:64]
+    return event.strategy
 
 
 def _filled(state: Portfolio, event: OrderFilled) -> bool:

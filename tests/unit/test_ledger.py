@@ -242,18 +242,22 @@ def test_old_order_rejected_events_still_fold_each_to_what_it_meant() -> None:
     assert ledger_rows.to_row(ledger_rows.from_row(old_row)) == row  # a row written before reads the same
 
 
-def test_an_order_placed_written_with_v1_decodes_and_folds_with_no_strategy() -> None:
+def test_an_order_placed_written_with_v1_decodes_and_folds_as_the_old_ledger_meant_it() -> None:
     v1 = all_versions()["ticktide.trading.OrderPlaced"][0]
-    today = OrderPlaced(envelope=OrderPlaced.envelope_for(event_time=T0, producer="strategy.ema_cross"),
-                        order_id="o1", account="acct", symbol="BTC", side=Side.BUY, order_type=OrderType.MARKET,
-                        quantity=Decimal(1), strategy="ema_cross")
+    written = dataclasses.replace(OrderPlaced.envelope_for(event_time=T0, producer="strategy.ema_cross"),
+                                  schema_version=1)  # as the old ledger wrote it
+    today = OrderPlaced(envelope=written, order_id="o1", account="acct", symbol="BTC", side=Side.BUY,
+                        order_type=OrderType.MARKET, quantity=Decimal(1), strategy="ema_cross")
     old = to_avro(today)
     del old["strategy"]
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(v1.schema), old)
     decoded = CODEC.decode(b"\x00" + embedded_schema_id(v1.schema).to_bytes(4, "big") + body.getvalue())
-    assert decoded == dataclasses.replace(today, strategy="")  # the producer string is not read as a strategy
-    assert ledger.apply(fresh(), decoded).orders["o1"].strategy == ""
+    assert decoded == dataclasses.replace(today, strategy="")
+    assert ledger.apply(fresh(), decoded).orders["o1"].strategy == "ema_cross"  # what v1's producer said
+    new = dataclasses.replace(today, strategy="", order_id="o2", envelope=dataclasses.replace(
+        written, event_id="new", schema_version=2))
+    assert ledger.apply(fresh(), new).orders["o2"].strategy == ""  # v2: only the field counts
 
 
 def test_flatten_closes_the_position_at_the_next_mark() -> None:
