@@ -16,7 +16,7 @@ import time
 
 from faust import StreamT
 
-from domain.account import INPUT_TYPES, Account, Input, decider, idle_expiry_time
+from domain.account import INPUT_TYPES, Account, decider, idle_expiry_time
 from domain.clock import from_micros, to_micros
 from domain.field_rules import ACCOUNT_RULE
 from domain.fold import step
@@ -74,9 +74,8 @@ def install(app: TickTideApp) -> None:
                     raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
                 account = account_of(message.key)
                 state = load(account)
-                item: Input = record  # type: ignore[assignment]
                 before = state.applied
-                state, emitted = step(decide, state, item, message.partition, message.offset)
+                state, emitted = step(decide, state, record, message.partition, message.offset)
                 if state.applied != before:
                     await publish(account, emitted)
                     applied_at[account] = time.monotonic()
@@ -94,7 +93,7 @@ def install(app: TickTideApp) -> None:
         request is an input like any other, in order, so re-deciding it gives the same events."""
         now = time.monotonic()
         now_us = to_micros(utc_now())
-        for account in list(table.keys()):
+        for account in glue.open_accounts(table):
             idle_us = int((now - applied_at.get(account, started)) * 1_000_000)
             as_of = idle_expiry_time(load(account), idle_us, config)
             if as_of is not None:

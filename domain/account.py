@@ -33,7 +33,7 @@ KEEP_MARKS = 300
 
 Input = PlaceOrder | Mark | ExpireOrders | Command
 """What trading.commands carries."""
-INPUT_TYPES: tuple[type[Event], ...] = (PlaceOrder, Mark, ExpireOrders, *COMMAND_TYPES)
+INPUT_TYPES = (PlaceOrder, Mark, ExpireOrders, *COMMAND_TYPES)
 
 
 @dataclass(slots=True)

@@ -68,6 +68,12 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
                    Position(*row["input"]))
 
 
+def open_accounts(table: TableT[str, Any]) -> list[str]:
+    """The accounts with open orders (read without unpacking whole rows)."""
+    return [account for account, row in list(table.items())
+            if any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
+
+
 def load_context(table: TableT[str, Any], symbol: str) -> SymbolContext:
     """A symbol's strategy context."""
     row = table.get(symbol)
