@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from faust import StreamT
 
@@ -52,7 +53,7 @@ def install(app: TickTideApp) -> None:
     applied_at: dict[str, float] = {}  # account -> when it last applied an input
     started = time.monotonic()
 
-    async def publish(account: str, events: list[Event]) -> None:
+    async def publish(account: str, events: Sequence[Event]) -> None:
         for event in events:  # all or nothing: a bad event must not leave the others sent
             app.codec.encode(event)
         pending = [await events_topic.send_pending(e, key=account) for e in events]

@@ -21,10 +21,11 @@ import faust
 
 from schemas.records import Event
 from streams.errors import ConfigError
-from streams.faust.embedded_fixes import use_fetched_high_watermarks
+from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_watermarks
 from streams.faust.fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.faust.typed_topic import TypedTopic
 from streams.hotpath.batcher import TradeBatcher
+from streams.hotpath.driver import CandleDriver
 from streams.kafka.catalog import CATALOG, letter_bytes
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
@@ -52,6 +53,7 @@ class TickTideApp(faust.App):
     started_at: float
     pipeline_latency: LatencyWindow
     trade_batcher: TradeBatcher | None = None
+    candle_driver: CandleDriver | None = None
     probe: Probe
     retries: Retries
 
@@ -171,6 +173,8 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     """A ready-to-run app: topics declared, agents installed, web views mounted."""
     from streams.web.market import install_views
 
+    if embedded:  # what differs on the embedded broker follows from the flavor (Settings)
+        settings = settings.model_copy(update={"broker_flavor": "tansu"})
     app = TickTideApp(settings.app_id, **faust_config(settings, embedded=embedded))
     app.settings = settings
     app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
@@ -189,4 +193,5 @@ def create_app(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     bound_wait_empty()
     if embedded:
         use_fetched_high_watermarks(app, settings)
+        short_fetch_waits(settings.fetch_max_wait_ms)
     return app

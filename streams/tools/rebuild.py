@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import ledger, ledger_rows
-from domain.candles import ClosedCandle, SymbolCandles, apply_trade, candle_record, open_bars
+from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, candle_record
 from domain.fold import step
 from schemas.records import Candle, Event, utc_now
 from streams.errors import BrokerError, DecodeError, InvalidValue
@@ -169,7 +169,8 @@ def rebuild_candles(settings: Settings) -> Comparison:
     """Fold market.trades into fresh candles and compare with market.candles."""
     result = Comparison("candles")
     started = time.perf_counter()
-    specs, grace_us, now = settings.window_specs, int(settings.grace_s * 1_000_000), utc_now()
+    specs, now = settings.window_specs, utc_now()
+    fold = CandleFold(specs, int(settings.grace_s * 1_000_000))
     states: dict[str, SymbolCandles] = {}
     closed: dict[str, dict[str, Any]] = {}
     topic = settings.topic_prefix + "market.trades"
@@ -186,14 +187,16 @@ def rebuild_candles(settings: Settings) -> Comparison:
         state = states.get(tick.symbol)
         if state is None:
             state = states[tick.symbol] = SymbolCandles(tick.symbol)
-        _, done = apply_trade(state, tick, specs, grace_us, raw.partition, raw.offset)
+        _, done = step(fold.evolve, state, tick, raw.partition, raw.offset)
         for candle in done:
+            if isinstance(candle, Late):
+                continue
             closed.setdefault(candle.symbol, {})[candle.candle_id] = _payload(candle_record(candle, "rebuild", now))
     result.seconds = time.perf_counter() - started
     result.checksum = checksum(closed)
     still_open = {symbol: {c.candle_id: _payload(candle_record(c, "rebuild", now))
                            for spec in specs for c in (ClosedCandle(symbol, spec.name, bar)
-                                                        for bar in open_bars(state, spec.name))}
+                                                        for bar in fold.open_bars(state, spec.name))}
                   for symbol, state in states.items()}
     live: dict[str, dict[str, Any]] = {}
     seen = Comparison("live candles")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from domain.candles import live_candles
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, bar_from_text, candle_record, live_candles
 from schemas.records import utc_now
 from streams.kafka.json_form import event_to_json
 from streams.web.ops import install_ops_views, self_report, system_health
@@ -77,7 +77,6 @@ def install_views(app: TickTideApp) -> None:
         return web.bytes(app.metrics.render(), content_type="text/plain; version=0.0.4")
 
     if CANDLES in app.tables and HISTORY in app.tables:
-        state: Any = app.tables[CANDLES]
         history: Any = app.tables[HISTORY]
 
         @app.page("/candles/{symbol}")
@@ -91,13 +90,19 @@ def install_views(app: TickTideApp) -> None:
             answer = await routed(app, CANDLES, symbol, web, request)
             if answer is not None:
                 return answer
-            row = state.get(symbol)
-            if row is None:
+            driver = app.candle_driver
+            current = driver.state_of(symbol) if driver is not None else None
+            if driver is None or current is None:
                 return error(web, 404, f"unknown symbol {symbol!r}")
-            closed = (history.get(symbol) or {}).get(interval, [])[-limit:]
+            now = utc_now()
+            closed = [item if isinstance(item, dict) else  # a Candle's JSON in rows written before bars
+                      event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(item)),
+                                                  CANDLE_PRODUCER, now))
+                      for item in (history.get(symbol) or {}).get(interval, [])[-limit:]]
+            live = live_candles(current, driver.fold, interval, now)
             return web.json({"symbol": symbol, "interval": interval, "closed": closed,
-                             "live": [event_to_json(c) for c in live_candles(row, interval, utc_now())],
-                             "watermark": row["watermark_us"], "late_trades": row["late"]})
+                             "live": [event_to_json(c) for c in live],
+                             "watermark": current.watermark_us, "late_trades": current.late})
 
     if INDICATORS in app.tables:
         indicators: Any = app.tables[INDICATORS]
