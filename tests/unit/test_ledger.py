@@ -219,7 +219,7 @@ def test_an_input_already_applied_is_skipped() -> None:
     opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
     state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
     again, repeated = step(decider(CONFIG), state, place_order(1, "BTC", Side.BUY, Decimal(1), T0), 0, 1)
-    assert repeated == [] and again.applied.offset == 1 and len(state.portfolio.orders) == 1
+    assert not repeated and again.applied.offset == 1 and len(state.portfolio.orders) == 1
 
 
 def test_old_order_rejected_events_still_fold_each_to_what_it_meant() -> None:
