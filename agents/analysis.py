@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from faust import StreamT
 
@@ -30,7 +31,7 @@ def install(app: WorkerApp) -> None:
     snapshots_topic = app.typed_topics["analysis.indicators"]
     anomalies_topic = app.typed_topics["analysis.anomalies"]
 
-    async def publish(outputs: list[Output]) -> None:
+    async def publish(outputs: Sequence[Output]) -> None:
         """Send the outputs; return once the broker has them all."""
         pending = [await (anomalies_topic if isinstance(o, Anomaly) else snapshots_topic).send_pending(o)
                    for o in outputs]

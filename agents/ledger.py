@@ -1,33 +1,33 @@
 """trading.commands -> the paper ledger -> trading.events (the only source of truth).
 
-One account's orders, marks and user commands arrive in one partition, in order. For each
-the pure decisions (domain.orders) emit trading events, folded into the account's state
-with the same fold rebuild uses; the events are sent and acknowledged by the broker before
-the row (with the input offset) is written. A crash in between re-decides the same input
+One account's orders, marks, expiry requests and user commands arrive in one partition,
+in order. Each is decoded and checked, then folded by ``domain.fold.step`` with the pure
+``domain.account.evolve``; its events are sent and acknowledged by the broker before the
+row (with the input's position) is written. A crash in between re-decides the same input
 from the old row and re-emits events with the same ids, which the fold ignores; an input
-at or before the row's offset is skipped. Orders that outlived the saga timeout are closed
-with compensating OrderRejected events when a timer's request (an input too) arrives.
+the row already holds is skipped. Orders expire by the inputs' event time; a timer sends
+ExpireOrders for accounts that get no input.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from faust import StreamT
 
-from domain import controls, orders
-from domain.clock import to_micros
+from domain.account import INPUT_TYPES, Account, decider, idle_expiry_time
+from domain.clock import from_micros, to_micros
 from domain.field_rules import ACCOUNT_RULE
-from domain.orders import Mark
-from schemas.records import Event, PlaceOrder, Trade, UserCommand, utc_now
+from domain.fold import step
+from schemas.records import Event, ExpireOrders, Mark, utc_now
 from streams.errors import InvalidValue, UnexpectedRecordType
 from streams.faust.context import WorkerApp
 from tables import trading as glue
 
 AGENT = "trading.ledger"
-TIMER = "agent.ledger.timer"
-EXPIRE = "expire_orders"
+PRODUCER = "agent.ledger"
 
 
 def account_of(key: bytes | None) -> str:
@@ -41,39 +41,29 @@ def account_of(key: bytes | None) -> str:
 
 
 def install(app: WorkerApp) -> None:
-    """Register the ledger agent and the order-timeout timer."""
+    """Register the ledger agent and the idle-account expiry timer."""
     table, _, _ = glue.declare(app)
     settings = app.settings
     config = glue.trading_config(settings)
+    decide = decider(config)
     source = app.typed_topics["trading.commands"]
     events_topic = app.typed_topics["trading.events"]
+    marks: dict[str, dict[str, list[Mark]]] = {}  # account -> symbol -> recent marks (memory)
+    written_at: dict[str, float] = {}  # account -> when its row was last written
+    applied_at: dict[str, float] = {}  # account -> when it last applied an input
+    started = time.monotonic()
 
-    async def publish(account: str, events: list[Event]) -> None:
+    async def publish(account: str, events: Sequence[Event]) -> None:
         for event in events:  # all or nothing: a bad event must not leave the others sent
             app.codec.encode(event)
         pending = [await events_topic.send_pending(e, key=account) for e in events]
         if pending:
             await asyncio.gather(*pending)
 
-    marks: dict[str, dict[str, list[Mark]]] = {}  # account -> symbol -> recent marks (memory)
-    written_at: dict[str, float] = {}  # account -> when its row was last written
-
-    def decide(row: glue.AccountRow, record: Event) -> list[Event]:
-        recent = marks.setdefault(row.state.account, {})
-        if isinstance(record, PlaceOrder):
-            return orders.place(row.state, record, config, recent)
-        if isinstance(record, Trade):
-            mark = Mark(record.envelope.event_id, record.symbol, record.price, record.size,
-                        to_micros(record.trade_time), record.trade_id)
-            if not orders.remember_mark(recent, mark, glue.KEEP_MARKS):
-                return []
-            row.prices[mark.symbol] = str(mark.price)
-            return orders.on_mark(row.state, mark, config, record)
-        if isinstance(record, UserCommand) and record.command == EXPIRE and record.envelope.producer == TIMER:
-            return orders.expire(row.state, to_micros(record.envelope.event_time), config)
-        if isinstance(record, UserCommand):
-            return controls.command(row.state, record, config, recent)
-        raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
+    def load(account: str) -> Account:
+        state = glue.load_account(table, account, settings.initial_cash)
+        state.marks = marks.setdefault(account, {})
+        return state
 
     @app.agent(source.faust, name=AGENT)
     async def ledger(stream: StreamT[bytes]) -> None:
@@ -81,27 +71,33 @@ def install(app: WorkerApp) -> None:
             message = event.message
             async with app.deadletters.guard(message, agent=AGENT):
                 record = app.decode_valid(message.value, Event)
+                if not isinstance(record, INPUT_TYPES):
+                    raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
                 account = account_of(message.key)
-                row = glue.load_account(table, account, settings.initial_cash)
-                if row.partition != message.partition or message.offset > row.offset:
-                    emitted = decide(row, record)
+                state = load(account)
+                before = state.applied
+                state, emitted = step(decide, state, record, message.partition, message.offset)
+                if state.applied != before:
                     await publish(account, emitted)
-                    row.partition, row.offset = message.partition, message.offset
+                    applied_at[account] = time.monotonic()
                     # A mark that changed nothing is written at most once a second (for
                     # its price): re-deciding it after a crash changes nothing either.
                     if emitted or time.monotonic() - written_at.get(account, 0.0) > 1.0:
-                        table[account] = row.to_row()
+                        table[account] = glue.account_row(state)
                         written_at[account] = time.monotonic()
             app.count_processed(AGENT)
 
     @app.timer(interval=1.0, name="trading.order_timeouts")
     async def request_expiry() -> None:
-        """Once a second, ask the ledger to expire each account's overdue orders: the
-        request goes through trading.commands, so the decision is an input like any
-        other, in order, and re-deciding it after a crash gives the same events."""
-        now = utc_now()
-        for account, row in list(table.items()):
-            if any(o["status"] == "OPEN" for o in row["portfolio"]["orders"].values()):
-                tick = UserCommand(envelope=UserCommand.envelope_for(event_time=now, producer=TIMER),
-                                   command=EXPIRE, user="system")
-                await source.send(tick, key=account)
+        """Once a second, for each account whose open orders are due by its latest input
+        time moved on by the time it has been idle, send ExpireOrders at that time: the
+        request is an input like any other, in order, so re-deciding it gives the same events."""
+        now = time.monotonic()
+        now_us = to_micros(utc_now())
+        for account in glue.open_accounts(table):
+            idle_us = int((now - applied_at.get(account, started)) * 1_000_000)
+            as_of = idle_expiry_time(load(account), idle_us, config)
+            if as_of is not None:
+                at = from_micros(min(as_of, now_us))
+                await source.send(ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=at, producer=PRODUCER),
+                                               account=account), key=account)

@@ -4,37 +4,32 @@
   (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
   PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
   a replay re-emits the same ones).
-* market.trades (as the trade batcher's runs) -> one mark per symbol per ``mark_interval_s`` of event time
-  (last price, summed size) -> trading.commands for the account: what orders fill against.
-  This is the hot path: trades are decoded by the tick fast path and folded per batch;
-  an undecodable trade is left to the market agent, which dead-letters it.
-* user.commands -> trading.commands, keyed by the account the command targets (argument
-  ``account``, else the trading account), so the ledger applies it in order with orders.
+* market.trades (as the trade batcher's runs) -> one Mark per symbol per ``mark_interval_s`` of
+  event time (last price, summed size; domain.marks) -> trading.commands for the account:
+  what orders fill against. Trades are decoded by the tick fast path; an undecodable
+  trade is left to the market agent, which dead-letters it.
+* user.commands (PauseStrategy, SetRiskLimit, ...) -> trading.commands, keyed by the
+  account the command names (else the trading account), so the ledger applies it in
+  order with orders.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from dataclasses import replace
-from decimal import Decimal
-from typing import Any
 
 from faust import StreamT
 
-from domain.clock import from_micros
-from domain.command_rules import is_account
+from domain.marks import mark_record, slice_marks
 from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
 from schemas.records import (
+    COMMAND_TYPES,
     Anomaly,
+    Command,
     Enrichment,
     Event,
     IndicatorSnapshot,
-    Side,
-    Trade,
     TradeBatch,
-    UserCommand,
     utc_now,
 )
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
@@ -48,7 +43,6 @@ SIGNALS_AGENT = "trading.signals"
 MARKS_AGENT = "trading.marks"
 COMMANDS_AGENT = "trading.user_commands"
 PRODUCER = "agent.trading"
-_MARK_NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
 
 
 def install(app: WorkerApp) -> None:
@@ -107,23 +101,15 @@ def install(app: WorkerApp) -> None:
                 batch = app.codec.decode_as(event.message.value, TradeBatch)
             except DecodeError:
                 continue  # the candle agent dead-letters it
-            slices: dict[tuple[str, int], list[Any]] = {}  # (symbol, slice) -> [last tick, size]
             bounds = bounds_now(settings.max_future_skew_s)
+            ticks = []
             for timestamp_ms, value in zip(batch.timestamps_ms, batch.values, strict=True):
                 try:
-                    tick = decoder.decode_checked(value, timestamp_ms, batch.source_partition, bounds)
+                    ticks.append(decoder.decode_checked(value, timestamp_ms, batch.source_partition, bounds))
                 except (DecodeError, InvalidValue):
                     continue  # the candle agent dead-letters it
-                key = (tick.symbol, tick.time_us // slice_us)
-                found = slices.get(key)
-                if found is None:
-                    slices[key] = [tick, tick.size]
-                else:
-                    if (tick.time_us, tick.trade_id) > (found[0].time_us, found[0].trade_id):
-                        found[0] = tick
-                    found[1] += tick.size
-            pending = [await topics["trading.commands"].send_pending(_mark(tick, size), key=account)
-                       for tick, size in slices.values()]
+            pending = [await topics["trading.commands"].send_pending(mark_record(mark), key=account)
+                       for mark in slice_marks(ticks, slice_us)]
             if pending:
                 await asyncio.gather(*pending)
             app.count_processed(MARKS_AGENT, len(batch.values))
@@ -133,33 +119,13 @@ def install(app: WorkerApp) -> None:
         async for event in stream.events():
             message = event.message
             async with app.deadletters.guard(message, agent=COMMANDS_AGENT):
-                command = app.decode_valid(message.value, UserCommand)
-                await topics["trading.commands"].send(forwarded(command), key=command_account(command, account))
+                command = app.decode_valid(message.value, Event)
+                if not isinstance(command, COMMAND_TYPES):
+                    raise UnexpectedRecordType(f"{type(command).__name__} on {message.topic}")
+                await topics["trading.commands"].send(command, key=command_account(command, account))
             app.count_processed(COMMANDS_AGENT)
 
 
-def command_account(command: UserCommand, default: str) -> str:
-    """The account a user command goes to: its valid ``account`` argument, else the
-    trading account (whose ledger then refuses a command with a bad account, with an ack)."""
-    named = command.arguments.get("account")
-    return named if is_account(named) and named is not None else default
-
-
-def forwarded(command: UserCommand) -> UserCommand:
-    """The command as forwarded to trading.commands: a producer name of one of our agents
-    (e.g. the ledger's own timer) is not taken from a record on user.commands."""
-    producer = command.envelope.producer
-    if not producer.startswith("agent."):
-        return command
-    return replace(command, envelope=replace(command.envelope, producer=f"user:{producer[:64]}"))
-
-
-def _mark(tick: Any, size_units: int) -> Trade:
-    """A mark as a Trade record: the slice's last trade with the slice's total size."""
-    event_id = str(uuid.uuid5(_MARK_NAMESPACE, f"{tick.symbol}|{tick.trade_id}|{size_units}"))
-    at = from_micros(tick.time_us)
-    return Trade(
-        envelope=Trade.envelope_for(event_time=at, producer="agent.trading.marks", event_id=event_id),
-        venue="mark", symbol=tick.symbol, trade_id=tick.trade_id,
-        price=Decimal(tick.price).scaleb(-18), size=Decimal(size_units).scaleb(-18),
-        taker_side=Side.BUY if tick.buy else Side.SELL, trade_time=at)
+def command_account(command: Command, default: str) -> str:
+    """The account a user command goes to: the one it names, else the trading account."""
+    return command.account or default

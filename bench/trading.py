@@ -1,8 +1,8 @@
 """Rebuild and replay throughput: `python -m bench.trading [--trades N] [--orders N]`.
 
 On a fresh embedded broker: N synthetic trades on market.trades, and the trading.events
-of a paper account that traded on them (decided by domain.orders: orders every few
-marks, fills, position changes). Then times
+of a paper account that traded on them (decided by the ledger's fold, domain.account:
+orders every few marks, fills, position changes). Then times
   * the portfolio rebuild (read trading.events + decode + ledger fold), as in
     `ticktide rebuild portfolio`;
   * the candle rebuild (read market.trades + decode + candle fold), as in
@@ -22,11 +22,10 @@ from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
-from domain import orders
-from domain.clock import to_micros
-from domain.ledger import Portfolio
-from domain.orders import Mark, RiskLimits, TradingConfig
-from schemas.records import Event, OrderType, PlaceOrder, Side
+from domain.account import Account, decider
+from domain.fold import step
+from domain.orders import RiskLimits, TradingConfig
+from schemas.records import Event, Mark, OrderType, PlaceOrder, Side, Trade
 from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
@@ -38,21 +37,26 @@ CONFIG = TradingConfig(RiskLimits(Decimal(10), Decimal(10**9), 10**6), Decimal(1
                        Decimal("0.5"), 10**12)
 
 
-def ledger_events(trades: list, every: int) -> list[Event]:
-    """A paper account trading BTCUSDT on the feed: an order every ``every`` trades."""
-    state, events, marks = Portfolio.open("bench", Decimal(10**7)), [], []
+def ledger_events(trades: list[Trade], every: int) -> list[Event]:
+    """A paper account trading BTCUSDT on the feed: each trade a mark, an order every
+    ``every`` trades."""
+    decide = decider(CONFIG)
+    state, events, offset = Account.open("bench", Decimal(10**7)), [], 0
     for n, trade in enumerate(trades):
-        mark = Mark(trade.envelope.event_id, trade.symbol, trade.price, trade.size,
-                    to_micros(trade.trade_time), trade.trade_id)
-        marks.append(mark)
-        events += orders.on_mark(state, mark, CONFIG, trade)
+        mark = Mark(envelope=Mark.envelope_for(event_time=trade.trade_time, producer="bench",
+                                               event_id=trade.envelope.event_id),
+                    symbol=trade.symbol, price=trade.price, size=trade.size, trade_count=1,
+                    last_trade_id=trade.trade_id, slice_start=trade.trade_time)
+        state, out = step(decide, state, mark, 0, offset := offset + 1)
+        events += out
         if n % every == 0:
             command = PlaceOrder(
                 envelope=PlaceOrder.envelope_for(event_time=trade.trade_time, producer="bench"),
                 order_id=f"bench:{n}", account="bench", symbol=trade.symbol,
                 side=Side.BUY if (n // every) % 2 else Side.SELL, order_type=OrderType.MARKET,
                 quantity=Decimal("0.01"))
-            events += orders.place(state, command, CONFIG, {trade.symbol: marks[-5:]})
+            state, out = step(decide, state, command, 0, offset := offset + 1)
+            events += out
     return events
 
 

@@ -15,21 +15,25 @@ crashes and re-reads its input decides exactly as before.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal
-from enum import Enum
 from typing import Any
 
 from domain.clock import from_micros
+from domain.fold import NOTHING_APPLIED, Position
 from domain.windows import WindowSpec
 from schemas.records import Candle
 
+CANDLE_PRODUCER = "agent.market"
+"""The producer of final candles (the market agent)."""
 UNITS = 10**18
 """Amount units per 1 (price, size): decimal(38, 18)."""
 
-_CANDLE_NAMESPACE = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
+_CANDLE_NAMESPACE_BYTES = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01").bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,17 @@ class Bar:
         bar.add_amounts(tick)
         return bar
 
+    @classmethod
+    def merged(cls, start_us: int, end_us: int, parts: Sequence[Bar]) -> Bar:
+        """The bar of a window made of ``parts`` (its panes, at least one)."""
+        first = min(parts, key=lambda b: (b.open_time, b.open_id))
+        last = max(parts, key=lambda b: (b.close_time, b.close_id))
+        return cls(start_us, end_us, first.open_time, first.open_id, first.open, last.close_time,
+                   last.close_id, last.close, max(b.high for b in parts), min(b.low for b in parts),
+                   sum(b.volume for b in parts), sum(b.quote for b in parts),
+                   sum(b.buy_volume for b in parts), sum(b.sell_volume for b in parts),
+                   sum(b.count for b in parts), min(b.first_id for b in parts), max(b.last_id for b in parts))
+
     def add_amounts(self, tick: Tick) -> None:
         """Add a trade's volume, quote volume, side volume and count."""
         self.volume += tick.size
@@ -105,7 +120,7 @@ class Bar:
     @property
     def vwap(self) -> int:
         """Volume-weighted average price in 1e-18 units, rounded half-even."""
-        return _round_units(self.quote, self.volume)
+        return round_units(self.quote, self.volume)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,79 +138,124 @@ class ClosedCandle:
 
 
 def candle_id(symbol: str, interval: str, start_us: int) -> str:
-    """UUID5 of (symbol, interval, window start)."""
-    return str(uuid.uuid5(_CANDLE_NAMESPACE, f"{symbol}|{interval}|{start_us}"))
+    """UUID5 of (symbol, interval, window start), spelled out (``uuid.uuid5`` costs 5x more)."""
+    digest = bytearray(hashlib.sha1(_CANDLE_NAMESPACE_BYTES + f"{symbol}|{interval}|{start_us}".encode()).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-class Outcome(Enum):
-    """What happened to a trade."""
+@dataclass(frozen=True, slots=True)
+class Late:
+    """Output of a trade older than its symbol's close boundary: reported, never applied."""
 
-    APPLIED = "applied"
-    LATE = "late"
-    DUPLICATE = "duplicate"
+    tick: Tick
+
+
+Output = ClosedCandle | Late
+_NOTHING: tuple[Output, ...] = ()
 
 
 @dataclass(slots=True)
 class SymbolCandles:
-    """All open windows of one symbol, its event-time clock and the last source offset."""
+    """One symbol's open panes, its event-time clock and the input last applied.
+
+    Windows are built from panes: a window family of step S keeps one bar per S-long slice
+    of time (its pane), and a window is the merge of the panes it spans. Each trade updates
+    one pane per distinct step (3 for the default 1s, 1m, 5m, 5m/1m), not one bar per window
+    holding it (8), and a pane is dropped once every window holding it is closed."""
 
     symbol: str
     watermark_us: int = -(2**62)
-    boundary_us: int = -(2**62)  # windows ending at or before it are closed
-    source_partition: int = -1
-    source_offset: int = -1
+    boundary_us: int = -(2**62)  # windows ending at or before it are closed; older trades are late
+    applied: Position = NOTHING_APPLIED
     late: int = 0
-    bars: dict[str, dict[int, Bar]] = field(default_factory=dict)
+    panes: dict[int, dict[int, Bar]] = field(default_factory=dict)  # step (us) -> start (us) -> pane
+    next_close_us: int = -(2**62)  # the earliest window end after boundary_us (derived)
 
 
-def apply_trade(state: SymbolCandles, tick: Tick, specs: tuple[WindowSpec, ...], grace_us: int,
-                partition: int, offset: int) -> tuple[Outcome, list[ClosedCandle]]:
-    """Fold one trade into its symbol's state (updated in place); the candles it closed."""
-    if partition == state.source_partition and offset <= state.source_offset:
-        return Outcome.DUPLICATE, []
-    state.source_partition, state.source_offset = partition, offset
-    if tick.time_us < state.boundary_us:
-        state.late += 1
-        return Outcome.LATE, []
-    for spec in specs:
-        bars = state.bars.get(spec.name)
-        if bars is None:
-            bars = state.bars[spec.name] = {}
-        for start in spec.starts_for(tick.time_us):
-            bar = bars.get(start)
+class CandleFold:
+    """The candle fold of one set of window families: ``evolve(state, tick)``."""
+
+    def __init__(self, specs: tuple[WindowSpec, ...], grace_us: int) -> None:
+        self.specs = specs
+        self.grace_us = grace_us
+        self.steps = tuple(sorted({spec.step_us for spec in specs}))
+        self._longest = {step: max(s.size_us for s in specs if s.step_us == step) for step in self.steps}
+
+    def evolve(self, state: SymbolCandles, tick: Tick) -> tuple[SymbolCandles, Sequence[Output]]:
+        """Fold one trade into its symbol's state (updated in place): the state, and the final
+        candles it closed or ``Late`` if it came after its windows closed."""
+        time_us = tick.time_us
+        if time_us < state.boundary_us:
+            state.late += 1
+            return state, (Late(tick),)
+        panes = state.panes
+        for step in self.steps:
+            bucket = panes.get(step)
+            if bucket is None:
+                bucket = panes[step] = {}
+            start = time_us - time_us % step
+            bar = bucket.get(start)
             if bar is None:
-                bars[start] = Bar.first(start, start + spec.size_us, tick)
+                bucket[start] = Bar.first(start, start + step, tick)
             else:
                 bar.add(tick)
-    if tick.time_us > state.watermark_us:
-        state.watermark_us = tick.time_us
-        return Outcome.APPLIED, close_until(state, tick.time_us - grace_us)
-    return Outcome.APPLIED, []
+        if time_us > state.watermark_us:
+            state.watermark_us = time_us
+            boundary = time_us - self.grace_us
+            if boundary >= state.next_close_us:
+                return state, self.close_until(state, boundary)
+            if boundary > state.boundary_us:
+                state.boundary_us = boundary  # no window ends in between: nothing to close
+        return state, _NOTHING
 
+    def close_until(self, state: SymbolCandles, boundary_us: int) -> list[ClosedCandle]:
+        """Close every window ending at or before ``boundary_us``; the final candles in
+        (window family, start) order."""
+        previous = state.boundary_us
+        if boundary_us <= previous:
+            return []
+        state.boundary_us = boundary_us
+        state.next_close_us = self.next_close(boundary_us)
+        closed: list[ClosedCandle] = []
+        for spec in self.specs:
+            panes = state.panes.get(spec.step_us)
+            if not panes:
+                continue
+            starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
+            for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
+                closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
+        for step, panes in state.panes.items():
+            longest = self._longest.get(step, step)
+            for start in [s for s in panes if s + longest <= boundary_us]:
+                del panes[start]
+        return closed
 
-def close_until(state: SymbolCandles, boundary_us: int) -> list[ClosedCandle]:
-    """Close every window ending at or before ``boundary_us``; the final candles in
-    (interval, start) order."""
-    if boundary_us <= state.boundary_us:
-        return []
-    state.boundary_us = boundary_us
-    closed: list[ClosedCandle] = []
-    for interval, bars in state.bars.items():
-        done = [start for start, bar in bars.items() if bar.end_us <= boundary_us]
-        for start in sorted(done):
-            closed.append(ClosedCandle(state.symbol, interval, bars.pop(start)))
-    return closed
+    def close_all(self, state: SymbolCandles) -> list[ClosedCandle]:
+        """Close every open window (idle timeout): later trades inside them will be late."""
+        ends = [start + self._longest.get(step, step) for step, panes in state.panes.items() for start in panes]
+        return self.close_until(state, max(ends)) if ends else []
 
+    def open_bars(self, state: SymbolCandles, interval: str) -> list[Bar]:
+        """The live (not yet closed) windows of one window family, oldest first."""
+        spec = next((s for s in self.specs if s.name == interval), None)
+        panes = state.panes.get(spec.step_us) if spec else None
+        if spec is None or not panes:
+            return []
+        starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
+        return [self._window(panes, spec, start) for start in sorted(starts)
+                if start + spec.size_us > state.boundary_us]
 
-def close_all(state: SymbolCandles) -> list[ClosedCandle]:
-    """Close every open window (idle timeout): later trades inside them will be late."""
-    ends = [bar.end_us for bars in state.bars.values() for bar in bars.values()]
-    return close_until(state, max(ends)) if ends else []
+    def next_close(self, boundary_us: int) -> int:
+        """Window ends are multiples of their step: the first one after ``boundary_us``."""
+        return min(boundary_us - boundary_us % step + step for step in self.steps)
 
-
-def open_bars(state: SymbolCandles, interval: str) -> list[Bar]:
-    """The live (not yet closed) windows of one interval, oldest first."""
-    return [state.bars[interval][s] for s in sorted(state.bars.get(interval, {}))]
+    @staticmethod
+    def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:
+        parts = [panes[s] for s in range(start, start + spec.size_us, spec.step_us) if s in panes]
+        return Bar.merged(start, start + spec.size_us, parts)
 
 
 _EXACT = Context(prec=80)  # wide enough for any decimal(38, 18) amount: no rounding
@@ -205,7 +265,7 @@ def _amount(units: int, scale: int = 18) -> Decimal:
     return Decimal(units).scaleb(-scale, _EXACT)
 
 
-def _round_units(value: int, divisor: int) -> int:
+def round_units(value: int, divisor: int) -> int:
     quotient, remainder = divmod(value, divisor)
     twice = 2 * remainder
     if twice > divisor or (twice == divisor and quotient % 2):
@@ -227,7 +287,7 @@ def candle_record(closed: ClosedCandle, producer: str, ingest_time: datetime) ->
         window_end=from_micros(bar.end_us),
         open=_amount(bar.open), high=_amount(bar.high), low=_amount(bar.low),
         close=_amount(bar.close), volume=_amount(bar.volume),
-        quote_volume=_amount(_round_units(bar.quote, UNITS)),
+        quote_volume=_amount(round_units(bar.quote, UNITS)),
         vwap=_amount(bar.vwap), trade_count=bar.count,
         buy_volume=_amount(bar.buy_volume), sell_volume=_amount(bar.sell_volume),
         first_trade_id=bar.first_id, last_trade_id=bar.last_id,
@@ -240,33 +300,53 @@ def to_row(state: SymbolCandles, updated_at_us: int) -> dict[str, Any]:
         "symbol": state.symbol,
         "watermark_us": state.watermark_us,
         "boundary_us": state.boundary_us,
-        "source_partition": state.source_partition,
-        "source_offset": state.source_offset,
+        "source_partition": state.applied.partition,
+        "source_offset": state.applied.offset,
         "late": state.late,
         "updated_at_us": updated_at_us,
         # Amounts exceed 64 bits (1e-18 units), beyond what JSON libraries like orjson
         # take as numbers: each bar is one comma-separated string of its integers.
-        "bars": {interval: [",".join(map(str, astuple(bar))) for bar in bars.values()]
-                 for interval, bars in state.bars.items()},
+        "panes": {str(step): [bar_text(bar) for bar in panes.values()]
+                  for step, panes in state.panes.items() if panes},
     }
 
 
-def from_row(row: dict[str, Any]) -> SymbolCandles:
-    """The state of a table row."""
+def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
+    """The state of a table row (a row written before panes, whose "bars" are per window
+    family, gives the panes of its tumbling families: exact for the default windows, whose
+    every step has a tumbling family)."""
+    if "panes" in row:
+        panes = {int(step): _bars(texts) for step, texts in row["panes"].items()}
+    else:
+        tumbling = {spec.name: spec.step_us for spec in fold.specs if spec.size_us == spec.step_us}
+        panes = {tumbling[name]: _bars(texts) for name, texts in row["bars"].items() if name in tumbling}
+    boundary = row["boundary_us"]
     return SymbolCandles(
         symbol=row["symbol"],
         watermark_us=row["watermark_us"],
-        boundary_us=row["boundary_us"],
-        source_partition=row["source_partition"],
-        source_offset=row["source_offset"],
+        boundary_us=boundary,
+        applied=Position(row["source_partition"], row["source_offset"]),
         late=row["late"],
-        bars={interval: {bar.start_us: bar for bar in (Bar(*map(int, text.split(","))) for text in bars)}
-              for interval, bars in row["bars"].items()},
+        panes=panes,
+        next_close_us=fold.next_close(boundary),
     )
 
 
-def live_candles(row: dict[str, Any], interval: str, now: datetime) -> list[Candle]:
-    """The open (not yet final) windows of one interval in a row, oldest first."""
-    state = from_row(row)
+def bar_text(bar: Bar) -> str:
+    """A bar as one comma-separated string of its integers (the form rows keep it in)."""
+    return ",".join(map(str, astuple(bar)))
+
+
+def bar_from_text(text: str) -> Bar:
+    """The bar of ``bar_text``."""
+    return Bar(*map(int, text.split(",")))
+
+
+def _bars(texts: list[str]) -> dict[int, Bar]:
+    return {bar.start_us: bar for bar in map(bar_from_text, texts)}
+
+
+def live_candles(state: SymbolCandles, fold: CandleFold, interval: str, now: datetime) -> list[Candle]:
+    """The open (not yet final) windows of one window family, oldest first."""
     return [candle_record(ClosedCandle(state.symbol, interval, bar), "live", now)
-            for bar in open_bars(state, interval)]
+            for bar in fold.open_bars(state, interval)]

@@ -1,7 +1,11 @@
-"""What a valid user command is (pure, one place): its name, the arguments it takes and
-the pattern and range of each, checked on the raw strings BEFORE any conversion, so work
-on a hostile value (``value=1e1000000``, a megabyte of digits) is bounded. The web view,
-the agents and the ledger fold all use these rules.
+"""What a valid user command is (pure, one place).
+
+Each command is its own record type (schemas.records: PauseStrategy, ResumeStrategy,
+SetRiskLimit, EngageKillSwitch, ReleaseKillSwitch, FlattenPosition). ``command_rules``
+gives the field rules of each type (domain/validity.py checks them on both sides of every
+topic); ``command_from_text`` builds a typed command from the text a person types (the
+web body, a CLI line), checking every raw string BEFORE any conversion, so work on a
+hostile value (``value=1e1000000``, a megabyte of digits) is bounded.
 """
 
 from __future__ import annotations
@@ -9,36 +13,55 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from domain.field_rules import ACCOUNT_RULE, SYMBOL_RULE
+from domain.field_rules import ACCOUNT_RULE, SYMBOL_RULE, Rule, amount, optional, show, text
 from domain.strategy import STRATEGIES
+from schemas.records import (
+    COMMAND_TYPES,
+    Command,
+    EngageKillSwitch,
+    Event,
+    FlattenPosition,
+    PauseStrategy,
+    ReleaseKillSwitch,
+    ResumeStrategy,
+    SetRiskLimit,
+)
 
 MAX_ORDERS_PER_MINUTE = 1000
 """Largest orders-per-minute limit (the ledger keeps this many order times)."""
 MAX_TEXT = 64
-"""Longest command name, user or target."""
-MAX_NUMBER_CHARS = 32
+"""Longest command name or user shown back."""
+MAX_NUMBER_CHARS = 39
 """A number argument longer than this is refused before it is parsed."""
 LIMIT_NAMES = ("max_position", "max_gross_exposure", "max_orders_per_minute")
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "pause_strategy": ("strategy",),
-    "resume_strategy": ("strategy",),
-    "set_risk_limit": ("limit", "value"),
-    "kill_switch": ("state",),
-    "flatten": ("symbol",),
+
+COMMANDS: dict[str, type[Command]] = {cls.__name__: cls for cls in COMMAND_TYPES}
+"""Every user command by its record name."""
+ARGUMENTS: dict[type[Event], tuple[str, ...]] = {
+    PauseStrategy: ("strategy",), ResumeStrategy: ("strategy",), SetRiskLimit: ("limit", "value"),
+    EngageKillSwitch: (), ReleaseKillSwitch: (), FlattenPosition: ("symbol",),
 }
-"""Each command and its required arguments; ``account`` is optional on every one."""
-OPTIONAL = ("account",)
+"""The arguments each command takes besides ``account`` (optional on every one)."""
+_LEGACY = {"pause_strategy": "PauseStrategy", "resume_strategy": "ResumeStrategy",
+           "set_risk_limit": "SetRiskLimit", "flatten": "FlattenPosition"}
+"""The free-text verbs that came before the typed commands (``kill_switch state=on|off``
+is EngageKillSwitch / ReleaseKillSwitch)."""
 
 NUMBER = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,18})?")
 """A non-negative plain decimal: no sign, exponent, NaN or Infinity; fits decimal(38, 18)."""
 INTEGER = re.compile(r"[0-9]{1,4}")
+USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:/-]{0,63}")
+"""A user name: 1-64 letters, digits, spaces and . _ @ : / -."""
+USER_RULE = text(64, pattern=USER)
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Why a command is refused, and the field it is about (``arguments.value``, ...)."""
+    """Why a command is refused, and the field it is about (``value``, ``strategy``, ...)."""
 
     field: str
     message: str
@@ -47,85 +70,126 @@ class Problem:
         return self.message
 
 
-def is_symbol(text: object) -> bool:
+def is_symbol(value: object) -> bool:
     """A valid market symbol (the Trade rule of domain/validity.py)."""
-    return SYMBOL_RULE(text) is None
+    return SYMBOL_RULE(value) is None
 
 
-def is_account(text: object) -> bool:
+def is_account(value: object) -> bool:
     """A valid account name (domain/validity.py)."""
-    return ACCOUNT_RULE(text) is None
+    return ACCOUNT_RULE(value) is None
 
 
-TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:/-]{0,63}")
-"""A user name or a target: 1-64 letters, digits, spaces and . _ @ : / -."""
+def _strategy(value: Any) -> str | None:
+    return None if isinstance(value, str) and value in STRATEGIES else \
+        f"is not a strategy ({', '.join(STRATEGIES)}): {show(value)}"
 
 
-def check_user_command(command: str, arguments: Mapping[str, str], user: str,
-                       target: str | None = None) -> Problem | None:
-    """Why a whole user command (name, arguments, user, target) is not valid (None if it is)."""
-    if not isinstance(user, str) or TEXT.fullmatch(user) is None:
-        return Problem("user", "user must be 1-64 letters, digits, spaces or . _ @ : / -, "
-                               "starting with a letter or digit")
-    if target is not None and (not isinstance(target, str) or TEXT.fullmatch(target) is None):
-        return Problem("target", "target must be 1-64 letters, digits, spaces or . _ @ : / -, "
-                                 "starting with a letter or digit")
-    return check_command(command, arguments)
+def _limit(value: Any) -> str | None:
+    return None if isinstance(value, str) and value in LIMIT_NAMES else \
+        f"is not a risk limit ({', '.join(LIMIT_NAMES)}): {show(value)}"
 
 
-def check_command(command: str, arguments: Mapping[str, str]) -> Problem | None:
-    """Why ``command arguments`` is not a valid user command (None if it is). Only
-    pattern matches and comparisons on bounded strings: cheap whatever is sent."""
-    if not isinstance(command, str) or len(command) > MAX_TEXT or command not in COMMANDS:
-        shown = command[:MAX_TEXT] if isinstance(command, str) else type(command).__name__
-        return Problem("command", f"unknown command {shown!r}; known: {', '.join(COMMANDS)}")
-    required = COMMANDS[command]
-    for name in arguments:
-        if name not in required and name not in OPTIONAL:
-            shown = name[:MAX_TEXT] if isinstance(name, str) else type(name).__name__
-            return Problem("arguments", f"unknown argument {shown!r} for {command}; "
-                                        f"it takes {', '.join((*required, *OPTIONAL))}")
-    for name in required:
-        if name not in arguments:
-            return Problem(f"arguments.{name}", f"{command} needs argument {name}")
-    for name, value in arguments.items():
-        problem = _check_argument(name, value)
+def command_rules(kind: type[Event]) -> dict[str, Rule]:
+    """The field rules of a user command type (empty for any other type)."""
+    if kind not in ARGUMENTS:
+        return {}
+    rules: dict[str, Rule] = {"user": USER_RULE, "account": optional(ACCOUNT_RULE)}
+    named: dict[str, Rule] = {"strategy": _strategy, "limit": _limit, "value": amount(positive=False),
+                              "symbol": SYMBOL_RULE}
+    return {**rules, **{name: named[name] for name in ARGUMENTS[kind]}}
+
+
+def limit_problem(limit: str, value: Decimal) -> str | None:
+    """Why ``value`` is not a valid setting of ``limit`` (across fields: None if it is)."""
+    if limit == "max_orders_per_minute" and (value != value.to_integral_value() or value > MAX_ORDERS_PER_MINUTE):
+        return f"must be a whole number from 0 to {MAX_ORDERS_PER_MINUTE} for max_orders_per_minute"
+    return None
+
+
+def command_name(name: object, arguments: Mapping[str, object]) -> str | Problem:
+    """The record name a typed or legacy command name stands for."""
+    if not isinstance(name, str) or len(name) > MAX_TEXT:
+        return Problem("command", f"command must be one of {', '.join(COMMANDS)}")
+    if name == "kill_switch":
+        state = arguments.get("state")
+        if state not in ("on", "off"):
+            return Problem("arguments.state", "state must be on or off")
+        return "EngageKillSwitch" if state == "on" else "ReleaseKillSwitch"
+    name = _LEGACY.get(name, name)
+    if name not in COMMANDS:
+        return Problem("command", f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+    return name
+
+
+def command_from_text(name: object, arguments: Mapping[str, object], user: object, *,
+                      event_time: datetime, producer: str, event_id: str | None = None) -> Command | Problem:
+    """The typed command ``name arguments`` stands for (record names, or the legacy verbs),
+    or why it is not one. Only pattern matches and comparisons on bounded strings before
+    anything is converted: cheap whatever is sent."""
+    found = command_name(name, arguments)
+    if isinstance(found, Problem):
+        return found
+    cls = COMMANDS[found]
+    takes = ARGUMENTS[cls]
+    legacy = ("state",) if name == "kill_switch" else ()
+    for key in arguments:
+        if key not in takes and key != "account" and key not in legacy:
+            shown = key[:MAX_TEXT] if isinstance(key, str) else type(key).__name__
+            return Problem("arguments", f"unknown argument {shown!r} for {found}; "
+                                        f"it takes {', '.join((*takes, 'account'))}")
+    for key in takes:
+        if key not in arguments:
+            return Problem(f"arguments.{key}", f"{found} needs argument {key}")
+    values: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if key in legacy:
+            continue
+        if not isinstance(value, str):
+            return Problem(f"arguments.{key}", f"{key} must be a string")
+        if key == "value":
+            if len(value) > MAX_NUMBER_CHARS or NUMBER.fullmatch(value) is None:
+                return Problem("arguments.value", (
+                    "value must be a plain non-negative number (digits, at most 20 before and 18 after the "
+                    f"point, at most {MAX_NUMBER_CHARS} characters; no sign, exponent, NaN or Infinity)"))
+            values[key] = Decimal(value)
+        else:
+            values[key] = value
+    for key, rule in command_rules(cls).items():
+        problem = rule(user if key == "user" else values.get(key))
         if problem is not None:
-            return Problem(f"arguments.{name}", problem)
-    if command == "set_risk_limit":
-        return _check_limit(arguments["limit"], arguments["value"])
-    return None
+            return Problem("user" if key == "user" else f"arguments.{key}", f"{key} {problem}")
+    if cls is SetRiskLimit:
+        problem = limit_problem(values["limit"], values["value"])
+        if problem is not None:
+            return Problem("arguments.value", f"value {problem}")
+    envelope = cls.envelope_for(event_time=event_time, producer=producer, event_id=event_id)
+    return cls(envelope=envelope, user=str(user), **values)
 
 
-def _check_argument(name: str, value: object) -> str | None:
-    if not isinstance(value, str):
-        return f"{name} must be a string"
-    if name == "account" and not is_account(value):
-        return "account must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-    if name == "symbol" and not is_symbol(value):
-        return "symbol must be 1-32 letters, digits, '.', '_', '/', ':' or '-', starting with a letter or digit"
-    if name == "strategy" and value not in STRATEGIES:
-        return f"strategy must be one of {', '.join(STRATEGIES)}"
-    if name == "state" and value not in ("on", "off"):
-        return "state must be on or off"
-    if name == "limit" and value not in LIMIT_NAMES:
-        return f"limit must be one of {', '.join(LIMIT_NAMES)}"
-    if name == "value" and (len(value) > MAX_NUMBER_CHARS or NUMBER.fullmatch(value) is None):
-        return ("value must be a plain non-negative number (digits, at most 20 before and 18 after "
-                f"the point, at most {MAX_NUMBER_CHARS} characters; no sign, exponent, NaN or Infinity)")
-    return None
+def command_arguments(command: Command) -> dict[str, str]:
+    """A command's arguments as text (what CommandAcknowledged shows and folds)."""
+    shown: dict[str, str] = {}
+    for key in (*ARGUMENTS[type(command)], "account"):
+        value = getattr(command, key, None)
+        if value is not None:
+            shown[key] = plain(value) if isinstance(value, Decimal) else str(value)
+    return shown
 
 
-def _check_limit(limit: str, value: str) -> Problem | None:
-    if limit == "max_orders_per_minute" and (
-            INTEGER.fullmatch(value) is None or int(value) > MAX_ORDERS_PER_MINUTE):
-        return Problem("arguments.value", f"value must be an integer from 0 to {MAX_ORDERS_PER_MINUTE}")
-    return None
+def plain(value: Decimal) -> str:
+    """A decimal as plain digits, no exponent or trailing zeros (``5.000`` -> ``5``)."""
+    shown = format(value.normalize(), "f")
+    return "0" if shown in ("-0", "0") else shown
 
 
 def limit_value(limit: str, value: str) -> Decimal | int | None:
     """A risk-limit override as a number, or None if it is not a valid one (an override
     read from an old or forged row is ignored rather than parsed unbounded)."""
-    if _check_argument("limit", limit) or _check_argument("value", value) or _check_limit(limit, value):
+    if limit not in LIMIT_NAMES or not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS \
+            or NUMBER.fullmatch(value) is None:
         return None
-    return int(value) if limit == "max_orders_per_minute" else Decimal(value)
+    number = Decimal(value)
+    if limit_problem(limit, number) is not None:
+        return None
+    return int(number) if limit == "max_orders_per_minute" else number

@@ -15,7 +15,7 @@ once whatever the delivery does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -34,6 +34,9 @@ class Position:
         return partition == self.partition and offset <= self.offset and topic == self.topic
 
 
+NOTHING_APPLIED = Position()
+
+
 class Folded(Protocol):
     """A fold's typed state: it knows what it has applied."""
 
@@ -43,16 +46,16 @@ class Folded(Protocol):
 S = TypeVar("S", bound=Folded)
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
-Evolve = Callable[[S, I], tuple[S, list[O]]]
+Evolve = Callable[[S, I], tuple[S, Sequence[O]]]
 """A pure step of a fold."""
 
 
 def step(evolve: Evolve[S, I, O], state: S, item: I, partition: int, offset: int,
-         topic: str = "") -> tuple[S, list[O]]:
+         topic: str = "") -> tuple[S, Sequence[O]]:
     """Apply ``item`` (read at ``partition``/``offset`` of ``topic``) unless ``state`` holds
     it already; the next state (with ``applied`` moved on) and what the step emitted."""
     if state.applied.covers(partition, offset, topic):
-        return state, []
+        return state, ()
     state, outputs = evolve(state, item)
     state.applied = Position(partition, offset, topic)
     return state, outputs

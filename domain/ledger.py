@@ -1,5 +1,10 @@
 """The paper-trading ledger: a pure fold ``apply(state, event)`` over trading.events.
 
+An order ends in one of four ways, each its own event: filled (OrderFilled), denied before
+it was placed (OrderDenied), expired (OrderExpired) or canceled by a user (OrderCanceled).
+Older topics hold OrderRejected for the last three; it still folds, told apart by its
+``reason_code`` as it was written.
+
 One ``Portfolio`` per account: cash, positions (signed quantity, cost basis, realised P&L,
 fees, last fill price), orders and their lifecycle, and the account's controls (paused
 strategies, risk-limit overrides, kill switch). The live ledger agent, ``ticktide rebuild
@@ -23,14 +28,23 @@ from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 
 from domain.clock import to_micros
-from domain.command_rules import MAX_ORDERS_PER_MINUTE, check_command
+from domain.command_rules import MAX_ORDERS_PER_MINUTE, Problem, command_from_text
+from domain.fold import Position as Applied
 from schemas.records import (
     CommandAcknowledged,
     Event,
+    FlattenPosition,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderPlaced,
     OrderRejected,
+    PauseStrategy,
     PositionChanged,
+    ReleaseKillSwitch,
+    ResumeStrategy,
+    SetRiskLimit,
     Side,
 )
 
@@ -54,12 +68,26 @@ def quantize(value: Decimal) -> Decimal:
 class OrderStatus(StrEnum):
     OPEN = "OPEN"
     FILLED = "FILLED"
-    REJECTED = "REJECTED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+    CANCELED = "CANCELED"
+
+
+LEGACY_CANCEL_CODES = ("kill_switch", "flatten")
+"""reason_codes of an old OrderRejected that was a user's cancel (``expired``: an expiry;
+any other: a denial)."""
+
+
+def legacy_status(reason_code: str) -> OrderStatus:
+    """What an old OrderRejected (or a REJECTED row) with this reason_code means now."""
+    if reason_code == "expired":
+        return OrderStatus.EXPIRED
+    return OrderStatus.CANCELED if reason_code in LEGACY_CANCEL_CODES else OrderStatus.DENIED
 
 
 @dataclass(slots=True)
 class Order:
-    """One order's lifecycle (a saga: placed -> filled | rejected)."""
+    """One order's lifecycle (placed -> filled | expired | canceled; or denied)."""
 
     order_id: str
     symbol: str
@@ -67,8 +95,7 @@ class Order:
     quantity: Decimal = ZERO
     order_type: str = "MARKET"
     limit_price: Decimal | None = None
-    placed_us: int = 0  # event (market) time of the order
-    placed_wall_us: int = 0  # when it was placed (ingest time): the saga timeout runs from here
+    placed_us: int = 0  # event (market) time of the order: its timeout runs from here
     strategy: str = ""
     filled: Decimal = ZERO
     status: OrderStatus = OrderStatus.OPEN
@@ -143,7 +170,7 @@ class Portfolio:
         return self.positions.get(symbol) or Position()
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """Orders not yet filled or rejected, oldest first."""
+        """Orders still open (not filled, expired or canceled), oldest first."""
         return [o for o in self.orders.values()
                 if o.status is OrderStatus.OPEN and (symbol is None or o.symbol == symbol)]
 
@@ -155,6 +182,20 @@ def apply(state: Portfolio, event: Event) -> Portfolio:
     if changed:
         state.events += 1
     return state
+
+
+@dataclass(slots=True)
+class Projection:
+    """A portfolio folded from its account's trading.events, and the event last applied."""
+
+    portfolio: Portfolio
+    applied: Applied = field(default_factory=Applied)
+
+
+def evolve(state: Projection, event: Event) -> tuple[Projection, list[Event]]:
+    """``apply`` in the one fold shape (domain.fold): a trading event emits nothing."""
+    apply(state.portfolio, event)
+    return state, []
 
 
 def fold(state: Portfolio, events: list[Event]) -> Portfolio:
@@ -169,8 +210,8 @@ def _apply(state: Portfolio, event: Event) -> bool:
         return _placed(state, event)
     if isinstance(event, OrderFilled):
         return _filled(state, event)
-    if isinstance(event, OrderRejected):
-        return _rejected(state, event)
+    if isinstance(event, OrderDenied | OrderExpired | OrderCanceled | OrderRejected):
+        return _closed(state, event)
     if isinstance(event, CommandAcknowledged):
         return _acknowledged(state, event)
     if isinstance(event, PositionChanged):
@@ -185,8 +226,7 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
     state.orders[event.order_id] = Order(
         order_id=event.order_id, symbol=event.symbol, side=str(event.side),
         quantity=event.quantity, order_type=str(event.order_type), limit_price=event.limit_price,
-        placed_us=placed_us, placed_wall_us=to_micros(event.envelope.ingest_time),
-        strategy=strategy_of(event.envelope.producer), last_fill_us=placed_us,
+        placed_us=placed_us, strategy=_strategy(event), last_fill_us=placed_us,
         event_ids=[event.envelope.event_id])
     times = state.order_times
     times.append(placed_us)
@@ -197,9 +237,13 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
     return True
 
 
-def strategy_of(producer: str) -> str:
-    """The strategy that placed an order ('' for orders not placed by a strategy)."""
-    return producer.removeprefix("strategy.") if producer.startswith("strategy.") else ""
+def _strategy(event: OrderPlaced) -> str:
+    """The strategy that placed an order. OrderPlaced v1 had no field for it: the ledger
+    that wrote those named it in the producer (``strategy.NAME``), so that is what they
+    mean (shown only; no decision reads an order's strategy)."""
+    if event.envelope.schema_version == 1 and event.envelope.producer.startswith("strategy."):
+        return event.envelope.producer.removeprefix("strategy.")[:64]
+    return event.strategy
 
 
 def _filled(state: Portfolio, event: OrderFilled) -> bool:
@@ -246,14 +290,22 @@ def _trade(position: Position, signed: Decimal, price: Decimal) -> Decimal:
     return paid
 
 
-def _rejected(state: Portfolio, event: OrderRejected) -> bool:
+def _closed(state: Portfolio, event: OrderDenied | OrderExpired | OrderCanceled | OrderRejected) -> bool:
+    if isinstance(event, OrderDenied | OrderRejected):
+        status = OrderStatus.DENIED if isinstance(event, OrderDenied) else legacy_status(event.reason_code)
+        code, reason = event.reason_code, event.reason
+    elif isinstance(event, OrderExpired):
+        status, code, reason = OrderStatus.EXPIRED, "expired", "not filled within the timeout"
+    else:
+        status, code, reason = OrderStatus.CANCELED, event.reason_code, event.reason
     order = state.orders.get(event.order_id)
-    if order is None:  # refused before it was placed
+    if order is None:  # denied before it was placed
+        if status is not OrderStatus.DENIED:
+            return False
         order = state.orders[event.order_id] = Order(order_id=event.order_id, symbol=event.symbol)
     elif order.status is not OrderStatus.OPEN:
         return False
-    order.status = OrderStatus.REJECTED
-    order.reason_code, order.reason = event.reason_code, event.reason
+    order.status, order.reason_code, order.reason = status, code, reason
     order.event_ids.append(event.envelope.event_id)
     _trim(state)
     return True
@@ -263,17 +315,22 @@ def _acknowledged(state: Portfolio, event: CommandAcknowledged) -> bool:
     if event.command_id in state.acknowledged:
         return False
     state.acknowledged = [*state.acknowledged, event.command_id][-KEEP_ACKNOWLEDGED:]
-    if not event.accepted or check_command(event.command, event.arguments) is not None:
-        return True  # an "accepted" command that is not valid (forged, or from before the rules) changes nothing
-    controls, args = state.controls, event.arguments
-    if event.command == "pause_strategy":
-        controls.paused = sorted({*controls.paused, args["strategy"]})
-    elif event.command == "resume_strategy":
-        controls.paused = [s for s in controls.paused if s != args["strategy"]]
-    elif event.command == "set_risk_limit":
-        controls.limits = {**controls.limits, args["limit"]: args["value"]}
-    elif event.command == "kill_switch":
-        controls.killed = args["state"] == "on"
+    if not event.accepted:
+        return True
+    # An "accepted" command that is not valid (forged, or from before the rules) changes nothing.
+    command = command_from_text(event.command, event.arguments, "ledger",
+                                event_time=event.envelope.event_time, producer="ledger")
+    if isinstance(command, Problem):
+        return True
+    controls = state.controls
+    if isinstance(command, PauseStrategy):
+        controls.paused = sorted({*controls.paused, command.strategy})
+    elif isinstance(command, ResumeStrategy):
+        controls.paused = [s for s in controls.paused if s != command.strategy]
+    elif isinstance(command, SetRiskLimit):
+        controls.limits = {**controls.limits, command.limit: event.arguments["value"]}
+    elif not isinstance(command, FlattenPosition):
+        controls.killed = not isinstance(command, ReleaseKillSwitch)
     return True
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from typing import Any
 
-from domain.ledger import EXACT, ZERO, Controls, Order, OrderStatus, Portfolio, Position, quantize
+from domain.ledger import EXACT, ZERO, Controls, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
 
 
 def _num(value: Decimal) -> str:
@@ -43,7 +43,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "order_id": order.order_id, "symbol": order.symbol, "side": order.side,
         "quantity": _num(order.quantity), "order_type": order.order_type,
         "limit_price": None if order.limit_price is None else _num(order.limit_price),
-        "placed_us": order.placed_us, "placed_wall_us": order.placed_wall_us,
+        "placed_us": order.placed_us,
         "strategy": order.strategy, "filled": _num(order.filled), "status": str(order.status),
         "reason_code": order.reason_code, "reason": order.reason,
         "last_fill_us": order.last_fill_us, "fill_ids": order.fill_ids, "event_ids": order.event_ids,
@@ -66,11 +66,13 @@ def from_row(row: dict[str, Any]) -> Portfolio:
 
 def _order(row: dict[str, Any]) -> Order:
     values = dict(row)
+    values.pop("placed_wall_us", None)  # rows written before expiry ran on event time
     for name in ("quantity", "filled"):
         values[name] = Decimal(values[name])
     if values["limit_price"] is not None:
         values["limit_price"] = Decimal(values["limit_price"])
-    values["status"] = OrderStatus(values["status"])
+    status = values["status"]
+    values["status"] = legacy_status(values["reason_code"]) if status == "REJECTED" else OrderStatus(status)
     values["fill_ids"], values["event_ids"] = list(values["fill_ids"]), list(values["event_ids"])
     return Order(**values)
 

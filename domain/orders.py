@@ -1,17 +1,19 @@
-"""Deciding what happens to an account (pure): orders, risk limits, fills, saga timeouts,
-user controls. Each function returns the trading events it decided, already folded into
-the state with ``domain.ledger.apply`` (the same fold rebuild uses).
+"""Deciding what happens to an account's orders (pure): risk limits, fills, timeouts.
+Each function returns the trading events it decided, already folded into the state with
+``domain.ledger.apply`` (the same fold rebuild uses).
 
 * ``place``: a PlaceOrder passes the risk checks (kill switch, paused strategy, quantity,
   orders per minute, max position per symbol including open orders, max gross exposure)
-  and becomes OrderPlaced, or it becomes OrderRejected with the reason.
-* ``on_mark``: a market mark (the trades of one symbol in a short slice of event time)
-  fills open orders placed before it: at most ``participation`` x its size each, at its
-  price plus slippage against us, paying a fee; limit orders only at their price or better.
-  Every fill is followed by PositionChanged.
-* ``expire``: an order still open ``order_timeout`` after it was placed is closed by a
-  compensating OrderRejected (reason ``expired``): no order stays pending.
-* user commands (pause/resume, risk limits, kill switch, flatten) are in domain.controls.
+  and becomes OrderPlaced, or it becomes OrderDenied with the reason.
+* ``on_mark``: a Mark (the trades of one symbol in a short slice of event time) fills
+  open orders placed before it: at most ``participation`` x its size each, at its price
+  plus slippage against us, paying a fee; limit orders only at their price or better.
+  Every fill is followed by PositionChanged. An order fills only against marks up to its
+  deadline (placed time + ``order_timeout``, event time).
+* ``expire``: an order whose deadline is at or before an input's event time is closed by
+  OrderExpired: no order stays pending.
+* user commands (pause/resume, risk limits, kill switch, flatten) are in domain.controls;
+  domain.account is the one fold that calls all of these for each input.
 
 Event ids are derived from what caused them, so deciding again after a crash yields the
 same events and the fold ignores the repeats.
@@ -36,14 +38,16 @@ from domain.ledger import (
     Portfolio,
     apply,
     quantize,
-    strategy_of,
 )
 from schemas.records import (
     Envelope,
     Event,
+    Mark,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderPlaced,
-    OrderRejected,
     OrderType,
     PlaceOrder,
     PositionChanged,
@@ -90,26 +94,19 @@ class TradingConfig:
     producer: str = "agent.trading"
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """The market trades of one symbol in a short slice of event time."""
-
-    event_id: str
-    symbol: str
-    price: Decimal  # the last trade's price
-    size: Decimal  # total size traded
-    time_us: int  # the last trade's time
-    trade_id: int  # the last trade's id
+def mark_time(mark: Mark) -> int:
+    """A mark's event time (its last trade's time), in microseconds."""
+    return to_micros(mark.envelope.event_time)
 
 
 def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int) -> bool:
     """Add a mark to its symbol's recent marks (event-time order, the last ``keep``);
     False if it was already there."""
     recent = marks.setdefault(mark.symbol, [])
-    if any(m.event_id == mark.event_id for m in recent):
+    if any(m.envelope.event_id == mark.envelope.event_id for m in recent):
         return False
     recent.append(mark)
-    recent.sort(key=lambda m: (m.time_us, m.trade_id))
+    recent.sort(key=lambda m: (m.envelope.event_time, m.last_trade_id))
     del recent[:-keep]
     return True
 
@@ -132,11 +129,26 @@ class Emitter:
         apply(self.state, event)
         self.events.append(event)
 
-    def reject(self, order_id: str, symbol: str, code: str, reason: str, time_us: int) -> None:
-        self.emit(OrderRejected(envelope=self.envelope(OrderRejected, derived_id(order_id, "rejected"),
-                                                       time_us),
-                                order_id=order_id, account=self.state.account, symbol=symbol,
-                                reason_code=code, reason=reason))
+    def deny(self, order_id: str, symbol: str, code: str, reason: str, time_us: int) -> None:
+        """Refuse a PlaceOrder before it is placed."""
+        self.emit(OrderDenied(envelope=self.envelope(OrderDenied, derived_id(order_id, "denied"), time_us),
+                              order_id=order_id, account=self.state.account, symbol=symbol,
+                              reason_code=code, reason=reason))
+
+    def cancel(self, order: Order, code: str, reason: str, time_us: int) -> None:
+        """Cancel an open order on the user's command that is the cause."""
+        self.emit(OrderCanceled(
+            envelope=self.envelope(OrderCanceled, derived_id(order.order_id, "canceled"), time_us),
+            order_id=order.order_id, account=self.state.account, symbol=order.symbol, reason_code=code,
+            reason=reason, command_id=self.cause.envelope.event_id, remaining_quantity=order.remaining))
+
+    def close_expired(self, order: Order, deadline_us: int) -> None:
+        """Close an order that outlived its timeout."""
+        self.emit(OrderExpired(
+            envelope=self.envelope(OrderExpired, derived_id(order.order_id, "expired"), deadline_us),
+            order_id=order.order_id, account=self.state.account, symbol=order.symbol,
+            filled_quantity=order.filled, remaining_quantity=order.remaining,
+            deadline=from_micros(deadline_us)))
 
 
 def limits_of(state: Portfolio, config: TradingConfig) -> RiskLimits:
@@ -148,9 +160,8 @@ def _risk_problem(state: Portfolio, command: PlaceOrder, limits: RiskLimits,
                   prices: dict[str, Decimal]) -> tuple[str, str] | None:
     if state.controls.killed:
         return "kill_switch", "the kill switch is on"
-    strategy = strategy_of(command.envelope.producer)
-    if strategy and strategy in state.controls.paused:
-        return "strategy_paused", f"strategy {strategy} is paused"
+    if command.strategy and command.strategy in state.controls.paused:
+        return "strategy_paused", f"strategy {command.strategy} is paused"
     if command.quantity <= 0:
         return "invalid_quantity", f"quantity must be positive, got {command.quantity}"
     time_us = to_micros(command.envelope.event_time)
@@ -178,7 +189,7 @@ def _risk_problem(state: Portfolio, command: PlaceOrder, limits: RiskLimits,
 
 def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
           marks: dict[str, list[Mark]]) -> list[Event]:
-    """Place an order (or reject it), then fill it against the marks after it
+    """Place an order (or deny it), then fill it against the marks after it
     (``marks``: each symbol's recent marks, oldest first)."""
     out = Emitter(state, config, command)
     if command.order_id in state.orders:
@@ -189,12 +200,13 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
     with localcontext(EXACT):
         problem = _risk_problem(state, command, limits_of(state, config), prices)
     if problem is not None:
-        out.reject(command.order_id, command.symbol, *problem, time_us)
+        out.deny(command.order_id, command.symbol, *problem, time_us)
         return out.events
     out.emit(OrderPlaced(
         envelope=out.envelope(OrderPlaced, derived_id(command.order_id, "placed"), time_us),
         order_id=command.order_id, account=state.account, symbol=command.symbol, side=command.side,
-        order_type=command.order_type, quantity=command.quantity, limit_price=command.limit_price))
+        order_type=command.order_type, quantity=command.quantity, limit_price=command.limit_price,
+        strategy=command.strategy))
     order = state.orders[command.order_id]
     for mark in marks.get(command.symbol, []):
         if order.status is not OrderStatus.OPEN:
@@ -203,18 +215,19 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
     return out.events
 
 
-def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, cause: Event) -> list[Event]:
+def on_mark(state: Portfolio, mark: Mark, config: TradingConfig) -> list[Event]:
     """Fill the symbol's open orders that were placed before the mark."""
-    out = Emitter(state, config, cause)
+    out = Emitter(state, config, mark)
     for order in state.open_orders(mark.symbol):
         _fill(out, order, mark)
     return out.events
 
 
 def _fill(out: Emitter, order: Order, mark: Mark) -> None:
-    if mark.time_us <= order.last_fill_us:
-        return  # only trades after the order (and after its last fill)
     config = out.config
+    time_us = mark_time(mark)
+    if time_us <= order.last_fill_us or time_us > order.placed_us + config.order_timeout_us:
+        return  # only trades after the order (and after its last fill), up to its deadline
     with localcontext(EXACT):
         quantity = min(order.remaining, quantize(mark.size * config.participation))
         slip = config.slippage_bps / BPS
@@ -225,43 +238,30 @@ def _fill(out: Emitter, order: Order, mark: Mark) -> None:
         fee = quantize(quantity * price * config.fee_bps / BPS)
     if quantity <= 0:
         return
-    fill_id = derived_id(order.order_id, mark.event_id)
+    fill_id = derived_id(order.order_id, mark.envelope.event_id)
     out.emit(OrderFilled(
-        envelope=out.envelope(OrderFilled, derived_id(fill_id, "filled"), mark.time_us),
+        envelope=out.envelope(OrderFilled, derived_id(fill_id, "filled"), time_us),
         order_id=order.order_id, account=out.state.account, symbol=order.symbol, side=Side(order.side),
         fill_id=fill_id, fill_quantity=quantity, fill_price=price, fee=fee,
-        remaining_quantity=order.remaining - quantity, source_trade_id=mark.trade_id))
+        remaining_quantity=order.remaining - quantity, source_trade_id=mark.last_trade_id))
     position = out.state.position(order.symbol)
     changed = PositionChanged(
-        envelope=out.envelope(PositionChanged, derived_id(fill_id, "position"), mark.time_us),
+        envelope=out.envelope(PositionChanged, derived_id(fill_id, "position"), time_us),
         account=out.state.account, symbol=order.symbol, quantity=position.quantity,
         average_price=position.average_price, realised_pnl=position.realised, fees_paid=position.fees,
         order_id=order.order_id)
     out.emit(replace(changed, envelope=replace(changed.envelope, causation_id=out.events[-1].envelope.event_id)))
 
 
-def expire(state: Portfolio, now_us: int, config: TradingConfig) -> list[Event]:
-    """Close every order open longer than the timeout (compensating OrderRejected)."""
-    events: list[Event] = []
+def expire(state: Portfolio, as_of_us: int, config: TradingConfig, cause: Event) -> list[Event]:
+    """Close every open order whose deadline (placed time + the timeout, event time) is at
+    or before ``as_of_us``, the event time of ``cause``: OrderExpired for each."""
+    out = Emitter(state, config, cause)
     for order in state.open_orders():
-        if order.placed_wall_us + config.order_timeout_us <= now_us:
-            placed = _placed_event(state, order, config)
-            out = Emitter(state, config, placed)
-            out.reject(order.order_id, order.symbol, "expired",
-                       f"not filled within the timeout (filled {order.filled} of {order.quantity})",
-                       order.last_fill_us)
-            events += out.events
-    return events
-
-
-def _placed_event(state: Portfolio, order: Order, config: TradingConfig) -> OrderPlaced:
-    """A stand-in for the order's OrderPlaced as the cause of its expiry (lineage)."""
-    return OrderPlaced(
-        envelope=OrderPlaced.envelope_for(
-            event_time=from_micros(order.placed_us), producer=config.producer,
-            event_id=order.event_ids[0], ingest_time=from_micros(order.placed_wall_us)),
-        order_id=order.order_id, account=state.account, symbol=order.symbol, side=Side(order.side),
-        order_type=OrderType(order.order_type), quantity=order.quantity)
+        deadline = order.placed_us + config.order_timeout_us
+        if deadline <= as_of_us:
+            out.close_expired(order, deadline)
+    return out.events
 
 
 def order_for_signal(signal: TradeSignal, account: str, quantity: Decimal, ingest_time: datetime) -> PlaceOrder:
@@ -275,7 +275,7 @@ def order_for_signal(signal: TradeSignal, account: str, quantity: Decimal, inges
             event_id=derived_id(order_id, "place"), causation_id=signal_id,
             correlation_id=signal.envelope.correlation_id or signal_id, ingest_time=ingest_time),
         order_id=order_id, account=account, symbol=signal.symbol, side=signal.side,
-        order_type=OrderType.MARKET, quantity=quantity, signal_id=signal_id)
+        order_type=OrderType.MARKET, quantity=quantity, signal_id=signal_id, strategy=signal.strategy)
 
 
 def account_of_order(order_id: str) -> str | None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from domain.command_rules import command_rules, limit_problem
 from domain.enrich.assessment import RISK_FLAGS
 from domain.field_rules import (
     ACCOUNT_RULE,
@@ -51,6 +52,7 @@ from domain.field_rules import (
     show,
     text,
 )
+from domain.strategy import STRATEGIES
 from schemas import records as r
 
 # --- record rules ---------------------------------------------------------------------------
@@ -110,7 +112,22 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
     if kind is r.PlaceOrder:
         return {"order_id": ID_RULE, "account": ACCOUNT_RULE, "symbol": SYMBOL_RULE, "side": member(r.Side),
                 "order_type": member(r.OrderType), "quantity": amount(), "limit_price": optional(amount()),
-                "signal_id": optional(ID_RULE), "expires_at": optional(instant(None))}
+                "signal_id": optional(ID_RULE), "expires_at": optional(instant(None)),
+                "strategy": _strategy_or_none}
+    if kind is r.Mark:
+        return {"symbol": SYMBOL_RULE, "price": amount(), "size": amount(), "trade_count": integer(1),
+                "last_trade_id": integer(), "slice_start": at}
+    if kind is r.ExpireOrders:
+        return {"account": ACCOUNT_RULE}
+    if kind in (r.OrderDenied, r.OrderCanceled, r.OrderExpired):
+        order = {"order_id": ID_RULE, "account": ACCOUNT_RULE, "symbol": SYMBOL_RULE,
+                 "remaining_quantity": amount(positive=False)}
+        if kind is r.OrderExpired:
+            return {**order, "filled_quantity": amount(positive=False), "deadline": instant(None)}
+        del order["remaining_quantity"]
+        return {**order, "reason_code": text(64, pattern=NAME), "reason": text(2000),
+                **({"command_id": ID_RULE, "remaining_quantity": amount(positive=False)}
+                   if kind is r.OrderCanceled else {})}
     if kind is r.Heartbeat:
         return {"component": NAME_RULE, "worker_id": NAME_RULE, "host": text(255), "pid": integer(),
                 "uptime_seconds": number(0), "events_processed": integer(), "sequence": integer(),
@@ -129,11 +146,20 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
         return {"command": text(64, pattern=ARGUMENT), "target": optional(text(128)),
                 "arguments": mapping(text(32, pattern=ARGUMENT), text(256, empty=True), 16),
                 "user": SHORT_TEXT}
+    if command_rules(kind):
+        return command_rules(kind)
     if kind is r.TradeBatch:
         return {"source_topic": TOPIC_RULE, "source_partition": integer(0, 100_000),
                 "follows_offset": integer(-1), "fetched_at": instant(None),
                 "offsets": items(integer(), 100_000)}
     return {}
+
+
+def _strategy_or_none(value: Any) -> str | None:
+    """A known strategy, or '' (an order no strategy placed, e.g. a flatten)."""
+    if value == "" or (isinstance(value, str) and value in STRATEGIES):
+        return None
+    return f"is not a strategy ({', '.join(STRATEGIES)}) or empty: {show(value)}"
 
 
 def violations(event: r.Event, bounds: TimeBounds | None) -> list[Violation]:
@@ -173,6 +199,15 @@ def _consistency(event: r.Event) -> list[Violation]:
         if _all_decimal(event.low, event.high, event.open, event.close) and not (
                 event.low <= min(event.open, event.close) and max(event.open, event.close) <= event.high):
             found.append(Violation("high", "and low do not bound open and close"))
+    elif isinstance(event, r.Mark):
+        if _ordered(event.slice_start, event.envelope.event_time) is False \
+                and event.slice_start != event.envelope.event_time:
+            found.append(Violation("slice_start", "is after the mark's event_time"))
+    elif isinstance(event, r.SetRiskLimit):
+        if isinstance(event.limit, str) and _all_decimal(event.value):
+            problem = limit_problem(event.limit, event.value)
+            if problem is not None:
+                found.append(Violation("value", problem))
     elif isinstance(event, r.TradeBatch):
         lengths = {len(x) for x in (event.offsets, event.timestamps_ms, event.keys, event.values)
                    if isinstance(x, list)}

@@ -266,6 +266,7 @@ class TradeSignal(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlaceOrder(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.trading.PlaceOrder"
+    SCHEMA_VERSION: ClassVar[int] = 2
     order_id: str
     account: str
     symbol: str
@@ -275,11 +276,13 @@ class PlaceOrder(Event):
     limit_price: Decimal | None = None
     signal_id: str | None = None
     expires_at: datetime | None = None
+    strategy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPlaced(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderPlaced"
+    SCHEMA_VERSION: ClassVar[int] = 2
     order_id: str
     account: str
     symbol: str
@@ -287,6 +290,7 @@ class OrderPlaced(Event):
     order_type: OrderType
     quantity: Decimal
     limit_price: Decimal | None = None
+    strategy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,6 +310,9 @@ class OrderFilled(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRejected(Event):
+    """Read only: what OrderDenied, OrderExpired and OrderCanceled replaced (one event for
+    three meanings, told apart by ``reason_code``); older trading.events still hold it."""
+
     AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderRejected"
     order_id: str
     account: str
@@ -381,6 +388,9 @@ class DeadLetter(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserCommand(Event):
+    """Read only: a free-text command verb, replaced by the typed commands below; older
+    records on user.commands and trading.commands still hold it."""
+
     AVRO_NAME: ClassVar[str] = "ticktide.user.UserCommand"
     command: str
     target: str | None = None
@@ -425,3 +435,128 @@ class CommandAcknowledged(Event):
 
 
 RECORD_TYPES[CommandAcknowledged.AVRO_NAME] = CommandAcknowledged
+
+
+# --- trading: one event per meaning, marks, expiry requests (issue 14) ---------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderDenied(Event):
+    """A PlaceOrder refused before it was placed (a risk check, an invalid order)."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderDenied"
+    order_id: str
+    account: str
+    symbol: str
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderExpired(Event):
+    """An open order that outlived its timeout (event time), closed; its fills stay."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderExpired"
+    order_id: str
+    account: str
+    symbol: str
+    filled_quantity: Decimal
+    remaining_quantity: Decimal
+    deadline: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCanceled(Event):
+    """An open order canceled by a user's command (kill switch, flatten)."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.OrderCanceled"
+    order_id: str
+    account: str
+    symbol: str
+    reason_code: str
+    reason: str
+    command_id: str
+    remaining_quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mark(Event):
+    """A symbol's trades in one slice of event time: the last price, the total size."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.Mark"
+    symbol: str
+    price: Decimal
+    size: Decimal
+    trade_count: int
+    last_trade_id: int
+    slice_start: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpireOrders(Event):
+    """Request: close the account's orders due at or before this event's event time."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.ExpireOrders"
+    account: str
+
+
+# --- user commands: one imperative record per command ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseStrategy(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.PauseStrategy"
+    user: str
+    account: str | None = None
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeStrategy(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.ResumeStrategy"
+    user: str
+    account: str | None = None
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetRiskLimit(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.SetRiskLimit"
+    user: str
+    account: str | None = None
+    limit: str
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngageKillSwitch(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.EngageKillSwitch"
+    user: str
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseKillSwitch(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.ReleaseKillSwitch"
+    user: str
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlattenPosition(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.user.FlattenPosition"
+    user: str
+    account: str | None = None
+    symbol: str
+
+
+Command = PauseStrategy | ResumeStrategy | SetRiskLimit | EngageKillSwitch | ReleaseKillSwitch | FlattenPosition
+COMMAND_TYPES = (PauseStrategy, ResumeStrategy, SetRiskLimit, EngageKillSwitch, ReleaseKillSwitch, FlattenPosition)
+"""The user commands, each its own record type."""
+
+READ_ONLY_TYPES: tuple[type[Event], ...] = (OrderRejected, UserCommand)
+"""Types older records on the topics hold: still decoded (and OrderRejected still folds),
+never produced (no topic carries them any more)."""
+
+_ADDED: tuple[type[Event], ...] = (OrderDenied, OrderExpired, OrderCanceled, Mark, ExpireOrders, *COMMAND_TYPES)
+RECORD_TYPES.update({cls.AVRO_NAME: cls for cls in _ADDED})

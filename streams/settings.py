@@ -54,6 +54,9 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+EMBEDDED_FETCH_WAIT_MS = 10
+
+
 class Settings(BaseSettings):
     """Everything ticktide can be configured with. Immutable once loaded."""
 
@@ -81,6 +84,8 @@ class Settings(BaseSettings):
     windows: str = Field(DEFAULT_WINDOWS, description="Candle windows: 1m tumbling, 5m/1m hopping")
     grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
     idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
+    checkpoint_s: float = Field(1.0, gt=0, le=60, description="How often the candle fold writes the "
+                                "rows it changed (a crash re-reads at most this much of market.trades)")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
     batch_max: int = Field(2000, ge=1, description="Most trades folded per batch")
@@ -255,6 +260,13 @@ class Settings(BaseSettings):
         if "SSL" not in self.security_protocol:
             return None
         return ssl.create_default_context(cafile=str(self.ssl_ca_file) if self.ssl_ca_file else None)
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        """How long a consumer's fetch may wait for records. Apache Kafka answers a waiting
+        fetch as soon as records arrive; Tansu only when the wait is over (measured: p50
+        128 ms from produce to fetch at 500 ms, 4.8 ms at 10 ms), so on it fetches wait briefly."""
+        return EMBEDDED_FETCH_WAIT_MS if self.broker_flavor == "tansu" else 500
 
     def aiokafka_client_config(self) -> dict[str, Any]:
         """Connection settings for aiokafka clients (security included)."""

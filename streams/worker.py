@@ -21,7 +21,7 @@ from domain.retry import RetryPolicy
 from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config
 from streams.faust.context import WorkerApp
-from streams.faust.embedded_fixes import use_fetched_high_watermarks
+from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_watermarks
 from streams.faust.rebalance_fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.faust.runtime import FaustRuntime
 from streams.faust.typed_topic import declare_topics
@@ -103,6 +103,8 @@ def install_web(app: WorkerApp) -> None:
 
 def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     """A ready-to-run worker app: services, tables, agents and web views in place."""
+    if embedded:  # what differs on the embedded broker follows from the flavor (Settings)
+        settings = settings.model_copy(update={"broker_flavor": "tansu"})
     app = TickTideApp(settings.app_id, **faust_config(settings, embedded=embedded))
     attach_services(app, settings)
     for declare in TABLES:
@@ -116,6 +118,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     bound_wait_empty()
     if embedded:
         use_fetched_high_watermarks(app, settings)
+        short_fetch_waits(settings.fetch_max_wait_ms)
     return app
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from faust.types import TableT
@@ -39,7 +40,7 @@ def load(table: TableT[str, Any], symbol: str, interval: str) -> SeriesState:
 
 
 def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], symbol: str, interval: str,
-          state: SeriesState, outputs: list[Output]) -> None:
+          state: SeriesState, outputs: Sequence[Output]) -> None:
     """Write a series' state (and its latest snapshot, if the step made one), and append
     the step's anomalies to the symbol's recent ones."""
     if state.indicators is None:

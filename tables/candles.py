@@ -1,34 +1,44 @@
-"""Candle tables and the glue between rows and the pure fold.
+"""Candle tables and the driver's I/O through them.
 
-* ``candles``: symbol -> the symbol's open windows, event-time clock and last source
-  offset (a ``domain.candles.SymbolCandles`` as JSON); and, under ``#partition/<p>``,
-  how far the fold has got in source partition p ({applied_through, batch_offset}), so a
-  batch that does not follow on is noticed. The progress row lives in the same changelog
-  partition as its symbols' rows and is written after them, so it is never ahead of them.
-* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}.
+* ``candles``: symbol -> the symbol's open panes, event-time clock and the offset of the
+  last trade applied (a ``domain.candles.SymbolCandles`` as JSON); and, under
+  ``#partition/<p>``, how far the fold has got in source partition p ({applied_through}).
+  The progress row lives in the same changelog partition as its symbols' rows and is
+  written after them, so it is never ahead of them.
+* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}, each
+  the comma-separated integers of its bar (rendered as a Candle when asked for).
 
 Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
-its trades and a web query for it is routed to the worker that owns it. Rows are written
-once per symbol per batch, inside ``partition_scope`` (streams/faust/internals.py). Names
+its trades and a web query for it is routed to the worker that owns it. The driver writes
+them at each checkpoint, inside ``partition_scope`` (streams/faust/internals.py). Names
 and keys: tables/names.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from faust.types import TableT
 
-from domain.candles import ClosedCandle, SymbolCandles, from_row
-from schemas.records import Candle
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
+from streams.errors import InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.internals import partition_scope
-from streams.kafka.json_form import event_to_json
+from streams.hotpath.batcher import SOURCE, unbatchable
+from streams.hotpath.candle_encoder import CandleEncoder
+from streams.hotpath.driver import Run
+from streams.kafka.admin import end_offsets
+from streams.kafka.producer import EventProducer
+from streams.kafka.ranges import read_range
+from streams.resilience.deadletter import RawRecord
 from tables import names
-from tables.names import progress_key
 from tables.symbol_table import symbol_table
 
-__all__ = ["declare", "load", "partition_scope", "progress_key", "remember_closed", "symbol_rows"]
+AGENT = "market.trades"
+HOT_PATH_PRODUCER = {"linger.ms": 2, "compression.type": "none"}
+"""Outputs are small and waited for: send them at once, uncompressed."""
 
 
 def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
@@ -37,30 +47,91 @@ def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
             symbol_table(app, names.CANDLE_HISTORY, "Recent final candles per symbol and interval."))
 
 
-def symbol_rows(table: TableT[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The symbols' rows (not the progress rows)."""
-    return names.symbol_rows(table.items())
+def history_start(item: str | dict[str, Any]) -> Any:
+    """The window start of a history entry (a bar's text; a Candle's JSON in older rows)."""
+    return int(item.split(",", 1)[0]) if isinstance(item, str) else item["window_start"]
 
 
-def load(table: TableT[str, Any], symbol: str) -> SymbolCandles:
-    """The symbol's state (empty for a new symbol)."""
-    row = table.get(symbol)
-    return from_row(row) if row is not None else SymbolCandles(symbol)
+class CandleTables:
+    """The candle driver's I/O (``streams.hotpath.driver.CandlePorts``) in a worker."""
 
+    def __init__(self, app: WorkerApp, batches_topic: str) -> None:
+        self.app = app
+        self.state, self.history = declare(app)
+        self.batches_topic = batches_topic
+        self.source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
+        self.candles_topic = app.typed_topics["market.candles"].name
+        self.late_topic = app.typed_topics["market.late"].name
+        self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
+        # The hot path's outputs go through librdkafka: a record costs ~2 us there, ~30 in Faust's producer.
+        self.producer = EventProducer(app.settings, app.codec, **HOT_PATH_PRODUCER)
+        self.closed: dict[str, list[ClosedCandle]] = {}  # symbol -> final candles not yet in its history row
 
-def remember_closed(history: TableT[str, Any], closed: list[tuple[ClosedCandle, Candle]],
-                    keep: int) -> None:
-    """Append final candles to their symbol's history, keeping the last ``keep`` of each
-    interval (a re-emitted candle replaces its earlier copy)."""
-    by_symbol: dict[str, list[Candle]] = {}
-    for _, candle in closed:
-        by_symbol.setdefault(candle.symbol, []).append(candle)
-    for symbol, candles in by_symbol.items():
-        row: dict[str, list[dict[str, Any]]] = dict(history.get(symbol) or {})
+    def row(self, symbol: str) -> dict[str, Any] | None:
+        return self.state.get(symbol)
+
+    def progress(self, partition: int) -> int:
+        row = self.state.get(names.progress_key(partition))
+        return int(row["applied_through"]) if row else -1
+
+    def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        return names.symbol_rows(self.state.items())
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
+        with partition_scope(self.batches_topic, partition):
+            for symbol, row in rows.items():
+                self.state[symbol] = row
+                candles = self.closed.pop(symbol, None)
+                if candles:
+                    self._remember(symbol, candles)
+            self.state[names.progress_key(partition)] = {"applied_through": applied_through}
+
+    def _remember(self, symbol: str, candles: list[ClosedCandle]) -> None:
+        """Append final candles to the symbol's history, keeping the last N of each interval
+        (a re-emitted candle replaces its earlier copy)."""
+        keep = self.app.settings.candle_history
+        row: dict[str, list[Any]] = dict(self.history.get(symbol) or {})
         for candle in candles:
-            shown = event_to_json(candle)
-            series = [c for c in row.get(candle.interval, [])
-                      if c["window_start"] != shown["window_start"]]
-            series.append(shown)
+            start = candle.bar.start_us
+            series = [c for c in row.get(candle.interval, []) if history_start(c) != start]
+            series.append(bar_text(candle.bar))
             row[candle.interval] = series[-keep:]
-        history[symbol] = row
+        self.history[symbol] = row
+
+    def gap_found(self, partition: int) -> None:
+        self.app.metrics.trade_batch_rereads.labels(str(partition)).inc()
+
+    async def read(self, partition: int, start: int, stop: int) -> Run:
+        settings = self.app.settings
+        starts, stops = [0] * (partition + 1), [0] * (partition + 1)
+        starts[partition], stops[partition] = start, stop
+        missed = await asyncio.to_thread(lambda: list(read_range(settings, self.source_topic, starts, stops)))
+        return Run(partition, start - 1, [r.offset for r in missed], [r.timestamp_ms for r in missed],
+                   [r.key for r in missed],  # as the batcher forwards them: what it dead-letters itself as None
+                   [None if unbatchable(r.key, r.value) else r.value for r in missed])
+
+    async def end_offsets(self) -> list[int]:
+        return list(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic))
+
+    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+        ingest_us = time.time_ns() // 1000
+        sent = 0
+        for candle in closed:
+            try:
+                value = self.encoder.encode(candle, ingest_us)
+            except InvalidValue as error:  # never sent, so no offset: named by its topic and key
+                await self.dead_letter(RawRecord(self.candles_topic, 0, 0, candle.symbol.encode(),
+                                                 bar_text(candle.bar).encode()), error)
+                continue
+            self.producer.send_raw(self.candles_topic, candle.symbol.encode(), value)
+            self.closed.setdefault(candle.symbol, []).append(candle)
+            sent += 1
+        for record in late:
+            self.producer.send_raw(self.late_topic, record.key, record.value)
+        if sent or late:
+            await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
+            self.app.metrics.events_sent.labels("market.candles").inc(sent)
+            self.app.metrics.events_sent.labels("market.late").inc(len(late))
+
+    async def dead_letter(self, record: RawRecord, error: Exception) -> None:
+        await self.app.deadletters.send(record, agent=AGENT, error=error)

@@ -1,12 +1,13 @@
 """Trading tables and the glue between their rows and the pure folds.
 
 * ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.ledger), "prices":
-  the latest market price per symbol, "input": [partition, offset] of the last
-  trading.commands record decided}. Keyed by account like trading.commands and
-  trading.events. Only "portfolio" is the projection of trading.events; ``ticktide
-  rebuild portfolio`` compares exactly that part. The recent marks that orders fill
-  against are kept in the owning worker's memory, not in the row: they change many times
-  a second and are not state (a restarted worker fills against the marks that follow).
+  the latest market price per symbol, "seen_us": the latest input event time, "input":
+  [partition, offset] of the last trading.commands record applied} (domain.account).
+  Keyed by account like trading.commands and trading.events. Only "portfolio" is the
+  projection of trading.events; ``ticktide rebuild portfolio`` compares exactly that part.
+  The recent marks that orders fill against are kept in the owning worker's memory, not
+  in the row: they change many times a second and are not state (a restarted worker
+  fills against the marks that follow).
 * ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy).
 * ``signals``: symbol -> the last KEEP_SIGNALS signals as JSON, oldest first.
 """
@@ -19,7 +20,9 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain import ledger, ledger_rows
+from domain import ledger_rows
+from domain.account import Account
+from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
 from domain.strategy import SymbolContext
 from schemas.records import TradeSignal
@@ -30,8 +33,6 @@ from tables.names import PORTFOLIO, SIGNALS, STRATEGY
 from tables.symbol_table import symbol_table
 
 KEEP_SIGNALS = 500
-KEEP_MARKS = 300
-"""Recent marks kept per account and symbol (what a new order can fill against)."""
 
 
 def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any], TableT[str, Any]]:
@@ -50,27 +51,25 @@ def trading_config(settings: Settings) -> TradingConfig:
         order_timeout_us=int(settings.order_timeout_s * 1_000_000))
 
 
-@dataclasses.dataclass(slots=True)
-class AccountRow:
-    """A portfolio row, unpacked: the ledger state, the latest market price of each symbol
-    (for unrealised P&L in views) and the last input decided."""
-
-    state: ledger.Portfolio
-    prices: dict[str, str]
-    partition: int
-    offset: int
-
-    def to_row(self) -> dict[str, Any]:
-        return {"portfolio": ledger_rows.to_row(self.state), "prices": self.prices,
-                "input": [self.partition, self.offset]}
+def account_row(account: Account) -> dict[str, Any]:
+    """The row of an account (its recent marks are not part of it)."""
+    return {"portfolio": ledger_rows.to_row(account.portfolio), "prices": account.prices,
+            "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset]}
 
 
-def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -> AccountRow:
+def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -> Account:
     """The account's row (a new account holds only its initial cash)."""
     row = table.get(account)
     if row is None:
-        return AccountRow(ledger.Portfolio.open(account, initial_cash), {}, -1, -1)
-    return AccountRow(ledger_rows.from_row(row["portfolio"]), dict(row["prices"]), *row["input"])
+        return Account.open(account, initial_cash)
+    return Account(ledger_rows.from_row(row["portfolio"]), dict(row["prices"]), int(row.get("seen_us", 0)),
+                   Position(*row["input"]))
+
+
+def open_accounts(table: TableT[str, Any]) -> list[str]:
+    """The accounts with open orders (read without unpacking whole rows)."""
+    return [account for account, row in list(table.items())
+            if any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
 
 
 def load_context(table: TableT[str, Any], symbol: str) -> SymbolContext:

@@ -21,22 +21,33 @@ from schemas.records import (
     CommandAcknowledged,
     ComponentStatus,
     DeadLetter,
+    EngageKillSwitch,
     Enrichment,
     EnrichmentSource,
     Envelope,
     Event,
+    ExpireOrders,
+    FlattenPosition,
     HealthStatus,
     Heartbeat,
     IndicatorSnapshot,
+    Mark,
     News,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderPlaced,
     OrderRejected,
     OrderType,
+    PauseStrategy,
     PlaceOrder,
     PositionChanged,
     Priority,
     Regime,
+    ReleaseKillSwitch,
+    ResumeStrategy,
+    SetRiskLimit,
     Side,
     Trade,
     TradeBatch,
@@ -243,6 +254,7 @@ def make_place_order(**overrides: Any) -> PlaceOrder:
         "limit_price": Decimal("64000.00"),
         "signal_id": "3e2d1c0b-a987-4654-b321-0fedcba98765",
         "expires_at": T0 + timedelta(minutes=5),
+        "strategy": "ema_cross",
     }, overrides)
 
 
@@ -256,6 +268,7 @@ def make_order_placed(**overrides: Any) -> OrderPlaced:
         "order_type": OrderType.LIMIT,
         "quantity": Decimal("0.015"),
         "limit_price": Decimal("64000.00"),
+        "strategy": "ema_cross",
     }, overrides)
 
 
@@ -382,14 +395,87 @@ def make_command_acknowledged(**overrides: Any) -> CommandAcknowledged:
     return _build(CommandAcknowledged, {
         "account": ACCOUNT,
         "command_id": "5f1c2d3e-4b5a-4978-8c6d-1e2f3a4b5c6d",
-        "command": "set_risk_limit",
+        "command": "SetRiskLimit",
         "arguments": {"limit": "max_position", "value": "0.5"},
         "accepted": True,
-        "detail": "set_risk_limit applied",
+        "detail": "SetRiskLimit applied",
     }, overrides)
 
 
 ALL_FACTORIES[CommandAcknowledged] = make_command_acknowledged
+
+
+def make_order_denied(**overrides: Any) -> OrderDenied:
+    """An order refused by the max-position check."""
+    return _build(OrderDenied, {
+        "order_id": "ord-20240314-000043", "account": ACCOUNT, "symbol": SYMBOL,
+        "reason_code": "max_position", "reason": "BTCUSDT position could reach 6 (limit 5)",
+    }, overrides)
+
+
+def make_order_expired(**overrides: Any) -> OrderExpired:
+    """An order partly filled when its timeout ran out."""
+    return _build(OrderExpired, {
+        "order_id": "ord-20240314-000042", "account": ACCOUNT, "symbol": SYMBOL,
+        "filled_quantity": Decimal("0.010"), "remaining_quantity": Decimal("0.005"),
+        "deadline": T0 + timedelta(minutes=1),
+    }, overrides)
+
+
+def make_order_canceled(**overrides: Any) -> OrderCanceled:
+    """An open order canceled by the kill switch."""
+    return _build(OrderCanceled, {
+        "order_id": "ord-20240314-000042", "account": ACCOUNT, "symbol": SYMBOL,
+        "reason_code": "kill_switch", "reason": "canceled: the kill switch is on",
+        "command_id": "5f1c2d3e-4b5a-4978-8c6d-1e2f3a4b5c6d", "remaining_quantity": Decimal("0.005"),
+    }, overrides)
+
+
+def make_mark(**overrides: Any) -> Mark:
+    """BTCUSDT's trades in one 100 ms slice."""
+    return _build(Mark, {
+        "symbol": SYMBOL, "price": Decimal("64000.10"), "size": Decimal("0.734"), "trade_count": 12,
+        "last_trade_id": 2_041_337_901, "slice_start": T0 - timedelta(microseconds=89_793),
+    }, overrides)
+
+
+def make_expire_orders(**overrides: Any) -> ExpireOrders:
+    """A request to close the account's overdue orders."""
+    return _build(ExpireOrders, {"account": ACCOUNT}, overrides)
+
+
+def make_pause_strategy(**overrides: Any) -> PauseStrategy:
+    return _build(PauseStrategy, {"user": "alice", "account": ACCOUNT, "strategy": "ema_cross"}, overrides)
+
+
+def make_resume_strategy(**overrides: Any) -> ResumeStrategy:
+    return _build(ResumeStrategy, {"user": "alice", "account": ACCOUNT, "strategy": "ema_cross"}, overrides)
+
+
+def make_set_risk_limit(**overrides: Any) -> SetRiskLimit:
+    return _build(SetRiskLimit, {"user": "alice", "account": ACCOUNT, "limit": "max_position",
+                                 "value": Decimal("0.5")}, overrides)
+
+
+def make_engage_kill_switch(**overrides: Any) -> EngageKillSwitch:
+    return _build(EngageKillSwitch, {"user": "alice", "account": ACCOUNT}, overrides)
+
+
+def make_release_kill_switch(**overrides: Any) -> ReleaseKillSwitch:
+    return _build(ReleaseKillSwitch, {"user": "alice", "account": ACCOUNT}, overrides)
+
+
+def make_flatten_position(**overrides: Any) -> FlattenPosition:
+    return _build(FlattenPosition, {"user": "alice", "account": ACCOUNT, "symbol": SYMBOL}, overrides)
+
+
+ALL_FACTORIES.update({
+    OrderDenied: make_order_denied, OrderExpired: make_order_expired, OrderCanceled: make_order_canceled,
+    Mark: make_mark, ExpireOrders: make_expire_orders, PauseStrategy: make_pause_strategy,
+    ResumeStrategy: make_resume_strategy, SetRiskLimit: make_set_risk_limit,
+    EngageKillSwitch: make_engage_kill_switch, ReleaseKillSwitch: make_release_kill_switch,
+    FlattenPosition: make_flatten_position,
+})
 
 
 def sample_events() -> list[Event]:

@@ -1,5 +1,5 @@
-"""Reference computations for candle tests: the same pure fold run over the input in
-order per symbol, and an independent batch OHLCV over the trades that were not late."""
+"""Reference computations for candle tests, independent of the fold's panes: event-time
+windows the plain way (one bar per window), and a batch OHLCV over the trades that were not late."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from domain.candles import Bar, ClosedCandle, Outcome, SymbolCandles, Tick, apply_trade, close_all
+from domain.candles import Bar, Tick
 from domain.windows import WindowSpec
 
 Key = tuple[str, str, int]  # symbol, interval, window start (us)
@@ -23,28 +23,30 @@ class Expected:
 
 def fold_reference(ticks: Iterable[Tick], specs: tuple[WindowSpec, ...], grace_us: int,
                    close_at_end: bool = True) -> Expected:
-    """Run the fold over ``ticks`` (in per-symbol arrival order); close everything at the
-    end (as the idle timeout does)."""
-    states: dict[str, SymbolCandles] = {}
-    candles: dict[Key, Bar] = {}
+    """Event-time windows done the plain way, knowing nothing of the fold's panes: per symbol
+    a watermark, a trade older than watermark - grace is late, every other trade goes into
+    each window that holds it; the windows that ended by the final boundary are final (all of
+    them with ``close_at_end``, as the idle timeout does)."""
+    watermarks: dict[str, int] = {}
+    boundaries: dict[str, int] = defaultdict(lambda: -(2**62))
+    bars: dict[Key, Bar] = {}
     late: list[Tick] = []
-    offsets: dict[str, int] = defaultdict(int)
-
-    def keep(closed: list[ClosedCandle]) -> None:
-        for c in closed:
-            candles[(c.symbol, c.interval, c.bar.start_us)] = c.bar
-
     for tick in ticks:
-        state = states.setdefault(tick.symbol, SymbolCandles(tick.symbol))
-        offsets[tick.symbol] += 1
-        outcome, closed = apply_trade(state, tick, specs, grace_us, 0, offsets[tick.symbol])
-        if outcome is Outcome.LATE:
+        if tick.time_us < boundaries[tick.symbol]:
             late.append(tick)
-        keep(closed)
-    if close_at_end:
-        for state in states.values():
-            keep(close_all(state))
-    return Expected(candles, late)
+            continue
+        for spec in specs:
+            for start in spec.starts_for(tick.time_us):
+                key = (tick.symbol, spec.name, start)
+                if key in bars:
+                    bars[key].add(tick)
+                else:
+                    bars[key] = Bar.first(start, start + spec.size_us, tick)
+        if tick.time_us > watermarks.get(tick.symbol, -(2**62)):
+            watermarks[tick.symbol] = tick.time_us
+            boundaries[tick.symbol] = max(boundaries[tick.symbol], tick.time_us - grace_us)
+    final = {key: bar for key, bar in bars.items() if close_at_end or bar.end_us <= boundaries[key[0]]}
+    return Expected(final, late)
 
 
 def batch_ohlcv(ticks: Iterable[Tick], specs: tuple[WindowSpec, ...]) -> dict[Key, dict[str, int]]:

@@ -8,6 +8,7 @@ import typer
 
 from streams.cli import (
     broker_cmd,
+    command_cmd,
     consume_cmd,
     dev_cmd,
     dlq_cmd,
@@ -36,6 +37,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(rebuild_cmd.app, name="rebuild")
 app.command("replay")(replay_cmd.replay_command)
 app.command("explain")(explain_cmd.explain_command)
+app.command("command")(command_cmd.command_command)
 app.add_typer(dlq_cmd.app, name="dlq")
 
 

@@ -17,6 +17,7 @@ from faust.types import TopicT
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
 from streams.hotpath.batcher import TradeBatcher
+from streams.hotpath.driver import CandleDriver
 from streams.kafka.catalog import letter_bytes
 from streams.kafka.codec import AvroCodec
 from streams.ops.metrics import LatencyWindow, Metrics
@@ -42,6 +43,7 @@ class TickTideApp(faust.App):
     worker_status: WorkerStatus
     retries: Retries
     trade_batcher: TradeBatcher
+    candle_driver: CandleDriver | None = None
     processed: Counter[str]
     pipeline_latency: LatencyWindow
 

@@ -20,6 +20,7 @@ from faust.types.tables import TableManagerT
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
 from streams.hotpath.batcher import TradeBatcher
+from streams.hotpath.driver import CandleDriver
 from streams.kafka.codec import AvroCodec
 from streams.ops.metrics import LatencyWindow, Metrics
 from streams.ops.worker_status import WorkerStatus
@@ -45,6 +46,8 @@ class WorkerApp(Protocol):
     retries: Retries
     worker_status: WorkerStatus
     trade_batcher: TradeBatcher
+    candle_driver: CandleDriver | None
+    """The candle fold of the partitions this worker owns (set by agents/market.py)."""
     processed: Counter[str]
     pipeline_latency: LatencyWindow
     # Faust's state flags
@@ -72,6 +75,8 @@ class WorkerApp(Protocol):
     def router(self) -> RouterT: ...
     @property
     def on_before_shutdown(self) -> Any: ...
+    @property
+    def on_partitions_revoked(self) -> Any: ...
     def agent(self, *args: Any, **kwargs: Any) -> Any: ...
     def timer(self, *args: Any, **kwargs: Any) -> Any: ...
     def task(self, *args: Any, **kwargs: Any) -> Any: ...

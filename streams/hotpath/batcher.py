@@ -162,6 +162,7 @@ class TradeBatcher(Service):
             auto_offset_reset="earliest",
             session_timeout_ms=int(settings.session_timeout_s * 1000),
             heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )

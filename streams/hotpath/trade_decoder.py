@@ -26,13 +26,14 @@ _SCALE = 18
 MAX_REMEMBERED_SYMBOLS = 100_000
 
 
-def _strip_logical_types(node: Any) -> Any:
+def strip_logical_types(node: Any) -> Any:
+    """A schema whose decimals (scale 18) read as unscaled bytes and times as integers."""
     if isinstance(node, dict):
         if node.get("logicalType") == "decimal" and node.get("scale") != _SCALE:
             raise UnexpectedRecordType(f"decimal scale {node.get('scale')}, expected {_SCALE}")
-        return {k: _strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
+        return {k: strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
     if isinstance(node, list):
-        return [_strip_logical_types(item) for item in node]
+        return [strip_logical_types(item) for item in node]
     return node
 
 
@@ -54,7 +55,7 @@ class TickDecoder:
             if name != Trade.AVRO_NAME:
                 raise UnexpectedRecordType(f"expected Trade, got {name} (schema id {schema_id})")
             writer = self._writers[schema_id] = fastavro.parse_schema(
-                _strip_logical_types(copy.deepcopy(schema)))
+                strip_logical_types(copy.deepcopy(schema)))
         return writer
 
     def decode(self, data: bytes | None) -> Tick:

@@ -65,12 +65,13 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("analysis.anomalies", (r.Anomaly,), "symbol", "Anomaly rule firings."),
     TopicSpec("analysis.enrichments", (r.Enrichment,), "symbol", "Claude/fallback assessments."),
     TopicSpec("trading.signals", (r.TradeSignal,), "symbol", "Strategy signals."),
-    TopicSpec("trading.commands", (r.PlaceOrder, r.Trade, r.UserCommand), "account",
-              "Everything the ledger decides on, in one order per account: order commands, "
-              "market marks, user commands."),
+    TopicSpec("trading.commands", (r.PlaceOrder, r.Mark, r.ExpireOrders, *r.COMMAND_TYPES), "account",
+              "Everything the ledger decides on, in one order per account: orders to place, "
+              "market marks, expiry requests, user commands."),
     TopicSpec(
         "trading.events",
-        (r.OrderPlaced, r.OrderFilled, r.OrderRejected, r.PositionChanged, r.CommandAcknowledged),
+        (r.OrderPlaced, r.OrderFilled, r.OrderDenied, r.OrderExpired, r.OrderCanceled, r.PositionChanged,
+         r.CommandAcknowledged),
         "account",
         "The event-sourced trading ledger: the only source of truth.",
         retention_ms=-1,
@@ -89,7 +90,8 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("system.retry", (r.DeadLetter,), "source_topic",
               "Records that failed transiently, waiting for another try (attempt, due time).",
               holds_records=True),
-    TopicSpec("user.commands", (r.UserCommand,), "user", "Commands from users."),
+    TopicSpec("user.commands", r.COMMAND_TYPES, "user",
+              "Commands from users, one record type each (PauseStrategy, SetRiskLimit, ...)."),
     TopicSpec("analysis.enrichment_cache", (r.Enrichment,), "subject_event_id",
               "Claude's answers keyed by cache key (sent with that key): replays re-use them.",
               retention_ms=-1, cleanup_policy="compact"),

@@ -157,6 +157,10 @@ class AvroCodec:
             self._writers[cls] = writer
         return writer
 
+    def header_of(self, cls: type[Event]) -> bytes:
+        """The wire-format header (magic byte, schema id) of the records this codec writes for ``cls``."""
+        return self._writer(cls)[0]
+
     def schema_id(self, cls: type[Event]) -> int:
         """The registry id of the schema this codec writes for ``cls``."""
         return int(HEADER.unpack(self._writer(cls)[0])[1])

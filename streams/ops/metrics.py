@@ -22,7 +22,7 @@ class Metrics:
             "ticktide_events_sent", "Events sent by agents", ["topic"], registry=self.registry)
         self.trade_to_candle_seconds = Histogram(
             "ticktide_trade_to_candle_seconds",
-            "From a trade's arrival at the worker to its candle table update",
+            "From a trade record's broker timestamp to its fold into candles",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry)
         self.late_trades = Counter(

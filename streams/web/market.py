@@ -11,17 +11,19 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain.candles import live_candles
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, bar_from_text, candle_record, live_candles
 from schemas.records import utc_now
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json
 from streams.web.params import (
     answer_for_key,
     answers_bad_parameters,
+    error,
     only_params,
     query_interval,
     query_limit,
     query_symbol,
+    routed,
     symbol_param,
 )
 from tables import names
@@ -40,13 +42,21 @@ def install_market_views(app: WorkerApp) -> None:
         symbol = symbol_param(symbol)
         interval, limit = query_interval(request, windows), query_limit(request)
 
-        def shown(row: dict[str, Any]) -> Response:
-            closed = (history.get(symbol) or {}).get(interval, [])[-limit:]
-            return web.json({"symbol": symbol, "interval": interval, "closed": closed,
-                             "live": [event_to_json(c) for c in live_candles(row, interval, utc_now())],
-                             "watermark": row["watermark_us"], "late_trades": row["late"]})
-
-        return await answer_for_key(app, names.CANDLES, symbol, web, request, shown, f"unknown symbol {symbol!r}")
+        owner = await routed(app, names.CANDLES, symbol, web, request)
+        if owner is not None:
+            return owner
+        driver = app.candle_driver  # the owner's state: fresher than the rows, written once a checkpoint
+        current = driver.state_of(symbol) if driver is not None else None
+        if driver is None or current is None:
+            return error(web, 404, f"unknown symbol {symbol!r}")
+        now = utc_now()
+        closed = [item if isinstance(item, dict) else  # a Candle's JSON in rows written before bars
+                  event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(item)), CANDLE_PRODUCER,
+                                              now))
+                  for item in (history.get(symbol) or {}).get(interval, [])[-limit:]]
+        return web.json({"symbol": symbol, "interval": interval, "closed": closed,
+                         "live": [event_to_json(c) for c in live_candles(current, driver.fold, interval, now)],
+                         "watermark": current.watermark_us, "late_trades": current.late})
 
     @app.page("/indicators/{symbol}")
     @answers_bad_parameters

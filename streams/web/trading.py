@@ -14,9 +14,9 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from domain import ledger_rows
-from domain.command_rules import check_user_command
+from domain.command_rules import Problem, command_from_text
 from domain.orders import account_of_order
-from schemas.records import UserCommand, utc_now
+from schemas.records import Command, utc_now
 from streams.faust.context import WorkerApp
 from streams.web.params import (
     BadParameter,
@@ -34,7 +34,7 @@ from streams.web.params import (
 )
 from tables.names import PORTFOLIO, SIGNALS
 
-BODY_FIELDS = frozenset({"command", "arguments", "user", "target"})
+BODY_FIELDS = frozenset({"command", "arguments", "user"})
 MAX_ARGUMENTS = 8
 MAX_AUTHORIZATION = 1024
 
@@ -58,14 +58,16 @@ def bearer_token(header: str | None) -> bytes | None:
     return token.strip().encode("utf-8", "replace")
 
 
-def command_from_body(body: dict[str, Any]) -> UserCommand:
-    """A UserCommand from a POST /commands body, every field checked (BadParameter)."""
+def command_from_body(body: dict[str, Any]) -> Command:
+    """The typed user command of a POST /commands body (``command``: PauseStrategy,
+    ResumeStrategy, SetRiskLimit, EngageKillSwitch, ReleaseKillSwitch, FlattenPosition, or
+    the older verbs; ``arguments``: its fields as strings; optional ``user``), every field
+    checked (BadParameter)."""
     unknown = sorted(set(body) - BODY_FIELDS)
     if unknown:
         raise BadParameter(str(unknown[0])[:64], f"unknown field {str(unknown[0])[:64]!r}; "
                                                  f"a command has {', '.join(sorted(BODY_FIELDS))}")
-    name, arguments, user, target = body.get("command"), body.get("arguments", {}), body.get("user", "web"), \
-        body.get("target")
+    name, arguments, user = body.get("command"), body.get("arguments", {}), body.get("user", "web")
     if not isinstance(name, str) or not name:
         raise BadParameter("command", "command is required and must be a string")
     if not isinstance(arguments, dict) or len(arguments) > MAX_ARGUMENTS:
@@ -75,13 +77,10 @@ def command_from_body(body: dict[str, Any]) -> UserCommand:
             raise BadParameter(f"arguments.{key[:64]}", f"argument {key[:64]!r} must be a string")
     if not isinstance(user, str):
         raise BadParameter("user", "user must be a string")
-    if target is not None and not isinstance(target, str):
-        raise BadParameter("target", "target must be a string or null")
-    problem = check_user_command(name, arguments, user, target)
-    if problem is not None:
-        raise BadParameter(problem.field, str(problem))
-    return UserCommand(envelope=UserCommand.envelope_for(event_time=utc_now(), producer="web.commands"),
-                       command=name, target=target, arguments=dict(arguments), user=user)
+    command = command_from_text(name, arguments, user, event_time=utc_now(), producer="web.commands")
+    if isinstance(command, Problem):
+        raise BadParameter(command.field, str(command))
+    return command
 
 
 def install_trading_views(app: WorkerApp) -> None:

@@ -35,7 +35,7 @@ def _consume(settings: Settings, topic: str = "market.trades", *extra: str) -> l
 def test_help_lists_every_command() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("broker", "worker", "topics", "produce", "consume", "dev"):
+    for command in ("broker", "worker", "topics", "produce", "consume", "dev", "command"):
         assert command in result.stdout
 
 
@@ -175,3 +175,23 @@ def test_unknown_topic_and_unreachable_broker_are_clear_errors() -> None:
     down = run_cli("topics", "create", "--broker", "127.0.0.1:1", timeout=60)
     assert down.returncode == 1
     assert "ticktide broker" in down.stderr or "cannot" in down.stderr
+
+
+def test_command_sends_a_typed_user_command_and_refuses_a_bad_one_with_one_line(stack_settings: Settings) -> None:
+    sent = run_cli("command", "SetRiskLimit", "limit=max_position", "value=0.5", "account=desk-2",
+                   "--user", "ann", settings=stack_settings)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("sent SetRiskLimit ")
+    legacy = run_cli("command", "kill_switch", "state=on", settings=stack_settings)
+    assert legacy.returncode == 0 and legacy.stdout.startswith("sent EngageKillSwitch "), legacy.stderr
+    commands = _consume(stack_settings, "user.commands", "--from-beginning")
+    limit = next(c for c in commands if c["envelope"]["event_id"] == sent.stdout.split()[-1])
+    assert (limit["envelope"]["event_type"], limit["limit"], limit["value"], limit["account"], limit["user"]) == \
+        ("SetRiskLimit", "max_position", "0.5", "desk-2", "ann")
+    for bad, field in ((["SetRiskLimit", "limit=max_position", "value=1e1000000"], "arguments.value"),
+                       (["PauseStrategy", "strategy=nope"], "arguments.strategy"),
+                       (["LaunchRocket"], "command"), (["FlattenPosition", "symbol"], "NAME=VALUE")):
+        refused = run_cli("command", *bad, settings=stack_settings)
+        assert refused.returncode == 1 and field in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(_consume(stack_settings, "user.commands", "--from-beginning")) == len(commands)

@@ -4,6 +4,8 @@ to this app's catalog topics, once, unless told --force."""
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 import urllib.request
@@ -11,16 +13,30 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import fastavro
 import pytest
 
-from schemas.records import DeadLetter, utc_now
+from domain import ledger, ledger_rows
+from domain.ledger import Portfolio
+from schemas.files import all_versions
+from schemas.records import (
+    DeadLetter,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    OrderType,
+    Side,
+    utc_now,
+)
 from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics, end_offsets, list_topics
-from streams.kafka.codec import AvroCodec
+from streams.kafka.catalog import TopicSpec
+from streams.kafka.codec import AvroCodec, to_avro
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_all
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import embedded_schema_id, make_registry
 from streams.resilience import dlq
 from streams.settings import Settings
 from tests.factories import T0, make_trade
@@ -217,3 +233,62 @@ def test_an_untouched_account_rebuilds_equal_and_no_secret_shows(isolated_broker
             assert SECRET not in shown
     finally:
         worker.stop()
+
+
+def _written_by_v1(event: OrderPlaced) -> bytes:
+    """An OrderPlaced as the ledger before PlaceOrder/OrderPlaced v2 wrote it (no strategy)."""
+    v1 = all_versions()["ticktide.trading.OrderPlaced"][0]
+    fields = to_avro(replace(event, envelope=replace(event.envelope, schema_version=1)))
+    del fields["strategy"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(v1.schema), fields)
+    return b"\x00" + embedded_schema_id(v1.schema).to_bytes(4, "big") + body.getvalue()
+
+
+def test_rebuild_over_a_topic_written_before_the_split_of_order_rejected_is_equal(stack_settings: Settings) -> None:
+    """An upgrade: trading.events and the live table written by the ledger before OrderRejected
+    became OrderDenied/OrderExpired/OrderCanceled still rebuild equal, and a real difference
+    is still found."""
+    settings, account = stack_settings, "old-desk"
+    codec = AvroCodec(make_registry(None))
+
+    def envelope(cls: type[Any], n: int, producer: str = "agent.trading") -> Any:
+        return cls.envelope_for(event_time=T0 + timedelta(seconds=n), producer=producer, event_id=f"old-{n}")
+
+    placed = [OrderPlaced(envelope=envelope(OrderPlaced, n, "strategy.ema_cross"), order_id=f"{account}:o{n}",
+                          account=account, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET,
+                          quantity=Decimal(1)) for n in range(3)]
+    filled = OrderFilled(envelope=envelope(OrderFilled, 10), order_id=f"{account}:o0", account=account,
+                         symbol="BTCUSDT", side=Side.BUY, fill_id="f0", fill_quantity=Decimal(1),
+                         fill_price=Decimal(100), fee=Decimal("0.1"), remaining_quantity=Decimal(0))
+    rejected = [OrderRejected(envelope=envelope(OrderRejected, 20 + n), order_id=f"{account}:o{n}", account=account,
+                              symbol="BTCUSDT", reason_code=code, reason=code)
+                for n, code in ((1, "expired"), (2, "kill_switch"), (3, "max_position"))]
+    old_events = [_written_by_v1(p) for p in placed] + [codec.encode(e) for e in (filled, *rejected)]
+    # the row the old ledger wrote for these events: REJECTED orders, the ingest time kept
+    state = ledger.fold(Portfolio.open(account, settings.initial_cash), [codec.decode(v) for v in old_events])
+    row = ledger_rows.to_row(state)
+    for order in row["orders"].values():
+        order["placed_wall_us"] = order["placed_us"]
+        order["status"] = "REJECTED" if order["status"] not in ("OPEN", "FILLED") else order["status"]
+    assert state.orders[f"{account}:o0"].strategy == "ema_cross"
+    changelog = f"{settings.app_id}-portfolio-changelog"
+    create_topics(settings, (TopicSpec(changelog, (), "account", "the portfolio table's changelog"),))
+    with EventProducer(settings) as producer:
+        for value in old_events:
+            producer.send_raw("trading.events", account.encode(), value)
+        producer.send_raw(changelog, json.dumps(account).encode(),
+                          json.dumps({"portfolio": row, "prices": {}, "input": [0, 9]}).encode())
+    rebuilt = run_cli("rebuild", "portfolio", settings=settings)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert f"portfolio {account}: equal" in rebuilt.stdout
+    statuses = {k: o.status.value for k, o in state.orders.items()}
+    assert statuses == {f"{account}:o0": "FILLED", f"{account}:o1": "EXPIRED", f"{account}:o2": "CANCELED",
+                        f"{account}:o3": "DENIED"}
+
+    row["cash"] = str(Decimal(row["cash"]) + 1)  # a live row that is really different
+    with EventProducer(settings) as producer:
+        producer.send_raw(changelog, json.dumps(account).encode(),
+                          json.dumps({"portfolio": row, "prices": {}, "input": [0, 9]}).encode())
+    differs = run_cli("rebuild", "portfolio", settings=settings)
+    assert differs.returncode == 1 and f"portfolio {account}: different: cash" in differs.stdout

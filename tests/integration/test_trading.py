@@ -23,14 +23,15 @@ import pytest
 from schemas.records import (
     CommandAcknowledged,
     IndicatorSnapshot,
+    OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderPlaced,
-    OrderRejected,
     OrderType,
+    PauseStrategy,
     PlaceOrder,
     Side,
     TradeSignal,
-    UserCommand,
 )
 from streams.devstack.broker import EmbeddedBroker, free_port
 from streams.ingest import synthetic_trades
@@ -86,12 +87,12 @@ def wait_for(what: str, check: Any, timeout: float = 150, pause: float = 2) -> A
 
 
 def settled_portfolio(worker: WorkerProcess) -> dict[str, Any]:
-    """The portfolio once no order is open and its event count stopped moving."""
+    """The portfolio once it traded, no order is open and its event count stopped moving."""
     last: list[Any] = [None]
 
     def stable() -> dict[str, Any] | None:
         status, body = http_json(f"{worker.url}/portfolio/{ACCOUNT}")
-        if status != 200 or body["open_orders"]:
+        if status != 200 or body["open_orders"] or not body["events"]:
             return None
         seen, last[0] = last[0], body["events"]
         return body if seen == body["events"] else None
@@ -126,27 +127,28 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         positions = body["positions"]
         assert positions and all(abs(Decimal(p["quantity"])) <= Decimal("0.02") for p in positions.values())
         assert Decimal(body["fees"]) > 0
-        rejected = [e for e in events if isinstance(e, OrderRejected)]
-        assert {e.reason_code for e in rejected} <= {"max_position", "expired"}
+        denied = [e for e in events if isinstance(e, OrderDenied)]
+        assert {e.reason_code for e in denied} <= {"max_position"}
+        assert all(e.remaining_quantity > 0 for e in events if isinstance(e, OrderExpired))
         some_order = next(iter(filled))
         status, order = http_json(f"{worker.url}/orders/{some_order}")
         assert status == 200 and order["status"] == "FILLED" and Decimal(order["filled"]) == filled[some_order]
         status, listed = http_json(f"{worker.url}/signals?symbol=BTCUSDT&limit=3")
         assert status == 200 and 0 < len(listed["signals"]) <= 3
         assert http_json(f"{worker.url}/signals")[0] == 400
-        assert post_json(f"{worker.url}/commands", {"command": "kill_switch"}, token="")[0] == 404  # no token set
+        assert post_json(f"{worker.url}/commands", {"command": "EngageKillSwitch"}, token="")[0] == 404  # no token
 
-        produce(settings, [UserCommand(
-            envelope=UserCommand.envelope_for(event_time=START, producer="test", event_id="pause-1"),
-            command="pause_strategy", arguments={"strategy": "ema_cross", "account": ACCOUNT}, user="ann")],
-            "user.commands")
+        produce(settings, [PauseStrategy(
+            envelope=PauseStrategy.envelope_for(event_time=START, producer="test", event_id="pause-1"),
+            strategy="ema_cross", account=ACCOUNT, user="ann")], "user.commands")
         acks = wait_for("the pause to be acknowledged", lambda: [
             e for e in collect(settings, "trading.events") if isinstance(e, CommandAcknowledged)])
-        assert acks[0].accepted and acks[0].command_id == "pause-1"
+        assert acks[0].accepted and acks[0].command_id == "pause-1" and acks[0].command == "PauseStrategy"
         assert wait_for("the pause in the portfolio", lambda: http_json(
             f"{worker.url}/portfolio/{ACCOUNT}")[1]["controls"]["paused"] == ["ema_cross"])
 
-        # an order no market trade can fill (dated after the feed) is expired by the saga
+        # an order no market trade can fill (dated after the feed): once the idle account's clock
+        # passes its deadline, the ledger's ExpireOrders request closes it
         held = Decimal(positions.get("BTCUSDT", {}).get("quantity", "0"))
         stuck = PlaceOrder(
             envelope=PlaceOrder.envelope_for(event_time=START.replace(year=2025), producer="test"),
@@ -156,7 +158,10 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
         status, order = wait_for("the stuck order to expire", lambda: (
             answer if (answer := http_json(f"{worker.url}/orders/{ACCOUNT}:stuck"))[0] == 200
             and answer[1]["status"] != "OPEN" else None))
-        assert order["status"] == "REJECTED" and order["reason_code"] == "expired"
+        assert order["status"] == "EXPIRED" and order["reason_code"] == "expired"
+        expired = [e for e in collect(settings, "trading.events") if isinstance(e, OrderExpired)
+                   and e.order_id == f"{ACCOUNT}:stuck"]
+        assert len(expired) == 1 and expired[0].remaining_quantity == Decimal("0.01")
 
         rebuilt = run_cli("rebuild", "portfolio", settings=settings)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
@@ -200,8 +205,8 @@ def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twi
         settled_portfolio(worker)
         check_ledger(settings)
 
-        limit = {"command": "set_risk_limit", "arguments": {"limit": "max_position", "value": "0.5",
-                                                            "account": ACCOUNT}}
+        limit = {"command": "SetRiskLimit", "arguments": {"limit": "max_position", "value": "0.5",
+                                                          "account": ACCOUNT}}
         assert post_json(f"{worker.url}/commands", limit, token="wrong")[0] == 401
         status, answer = post_json(f"{worker.url}/commands", limit, token=API_TOKEN)
         assert status == 202

@@ -1,8 +1,11 @@
 """Hostile input against ONE real worker on the test's own broker: a few hundred fuzzed
 requests over every route (random, unicode and huge parameters, bad bodies, bad auth
 headers, path-traversal-ish symbols) never get a 500 and never hang, and the worker stays
-ready; a hostile command produced straight to user.commands is refused with an ack; an
-empty API token stops the worker at start (exit 2) without showing it."""
+ready; hostile records produced straight to user.commands and trading.commands (each
+command, mark, expiry request and order type with bad values, the old trusted-timer
+forgery) are dead-lettered and change nothing, and a valid expiry request from anyone
+closes only what is due by its own event time; an empty API token stops the worker at
+start (exit 2) without showing it."""
 
 from __future__ import annotations
 
@@ -13,12 +16,28 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from schemas.records import CommandAcknowledged, DeadLetter, UserCommand, utc_now
+from schemas.records import (
+    DeadLetter,
+    EngageKillSwitch,
+    Event,
+    ExpireOrders,
+    Mark,
+    OrderType,
+    PauseStrategy,
+    PlaceOrder,
+    SetRiskLimit,
+    Side,
+    Trade,
+    UserCommand,
+    utc_now,
+)
 from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
@@ -116,7 +135,8 @@ def fuzzed_auth(rng: random.Random) -> dict[str, str]:
 
 @pytest.fixture
 def hostile_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
-    settings = settings_for(isolated_broker, tmp_path, api_token=TOKEN, trading_account=ACCOUNT)
+    settings = settings_for(isolated_broker, tmp_path, api_token=TOKEN, trading_account=ACCOUNT,
+                            order_timeout_s=900)
     create_topics(settings)
     return settings
 
@@ -194,13 +214,13 @@ def specific_hostile_requests(worker: WorkerProcess) -> None:
     status, body, _ = request(worker, "GET", f"/portfolio/{quote('../../etc/passwd')}")
     assert status == 400 and json.loads(body)["parameter"] == "account"
 
-    kill = json.dumps({"command": "kill_switch", "arguments": {"state": "off"}}).encode()
+    kill = json.dumps({"command": "ReleaseKillSwitch"}).encode()
     status, body, headers = request(worker, "POST", "/commands", kill, json_type)
     assert status == 401 and headers.get("www-authenticate") == "Bearer" and TOKEN not in body.decode()
     status, _, _ = request(worker, "POST", "/commands", kill, {**json_type, "Authorization": TOKEN})
     assert status == 401  # the token without the Bearer scheme is not enough
     auth = {**json_type, "Authorization": f"Bearer {TOKEN}"}
-    hostile = {"command": "set_risk_limit", "arguments": {"limit": "max_orders_per_minute", "value": "1e1000000"}}
+    hostile = {"command": "SetRiskLimit", "arguments": {"limit": "max_orders_per_minute", "value": "1e1000000"}}
     status, body, _ = request(worker, "POST", "/commands", json.dumps(hostile).encode(), auth)
     assert status == 400 and json.loads(body)["parameter"] == "arguments.value"
     status, body, _ = request(worker, "POST", "/commands", kill, {**auth, "Content-Type": "text/plain"})
@@ -216,71 +236,83 @@ def specific_hostile_requests(worker: WorkerProcess) -> None:
     assert_ready(worker)
 
 
-def wait_for_letters(settings: Settings, count: int, timeout: float = 60.0) -> list[DeadLetter]:
-    """The dead letters of user.commands, once there are ``count`` of them."""
+def wait_for_letters(settings: Settings, topic: str, count: int, timeout: float = 60.0) -> list[DeadLetter]:
+    """The dead letters of ``topic``, once there are ``count`` of them."""
     deadline, letters = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
         letters = [r.event for r in read_topic(settings, "system.deadletter", idle_timeout=1)
                    if isinstance(r, Consumed) and isinstance(r.event, DeadLetter)
-                   and r.event.source_topic == "user.commands"]
+                   and r.event.source_topic == topic]
         if len(letters) >= count:
             return letters
-    raise AssertionError(f"{len(letters)} of {count} dead letters of user.commands")
+    raise AssertionError(f"{len(letters)} of {count} dead letters of {topic}")
 
 
-def test_a_hostile_command_produced_to_the_topic_is_refused_with_an_ack_also_after_a_restart(
+def test_hostile_records_on_the_command_topics_change_nothing_also_after_a_restart(
         hostile_settings: Settings, tmp_path: Path) -> None:
     codec = AvroCodec(make_registry(None))
+    now = utc_now()
     worker = start_worker(hostile_settings, tmp_path / "worker-1.log")
     try:
-        def command(event_id: str, name: str, producer: str = "kcat", **arguments: str) -> UserCommand:
-            return UserCommand(envelope=UserCommand.envelope_for(event_time=utc_now(), producer=producer,
-                                                                     event_id=event_id),
-                               command=name, arguments=arguments, user="mallory")
+        def envelope(cls: type[Event], at: Any = None, producer: str = "kcat", **extra: Any) -> Any:
+            return cls.envelope_for(event_time=at or now, producer=producer, **extra)
 
-        hostile = [
-            command("huge-exponent", "set_risk_limit", limit="max_orders_per_minute", value="1e1000000"),
-            command("forged-timer", "expire_orders", producer="agent.ledger.timer"),
-            command("junk-account", "kill_switch", state="on", account="../../etc/passwd"),
+        def mark(price: str, size: str, at: Any, event_id: str) -> Mark:
+            return Mark(envelope=envelope(Mark, at, event_id=event_id), symbol="BTCUSDT", price=Decimal(price),
+                        size=Decimal(size), trade_count=1, last_trade_id=1, slice_start=at)
+
+        bad_commands = [  # valid Avro, invalid by their type's rules: what a foreign producer could send
+            SetRiskLimit(envelope=envelope(SetRiskLimit), user="mallory", limit="max_orders_per_minute",
+                         value=Decimal(1001)),
+            SetRiskLimit(envelope=envelope(SetRiskLimit), user="mallory", limit="max_leverage", value=Decimal(1)),
+            PauseStrategy(envelope=envelope(PauseStrategy), user="mallory", strategy="rm -rf /"),
+            EngageKillSwitch(envelope=envelope(EngageKillSwitch), user="mallory", account="../../etc/passwd"),
+            EngageKillSwitch(envelope=envelope(EngageKillSwitch), user="m" * 100_000),
+            UserCommand(envelope=envelope(UserCommand, producer="agent.ledger.timer"), command="expire_orders",
+                        user="system"),  # the old trusted-timer forgery: no longer a command at all
         ]
-        oversized = [  # beyond any command record's bounds: dead-lettered before anything reads them
-            command("long-value", "set_risk_limit", limit="max_position", value="9" * 100_000),
-            command("long-account", "kill_switch", state="on", account="../" * 1000),
+        bad_inputs = [
+            mark("0", "1", now, "zero-price"),
+            mark("100", "-1", now, "negative-size"),
+            mark("100", "1", now.replace(year=2999), "future-mark"),
+            ExpireOrders(envelope=envelope(ExpireOrders, now.replace(year=2999)), account=ACCOUNT),
+            PlaceOrder(envelope=envelope(PlaceOrder), order_id=f"{ACCOUNT}:forged", account=ACCOUNT,
+                       symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal("0.001"),
+                       strategy="not-a-strategy"),
+            Trade(envelope=envelope(Trade), venue="mark", symbol="BTCUSDT", trade_id=1, price=Decimal(1),
+                  size=Decimal(1000), taker_side=Side.BUY, trade_time=now),  # the old form of a mark
+            UserCommand(envelope=envelope(UserCommand, producer="agent.ledger.timer"), command="expire_orders",
+                        user="system"),
         ]
-        with EventProducer(hostile_settings) as producer:
-            for record in hostile + oversized:  # raw bytes, as a producer we do not control would send them
+        # a real order, open for 900 s, and expiry requests from anyone before it is due
+        opening = mark("100", "1", now - timedelta(seconds=1), "opening")
+        order = PlaceOrder(envelope=envelope(PlaceOrder), order_id=f"{ACCOUNT}:probe", account=ACCOUNT,
+                           symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal("0.001"))
+        early = [ExpireOrders(envelope=envelope(ExpireOrders, now + timedelta(seconds=s)), account=ACCOUNT)
+                 for s in (0, 290)]  # 290: about as late as the future-skew bound (300 s) lets anyone claim
+        with EventProducer(hostile_settings) as producer:  # raw bytes, as a producer we do not control sends them
+            for record in bad_commands:
                 producer.send_raw("user.commands", b"mallory", codec.encode(record))
-        acks = wait_for_acks(hostile_settings, {r.envelope.event_id for r in hostile})
-        assert all(not ack.accepted for ack in acks.values()), acks
-        letters = wait_for_letters(hostile_settings, len(oversized))
-        assert all(letter.reason == "invalid_value" and "arguments" in letter.error_message for letter in letters)
-        assert {letter.original_value for letter in letters} == {codec.encode(r) for r in oversized}
-        assert "value" in acks["huge-exponent"].detail and "unknown command" in acks["forged-timer"].detail
-        assert acks["junk-account"].account == ACCOUNT and "account" in acks["junk-account"].detail
-        assert_ready(worker)
-        status, body, _ = request(worker, "GET", f"/portfolio/{ACCOUNT}")
-        controls = json.loads(body)["controls"]
-        assert status == 200 and controls["limits"] == {} and controls["kill_switch"] is False
-        worker.stop()
-        worker = start_worker(hostile_settings, tmp_path / "worker-2.log")  # the commands are re-read
-        assert_ready(worker)
-        assert json.loads(request(worker, "GET", f"/portfolio/{ACCOUNT}")[1])["controls"]["limits"] == {}
+            for record in [opening, order, *bad_inputs, *early]:
+                producer.send_raw("trading.commands", ACCOUNT.encode(), codec.encode(record))
+        letters = wait_for_letters(hostile_settings, "user.commands", len(bad_commands))
+        assert {letter.original_value for letter in letters} == {codec.encode(r) for r in bad_commands}
+        letters = wait_for_letters(hostile_settings, "trading.commands", len(bad_inputs))
+        assert {letter.original_value for letter in letters} == {codec.encode(r) for r in bad_inputs}
+        messages = " ".join(letter.error_message for letter in letters)
+        for field in ("price", "size", "event_time", "strategy", "Trade on trading.commands"):
+            assert field in messages, messages
+        for worker_log in ("worker-2.log", "worker-3.log"):
+            assert_ready(worker)
+            status, body, _ = request(worker, "GET", f"/portfolio/{ACCOUNT}")
+            portfolio = json.loads(body)
+            assert status == 200 and portfolio["controls"] == {"paused": [], "limits": {}, "kill_switch": False}
+            assert [o["order_id"] for o in portfolio["open_orders"]] == [f"{ACCOUNT}:probe"]  # still open
+            assert request(worker, "GET", f"/orders/{ACCOUNT}:forged")[0] == 404
+            worker.stop()
+            worker = start_worker(hostile_settings, tmp_path / worker_log)  # the inputs are re-read
     finally:
         worker.stop()
-
-
-def wait_for_acks(settings: Settings, ids: set[str], timeout: float = 90) -> dict[str, CommandAcknowledged]:
-    deadline = time.monotonic() + timeout
-    found: dict[str, CommandAcknowledged] = {}
-    while time.monotonic() < deadline:
-        for record in read_topic(settings, "trading.events", idle_timeout=2):
-            if isinstance(record, Consumed) and isinstance(record.event, CommandAcknowledged) \
-                    and record.event.command_id in ids:
-                found[record.event.command_id] = record.event
-        if set(found) == ids:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"no acknowledgement of {ids - set(found)}")
 
 
 @pytest.mark.parametrize("token", ["", "too-short-token"])

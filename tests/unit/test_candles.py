@@ -4,33 +4,58 @@ timestamps, with out-of-order trades, late trades, hopping windows and re-delive
 from __future__ import annotations
 
 import random
+from dataclasses import astuple
 from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
 
 import pytest
 
-from domain.candles import (
-    UNITS,
-    Outcome,
-    SymbolCandles,
-    Tick,
-    apply_trade,
-    candle_record,
-    close_all,
-    from_row,
-    to_row,
-)
+from domain.candles import UNITS, Bar, CandleFold, Late, SymbolCandles, Tick, candle_record, from_row, to_row
 from domain.clock import EPOCH
+from domain.fold import Position, step
 from domain.windows import parse_windows
 from schemas.records import Trade
 from streams.ingest import ParsedRow, read_trades, synthetic_trades
 from tests.factories import T0
 from tests.harness import DATA
-from tests.reference import bar_summary, batch_ohlcv, fold_reference
+from tests.reference import Expected, bar_summary, batch_ohlcv, fold_reference
 
 SPECS = parse_windows("1s,1m,5m,5m/1m")
 GRACE = 5_000_000
+FOLD = CandleFold(SPECS, GRACE)
+
+
+def run_fold(ticks: list[Tick], fold: CandleFold = FOLD, close_at_end: bool = True) -> Expected:
+    """The fold over ``ticks`` as the agent drives it; each window's final candle is emitted once."""
+    states: dict[str, SymbolCandles] = {}
+    candles: dict[tuple[str, str, int], Bar] = {}
+    late: list[Tick] = []
+    for offset, tick in enumerate(ticks):
+        state = states.setdefault(tick.symbol, SymbolCandles(tick.symbol))
+        _, outputs = step(fold.evolve, state, tick, 0, offset)
+        for output in outputs:
+            if isinstance(output, Late):
+                late.append(output.tick)
+                continue
+            key = (output.symbol, output.interval, output.bar.start_us)
+            assert key not in candles, f"{key} emitted twice"
+            candles[key] = output.bar
+    if close_at_end:
+        for state in states.values():
+            for closed in fold.close_all(state):
+                candles[(closed.symbol, closed.interval, closed.bar.start_us)] = closed.bar
+    return Expected(candles, late)
+
+
+def same_as_reference(ticks: list[Tick], fold: CandleFold = FOLD) -> Expected:
+    """The fold's candles and late trades, checked equal to the plain reference's."""
+    ours, expected = run_fold(ticks, fold), fold_reference(ticks, fold.specs, fold.grace_us)
+    assert ours.late == expected.late
+    assert {k: bar_summary(b) for k, b in ours.candles.items()} == \
+        {k: bar_summary(b) for k, b in expected.candles.items()}
+    assert ours.candles == expected.candles  # every field, window bounds included
+    return ours
 
 
 def tick_of(trade: Trade) -> Tick:
@@ -43,7 +68,7 @@ def test_real_binance_trades_give_exact_candles() -> None:
     rows = read_trades(DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz",
                        "binance-ws")
     ticks = [tick_of(r.event) for r in rows if isinstance(r, ParsedRow)]
-    expected = fold_reference(ticks, SPECS, GRACE)
+    expected = same_as_reference(ticks)
     assert expected.late == []  # the recording is in order per symbol
     batch = batch_ohlcv(ticks, SPECS)
     assert {k: bar_summary(b) for k, b in expected.candles.items()} == batch
@@ -56,7 +81,7 @@ def test_out_of_order_within_grace_is_exact_and_beyond_grace_is_late() -> None:
     feed = synthetic_trades(["BTCUSDT", "ETHUSDT", "SOLUSDT"], seed=3, start=T0, rate=200,
                             out_of_order_share=0.05)
     ticks = [tick_of(t) for t in islice(feed, 20_000)]
-    expected = fold_reference(ticks, SPECS, grace_us=1_000_000)
+    expected = same_as_reference(ticks, CandleFold(SPECS, 1_000_000))
     assert expected.late, "a 1 s grace must leave some of the feed's late trades out"
     late_ids = {(t.symbol, t.trade_id) for t in expected.late}
     on_time = [t for t in ticks if (t.symbol, t.trade_id) not in late_ids]
@@ -66,7 +91,7 @@ def test_out_of_order_within_grace_is_exact_and_beyond_grace_is_late() -> None:
     shuffled = list(on_time)
     random.Random(1).shuffle(shuffled)
     resorted = sorted(shuffled, key=lambda t: (t.symbol, t.time_us // 2_000_000, -t.trade_id))
-    wide = fold_reference(resorted, SPECS, grace_us=10_000_000)
+    wide = same_as_reference(resorted, CandleFold(SPECS, 10_000_000))
     assert wide.late == []
     assert {k: bar_summary(b) for k, b in wide.candles.items()} == batch_ohlcv(on_time, SPECS)
 
@@ -74,38 +99,49 @@ def test_out_of_order_within_grace_is_exact_and_beyond_grace_is_late() -> None:
 def test_redelivered_offsets_are_not_applied_twice() -> None:
     state = SymbolCandles("BTCUSDT")
     tick = Tick("BTCUSDT", 1, 1_000_000, 100 * UNITS, UNITS, True)
-    assert apply_trade(state, tick, SPECS, GRACE, 0, 7)[0] is Outcome.APPLIED
-    assert apply_trade(state, tick, SPECS, GRACE, 0, 7)[0] is Outcome.DUPLICATE
-    assert apply_trade(state, tick, SPECS, GRACE, 0, 6)[0] is Outcome.DUPLICATE
-    assert state.bars["1m"][0].count == 1
+    step(FOLD.evolve, state, tick, 0, 7)
+    step(FOLD.evolve, state, tick, 0, 7)
+    step(FOLD.evolve, state, tick, 0, 6)
+    assert state.applied == Position(0, 7)
+    assert [bar.count for bar in FOLD.open_bars(state, "1m")] == [1]
 
 
-def test_hopping_windows_hold_each_trade_five_times() -> None:
+def test_hopping_windows_share_panes() -> None:
     state = SymbolCandles("BTCUSDT")
-    apply_trade(state, Tick("BTCUSDT", 1, 7 * 60_000_000 + 5, 100 * UNITS, UNITS, False),
-                SPECS, GRACE, 0, 0)
-    assert sorted(state.bars["5m/1m"]) == [m * 60_000_000 for m in range(3, 8)]
-    assert list(state.bars["5m"]) == [5 * 60_000_000]
+    FOLD.evolve(state, Tick("BTCUSDT", 1, 7 * 60_000_000 + 5, 100 * UNITS, UNITS, False))
+    assert [bar.start_us for bar in FOLD.open_bars(state, "5m/1m")] == [m * 60_000_000 for m in range(3, 8)]
+    assert [bar.start_us for bar in FOLD.open_bars(state, "5m")] == [5 * 60_000_000]
+    assert sum(len(panes) for panes in state.panes.values()) == 3  # one pane per step, not 8 bars
 
 
 def test_idle_close_then_late_trade_and_row_round_trip() -> None:
     state = SymbolCandles("ETHUSDT")
-    apply_trade(state, Tick("ETHUSDT", 1, 10_000_000, 3000 * UNITS, UNITS // 2, True), SPECS, GRACE, 1, 0)
-    again = from_row(to_row(state, 123))
+    step(FOLD.evolve, state, Tick("ETHUSDT", 1, 10_000_000, 3000 * UNITS, UNITS // 2, True), 1, 0)
+    again = from_row(to_row(state, 123), FOLD)
     assert again == state
-    closed = close_all(state)
-    assert {c.interval for c in closed} == {"1s", "1m", "5m", "5m/1m"} and not any(state.bars.values())
-    outcome, _ = apply_trade(state, Tick("ETHUSDT", 2, 10_500_000, 3001 * UNITS, UNITS, True),
-                             SPECS, GRACE, 1, 1)
-    assert outcome is Outcome.LATE and state.late == 1
+    closed = FOLD.close_all(state)
+    assert {c.interval for c in closed} == {"1s", "1m", "5m", "5m/1m"} and not any(state.panes.values())
+    _, outputs = FOLD.evolve(state, Tick("ETHUSDT", 2, 10_500_000, 3001 * UNITS, UNITS, True))
+    assert [type(o) for o in outputs] == [Late] and state.late == 1
+
+
+def test_a_row_written_before_panes_still_loads() -> None:
+    state = SymbolCandles("ETHUSDT")
+    for i in range(3):
+        FOLD.evolve(state, Tick("ETHUSDT", i, 10_000_000 + i * 400_000, 3000 * UNITS, UNITS, True))
+    row = to_row(state, 1)
+    old = {**{k: v for k, v in row.items() if k != "panes"},
+           "bars": {spec.name: [",".join(map(str, astuple(bar))) for bar in FOLD.open_bars(state, spec.name)]
+                    for spec in SPECS}}
+    assert from_row(old, FOLD) == from_row(row, FOLD)
 
 
 def test_candle_record_is_exact_and_has_a_stable_id() -> None:
     state = SymbolCandles("BTCUSDT")
     for i, (price, size) in enumerate([("64000.10", "0.003"), ("64000.30", "0.001")]):
-        apply_trade(state, Tick("BTCUSDT", i, 1_000 + i, int(Decimal(price) * UNITS),
-                                int(Decimal(size) * UNITS), i == 0), SPECS, GRACE, 0, i)
-    (minute,) = [c for c in close_all(state) if c.interval == "1m"]
+        FOLD.evolve(state, Tick("BTCUSDT", i, 1_000 + i, int(Decimal(price) * UNITS), int(Decimal(size) * UNITS),
+                                i == 0))
+    (minute,) = [c for c in FOLD.close_all(state) if c.interval == "1m"]
     record = candle_record(minute, "test", T0)
     assert record.volume == Decimal("0.004") and record.quote_volume == Decimal("256.0006")
     assert record.vwap == Decimal("64000.15")

@@ -1,36 +1,55 @@
 """The trading ledger fold and the order decisions, with plain values.
 
 Property tests drive random sequences of orders, market marks and user commands through
-the decisions and check what a user relies on: cash + positions at cost is conserved apart
-from fees and realised P&L, folding the emitted events again (or any prefix of them twice)
-gives the same portfolio, and no position ever exceeds its limit.
+the one fold of the ledger's input (domain.account.evolve, driven by domain.fold.step as
+the live agent drives it) and check what a user relies on: cash + positions at cost is
+conserved apart from fees and realised P&L, folding the emitted events again (or any
+prefix of them twice) gives the same portfolio, no position ever exceeds its limit, and
+no order outlives its timeout.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import fastavro
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import controls, ledger, ledger_rows, orders
+from domain.account import Account, Input, decider, idle_expiry_time
 from domain.clock import to_micros
+from domain.fold import step
 from domain.ledger import OrderStatus, Portfolio
-from domain.orders import Mark, RiskLimits, TradingConfig
+from domain.orders import RiskLimits, TradingConfig
+from schemas.files import all_versions
 from schemas.records import (
+    Command,
     CommandAcknowledged,
+    EngageKillSwitch,
     Event,
+    ExpireOrders,
+    FlattenPosition,
+    Mark,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
     OrderFilled,
+    OrderPlaced,
     OrderRejected,
     OrderType,
+    PauseStrategy,
     PlaceOrder,
+    ReleaseKillSwitch,
+    SetRiskLimit,
     Side,
-    UserCommand,
 )
-from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
+from streams.kafka.codec import AvroCodec, to_avro
+from streams.kafka.registry import embedded_schema_id, make_registry
 
 T0 = datetime(2024, 7, 19, 12, tzinfo=UTC)
 CASH = Decimal(100_000)
@@ -43,21 +62,22 @@ CODEC = AvroCodec(make_registry(None))
 
 
 def place_order(n: int, symbol: str, side: Side, quantity: Decimal, at: datetime,
-                producer: str = "strategy.ema_cross") -> PlaceOrder:
+                strategy: str = "ema_cross") -> PlaceOrder:
     return PlaceOrder(
-        envelope=PlaceOrder.envelope_for(event_time=at, producer=producer, event_id=f"cmd-{n}",
+        envelope=PlaceOrder.envelope_for(event_time=at, producer="agent.trading", event_id=f"cmd-{n}",
                                          ingest_time=at),
         order_id=f"acct:o{n}", account="acct", symbol=symbol, side=side, order_type=OrderType.MARKET,
-        quantity=quantity)
+        quantity=quantity, strategy=strategy)
 
 
 def mark(n: int, symbol: str, price: Decimal, size: Decimal, at: datetime) -> Mark:
-    return Mark(f"mark-{n}", symbol, price, size, to_micros(at), n)
+    return Mark(envelope=Mark.envelope_for(event_time=at, producer="test", event_id=f"mark-{n}"),
+                symbol=symbol, price=price, size=size, trade_count=1, last_trade_id=n, slice_start=at)
 
 
-def user_command(n: int, name: str, at: datetime, **arguments: str) -> UserCommand:
-    return UserCommand(envelope=UserCommand.envelope_for(event_time=at, producer="test", event_id=f"uc-{n}"),
-                       command=name, arguments=arguments, user="ann")
+def user_command(n: int, cls: type[Command], at: datetime, **fields: Any) -> Command:
+    return cls(envelope=cls.envelope_for(event_time=at, producer="test", event_id=f"uc-{n}"),  # type: ignore[call-arg]
+               user="ann", **fields)
 
 
 def fresh() -> Portfolio:
@@ -90,28 +110,32 @@ def test_partial_fills_until_done_and_never_against_earlier_trades() -> None:
                           CONFIG, {"BTC": [before]})
     assert [type(e).__name__ for e in events] == ["OrderPlaced"]  # the only trade came before it
     for n in range(2, 5):
-        orders.on_mark(state, mark(n, "BTC", Decimal(100), Decimal(2), T0 + timedelta(seconds=n)), CONFIG,
-                       events[0])
+        orders.on_mark(state, mark(n, "BTC", Decimal(100), Decimal(2), T0 + timedelta(seconds=n)), CONFIG)
     order = state.orders["acct:o1"]
     assert order.status is OrderStatus.FILLED and order.filled == 3 and len(order.fill_ids) == 3
 
 
-def test_risk_limits_reject_with_a_reason() -> None:
+def test_risk_limits_deny_with_a_reason() -> None:
     state = fresh()
     marks = {"BTC": [mark(1, "BTC", Decimal(100), Decimal(1), T0)]}
     big = orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(6), T0), CONFIG, marks)
-    assert isinstance(big[0], OrderRejected) and big[0].reason_code == "max_position"
-    controls.command(state, user_command(1, "kill_switch", T0, state="on"), CONFIG, {})
+    assert isinstance(big[0], OrderDenied) and big[0].reason_code == "max_position"
+    assert state.orders["acct:o1"].status is OrderStatus.DENIED
+    controls.command(state, user_command(1, EngageKillSwitch, T0), CONFIG, {})
     killed = orders.place(state, place_order(2, "BTC", Side.BUY, Decimal(1), T0), CONFIG, marks)
-    assert isinstance(killed[0], OrderRejected) and killed[0].reason_code == "kill_switch"
-    controls.command(state, user_command(2, "kill_switch", T0, state="off"), CONFIG, {})
-    controls.command(state, user_command(3, "pause_strategy", T0, strategy="ema_cross"), CONFIG, {})
+    assert isinstance(killed[0], OrderDenied) and killed[0].reason_code == "kill_switch"
+    controls.command(state, user_command(2, ReleaseKillSwitch, T0), CONFIG, {})
+    controls.command(state, user_command(3, PauseStrategy, T0, strategy="ema_cross"), CONFIG, {})
     paused = orders.place(state, place_order(3, "BTC", Side.BUY, Decimal(1), T0), CONFIG, marks)
-    assert isinstance(paused[0], OrderRejected) and paused[0].reason_code == "strategy_paused"
-    controls.command(state, user_command(4, "set_risk_limit", T0, limit="max_gross_exposure", value="50"),
-                   CONFIG, {})
-    gross = orders.place(state, place_order(4, "BTC", Side.BUY, Decimal(1), T0, producer="user"), CONFIG, marks)
-    assert isinstance(gross[0], OrderRejected) and gross[0].reason_code == "max_gross_exposure"
+    assert isinstance(paused[0], OrderDenied) and paused[0].reason_code == "strategy_paused"
+    # the strategy is a field of the order: the producer string says nothing
+    other = orders.place(state, place_order(5, "BTC", Side.BUY, Decimal(1), T0, strategy=""), CONFIG, marks)
+    assert isinstance(other[0], OrderPlaced) and other[0].strategy == ""
+    assert state.orders["acct:o5"].strategy == ""
+    controls.command(state, user_command(4, SetRiskLimit, T0, limit="max_gross_exposure", value=Decimal(50)),
+                     CONFIG, {})
+    gross = orders.place(state, place_order(4, "BTC", Side.BUY, Decimal(1), T0, strategy=""), CONFIG, marks)
+    assert isinstance(gross[0], OrderDenied) and gross[0].reason_code == "max_gross_exposure"
 
 
 def test_orders_per_minute_limit() -> None:
@@ -125,24 +149,115 @@ def test_orders_per_minute_limit() -> None:
     assert codes == ["OrderPlaced", "OrderPlaced", "max_orders_per_minute"]
 
 
-def test_unknown_or_bad_commands_are_refused_and_acknowledged() -> None:
+def test_commands_are_acknowledged_and_the_ack_folds_into_the_controls() -> None:
     state = fresh()
-    ack = controls.command(state, user_command(1, "set_risk_limit", T0, limit="max_position", value="abc"), CONFIG, {})
-    assert len(ack) == 1 and isinstance(ack[0], CommandAcknowledged)
-    assert not ack[0].accepted and "number" in ack[0].detail
-    ack = controls.command(state, user_command(2, "launch_rocket", T0), CONFIG, {})
-    assert isinstance(ack[0], CommandAcknowledged) and "unknown command" in ack[0].detail
-    assert state.controls.limits == {}
+    ack = controls.command(state, user_command(1, SetRiskLimit, T0, limit="max_position", value=Decimal("2.50")),
+                           CONFIG, {})
+    assert len(ack) == 1 and isinstance(ack[0], CommandAcknowledged) and ack[0].accepted
+    assert ack[0].command == "SetRiskLimit" and ack[0].arguments == {"limit": "max_position", "value": "2.5"}
+    assert orders.limits_of(state, CONFIG).max_position == Decimal("2.5")
+    rebuilt = ledger.fold(fresh(), ack)
+    assert rebuilt.controls == state.controls
 
 
-def test_expired_orders_are_closed_with_a_compensating_event() -> None:
-    state = fresh()
-    orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(1), T0), CONFIG,
-                 {"BTC": [mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))]})
-    assert orders.expire(state, to_micros(T0) + CONFIG.order_timeout_us - 1, CONFIG) == []
-    events = orders.expire(state, to_micros(T0) + CONFIG.order_timeout_us, CONFIG)
-    assert isinstance(events[0], OrderRejected) and events[0].reason_code == "expired"
-    assert state.open_orders() == []
+def account_at(*items: Input) -> tuple[Account, list[Event]]:
+    """The account after folding the inputs as the ledger does (offsets 0, 1, ...)."""
+    state, emitted = Account.open("acct", CASH), []
+    for offset, item in enumerate(items):
+        state, events = step(decider(CONFIG), state, item, 0, offset)
+        emitted += events
+    return state, emitted
+
+
+def test_an_order_expires_when_an_input_at_or_after_its_deadline_arrives() -> None:
+    deadline = T0 + timedelta(microseconds=CONFIG.order_timeout_us)
+    opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
+    state, events = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0),
+                               mark(2, "ETH", Decimal(50), Decimal(1), deadline - timedelta(microseconds=1)))
+    assert [type(e).__name__ for e in events] == ["OrderPlaced"]  # not yet due
+    state, events = step(decider(CONFIG), state, mark(3, "BTC", Decimal(100), Decimal(9), deadline), 0, 3)
+    assert [type(e).__name__ for e in events] == ["OrderExpired"]  # due before the mark could fill it
+    expired = events[0]
+    assert isinstance(expired, OrderExpired) and expired.deadline == deadline
+    assert expired.remaining_quantity == 1 and expired.envelope.causation_id == "mark-3"
+    assert state.portfolio.orders["acct:o1"].status is OrderStatus.EXPIRED and state.portfolio.open_orders() == []
+
+
+def test_an_order_never_fills_against_trades_after_its_deadline() -> None:
+    late = T0 + timedelta(seconds=31)
+    recent = {"BTC": [mark(1, "BTC", Decimal(100), Decimal(1), late)]}
+    events = orders.place(fresh(), place_order(1, "BTC", Side.BUY, Decimal(1), T0), CONFIG, recent)
+    assert [type(e).__name__ for e in events] == ["OrderPlaced"]
+
+
+def expire_orders(n: int, at: datetime) -> ExpireOrders:
+    return ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=at, producer="anyone", event_id=f"x-{n}"),
+                        account="acct")
+
+
+def test_an_expiry_request_closes_only_what_is_due_by_its_own_event_time() -> None:
+    opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
+    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0),
+                          place_order(2, "BTC", Side.BUY, Decimal(1), T0 + timedelta(seconds=20)))
+    # a request from anyone, early: nothing is due, nothing closes
+    state, events = step(decider(CONFIG), state, expire_orders(1, T0 + timedelta(seconds=29)), 0, 3)
+    assert events == [] and len(state.portfolio.open_orders()) == 2
+    state, events = step(decider(CONFIG), state, expire_orders(2, T0 + timedelta(seconds=30)), 0, 4)
+    assert [getattr(e, "order_id", None) for e in events] == ["acct:o1"]
+    assert [o.order_id for o in state.portfolio.open_orders()] == ["acct:o2"]
+
+
+def test_an_idle_account_is_asked_to_expire_once_its_clock_moved_past_a_deadline() -> None:
+    opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
+    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
+    assert idle_expiry_time(state, 29_000_000, CONFIG) is None
+    as_of = idle_expiry_time(state, 31_000_000, CONFIG)
+    assert as_of == to_micros(T0) + 31_000_000
+
+
+def test_an_input_already_applied_is_skipped() -> None:
+    opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
+    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
+    again, repeated = step(decider(CONFIG), state, place_order(1, "BTC", Side.BUY, Decimal(1), T0), 0, 1)
+    assert not repeated and again.applied.offset == 1 and len(state.portfolio.orders) == 1
+
+
+def test_old_order_rejected_events_still_fold_each_to_what_it_meant() -> None:
+    def rejected(order: str, code: str) -> OrderRejected:
+        return OrderRejected(envelope=OrderRejected.envelope_for(event_time=T0, producer="agent.trading",
+                                                                 event_id=f"rej-{order}"),
+                             order_id=order, account="acct", symbol="BTC", reason_code=code, reason=code)
+
+    placed = [OrderPlaced(envelope=OrderPlaced.envelope_for(event_time=T0, producer="strategy.ema_cross",
+                                                            event_id=f"p-{n}"),
+                          order_id=f"o{n}", account="acct", symbol="BTC", side=Side.BUY,
+                          order_type=OrderType.MARKET, quantity=Decimal(1)) for n in range(3)]
+    state = ledger.fold(fresh(), [*placed, rejected("o0", "expired"), rejected("o1", "kill_switch"),
+                                  rejected("o2", "flatten"), rejected("o3", "max_position")])
+    assert [state.orders[f"o{n}"].status for n in range(4)] == [
+        OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.CANCELED, OrderStatus.DENIED]
+    row = ledger_rows.to_row(state)
+    old_row = {**row, "orders": {k: {**o, "status": "REJECTED", "placed_wall_us": 1} if o["status"] != "OPEN" else o
+                                  for k, o in row["orders"].items()}}
+    assert ledger_rows.to_row(ledger_rows.from_row(old_row)) == row  # a row written before reads the same
+
+
+def test_an_order_placed_written_with_v1_decodes_and_folds_as_the_old_ledger_meant_it() -> None:
+    v1 = all_versions()["ticktide.trading.OrderPlaced"][0]
+    written = dataclasses.replace(OrderPlaced.envelope_for(event_time=T0, producer="strategy.ema_cross"),
+                                  schema_version=1)  # as the old ledger wrote it
+    today = OrderPlaced(envelope=written, order_id="o1", account="acct", symbol="BTC", side=Side.BUY,
+                        order_type=OrderType.MARKET, quantity=Decimal(1), strategy="ema_cross")
+    old = to_avro(today)
+    del old["strategy"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(v1.schema), old)
+    decoded = CODEC.decode(b"\x00" + embedded_schema_id(v1.schema).to_bytes(4, "big") + body.getvalue())
+    assert decoded == dataclasses.replace(today, strategy="")
+    assert ledger.apply(fresh(), decoded).orders["o1"].strategy == "ema_cross"  # what v1's producer said
+    new = dataclasses.replace(today, strategy="", order_id="o2", envelope=dataclasses.replace(
+        written, event_id="new", schema_version=2))
+    assert ledger.apply(fresh(), new).orders["o2"].strategy == ""  # v2: only the field counts
 
 
 def test_flatten_closes_the_position_at_the_next_mark() -> None:
@@ -150,10 +265,10 @@ def test_flatten_closes_the_position_at_the_next_mark() -> None:
     first = mark(1, "BTC", Decimal(100), Decimal(10), T0)
     orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(2), T0 - timedelta(seconds=1)), CONFIG,
                  {"BTC": [first]})
-    cmd = user_command(1, "flatten", T0, symbol="BTC")
+    cmd = user_command(1, FlattenPosition, T0, symbol="BTC")
     events = controls.command(state, cmd, CONFIG, {"BTC": [first]})
     assert [type(e).__name__ for e in events] == ["OrderPlaced", "CommandAcknowledged"]
-    orders.on_mark(state, mark(2, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=1)), CONFIG, cmd)
+    orders.on_mark(state, mark(2, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=1)), CONFIG)
     assert state.positions["BTC"].quantity == 0
 
 
@@ -181,27 +296,30 @@ steps = st.lists(st.one_of(
 
 
 def run(script: list[tuple[Any, ...]], check: Any = None) -> tuple[Portfolio, list[Event]]:
-    """Drive the decisions; every emitted event, in order."""
-    state, events = fresh(), []
+    """Drive the ledger's fold over its input as the agent does; every emitted event, in order."""
+    decide = decider(CONFIG)
+    state, events = Account.open("acct", CASH), []
     opening = T0 - timedelta(seconds=1)  # every symbol has a price before the first order
-    marks = {s: [mark(-1 - i, s, Decimal(100), Decimal(1), opening)] for i, s in enumerate(SYMBOLS)}
-    for n, step in enumerate(script):
+    for i, symbol in enumerate(SYMBOLS):
+        state, _ = step(decide, state, mark(-1 - i, symbol, Decimal(100), Decimal(1), opening), 0, i)
+    for n, action in enumerate(script):
         at = T0 + timedelta(seconds=n)
-        if step[0] == "order":
-            events += orders.place(state, place_order(n, step[1], step[2], step[3], at), CONFIG, marks)
-        elif step[0] == "mark":
-            m = mark(n, step[1], step[2], step[3], at)
-            marks[step[1]].append(m)
-            events += orders.on_mark(state, m, CONFIG, place_order(n, step[1], Side.BUY, Decimal(1), at))
-        elif step[0] == "flatten":
-            events += controls.command(state, user_command(n, "flatten", at, symbol=step[1]), CONFIG, marks)
-        elif step[0] == "kill":
-            events += controls.command(state, user_command(n, "kill_switch", at, state=step[1]), CONFIG, marks)
+        item: Input
+        if action[0] == "order":
+            item = place_order(n, action[1], action[2], action[3], at)
+        elif action[0] == "mark":
+            item = mark(n, action[1], action[2], action[3], at)
+        elif action[0] == "flatten":
+            item = user_command(n, FlattenPosition, at, symbol=action[1])
+        elif action[0] == "kill":
+            item = user_command(n, EngageKillSwitch if action[1] == "on" else ReleaseKillSwitch, at)
         else:
-            events += orders.expire(state, to_micros(at) + CONFIG.order_timeout_us // 2, CONFIG)
+            item = expire_orders(n, at + timedelta(microseconds=CONFIG.order_timeout_us // 2))
+        state, out = step(decide, state, item, 0, len(SYMBOLS) + n)
+        events += out
         if check:
-            check(state)
-    return state, events
+            check(state.portfolio, to_micros(item.envelope.event_time))
+    return state.portfolio, events
 
 
 @settings(max_examples=150, deadline=None)
@@ -235,10 +353,18 @@ def test_the_fold_of_the_events_is_the_live_state_and_replaying_a_prefix_twice_c
 @settings(max_examples=150, deadline=None)
 @given(steps)
 def test_positions_never_exceed_the_limit(script: list[tuple[Any, ...]]) -> None:
-    def within(state: Portfolio) -> None:
+    def within(state: Portfolio, _: int) -> None:
         for p in state.positions.values():
             assert abs(p.quantity) <= CONFIG.limits.max_position
     run(script, within)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_no_order_is_open_after_an_input_past_its_deadline(script: list[tuple[Any, ...]]) -> None:
+    def none_overdue(state: Portfolio, now_us: int) -> None:
+        assert all(o.placed_us + CONFIG.order_timeout_us > now_us for o in state.open_orders())
+    run(script, none_overdue)
 
 
 def test_repeating_flatten_while_its_order_is_open_places_nothing_more() -> None:
@@ -247,14 +373,13 @@ def test_repeating_flatten_while_its_order_is_open_places_nothing_more() -> None
     orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(2), T0 - timedelta(seconds=1)), CONFIG,
                  {"BTC": [first]})
     assert state.positions["BTC"].quantity == 2
-    controls.command(state, user_command(1, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [first]})
-    again = controls.command(state, user_command(2, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [first]})
+    controls.command(state, user_command(1, FlattenPosition, T0, symbol="BTC"), CONFIG, {"BTC": [first]})
+    again = controls.command(state, user_command(2, FlattenPosition, T0, symbol="BTC"), CONFIG, {"BTC": [first]})
     assert [type(e).__name__ for e in again] == ["CommandAcknowledged"] and "already being flattened" in \
         again[0].detail  # type: ignore[attr-defined]
     assert len(state.open_orders("BTC")) == 1
     for n in range(2, 6):  # generous marks: everything open fills
-        orders.on_mark(state, mark(n, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=n)), CONFIG,
-                       user_command(n, "noop", T0))
+        orders.on_mark(state, mark(n, "BTC", Decimal(101), Decimal(10), T0 + timedelta(seconds=n)), CONFIG)
     assert state.positions["BTC"].quantity == 0  # flat, not short
 
 
@@ -264,25 +389,28 @@ def test_flatten_after_a_partial_fill_replaces_the_open_orders_and_never_oversho
     orders.place(state, place_order(1, "BTC", Side.BUY, Decimal(4), T0 - timedelta(seconds=1)), CONFIG,
                  {"BTC": [opening]})  # 4 x 0.5 participation of 10: fills fully
     orders.place(state, place_order(2, "BTC", Side.BUY, Decimal(1), T0), CONFIG, {})  # stays open
-    controls.command(state, user_command(1, "flatten", T0, symbol="BTC"), CONFIG, {"BTC": [opening]})
-    assert [o.side for o in state.open_orders("BTC")] == ["SELL"]  # the open buy was cancelled
-    assert state.orders["acct:o2"].reason_code == "flatten"
-    orders.on_mark(state, mark(2, "BTC", Decimal(100), Decimal(2), T0 + timedelta(seconds=1)), CONFIG,
-                   user_command(9, "noop", T0))  # fills 1 of the 4 to sell
+    events = controls.command(state, user_command(1, FlattenPosition, T0, symbol="BTC"), CONFIG,
+                              {"BTC": [opening]})
+    assert [o.side for o in state.open_orders("BTC")] == ["SELL"]  # the open buy was canceled
+    canceled = events[0]
+    assert isinstance(canceled, OrderCanceled) and canceled.command_id == "uc-1" and canceled.remaining_quantity == 1
+    assert state.orders["acct:o2"].status is OrderStatus.CANCELED and state.orders["acct:o2"].reason_code == "flatten"
+    orders.on_mark(state, mark(2, "BTC", Decimal(100), Decimal(2), T0 + timedelta(seconds=1)),
+                   CONFIG)  # fills 1 of the 4 to sell
     assert state.positions["BTC"].quantity == 3
     for n in range(3, 6):  # the user repeats the flatten while it is partly done
-        controls.command(state, user_command(n, "flatten", T0 + timedelta(seconds=n), symbol="BTC"), CONFIG,
+        controls.command(state, user_command(n, FlattenPosition, T0 + timedelta(seconds=n), symbol="BTC"), CONFIG,
                          {"BTC": [opening]})
         assert sum(o.remaining for o in state.open_orders("BTC")) == 3
     for n in range(6, 12):
-        orders.on_mark(state, mark(n, "BTC", Decimal(100), Decimal(10), T0 + timedelta(seconds=n)), CONFIG,
-                       user_command(n, "noop", T0))
+        orders.on_mark(state, mark(n, "BTC", Decimal(100), Decimal(10), T0 + timedelta(seconds=n)), CONFIG)
     assert state.positions["BTC"].quantity == 0 and state.open_orders() == []
 
 
 @settings(max_examples=100, deadline=None)
 @given(steps)
 def test_a_flatten_then_enough_market_leaves_every_position_flat(script: list[tuple[Any, ...]]) -> None:
-    state, _ = run([*script, ("kill", "off"), ("flatten", "BTC"), ("flatten", "BTC"), ("flatten", "ETH"),
+    live = [("mark", s, Decimal(100), Decimal(1)) for s in SYMBOLS]  # the market is live when the user flattens
+    state, _ = run([*script, ("kill", "off"), *live, ("flatten", "BTC"), ("flatten", "BTC"), ("flatten", "ETH"),
                     *[("mark", s, Decimal(100), Decimal(20)) for s in SYMBOLS for _ in range(2)]])
     assert all(p.quantity == 0 for p in state.positions.values())

@@ -1,0 +1,265 @@
+"""The batched candle fold: the whole contract of the hot path in one place.
+
+The candle agent hands each run of market.trades records (a TradeBatch) to ``CandleDriver``,
+which
+
+* checks the run follows on from what this partition has applied, else first reads the
+  missing trades from market.trades (the gap: records Faust skipped around a rebalance, a
+  batch that failed, or everything since the last checkpoint after a crash);
+* decodes each trade once, checks it (domain/validity.py) and folds it with the pure
+  ``CandleFold.evolve`` into its symbol's state, skipping what the state already holds;
+* publishes the closed candles, marks and late trades and waits until the broker has them;
+* keeps the states in memory and writes the changed rows (with each symbol's applied
+  offset), then the partition's progress row, once per checkpoint interval, not once per
+  batch: what a trade costs no longer grows with the number of symbols;
+* closes the windows of symbols that have gone quiet, once their partition is read to the end.
+
+A crash loses at most what came after the last checkpoint: the next owner starts from the
+rows and re-reads those trades from market.trades as a gap. Folding is deterministic, so the
+candles it publishes again carry the same ids and values. On a rebalance the driver forgets
+its memory and starts again from the rows the same way.
+
+The I/O is behind ``CandlePorts`` (the agent's real one, tests' in-memory one), so the
+contract is unit-tested in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, Tick, from_row, to_row
+from domain.field_rules import TimeBounds
+from domain.fold import Position
+from streams.errors import OutOfSequence
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.resilience.deadletter import RawRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive market.trades records of one partition (``None`` value: a record the
+    batcher dead-lettered itself) and the offset they follow on from."""
+
+    partition: int
+    follows_offset: int
+    offsets: Sequence[int]
+    timestamps_ms: Sequence[int]
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+
+
+@dataclass(slots=True)
+class Folded:
+    """What one run gave: to publish, to dead-letter, and the latency of each folded trade."""
+
+    closed: list[ClosedCandle] = field(default_factory=list)
+    late: list[tuple[RawRecord, str]] = field(default_factory=list)  # the record and its symbol
+    rejected: list[tuple[RawRecord, Exception]] = field(default_factory=list)
+    ticks: list[Tick] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+
+
+class CandlePorts(Protocol):
+    """The driver's I/O: the candles table, market.trades, the output topics."""
+
+    source_topic: str
+
+    def row(self, symbol: str) -> dict[str, Any] | None:
+        """A symbol's row of the candles table."""
+
+    def progress(self, partition: int) -> int:
+        """The last offset of a source partition the rows hold (-1: none)."""
+
+    def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every symbol row this worker holds."""
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
+        """Write symbol rows of a source partition, then its progress (``applied_through``)."""
+
+    def gap_found(self, partition: int) -> None:
+        """A run did not follow on from what was applied: its gap is checked and read."""
+
+    async def read(self, partition: int, start: int, stop: int) -> Run:
+        """market.trades[partition] from ``start`` to before ``stop``."""
+
+    async def end_offsets(self) -> list[int]:
+        """The end offset of each market.trades partition."""
+
+    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+        """Send final candles, the marks of ``ticks`` and late trades; return once the broker has them."""
+
+    async def dead_letter(self, record: RawRecord, error: Exception) -> None:
+        """Dead-letter one record."""
+
+
+class CandleDriver:
+    """Folds runs of trades into candles for the partitions this worker owns."""
+
+    def __init__(self, fold: CandleFold, decoder: TickDecoder, ports: CandlePorts, idle_close_s: float) -> None:
+        self.fold = fold
+        self.decoder = decoder
+        self.ports = ports
+        self.idle_close_us = int(idle_close_s * 1_000_000)
+        self.lock = asyncio.Lock()  # the agent and the timers: one at a time
+        self.states: dict[str, SymbolCandles] = {}  # ahead of the table by up to one checkpoint
+        self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade
+        self.applied_through: dict[int, int] = {}  # partition -> last offset folded
+        self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
+        self.generation = 0
+        self._loaded_generation = -1  # the generation whose table rows are in memory
+
+    def forget(self) -> None:
+        """Drop what is in memory (partitions move): start again from the table's rows."""
+        self.generation += 1
+        self.states.clear()
+        self.touched_us.clear()
+        self.applied_through.clear()
+        self.dirty.clear()
+
+    def state_of(self, symbol: str) -> SymbolCandles | None:
+        """The symbol's current state (memory, else its row), None if unknown here."""
+        state = self.states.get(symbol)
+        if state is None:
+            row = self.ports.row(symbol)
+            state = from_row(row, self.fold) if row is not None else None
+        return state
+
+    async def on_run(self, run: Run, bounds: TimeBounds) -> Folded:
+        """Fold ``run`` after whatever is missing before it (OutOfSequence if that cannot be
+        found, BrokerError if it cannot be read); what the run gave."""
+        async with self.lock:
+            generation = self.generation
+            applied = self._applied_through(run.partition)
+            if run.follows_offset > applied:
+                self.ports.gap_found(run.partition)
+                ends = await self.ports.end_offsets()
+                if run.follows_offset >= ends[run.partition]:  # forged: never wait for trades that do not exist
+                    raise OutOfSequence(run.follows_offset, applied)
+                missed = await self.ports.read(run.partition, applied + 1, run.follows_offset + 1)
+                if not missed.offsets:
+                    raise OutOfSequence(run.follows_offset, applied)
+                await self._fold(missed, bounds, generation)
+            return await self._fold(run, bounds, generation)
+
+    def _applied_through(self, partition: int) -> int:
+        applied = self.applied_through.get(partition)
+        if applied is None:
+            applied = self.applied_through[partition] = self.ports.progress(partition)
+        return applied
+
+    def _state(self, symbol: str) -> SymbolCandles:
+        state = self.states.get(symbol)
+        if state is None:
+            row = self.ports.row(symbol)
+            state = self.states[symbol] = from_row(row, self.fold) if row is not None else SymbolCandles(symbol)
+        return state
+
+    async def _fold(self, run: Run, bounds: TimeBounds, generation: int) -> Folded:
+        """Fold one run: each record on its own (a bad one is rejected, the rest go on);
+        then publish, and remember what was applied once the broker has the outputs. Nothing
+        if the memory was forgotten since the run's sequence was checked (``generation``):
+        its trades are then read again as the gap before the next run."""
+        out = Folded()
+        if generation != self.generation:
+            return out
+        partition, source = run.partition, self.ports.source_topic
+        evolve, decode = self.fold.evolve, self.decoder.decode_checked
+        last_offset: dict[str, int] = {}
+        now_ms = time.time() * 1000
+        skip_through = self.applied_through.get(partition, -1)
+        for offset, timestamp_ms, key, value in zip(run.offsets, run.timestamps_ms, run.keys, run.values,
+                                                    strict=True):
+            if value is None or offset <= skip_through:
+                continue  # dead-lettered by the batcher / already applied
+            try:
+                tick = decode(value, timestamp_ms, partition, bounds)
+                state = self._state(tick.symbol)
+                if state.applied.covers(partition, offset):
+                    continue
+                _, outputs = evolve(state, tick)
+            except Exception as error:  # this record only: the rest of the run goes on
+                out.rejected.append((RawRecord(source, partition, offset, key, value), error))
+                continue
+            last_offset[tick.symbol] = offset
+            for output in outputs:
+                if isinstance(output, Late):
+                    out.late.append((RawRecord(source, partition, offset, key, value), tick.symbol))
+                else:
+                    out.closed.append(output)
+            if not outputs or not isinstance(outputs[0], Late):
+                out.ticks.append(tick)
+            out.latencies_s.append(max(0.0, (now_ms - timestamp_ms) / 1000))
+        try:
+            for record, problem in out.rejected:
+                await self.ports.dead_letter(record, problem)
+            await self.ports.publish(out.closed, out.ticks, [record for record, _ in out.late])
+        except BaseException:
+            self.forget()  # the states hold trades whose outputs may not be out: re-fold them
+            raise
+        if generation != self.generation:
+            return out  # forgotten meanwhile: the next owner folds these trades again
+        for symbol, offset in last_offset.items():
+            self.states[symbol].applied = Position(partition, offset)
+        now_us = time.time_ns() // 1000
+        self.touched_us.update(dict.fromkeys(last_offset, now_us))
+        self.dirty.setdefault(partition, set()).update(last_offset)
+        if run.offsets:
+            self.applied_through[partition] = max(run.offsets[-1], skip_through)
+        return out
+
+    async def checkpoint(self) -> int:
+        """Write every changed row, then its partition's progress row; the rows written.
+        Never while a run is between its fold and its outputs being out."""
+        async with self.lock:
+            written = 0
+            for partition, symbols in self.dirty.items():
+                rows = {s: to_row(self.states[s], self.touched_us[s]) for s in sorted(symbols)}
+                self.ports.write(partition, rows, self._applied_through(partition))
+                written += len(rows) + 1
+            self.dirty.clear()
+            return written
+
+    async def close_idle(self) -> list[ClosedCandle]:
+        """Close every window of a symbol with no trade for idle_close_s, once its partition
+        is folded to the true end of market.trades (a worker catching up on a backlog must
+        not close windows that later records still fill); the candles closed."""
+        if not self._quiet():
+            return []
+        ends = await self.ports.end_offsets()  # outside the lock: may take seconds
+        closed: list[ClosedCandle] = []
+        async with self.lock:
+            generation = self.generation
+            for symbol, partition in self._quiet():
+                if partition < len(ends) and ends[partition] > self._applied_through(partition) + 1:
+                    continue
+                done = self.fold.close_all(self.states[symbol])
+                if done:
+                    closed.extend(done)
+                    self.dirty.setdefault(partition, set()).add(symbol)
+            if closed:
+                try:
+                    await self.ports.publish(closed, [], [])
+                except BaseException:
+                    self.forget()
+                    raise
+            if generation != self.generation:
+                return []
+        return closed
+
+    def _quiet(self) -> list[tuple[str, int]]:
+        """(symbol, partition) of states with open windows and no trade for idle_close_s.
+        The table's rows are read into memory once after each start or rebalance (a symbol
+        may never trade again); from then on every state with open windows is in memory."""
+        if self._loaded_generation != self.generation:
+            self._loaded_generation = self.generation
+            for symbol, row in self.ports.symbol_rows():
+                if symbol not in self.states:
+                    self.states[symbol] = from_row(row, self.fold)
+                    self.touched_us[symbol] = int(row.get("updated_at_us", 0))
+        cutoff = time.time_ns() // 1000 - self.idle_close_us
+        return [(symbol, state.applied.partition) for symbol, state in self.states.items()
+                if self.touched_us.get(symbol, 0) <= cutoff and any(state.panes.values())]

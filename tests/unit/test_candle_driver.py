@@ -1,0 +1,233 @@
+"""The batched candle fold's contract, in-process: runs in sequence, gaps read from the
+source, checkpoints that write each changed row once, crashes and failed outputs that
+neither lose nor double-count a trade, hostile records that cost one record, idle close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import pytest
+
+from domain.candles import CandleFold, ClosedCandle, Tick
+from domain.windows import parse_windows
+from streams.errors import OutOfSequence
+from streams.hotpath.driver import CandleDriver, Run
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.ingest import synthetic_trades
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
+from streams.resilience.deadletter import RawRecord
+from streams.validation import bounds_now
+from tests.factories import T0, make_trade
+from tests.reference import bar_summary, fold_reference
+from tests.unit.test_candles import tick_of
+
+SPECS = parse_windows("1s,1m,5m,5m/1m")
+GRACE = 2_000_000
+CODEC = AvroCodec(EmbeddedRegistry())
+BOUNDS = bounds_now(300)
+Key = tuple[str, str, int]
+PROGRESS = "#progress"
+
+
+@dataclass
+class FakePorts:
+    """The driver's I/O in memory: one market.trades partition, the candles table, outputs."""
+
+    log: list[tuple[int, int, bytes | None, bytes | None]]  # market.trades[0]: offset, ts, key, value
+    source_topic: str = "market.trades"
+    table: dict[str, dict[str, Any]] = field(default_factory=dict)
+    writes: list[list[str]] = field(default_factory=list)
+    published: dict[Key, ClosedCandle] = field(default_factory=dict)
+    emits: int = 0
+    letters: list[tuple[RawRecord, Exception]] = field(default_factory=list)
+    reads: list[tuple[int, int]] = field(default_factory=list)
+    fail_publish: bool = False
+    gaps: int = 0
+    on_publish: Any = None  # called before each publish (to move partitions meanwhile)
+
+    def row(self, symbol: str) -> dict[str, Any] | None:
+        return self.table.get(symbol)
+
+    def progress(self, partition: int) -> int:
+        return int(self.table.get(PROGRESS, {}).get("applied_through", -1))
+
+    def gap_found(self, partition: int) -> None:
+        self.gaps += 1
+
+    def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(k, v) for k, v in self.table.items() if not k.startswith("#")]
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
+        self.table.update({**rows, PROGRESS: {"applied_through": applied_through}})
+        self.writes.append([*rows, PROGRESS])
+
+    async def read(self, partition: int, start: int, stop: int) -> Run:
+        self.reads.append((start, stop))
+        return run_of(self.log[start:stop], start - 1)
+
+    async def end_offsets(self) -> list[int]:
+        return [len(self.log)]
+
+    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+        if self.on_publish is not None:
+            self.on_publish()
+        if self.fail_publish:
+            raise ConnectionError("broker gone")
+        for candle in closed:
+            key = (candle.symbol, candle.interval, candle.bar.start_us)
+            assert self.published.get(key, candle) == candle, f"{key} re-emitted with other values"
+            self.published[key] = candle
+            self.emits += 1
+
+    async def dead_letter(self, record: RawRecord, error: Exception) -> None:
+        self.letters.append((record, error))
+
+
+def run_of(records: Sequence[tuple[int, int, bytes | None, bytes | None]], follows: int) -> Run:
+    return Run(0, follows, [r[0] for r in records], [r[1] for r in records], [r[2] for r in records],
+               [r[3] for r in records])
+
+
+def feed(n: int, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")) -> tuple[list[Any], list[Tick]]:
+    """n synthetic trades as market.trades[0] records, and their ticks."""
+    trades = list(islice(synthetic_trades(list(symbols), seed=5, start=T0, rate=50, out_of_order_share=0.03), n))
+    now_ms = int(time.time() * 1000)
+    log = [(i, now_ms, t.symbol.encode(), CODEC.encode(t)) for i, t in enumerate(trades)]
+    return log, [tick_of(t) for t in trades]
+
+
+def driver_for(ports: FakePorts) -> CandleDriver:
+    return CandleDriver(CandleFold(SPECS, GRACE), TickDecoder(CODEC), ports, idle_close_s=10.0)
+
+
+def expected(ticks: list[Tick]) -> dict[Key, dict[str, int]]:
+    reference = fold_reference(ticks, SPECS, GRACE, close_at_end=False)
+    return {k: bar_summary(b) for k, b in reference.candles.items()}
+
+
+def published(ports: FakePorts) -> dict[Key, dict[str, int]]:
+    return {k: bar_summary(c.bar) for k, c in ports.published.items()}
+
+
+async def deliver(driver: CandleDriver, log: list[Any], start: int, stop: int, size: int = 50) -> None:
+    for at in range(start, stop, size):
+        await driver.on_run(run_of(log[at:min(at + size, stop)], at - 1), BOUNDS)
+
+
+def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_row_once() -> None:
+    log, ticks = feed(3000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+
+    async def scenario() -> int:
+        await deliver(driver, log, 0, len(log))
+        return await driver.checkpoint()
+
+    written = asyncio.run(scenario())
+    assert published(ports) == expected(ticks)
+    assert written == 4 and ports.writes == [["BTCUSDT", "ETHUSDT", "SOLUSDT", PROGRESS]]
+    assert ports.progress(0) == len(log) - 1
+
+
+def test_a_crash_after_a_checkpoint_re_reads_the_rest_and_counts_every_trade_once() -> None:
+    log, ticks = feed(3000)
+    ports = FakePorts(log)
+
+    async def scenario() -> None:
+        first = driver_for(ports)
+        await deliver(first, log, 0, 1200)
+        await first.checkpoint()
+        await deliver(first, log, 1200, 2000)  # folded and published, never checkpointed: lost
+        second = driver_for(ports)  # a new owner: only the table survives
+        await deliver(second, log, 1500, len(log))  # Faust's commit was ahead of the checkpoint
+
+    asyncio.run(scenario())
+    assert ports.reads == [(1200, 1500)]  # the gap since the checkpoint, from market.trades
+    assert published(ports) == expected(ticks)  # re-emits carry the same values (checked on publish)
+    assert ports.emits > len(ports.published)
+
+
+def test_outputs_that_fail_leave_nothing_half_applied() -> None:
+    log, ticks = feed(2000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+
+    async def scenario() -> None:
+        await deliver(driver, log, 0, 600)
+        await driver.checkpoint()
+        await deliver(driver, log, 600, 800)
+        ports.fail_publish = True
+        with pytest.raises(ConnectionError):
+            await driver.on_run(run_of(log[800:850], 799), BOUNDS)
+        ports.fail_publish = False
+        await deliver(driver, log, 850, len(log))  # its trades come back as a gap
+
+    asyncio.run(scenario())
+    assert ports.reads == [(600, 850)]
+    assert published(ports) == expected(ticks)
+
+
+def test_a_hostile_record_costs_that_record_only() -> None:
+    log, ticks = feed(1000)
+    bad = [CODEC.encode(make_trade(symbol="BTCUSDT", trade_time=T0.replace(year=2999))), log[200][3][:20], None]
+    for at, value in zip((100, 200, 300), bad, strict=True):
+        log[at] = (at, log[at][1], b"BTCUSDT", value)
+    kept = [t for i, t in enumerate(ticks) if i not in (100, 200, 300)]
+    ports = FakePorts(log)
+    asyncio.run(deliver(driver_for(ports), log, 0, len(log)))
+    assert [(r.offset, type(e).__name__) for r, e in ports.letters] == [(100, "InvalidValue"), (200, "TruncatedRecord")]
+    assert published(ports) == expected(kept)  # offset 300: the batcher's marker, already dead-lettered
+
+
+def test_a_run_claiming_trades_that_do_not_exist_is_refused() -> None:
+    log, _ = feed(100)
+    ports = FakePorts(log)
+    forged = run_of([(5000, 0, b"BTCUSDT", log[0][3])], follows=4999)
+    with pytest.raises(OutOfSequence):
+        asyncio.run(driver_for(ports).on_run(forged, BOUNDS))
+    assert ports.published == {}
+
+
+def test_idle_close_waits_for_the_end_of_the_partition() -> None:
+    log, ticks = feed(500, symbols=("BTCUSDT",))
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+    driver.idle_close_us = 0
+
+    async def scenario() -> tuple[list[ClosedCandle], list[ClosedCandle]]:
+        await deliver(driver, log, 0, 400)
+        early = await driver.close_idle()  # 100 trades still to fold
+        await deliver(driver, log, 400, 500)
+        return early, await driver.close_idle()
+
+    early, closed = asyncio.run(scenario())
+    assert early == [] and closed
+    everything = fold_reference(ticks, SPECS, GRACE, close_at_end=True)
+    assert published(ports) == {k: bar_summary(b) for k, b in everything.candles.items()}
+
+
+def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
+    log, ticks = feed(3000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+    moves = iter([False] * 7 + [True, True] + [False] * 1000)  # the second: while the gap is folded
+
+    def maybe_move() -> None:
+        if next(moves):
+            driver.forget()  # as a rebalance does, between a run's gap and the run, or mid-run
+
+    async def scenario() -> None:
+        await deliver(driver, log, 0, 900)
+        await driver.checkpoint()
+        ports.on_publish = maybe_move
+        await deliver(driver, log, 900, len(log))
+
+    asyncio.run(scenario())
+    assert ports.gaps >= 2
+    assert published(ports) == expected(ticks)

@@ -1,0 +1,52 @@
+"""The hot-path candle encoder writes exactly the codec's bytes for a Candle record, and
+refuses a candle whose sums no longer fit the contract."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+
+from domain.candles import UNITS, Bar, CandleFold, ClosedCandle, SymbolCandles, Tick, candle_id, candle_record
+from domain.clock import from_micros
+from domain.windows import parse_windows
+from streams.errors import InvalidValue
+from streams.hotpath.candle_encoder import CandleEncoder
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
+
+CODEC = AvroCodec(EmbeddedRegistry())
+FOLD = CandleFold(parse_windows("1s,1m,5m,5m/1m"), 0)
+
+
+def test_candles_encode_to_the_codec_bytes() -> None:
+    rng = random.Random(11)
+    encoder = CandleEncoder(CODEC, "agent.market")
+    for symbol in ("BTCUSDT", "ETH-PERP", "X" * 32):
+        state = SymbolCandles(symbol)
+        closed: list[ClosedCandle] = []
+        for trade_id in range(400):
+            price = rng.randrange(1, 10**8 * UNITS)  # up to 100,000,000 in 1e-18 units
+            tick = Tick(symbol, trade_id, 1_721_347_200_000_000 + trade_id * 700_000, price,
+                        rng.randrange(1, 10**4 * UNITS), rng.random() < 0.5)
+            closed += [c for c in FOLD.evolve(state, tick)[1] if isinstance(c, ClosedCandle)]
+        closed += FOLD.close_all(state)
+        assert {c.interval for c in closed} == {"1s", "1m", "5m", "5m/1m"}
+        for candle in closed:
+            ingest_us = 1_764_500_000_000_000 + rng.randrange(10**6)
+            assert encoder.encode(candle, ingest_us) == CODEC.encode(
+                candle_record(candle, "agent.market", from_micros(ingest_us)))
+
+
+def test_a_candle_past_decimal_38_18_is_refused() -> None:
+    big = 10**19 * UNITS  # a valid price and size, but their product's sum overflows
+    bar = Bar.first(0, 1_000_000, Tick("BTCUSDT", 1, 0, big, big, True))
+    with pytest.raises(InvalidValue, match="decimal"):
+        CandleEncoder(CODEC, "agent.market").encode(ClosedCandle("BTCUSDT", "1s", bar), 0)
+
+
+def test_candle_ids_are_uuid5() -> None:
+    namespace = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
+    for symbol, interval, start in [("BTCUSDT", "1m", 0), ("ÉTH", "5m/1m", -5), ("X" * 32, "1s", 10**15)]:
+        assert candle_id(symbol, interval, start) == str(uuid.uuid5(namespace, f"{symbol}|{interval}|{start}"))
