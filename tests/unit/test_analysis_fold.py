@@ -30,6 +30,6 @@ def test_a_redelivered_or_reemitted_candle_changes_nothing() -> None:
         state, _ = step(FOLD.evolve, state, AnalysisInput(c, T0), 1, offset)
     before = state.indicators
     state, out = step(FOLD.evolve, state, AnalysisInput(candles[-1], T0), 1, 19)  # re-delivered
-    assert out == [] and state.indicators == before
+    assert not out and state.indicators == before
     state, out = step(FOLD.evolve, state, AnalysisInput(candles[-1], T0), 1, 25)  # re-emitted later
-    assert out == [] and state.indicators == before and state.applied == Position(1, 25)
+    assert not out and state.indicators == before and state.applied == Position(1, 25)

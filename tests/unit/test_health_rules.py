@@ -40,7 +40,7 @@ def fold(*inputs: HealthInput, state: InstanceHealth | None = None) -> InstanceH
     state = state or InstanceHealth.first_seen(inputs[0])
     for item in inputs:
         state, outputs = evolve(state, item)
-        assert outputs == []
+        assert not outputs
     return state
 
 
