@@ -4,10 +4,8 @@
   (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
   PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
   a replay re-emits the same ones).
-* market.trades (as the trade batcher's runs) -> one Mark per symbol per ``mark_interval_s`` of
-  event time (last price, summed size; domain.marks) -> trading.commands for the account:
-  what orders fill against. Trades are decoded by the tick fast path; an undecodable
-  trade is left to the market agent, which dead-letters it.
+* (marks, what the account's orders fill against, come out of the candle fold's runs: each
+  trade is decoded once, tables/candles.py publishes them to trading.commands)
 * user.commands (PauseStrategy, SetRiskLimit, ...) -> trading.commands, keyed by the
   account the command names (else the trading account), so the ledger applies it in
   order with orders.
@@ -19,7 +17,6 @@ import asyncio
 
 from faust import StreamT
 
-from domain.marks import mark_record, slice_marks
 from domain.orders import order_for_signal
 from domain.strategy import observe_anomaly, observe_enrichment, observe_snapshot, signal_record, strategy_named
 from schemas.records import (
@@ -29,18 +26,13 @@ from schemas.records import (
     Enrichment,
     Event,
     IndicatorSnapshot,
-    TradeBatch,
     utc_now,
 )
-from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
+from streams.errors import UnexpectedRecordType
 from streams.faust.context import WorkerApp
-from streams.hotpath.trade_decoder import TickDecoder
-from streams.kafka.admin import partition_count
-from streams.validation import bounds_now
 from tables import trading as glue
 
 SIGNALS_AGENT = "trading.signals"
-MARKS_AGENT = "trading.marks"
 COMMANDS_AGENT = "trading.user_commands"
 PRODUCER = "agent.trading"
 
@@ -89,31 +81,6 @@ def install(app: WorkerApp) -> None:
             glue.remember_signal(signals_table, signal)
         glue.store_context(strategy_table, context)
 
-    decoder = TickDecoder(app.codec)
-    slice_us = int(settings.mark_interval_s * 1_000_000)
-    account = settings.trading_account
-
-    @app.agent(app.trade_batches, name=MARKS_AGENT)
-    async def marks(stream: StreamT[bytes]) -> None:
-        decoder.partitions = await asyncio.to_thread(partition_count, settings, topics["market.trades"].name)
-        async for event in stream.events():  # each event: a run of market.trades records
-            try:
-                batch = app.codec.decode_as(event.message.value, TradeBatch)
-            except DecodeError:
-                continue  # the candle agent dead-letters it
-            bounds = bounds_now(settings.max_future_skew_s)
-            ticks = []
-            for timestamp_ms, value in zip(batch.timestamps_ms, batch.values, strict=True):
-                try:
-                    ticks.append(decoder.decode_checked(value, timestamp_ms, batch.source_partition, bounds))
-                except (DecodeError, InvalidValue):
-                    continue  # the candle agent dead-letters it
-            pending = [await topics["trading.commands"].send_pending(mark_record(mark), key=account)
-                       for mark in slice_marks(ticks, slice_us)]
-            if pending:
-                await asyncio.gather(*pending)
-            app.count_processed(MARKS_AGENT, len(batch.values))
-
     @app.agent(topics["user.commands"].faust, name=COMMANDS_AGENT)
     async def user_commands(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -122,7 +89,7 @@ def install(app: WorkerApp) -> None:
                 command = app.decode_valid(message.value, Event)
                 if not isinstance(command, COMMAND_TYPES):
                     raise UnexpectedRecordType(f"{type(command).__name__} on {message.topic}")
-                await topics["trading.commands"].send(command, key=command_account(command, account))
+                await topics["trading.commands"].send(command, key=command_account(command, settings.trading_account))
             app.count_processed(COMMANDS_AGENT)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from faust.types import TableT
 
 from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
+from domain.marks import mark_record, slice_marks
 from streams.errors import InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.internals import partition_scope
@@ -62,6 +63,9 @@ class CandleTables:
         self.source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
         self.candles_topic = app.typed_topics["market.candles"].name
         self.late_topic = app.typed_topics["market.late"].name
+        self.commands = app.typed_topics["trading.commands"]
+        self.account = app.settings.trading_account.encode()  # marks: what the account's orders fill against
+        self.mark_slice_us = int(app.settings.mark_interval_s * 1_000_000)
         self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
         # The hot path's outputs go through librdkafka: a record costs ~2 us there, ~30 in Faust's producer.
         self.producer = EventProducer(app.settings, app.codec, **HOT_PATH_PRODUCER)
@@ -128,10 +132,14 @@ class CandleTables:
             sent += 1
         for record in late:
             self.producer.send_raw(self.late_topic, record.key, record.value)
-        if sent or late:
+        marks = slice_marks(ticks, self.mark_slice_us)
+        for mark in marks:
+            self.producer.send_raw(self.commands.name, self.account, self.commands.encode(mark_record(mark)))
+        if sent or late or marks:
             await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
-            self.app.metrics.events_sent.labels("market.candles").inc(sent)
-            self.app.metrics.events_sent.labels("market.late").inc(len(late))
+            counts = {"market.candles": sent, "market.late": len(late), "trading.commands": len(marks)}
+            for topic, count in counts.items():
+                self.app.metrics.events_sent.labels(topic).inc(count)
 
     async def dead_letter(self, record: RawRecord, error: Exception) -> None:
         await self.app.deadletters.send(record, agent=AGENT, error=error)

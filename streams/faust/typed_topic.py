@@ -44,12 +44,16 @@ class TypedTopic:
         has the record. WrongRecordType, InvalidValue and EncodeError are raised before
         anything is sent. Times are not bounded here: an agent's output carries the times of
         inputs already checked (a candle closed by the idle timer may end after now)."""
-        self.spec.check(event)
-        checked(event, self.settings.max_future_skew_s, bound_times=False)
-        value = self.codec.encode(event)
+        value = self.encode(event)
         pending = await self.faust.send(key=(key or self.spec.key_of(event)).encode(), value=value)
         self.sent.labels(self.spec.name).inc()
         return pending
+
+    def encode(self, event: Event) -> bytes:
+        """The record's bytes once it is checked for this topic (see ``send_pending``)."""
+        self.spec.check(event)
+        checked(event, self.settings.max_future_skew_s, bound_times=False)
+        return self.codec.encode(event)
 
     async def send(self, event: Event, key: str | None = None) -> None:
         """Type-check, encode and queue (see ``send_pending``)."""

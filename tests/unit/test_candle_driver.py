@@ -49,6 +49,7 @@ class FakePorts:
     reads: list[tuple[int, int]] = field(default_factory=list)
     fail_publish: bool = False
     gaps: int = 0
+    marked: list[int] = field(default_factory=list)  # trade ids handed over for marks
     on_publish: Any = None  # called before each publish (to move partitions meanwhile)
 
     def row(self, symbol: str) -> dict[str, Any] | None:
@@ -79,6 +80,7 @@ class FakePorts:
             self.on_publish()
         if self.fail_publish:
             raise ConnectionError("broker gone")
+        self.marked += [tick.trade_id for tick in ticks]
         for candle in closed:
             key = (candle.symbol, candle.interval, candle.bar.start_us)
             assert self.published.get(key, candle) == candle, f"{key} re-emitted with other values"
@@ -131,6 +133,8 @@ def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_ro
 
     written = asyncio.run(scenario())
     assert published(ports) == expected(ticks)
+    late = fold_reference(ticks, SPECS, GRACE).late
+    assert late and len(ports.marked) == len(ticks) - len(late)  # marks: every trade applied, once
     assert written == 4 and ports.writes == [["BTCUSDT", "ETHUSDT", "SOLUSDT", PROGRESS]]
     assert ports.progress(0) == len(log) - 1
 
