@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from domain.clock import from_micros
+from domain.ids import uuid5
 from schemas.records import Mark
 
 _NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
@@ -63,10 +64,15 @@ def slice_marks(ticks: Iterable[TickLike], slice_us: int) -> list[MarkSlice]:
     return list(slices.values())
 
 
+def mark_id(mark: MarkSlice) -> str:
+    """A mark's event id: from its content, so a batch read twice gives the same marks."""
+    return uuid5(_NAMESPACE, f"{mark.symbol}|{mark.trade_id}|{mark.size}")
+
+
 def mark_record(mark: MarkSlice) -> Mark:
     """The Mark record of a slice (its id derives from the slice's content, so a batch
     read twice gives the same marks, which the ledger then ignores)."""
-    event_id = str(uuid.uuid5(_NAMESPACE, f"{mark.symbol}|{mark.trade_id}|{mark.size}"))
+    event_id = mark_id(mark)
     at = from_micros(mark.time_us)
     return Mark(envelope=Mark.envelope_for(event_time=at, producer=PRODUCER, event_id=event_id),
                 symbol=mark.symbol, price=Decimal(mark.price).scaleb(-18), size=Decimal(mark.size).scaleb(-18),

@@ -23,13 +23,13 @@ from typing import Any
 from faust.types import TableT
 
 from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
-from domain.marks import mark_record, slice_marks
+from domain.marks import slice_marks
 from streams.errors import InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.internals import partition_scope
 from streams.hotpath.batcher import SOURCE, unbatchable
-from streams.hotpath.candle_encoder import CandleEncoder
 from streams.hotpath.driver import Run
+from streams.hotpath.encoders import CandleEncoder, MarkEncoder
 from streams.kafka.admin import end_offsets
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_range
@@ -63,7 +63,8 @@ class CandleTables:
         self.source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
         self.candles_topic = app.typed_topics["market.candles"].name
         self.late_topic = app.typed_topics["market.late"].name
-        self.commands = app.typed_topics["trading.commands"]
+        self.commands_topic = app.typed_topics["trading.commands"].name
+        self.mark_encoder = MarkEncoder(app.codec)
         self.account = app.settings.trading_account.encode()  # marks: what the account's orders fill against
         self.mark_slice_us = int(app.settings.mark_interval_s * 1_000_000)
         self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
@@ -132,12 +133,18 @@ class CandleTables:
             sent += 1
         for record in late:
             self.producer.send_raw(self.late_topic, record.key, record.value)
-        marks = slice_marks(ticks, self.mark_slice_us)
-        for mark in marks:
-            self.producer.send_raw(self.commands.name, self.account, self.commands.encode(mark_record(mark)))
+        marks = 0
+        for mark in slice_marks(ticks, self.mark_slice_us):
+            try:
+                value = self.mark_encoder.encode(mark, ingest_us)
+            except InvalidValue as error:
+                await self.dead_letter(RawRecord(self.commands_topic, 0, 0, self.account, None), error)
+                continue
+            self.producer.send_raw(self.commands_topic, self.account, value)
+            marks += 1
         if sent or late or marks:
             await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
-            counts = {"market.candles": sent, "market.late": len(late), "trading.commands": len(marks)}
+            counts = {"market.candles": sent, "market.late": len(late), "trading.commands": marks}
             for topic, count in counts.items():
                 self.app.metrics.events_sent.labels(topic).inc(count)
 

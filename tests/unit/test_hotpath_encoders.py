@@ -1,18 +1,20 @@
-"""The hot-path candle encoder writes exactly the codec's bytes for a Candle record, and
-refuses a candle whose sums no longer fit the contract."""
+"""The hot-path encoders write exactly the codec's bytes for Candle and Mark records, and
+refuse what no longer fits the contract."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from domain.candles import UNITS, Bar, CandleFold, ClosedCandle, SymbolCandles, Tick, candle_id, candle_record
 from domain.clock import from_micros
+from domain.marks import mark_record, slice_marks
 from domain.windows import parse_windows
 from streams.errors import InvalidValue
-from streams.hotpath.candle_encoder import CandleEncoder
+from streams.hotpath.encoders import CandleEncoder, MarkEncoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
 
@@ -42,7 +44,7 @@ def test_candles_encode_to_the_codec_bytes() -> None:
 def test_a_candle_past_decimal_38_18_is_refused() -> None:
     big = 10**19 * UNITS  # a valid price and size, but their product's sum overflows
     bar = Bar.first(0, 1_000_000, Tick("BTCUSDT", 1, 0, big, big, True))
-    with pytest.raises(InvalidValue, match="decimal"):
+    with pytest.raises(InvalidValue, match="quote_volume"):
         CandleEncoder(CODEC, "agent.market").encode(ClosedCandle("BTCUSDT", "1s", bar), 0)
 
 
@@ -50,3 +52,18 @@ def test_candle_ids_are_uuid5() -> None:
     namespace = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
     for symbol, interval, start in [("BTCUSDT", "1m", 0), ("ÉTH", "5m/1m", -5), ("X" * 32, "1s", 10**15)]:
         assert candle_id(symbol, interval, start) == str(uuid.uuid5(namespace, f"{symbol}|{interval}|{start}"))
+
+
+def test_marks_encode_to_the_codec_bytes() -> None:
+    rng = random.Random(5)
+    ticks = [Tick(rng.choice(("BTCUSDT", "ETHUSDT", "Ω-PERP")), trade_id, 1_721_347_200_000_000 + trade_id * 90_000,
+                  rng.randrange(1, 10**9 * UNITS), rng.randrange(1, 10**6 * UNITS), rng.random() < 0.5)
+             for trade_id in range(500)]
+    encoder = MarkEncoder(CODEC)
+    marks = slice_marks(ticks, 1_000_000)
+    assert len(marks) > 40
+    for mark in marks:
+        ingest_us = 1_764_500_000_000_000 + mark.count
+        record = mark_record(mark)
+        expected = CODEC.encode(replace(record, envelope=replace(record.envelope, ingest_time=from_micros(ingest_us))))
+        assert encoder.encode(mark, ingest_us) == expected
