@@ -124,18 +124,28 @@ def feed_line(run: LatencyRun) -> str:
     return line
 
 
+def window_line(what: str, latency: dict[str, float] | None) -> str:
+    """p50/p99 of one /health reading, with how many folds its window holds."""
+    if latency is None:
+        return f"trade-to-candle latency {what}: n/a (nothing folded yet)"
+    folds = int(latency.get("samples", 0))
+    return (f"trade-to-candle latency {what} (its last {folds:,} folds; /health keeps up to "
+            f"{LATENCY_WINDOW:,}): p50 {_ms(latency, 'p50')} ms, p99 {_ms(latency, 'p99')} ms")
+
+
 def latency_lines(run: LatencyRun) -> list[str]:
-    """p50/p99 at the feed's end and the p99 range over the feed's second half."""
+    """p50/p99 at the feed's end, the p99 range over the feed's second half, and p50/p99
+    once the backlog is folded if the worker was behind (the trades it had not folded yet
+    are in no reading taken at the feed's end)."""
     assert run.end is not None
-    end = run.end.latency_ms
+    lines = [window_line("at the feed's end", run.end.latency_ms)]
     second_half = [s.latency_ms["p99"] for s in run.during[len(run.during) // 2:] if s.latency_ms]
-    lines = [f"trade-to-candle latency at the feed's end (last {LATENCY_WINDOW:,} folds, "
-             f"~{LATENCY_WINDOW / max(run.feed['per_s'], 1):.0f} s): p50 {_ms(end, 'p50')} ms, "
-             f"p99 {_ms(end, 'p99')} ms"]
     if second_half:
         lines.append(f"p99 over the feed's second half ({len(second_half)} readings, one per "
                      f"{SAMPLE_S:.0f} s): min {min(second_half):,.0f}, median "
                      f"{statistics.median(second_half):,.0f}, max {max(second_half):,.0f} ms")
+    if run.drained is not None and run.drained.processed > run.end.processed:
+        lines.append(window_line("after the backlog", run.drained.latency_ms))
     return lines
 
 
