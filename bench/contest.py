@@ -1,7 +1,8 @@
-"""The ground every pipeline contender shares: the topic, the symbol names, memory readings."""
+"""The ground every pipeline contender shares: the topic, the symbol names, memory and load readings."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 TOPIC = "market.trades"
@@ -32,3 +33,8 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
 def rss_mb(pid: int | str = "self") -> float | None:
     """Current resident set size (VmRSS) of a process in MB; None if it cannot be read."""
     return _status_mb(pid, "VmRSS")
+
+
+def load_note() -> str:
+    """The 1-minute load average against the CPU count: how shared the box was."""
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.contest import load_note
 from bench.worker_process import REPO, Sample, Worker
 from streams.devstack.broker import EmbeddedBroker, die_with_parent
 from streams.kafka.admin import create_topics
@@ -47,6 +48,8 @@ class LatencyRun:
     drain_s: float | None = None
     peak_rss_mb: float | None = None
     failure: str | None = None
+    load_before: str = ""
+    load_after: str = ""
 
 
 def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: Path) -> subprocess.Popen[str]:
@@ -89,7 +92,7 @@ def drain(worker: Worker, run: LatencyRun) -> None:
 
 def run_latency(rate: float, seconds: float, symbols: int, workdir: Path) -> LatencyRun:
     """One steady-rate run on its own broker; a failure is recorded in the result."""
-    run = LatencyRun(rate, seconds, symbols)
+    run = LatencyRun(rate, seconds, symbols, load_before=load_note())
     try:
         with EmbeddedBroker() as broker:
             create_topics(load_settings(broker=broker.bootstrap, broker_flavor="tansu"))
@@ -101,6 +104,7 @@ def run_latency(rate: float, seconds: float, symbols: int, workdir: Path) -> Lat
                 run.peak_rss_mb = worker.peak_rss_mb()
     except RuntimeError as exc:
         run.failure = str(exc)
+    run.load_after = load_note()
     return run
 
 
@@ -164,7 +168,8 @@ def kept_up_line(run: LatencyRun) -> str:
 
 def report(run: LatencyRun) -> str:
     """The latency block of one run."""
-    head = f"-- steady {run.rate:,.0f} trades/s for {run.seconds:.0f} s, {run.symbols:,} symbols, one ticktide worker"
+    head = (f"-- steady {run.rate:,.0f} trades/s for {run.seconds:.0f} s, {run.symbols:,} symbols, one ticktide "
+            f"worker; {run.load_before} before, {run.load_after} after")
     if run.failure or run.end is None or run.start is None:
         return f"{head}\nFAILED: {run.failure}"
     rss = [s.rss_mb for s in run.during if s.rss_mb is not None]

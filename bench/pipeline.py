@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.contest import TOPIC, symbol_names
+from bench.contest import TOPIC, load_note, symbol_names
 from bench.latency_run import report as latency_report
 from bench.latency_run import run_latency
 from bench.worker_process import REPO, Sample, Worker
@@ -263,6 +263,7 @@ def throughput(count: int, args: argparse.Namespace, tmp: Path, quix_python: str
     contenders = Contenders()
     if args.quix_missing:
         contenders.quix.failure = args.quix_missing
+    load_before = load_note()
     with EmbeddedBroker() as broker:
         print(f"== {count:,} symbols: broker {broker.bootstrap}; producing {args.trades:,} trades into {TOPIC}",
               flush=True)
@@ -273,7 +274,7 @@ def throughput(count: int, args: argparse.Namespace, tmp: Path, quix_python: str
             run_round(contenders, broker.bootstrap, args.trades, tmp / f"worker-{count}-{run}", quix_python)
     head = (f"== {count:,} symbols ({produced.symbols_traded:,} traded): {args.trades:,} trades, {TOPIC} with "
             f"{produced.partitions} partitions, fresh broker, median of {args.runs} run(s); "
-            "every clock starts at the contender's first event")
+            f"every clock starts at the contender's first event; {load_before} before, {load_note()} after")
     return f"{head}\n{table(contenders, not args.skip_quix)}"
 
 
