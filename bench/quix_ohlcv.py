@@ -1,15 +1,23 @@
-"""Quix Streams contender: a 1-minute event-time OHLCV per symbol over ticktide's Trades.
+"""Quix Streams contender: a 1-minute event-time OHLCV per symbol, with ticktide's decoder.
 
     python -m bench.quix_ohlcv --broker HOST:PORT --trades N [--topic T] [--timeout S]
 
 An Application in a fresh consumer group (from the earliest offset) with a short session
-timeout (the embedded broker's group join takes about session_timeout/2), a value
-deserializer built on ticktide's AvroCodec, the Trade's own time as the record timestamp,
-``tumbling_window(60 s, grace 5 s).agg(open/high/low/close/volume/trades).final()``, and
-RocksDB state in a temporary directory. The clock starts at the first message
-deserialized (the group join is excluded) and stops when the N-th message has been fully
-processed. Prints one JSON line: events, seconds, events_per_s, peak_rss_mb, candles
-emitted, late trades, and whether the RocksDB state store holds files.
+timeout (the embedded broker's group join takes about session_timeout/2) and RocksDB
+state in a temporary directory. Values arrive as bytes and are decoded in the first step
+with the worker's hot-path decoder and checks, as the limit contender does:
+``TickDecoder(codec).decode_checked(value, kafka timestamp, partition, bounds)`` with
+``decoder.partitions`` set to the topic's partition count, bounds from ``bounds_now``
+(Quix's deserializers are not told the partition, hence a step; a refused record is
+counted and filtered out). The Tick's time becomes the record timestamp, then
+``tumbling_window(60 s, grace 5 s).agg(open/high/low/close/volume/trades).final()``.
+Prices and sizes go into the state as floats (Quix keeps state as JSON, which holds no
+integers past 64 bits). The clock starts at the first record decoded (the group join is
+excluded) and stops when the N-th has been fully processed. Prints one JSON line: events,
+seconds, events_per_s, peak_rss_mb, candles emitted, late trades, rejected records, and
+whether the RocksDB state store holds files.
+
+Needs ``quixstreams`` (the ``bench`` extra); run it with a Python that has it.
 """
 
 from __future__ import annotations
@@ -24,39 +32,60 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from quixstreams import Application
+from confluent_kafka.admin import AdminClient
+from quixstreams import Application, message_context
 from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
-from quixstreams.models import Deserializer
 
-from bench.raw_consumer import TOPIC, peak_rss_mb
-from schemas.records import Trade
+from bench.contest import TOPIC, peak_rss_mb
+from domain.candles import UNITS
+from streams.errors import DecodeError, InvalidValue
+from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import EmbeddedRegistry
+from streams.kafka.registry import make_registry
+from streams.settings import Settings, load_settings
+from streams.validation import bounds_now
 
 WINDOW_MS = 60_000
 GRACE_MS = 5_000
 SESSION_TIMEOUT_MS = 6_000
 
 
-class TradeDeserializer(Deserializer):
-    """Confluent-framed Avro Trade -> {symbol, price, size, trade_time (ms)}."""
+def partition_count(broker: str, topic: str) -> int:
+    """Partitions of ``topic`` (librdkafka metadata, as Quix itself uses)."""
+    metadata = AdminClient({"bootstrap.servers": broker}).list_topics(topic, timeout=10)
+    partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+    if not partitions:
+        raise SystemExit(f"topic {topic} has no partitions on {broker}")
+    return len(partitions)
 
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.codec = AvroCodec(EmbeddedRegistry())
+
+class TradeStep:
+    """The decoding step: wire bytes -> {symbol, price, size, time_ms}, or None if refused."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+        self.decoder = TickDecoder(codec)
+        self.decoder.partitions = partitions
+        self.max_future_skew_s = settings.max_future_skew_s
         self.first_at: float | None = None
+        self.rejected = 0
 
-    def __call__(self, value: bytes, ctx: Any) -> dict[str, Any]:
+    def __call__(self, value: bytes, key: Any, timestamp: int, headers: Any) -> dict[str, Any] | None:
         if self.first_at is None:
             self.first_at = time.perf_counter()
-        trade = self.codec.decode_as(value, Trade)
-        return {"symbol": trade.symbol, "price": float(trade.price), "size": float(trade.size),
-                "trade_time": int(trade.trade_time.timestamp() * 1000)}
+        partition = message_context().partition
+        try:
+            tick = self.decoder.decode_checked(value, timestamp, partition, bounds_now(self.max_future_skew_s))
+        except (DecodeError, InvalidValue):
+            self.rejected += 1
+            return None
+        return {"symbol": tick.symbol, "price": tick.price / UNITS, "size": tick.size / UNITS,
+                "time_ms": tick.time_us // 1000}
 
 
-def trade_time(value: Any, headers: Any, timestamp: int, timestamp_type: Any) -> int:
+def trade_time(value: dict[str, Any], key: Any, timestamp: int, headers: Any) -> int:
     """Event time: the trade's own time, not the Kafka record's."""
-    return int(value["trade_time"])
+    return int(value["time_ms"])
 
 
 class Progress:
@@ -82,9 +111,23 @@ class Progress:
         return False  # counted here; do not log each one
 
 
+def build(app: Application, topic: str, step: TradeStep, progress: Progress) -> None:
+    """The dataframe: decode, filter refused records, event time, 1m OHLCV, count candles."""
+    source = app.topic(topic, key_deserializer="str", value_deserializer="bytes")
+    sdf = app.dataframe(source)
+    sdf = sdf.apply(step, metadata=True).filter(lambda trade: trade is not None)
+    sdf = sdf.set_timestamp(trade_time)
+    sdf = sdf.tumbling_window(WINDOW_MS, grace_ms=GRACE_MS, on_late=progress.on_late).agg(
+        open=Earliest("price"), high=Max("price"), low=Min("price"), close=Latest("price"),
+        volume=Sum("size"), trades=Count(),
+    ).final()
+    sdf.update(progress.on_candle)
+
+
 def run(broker: str, topic: str, trades: int, timeout: float, state_dir: Path) -> dict[str, Any]:
     """Run the OHLCV app until ``trades`` messages are processed (or ``timeout``)."""
     progress = Progress(trades)
+    step = TradeStep(load_settings(broker=broker, broker_flavor="tansu"), partition_count(broker, topic))
     app = Application(
         broker_address=broker, consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING",
@@ -92,16 +135,7 @@ def run(broker: str, topic: str, trades: int, timeout: float, state_dir: Path) -
         on_message_processed=progress.on_processed,
     )
     progress.stop = app.stop
-    deserializer = TradeDeserializer()
-    source = app.topic(topic, key_deserializer="str", value_deserializer=deserializer,
-                       timestamp_extractor=trade_time)
-    sdf = app.dataframe(source)
-    sdf = sdf.tumbling_window(WINDOW_MS, grace_ms=GRACE_MS, on_late=progress.on_late).agg(
-        open=Earliest("price"), high=Max("price"), low=Min("price"), close=Latest("price"),
-        volume=Sum("size"), trades=Count(),
-    ).final()
-    sdf.update(progress.on_candle)
-
+    build(app, topic, step, progress)
     watchdog = threading.Timer(timeout, app.stop)
     watchdog.daemon = True
     watchdog.start()
@@ -109,18 +143,19 @@ def run(broker: str, topic: str, trades: int, timeout: float, state_dir: Path) -
         app.run()
     finally:
         watchdog.cancel()
-    if progress.done_at is None or deserializer.first_at is None:
+    if progress.done_at is None or step.first_at is None:
         raise SystemExit(f"only {progress.processed} of {trades} messages within {timeout:.0f} s")
-    seconds = progress.done_at - deserializer.first_at
+    seconds = progress.done_at - step.first_at
     state_files = [p for p in state_dir.rglob("*") if p.is_file()]
     return {"events": progress.processed, "seconds": seconds, "events_per_s": trades / seconds,
             "peak_rss_mb": peak_rss_mb(), "candles": progress.candles, "late": progress.late,
-            "state_files": len(state_files),
+            "rejected": step.rejected, "state_files": len(state_files),
             "state_ok": progress.candles > 0 and any(p.name == "CURRENT" for p in state_files)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.quix_ohlcv", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.quix_ohlcv", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", required=True)
     parser.add_argument("--trades", type=int, required=True)
     parser.add_argument("--topic", default=TOPIC)

@@ -41,7 +41,8 @@ def ledger_events(trades: list[Trade], every: int) -> list[Event]:
     """A paper account trading BTCUSDT on the feed: each trade a mark, an order every
     ``every`` trades."""
     decide = decider(CONFIG)
-    state, events, offset = Account.open("bench", Decimal(10**7)), [], 0
+    events: list[Event] = []
+    state, offset = Account.open("bench", Decimal(10**7)), 0
     for n, trade in enumerate(trades):
         mark = Mark(envelope=Mark.envelope_for(event_time=trade.trade_time, producer="bench",
                                                event_id=trade.envelope.event_id),

@@ -1,0 +1,180 @@
+"""The steady-rate latency run: one ticktide worker fed live trades at a steady rate.
+
+A fresh embedded broker and topics, one worker, waited for until it is assigned; then
+``bench.steady_feed`` in its own process encodes its trades and sends them at RATE/s for
+SECONDS (trade times = now). The worker is sampled every SAMPLE_S: /health (processed, ``pipeline.latency_ms``)
+and its RSS. After the feed stops, the worker gets up to DRAIN_TIMEOUT_S to fold what is
+left. Reported: the rate the feed achieved, the worker's latency p50/p99 at the feed's end
+(its window is the last LATENCY_WINDOW folds) and the range of its p99 over the second
+half of the feed, RSS at start and end, and whether it kept up.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.contest import load_note
+from bench.worker_process import REPO, Sample, Worker
+from streams.devstack.broker import EmbeddedBroker, die_with_parent
+from streams.kafka.admin import create_topics
+from streams.settings import load_settings
+
+SAMPLE_S = 1.0
+DRAIN_TIMEOUT_S = 30.0
+LATENCY_WINDOW = 20_000  # streams.ops.metrics.LatencyWindow's default size
+KEPT_UP_S = 1.0  # at the feed's end, at most this many seconds of trades not yet folded
+
+
+@dataclass
+class LatencyRun:
+    """What one steady-rate run saw."""
+
+    rate: float
+    seconds: float
+    symbols: int
+    feed: dict[str, Any] = field(default_factory=dict)
+    prepared_s: float | None = None
+    start: Sample | None = None
+    during: list[Sample] = field(default_factory=list)
+    end: Sample | None = None
+    drained: Sample | None = None
+    drain_s: float | None = None
+    peak_rss_mb: float | None = None
+    failure: str | None = None
+    load_before: str = ""
+    load_after: str = ""
+
+
+def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: Path) -> subprocess.Popen[str]:
+    """``python -m bench.steady_feed`` in its own process; its JSON comes on stdout."""
+    with log.open("w") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.steady_feed", "--broker", bootstrap, "--rate", str(rate),
+             "--seconds", str(seconds), "--symbols", str(symbols)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True, preexec_fn=die_with_parent)
+
+
+def follow(worker: Worker, feed: subprocess.Popen[str], run: LatencyRun, log: Path) -> None:
+    """Wait while the feed prepares, sample the worker while it sends; its report into ``run``."""
+    assert feed.stdout is not None
+    announced = feed.stdout.readline()  # blocks until the feed starts sending (or dies)
+    if announced:
+        run.prepared_s = float(json.loads(announced)["prepared_s"])
+        run.start = worker.sample()
+        while feed.poll() is None:
+            run.during.append(worker.sample())
+            time.sleep(SAMPLE_S)
+    lines = feed.stdout.read().strip().splitlines()
+    if feed.wait() != 0 or not lines:
+        raise RuntimeError(f"feed exited {feed.returncode}: {log.read_text()[-300:] or 'no output'}")
+    run.feed = dict(json.loads(lines[-1]))
+    run.end = worker.sample()
+
+
+def drain(worker: Worker, run: LatencyRun) -> None:
+    """Give the worker DRAIN_TIMEOUT_S to fold every produced trade."""
+    produced, started = int(run.feed["produced"]), time.monotonic()
+    while time.monotonic() - started < DRAIN_TIMEOUT_S:
+        sample = worker.sample()
+        if sample.processed >= produced:
+            run.drained, run.drain_s = sample, time.monotonic() - started
+            return
+        time.sleep(0.5)
+    run.drained = worker.sample()
+
+
+def run_latency(rate: float, seconds: float, symbols: int, workdir: Path) -> LatencyRun:
+    """One steady-rate run on its own broker; a failure is recorded in the result."""
+    run = LatencyRun(rate, seconds, symbols, load_before=load_note())
+    try:
+        with EmbeddedBroker() as broker:
+            create_topics(load_settings(broker=broker.bootstrap, broker_flavor="tansu"))
+            with Worker(broker.bootstrap, workdir) as worker:
+                worker.wait_ready()
+                log = workdir / "feed.log"
+                follow(worker, start_feed(broker.bootstrap, rate, seconds, symbols, log), run, log)
+                drain(worker, run)
+                run.peak_rss_mb = worker.peak_rss_mb()
+    except RuntimeError as exc:
+        run.failure = str(exc)
+    run.load_after = load_note()
+    return run
+
+
+def _ms(latency: dict[str, float] | None, key: str) -> str:
+    return "n/a" if latency is None else f"{latency[key]:,.0f}"
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def feed_line(run: LatencyRun) -> str:
+    """What the feed achieved, and a warning if it fell short of the asked rate."""
+    f = run.feed
+    line = (f"feed: {f['produced']:,} trades over {f['symbols']:,} symbols in {f['seconds']:.1f} s = "
+            f"{f['per_s']:,.0f}/s (asked {run.rate:,.0f}/s); last trade sent {f['behind_s']:.2f} s behind "
+            f"schedule (worst {f['max_behind_s']:.2f} s); encoded beforehand in {run.prepared_s or 0:.0f} s")
+    if f["per_s"] < 0.97 * run.rate or f["behind_s"] > 1.0:
+        line += (f"\n  NOTE: the producer did not keep {run.rate:,.0f}/s on this box: the figures below are "
+                 f"at {f['per_s']:,.0f}/s")
+    return line
+
+
+def window_line(what: str, latency: dict[str, float] | None) -> str:
+    """p50/p99 of one /health reading, with how many folds its window holds."""
+    if latency is None:
+        return f"trade-to-candle latency {what}: n/a (nothing folded yet)"
+    folds = int(latency.get("samples", 0))
+    return (f"trade-to-candle latency {what} (its last {folds:,} folds; /health keeps up to "
+            f"{LATENCY_WINDOW:,}): p50 {_ms(latency, 'p50')} ms, p99 {_ms(latency, 'p99')} ms")
+
+
+def latency_lines(run: LatencyRun) -> list[str]:
+    """p50/p99 at the feed's end, the p99 range over the feed's second half, and p50/p99
+    once the backlog is folded if the worker was behind (the trades it had not folded yet
+    are in no reading taken at the feed's end)."""
+    assert run.end is not None
+    lines = [window_line("at the feed's end", run.end.latency_ms)]
+    second_half = [s.latency_ms["p99"] for s in run.during[len(run.during) // 2:] if s.latency_ms]
+    if second_half:
+        lines.append(f"p99 over the feed's second half ({len(second_half)} readings, one per "
+                     f"{SAMPLE_S:.0f} s): min {min(second_half):,.0f}, median "
+                     f"{statistics.median(second_half):,.0f}, max {max(second_half):,.0f} ms")
+    if run.drained is not None and run.drained.processed > run.end.processed:
+        lines.append(window_line("after the backlog", run.drained.latency_ms))
+    return lines
+
+
+def kept_up_line(run: LatencyRun) -> str:
+    """Processed vs produced at the feed's end and after the drain."""
+    assert run.end is not None
+    produced, at_end = int(run.feed["produced"]), run.end.processed
+    behind = produced - at_end
+    verdict = "kept up" if behind <= KEPT_UP_S * run.feed["per_s"] else "did NOT keep up"
+    line = f"{verdict}: processed {at_end:,} of {produced:,} when the feed stopped ({behind:,} behind)"
+    if run.drain_s is not None:
+        return line + f", all {produced:,} {run.drain_s:.1f} s later"
+    drained = run.drained.processed if run.drained else 0
+    return line + f", {drained:,} after {DRAIN_TIMEOUT_S:.0f} s more"
+
+
+def report(run: LatencyRun) -> str:
+    """The latency block of one run."""
+    head = (f"-- steady {run.rate:,.0f} trades/s for {run.seconds:.0f} s, {run.symbols:,} symbols, one ticktide "
+            f"worker; {run.load_before} before, {run.load_after} after")
+    if run.failure or run.end is None or run.start is None:
+        return f"{head}\nFAILED: {run.failure}"
+    rss = [s.rss_mb for s in run.during if s.rss_mb is not None]
+    memory = (f"worker RSS MB: {_mb(run.start.rss_mb)} at the feed's start (assigned, idle), "
+              f"{_mb(rss[0] if rss else None)} -> {_mb(rss[-1] if rss else None)} first -> last sample while "
+              f"it sent, {_mb(run.end.rss_mb)} at its end, peak {_mb(run.peak_rss_mb)}")
+    lines = [head, feed_line(run), *latency_lines(run), kept_up_line(run), memory]
+    return "\n".join(lines)
