@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+QUIX_VENV ?= .venv-quix
+QUIX := $(QUIX_VENV)/bin
 
 .PHONY: run test test-fast test-tools lint bench clean
 
@@ -28,11 +30,17 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layers contracts in pyproject.toml
 
-bench: $(BIN)/.installed
+# Quix Streams pins an older confluent-kafka (and pydantic): it gets its own venv.
+$(QUIX)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX)/python -m pip install --quiet --upgrade pip
+	$(QUIX)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BIN)/.installed $(QUIX)/.installed
 	$(BIN)/python -m bench.codec
 	$(BIN)/python -m bench.produce
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pipeline --quix-python $(QUIX)/python
 
 clean:
-	rm -rf $(VENV) .ticktide .pytest_cache
+	rm -rf $(VENV) $(QUIX_VENV) .ticktide .pytest_cache
