@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
@@ -330,7 +330,10 @@ def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
 
 def bar_text(bar: Bar) -> str:
     """A bar as one comma-separated string of its integers (the form rows keep it in)."""
-    return ",".join(map(str, astuple(bar)))
+    return ",".join(map(str, (getattr(bar, name) for name in _BAR_FIELDS)))
+
+
+_BAR_FIELDS = tuple(f.name for f in fields(Bar))
 
 
 def bar_from_text(text: str) -> Bar:

@@ -115,8 +115,11 @@ class CandleTables:
                    [r.key for r in missed],  # as the batcher forwards them: what it dead-letters itself as None
                    [None if unbatchable(r.key, r.value) else r.value for r in missed])
 
-    async def end_offsets(self) -> list[int]:
-        return list(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic))
+    async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
+        known = self.app.trade_batcher.ends()  # free: what the batcher's fetches saw
+        if partitions <= known.keys():
+            return known
+        return dict(enumerate(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic)))
 
     async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
         ingest_us = time.time_ns() // 1000

@@ -170,6 +170,14 @@ class TradeBatcher(Service):
         self.consumer.subscribe([settings.topic_prefix + SOURCE], listener=listener)
         await self.consumer.start()
 
+    def ends(self) -> dict[int, int]:
+        """The end offset of each market.trades partition this batcher forwards, as its last
+        fetch saw it (the high watermark of a real fetch: right on every broker)."""
+        if self._consumer is None:
+            return {}
+        found = {tp.partition: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        return {partition: end for partition, end in found.items() if end is not None}
+
     def report(self) -> dict[str, Any]:
         """What /health shows: the market.trades partitions this worker forwards, and how many records."""
         assigned = sorted(tp.partition for tp in self._consumer.assignment()) if self._consumer else []

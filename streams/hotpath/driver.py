@@ -86,8 +86,8 @@ class CandlePorts(Protocol):
     async def read(self, partition: int, start: int, stop: int) -> Run:
         """market.trades[partition] from ``start`` to before ``stop``."""
 
-    async def end_offsets(self) -> list[int]:
-        """The end offset of each market.trades partition."""
+    async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
+        """The end offsets of (at least) these market.trades partitions."""
 
     async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
         """Send final candles, the marks of ``ticks`` and late trades; return once the broker has them."""
@@ -136,7 +136,7 @@ class CandleDriver:
             applied = self._applied_through(run.partition)
             if run.follows_offset > applied:
                 self.ports.gap_found(run.partition)
-                ends = await self.ports.end_offsets()
+                ends = await self.ports.end_offsets({run.partition})
                 if run.follows_offset >= ends[run.partition]:  # forged: never wait for trades that do not exist
                     raise OutOfSequence(run.follows_offset, applied)
                 missed = await self.ports.read(run.partition, applied + 1, run.follows_offset + 1)
@@ -227,14 +227,15 @@ class CandleDriver:
         """Close every window of a symbol with no trade for idle_close_s, once its partition
         is folded to the true end of market.trades (a worker catching up on a backlog must
         not close windows that later records still fill); the candles closed."""
-        if not self._quiet():
+        quiet = self._quiet()
+        if not quiet:
             return []
-        ends = await self.ports.end_offsets()  # outside the lock: may take seconds
+        ends = await self.ports.end_offsets({p for _, p in quiet})  # outside the lock: may take seconds
         closed: list[ClosedCandle] = []
         async with self.lock:
             generation = self.generation
             for symbol, partition in self._quiet():
-                if partition < len(ends) and ends[partition] > self._applied_through(partition) + 1:
+                if ends.get(partition, 0) > self._applied_through(partition) + 1:
                     continue
                 done = self.fold.close_all(self.states[symbol])
                 if done:

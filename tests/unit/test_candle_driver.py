@@ -72,8 +72,8 @@ class FakePorts:
         self.reads.append((start, stop))
         return run_of(self.log[start:stop], start - 1)
 
-    async def end_offsets(self) -> list[int]:
-        return [len(self.log)]
+    async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
+        return {0: len(self.log)}
 
     async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
         if self.on_publish is not None:
