@@ -121,7 +121,7 @@ class CandleTables:
             return known
         return dict(enumerate(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic)))
 
-    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
         ingest_us = time.time_ns() // 1000
         sent = 0
         for candle in closed:
@@ -145,11 +145,12 @@ class CandleTables:
                 continue
             self.producer.send_raw(self.commands_topic, self.account, value)
             marks += 1
-        if sent or late or marks:
-            await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
-            counts = {"market.candles": sent, "market.late": len(late), "trading.commands": marks}
-            for topic, count in counts.items():
-                self.app.metrics.events_sent.labels(topic).inc(count)
+        counts = {"market.candles": sent, "market.late": len(late), "trading.commands": marks}
+        for topic, count in counts.items():
+            self.app.metrics.events_sent.labels(topic).inc(count)
+
+    async def delivered(self) -> None:
+        await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
 
     async def dead_letter(self, record: RawRecord, error: Exception) -> None:
         await self.app.deadletters.send(record, agent=AGENT, error=error)

@@ -8,10 +8,11 @@ which
   batch that failed, or everything since the last checkpoint after a crash);
 * decodes each trade once, checks it (domain/validity.py) and folds it with the pure
   ``CandleFold.evolve`` into its symbol's state, skipping what the state already holds;
-* publishes the closed candles, marks and late trades and waits until the broker has them;
-* keeps the states in memory and writes the changed rows (with each symbol's applied
-  offset), then the partition's progress row, once per checkpoint interval, not once per
-  batch: what a trade costs no longer grows with the number of symbols;
+* sends the closed candles, marks and late trades at once (folding goes on meanwhile);
+* keeps the states in memory and, once per checkpoint interval, when the broker has every
+  output sent so far, writes the changed rows (with each symbol's applied offset), then
+  the partition's progress row: not once per batch, so what a trade costs does not grow
+  with the number of symbols, and never a row ahead of its outputs;
 * closes the windows of symbols that have gone quiet, once their partition is read to the end.
 
 A crash loses at most what came after the last checkpoint: the next owner starts from the
@@ -89,8 +90,11 @@ class CandlePorts(Protocol):
     async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
         """The end offsets of (at least) these market.trades partitions."""
 
-    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
-        """Send final candles, the marks of ``ticks`` and late trades; return once the broker has them."""
+    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+        """Queue final candles, the marks of ``ticks`` and late trades for the broker."""
+
+    async def delivered(self) -> None:
+        """Return once the broker has everything sent; raise if anything was not delivered."""
 
     async def dead_letter(self, record: RawRecord, error: Exception) -> None:
         """Dead-letter one record."""
@@ -196,7 +200,7 @@ class CandleDriver:
         try:
             for record, problem in out.rejected:
                 await self.ports.dead_letter(record, problem)
-            await self.ports.publish(out.closed, out.ticks, [record for record, _ in out.late])
+            await self.ports.send(out.closed, out.ticks, [record for record, _ in out.late])
         except BaseException:
             self.forget()  # the states hold trades whose outputs may not be out: re-fold them
             raise
@@ -212,9 +216,15 @@ class CandleDriver:
         return out
 
     async def checkpoint(self) -> int:
-        """Write every changed row, then its partition's progress row; the rows written.
-        Never while a run is between its fold and its outputs being out."""
+        """Once the broker has every output sent so far, write every changed row, then its
+        partition's progress row; the rows written. If an output was not delivered, forget
+        (the trades since the last checkpoint are folded and sent again) and raise."""
         async with self.lock:
+            try:
+                await self.ports.delivered()
+            except BaseException:
+                self.forget()
+                raise
             written = 0
             for partition, symbols in self.dirty.items():
                 rows = {s: to_row(self.states[s], self.touched_us[s]) for s in sorted(symbols)}
@@ -243,7 +253,7 @@ class CandleDriver:
                     self.dirty.setdefault(partition, set()).add(symbol)
             if closed:
                 try:
-                    await self.ports.publish(closed, [], [])
+                    await self.ports.send(closed, [], [])
                 except BaseException:
                     self.forget()
                     raise

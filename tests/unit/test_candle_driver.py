@@ -50,6 +50,7 @@ class FakePorts:
     fail_publish: bool = False
     gaps: int = 0
     marked: list[int] = field(default_factory=list)  # trade ids handed over for marks
+    pending: list[ClosedCandle] = field(default_factory=list)  # sent, not yet delivered
     on_publish: Any = None  # called before each publish (to move partitions meanwhile)
 
     def row(self, symbol: str) -> dict[str, Any] | None:
@@ -75,13 +76,17 @@ class FakePorts:
     async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
         return {0: len(self.log)}
 
-    async def publish(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
         if self.on_publish is not None:
             self.on_publish()
+        self.marked += [tick.trade_id for tick in ticks]
+        self.pending += closed
+
+    async def delivered(self) -> None:
+        pending, self.pending = self.pending, []
         if self.fail_publish:
             raise ConnectionError("broker gone")
-        self.marked += [tick.trade_id for tick in ticks]
-        for candle in closed:
+        for candle in pending:
             key = (candle.symbol, candle.interval, candle.bar.start_us)
             assert self.published.get(key, candle) == candle, f"{key} re-emitted with other values"
             self.published[key] = candle
@@ -118,8 +123,10 @@ def published(ports: FakePorts) -> dict[Key, dict[str, int]]:
 
 
 async def deliver(driver: CandleDriver, log: list[Any], start: int, stop: int, size: int = 50) -> None:
+    """Hand the driver runs of ``log[start:stop]``, then checkpoint (outputs delivered)."""
     for at in range(start, stop, size):
         await driver.on_run(run_of(log[at:min(at + size, stop)], at - 1), BOUNDS)
+    await driver.checkpoint()
 
 
 def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_row_once() -> None:
@@ -128,7 +135,8 @@ def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_ro
     driver = driver_for(ports)
 
     async def scenario() -> int:
-        await deliver(driver, log, 0, len(log))
+        for at in range(0, len(log), 50):
+            await driver.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
         return await driver.checkpoint()
 
     written = asyncio.run(scenario())
@@ -146,14 +154,15 @@ def test_a_crash_after_a_checkpoint_re_reads_the_rest_and_counts_every_trade_onc
     async def scenario() -> None:
         first = driver_for(ports)
         await deliver(first, log, 0, 1200)
-        await first.checkpoint()
-        await deliver(first, log, 1200, 2000)  # folded and published, never checkpointed: lost
+        for at in range(1200, 2000, 50):  # folded and sent, never checkpointed: lost
+            await first.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
+        await ports.delivered()  # what was sent reached the broker anyway
         second = driver_for(ports)  # a new owner: only the table survives
         await deliver(second, log, 1500, len(log))  # Faust's commit was ahead of the checkpoint
 
     asyncio.run(scenario())
     assert ports.reads == [(1200, 1500)]  # the gap since the checkpoint, from market.trades
-    assert published(ports) == expected(ticks)  # re-emits carry the same values (checked on publish)
+    assert published(ports) == expected(ticks)  # re-emits carry the same values (checked on delivery)
     assert ports.emits > len(ports.published)
 
 
@@ -164,13 +173,13 @@ def test_outputs_that_fail_leave_nothing_half_applied() -> None:
 
     async def scenario() -> None:
         await deliver(driver, log, 0, 600)
-        await driver.checkpoint()
-        await deliver(driver, log, 600, 800)
+        for at in range(600, 850, 50):
+            await driver.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
         ports.fail_publish = True
         with pytest.raises(ConnectionError):
-            await driver.on_run(run_of(log[800:850], 799), BOUNDS)
+            await driver.checkpoint()  # no row is written ahead of its outputs
         ports.fail_publish = False
-        await deliver(driver, log, 850, len(log))  # its trades come back as a gap
+        await deliver(driver, log, 850, len(log))  # the trades since the checkpoint come back as a gap
 
     asyncio.run(scenario())
     assert ports.reads == [(600, 850)]
@@ -208,7 +217,9 @@ def test_idle_close_waits_for_the_end_of_the_partition() -> None:
         await deliver(driver, log, 0, 400)
         early = await driver.close_idle()  # 100 trades still to fold
         await deliver(driver, log, 400, 500)
-        return early, await driver.close_idle()
+        closed = await driver.close_idle()
+        await driver.checkpoint()
+        return early, closed
 
     early, closed = asyncio.run(scenario())
     assert early == [] and closed
@@ -228,7 +239,6 @@ def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
 
     async def scenario() -> None:
         await deliver(driver, log, 0, 900)
-        await driver.checkpoint()
         ports.on_publish = maybe_move
         await deliver(driver, log, 900, len(log))
 
