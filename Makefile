@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Parallel test processes: the suite mostly waits on brokers and workers, so more than the cores pay.
+TEST_WORKERS ?= 4
 
 .PHONY: run test test-fast test-tools lint bench clean
 
@@ -14,8 +16,8 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/ticktide dev
 
-test: $(BIN)/.installed test-tools
-	$(BIN)/python -m pytest
+test: $(BIN)/.installed test-tools  # the whole suite; pytest's addopts print the 15 slowest tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
 	@sh tests/install_tools.sh

@@ -45,12 +45,18 @@ def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     embedded.stop()
 
 
+SHARED_GROUP_SESSION_TIMEOUT_S = 15.0
+"""Session timeout where several workers share a group: a rebalance opens every table
+store in the consumer's thread, which on a loaded 2-core machine (a parallel suite) can
+stall heartbeats past 6 s and evict the member again and again."""
+
+
 def settings_for(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
-    """Settings for a test: its own app id, data dir and web port."""
+    """Settings for a test: its own app id, data dir and web port; ``extra`` overrides."""
+    defaults: dict[str, Any] = {"session_timeout_s": 6, "heartbeat_interval_s": 1, "idle_close_s": 2}
     return load_settings(
         broker=broker.bootstrap, broker_flavor="tansu", app_id=f"test-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path / "data", web_port=free_port(), session_timeout_s=6,
-        heartbeat_interval_s=1, idle_close_s=2, **extra,
+        data_dir=tmp_path / "data", web_port=free_port(), **{**defaults, **extra},
     )
 
 
@@ -161,6 +167,11 @@ class WorkerProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def discard(self) -> None:
+        """Kill the worker once its test is over: a clean stop (tested where it matters)
+        closes every table store and costs seconds."""
+        self.stop(signal.SIGKILL)
+
     def tail(self, lines: int = 40) -> str:
         """The end of the worker's log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -174,8 +185,12 @@ def start_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)
-    worker.wait_until(lambda h: h["status"] == "ok" and h["assigned_partitions"], 90,
-                      "the worker to join and get partitions")
+    try:
+        worker.wait_until(lambda h: h["status"] == "ok" and h["assigned_partitions"], 90,
+                          "the worker to join and get partitions")
+    except BaseException:
+        worker.discard()  # no test holds it yet: it would outlive the test
+        raise
     return worker
 
 
@@ -184,4 +199,4 @@ def worker(stack_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     """One running worker on the test's isolated broker."""
     started = start_worker(stack_settings, tmp_path / "worker.log")
     yield started
-    started.stop()
+    started.discard()

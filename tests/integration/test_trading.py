@@ -91,7 +91,7 @@ def settled_portfolio(worker: WorkerProcess) -> dict[str, Any]:
 
     def stable() -> dict[str, Any] | None:
         status, body = http_json(f"{worker.url}/portfolio/{ACCOUNT}")
-        if status != 200 or body["open_orders"]:
+        if status != 200 or body["open_orders"] or not body["events"]:  # not settled before it starts
             return None
         seen, last[0] = last[0], body["events"]
         return body if seen == body["events"] else None
