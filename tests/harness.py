@@ -3,8 +3,10 @@ settings pointing at it, the `ticktide` CLI and worker processes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker, port_is_free
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
@@ -27,10 +29,33 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
+PORTS = range(10_000, 32_000)
+"""Ports for the brokers and web views of tests: below Linux's ephemeral range (32768+),
+which client sockets draw from, so no connection takes a port between its pick and its bind."""
+
+
+def _port_slice(slices: int = 16) -> Iterator[int]:
+    """This pytest-xdist process's own slice of PORTS, from a random place, round and round."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1, ... (unset: not parallel)
+    size = len(PORTS) // slices
+    start = PORTS.start + int(worker.removeprefix("gw") or 0) % slices * size
+    offset = random.randrange(size)
+    return (start + (offset + n) % size for n in itertools.count())
+
+
+_PORTS = _port_slice()
+
+
+def free_port() -> int:
+    """A port nobody listens on, never handed out before in this session: no two tests, and
+    no two processes of a parallel run, pick the same one."""
+    return next(port for port in _PORTS if port_is_free(port))
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """One embedded broker for the whole session, on a free port."""
-    embedded = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+    embedded = EmbeddedBroker(free_port(), log_file=tmp_path_factory.mktemp("broker") / "broker.log")
     embedded.start()
     yield embedded
     embedded.stop()
@@ -39,7 +64,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A broker of the test's own (empty topics; starts in well under a second)."""
-    embedded = EmbeddedBroker(log_file=tmp_path / "broker.log")
+    embedded = EmbeddedBroker(free_port(), log_file=tmp_path / "broker.log")
     embedded.start()
     yield embedded
     embedded.stop()

@@ -146,7 +146,7 @@ def test_survivor_takes_over_a_killed_workers_partitions_exactly(
 
 def replace_settings(settings: Settings, tmp_path: Path) -> Settings:
     """The same app (consumer group) with its own data dir and web port."""
-    from streams.devstack.broker import free_port
+    from tests.harness import free_port
 
     return settings.model_copy(update={"data_dir": tmp_path / "data-b", "web_port": free_port(),
                                        "worker_id": "worker-b"})

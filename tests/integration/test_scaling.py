@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from schemas.records import OrderFilled, Trade
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, settings_for, start_worker
+from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, free_port, settings_for, start_worker
 from tests.integration.test_exactness import AGENT, _assert_exact, _feed
 
 STEP_TIMEOUT_S = 60

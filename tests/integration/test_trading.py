@@ -32,7 +32,7 @@ from schemas.records import (
     TradeSignal,
     UserCommand,
 )
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
@@ -41,7 +41,7 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import REPO, WorkerProcess, cli_env, http_json, run_cli, settings_for, start_worker
+from tests.harness import REPO, WorkerProcess, cli_env, free_port, http_json, run_cli, settings_for, start_worker
 
 START = datetime(2024, 7, 19, tzinfo=UTC)  # old timestamps: event time, not wall clock
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
