@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams.devstack.broker import EmbeddedBroker, die_with_parent, port_is_free
+from streams.devstack.broker import EmbeddedBroker, port_is_free
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
@@ -208,7 +208,6 @@ def start_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
     process = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], env=cli_env(settings, **env), cwd=REPO,
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=die_with_parent,  # a killed test process leaves no worker behind
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)
     try:
