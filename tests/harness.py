@@ -3,8 +3,10 @@ settings pointing at it, the `ticktide` CLI and worker processes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker, port_is_free
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
@@ -27,10 +29,33 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
+PORTS = range(10_000, 32_000)
+"""Ports for the brokers and web views of tests: below Linux's ephemeral range (32768+),
+which client sockets draw from, so no connection takes a port between its pick and its bind."""
+
+
+def _port_slice(slices: int = 16) -> Iterator[int]:
+    """This pytest-xdist process's own slice of PORTS, from a random place, round and round."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1, ... (unset: not parallel)
+    size = len(PORTS) // slices
+    start = PORTS.start + int(worker.removeprefix("gw") or 0) % slices * size
+    offset = random.randrange(size)
+    return (start + (offset + n) % size for n in itertools.count())
+
+
+_PORTS = _port_slice()
+
+
+def free_port() -> int:
+    """A port nobody listens on, never handed out before in this session: no two tests, and
+    no two processes of a parallel run, pick the same one."""
+    return next(port for port in _PORTS if port_is_free(port))
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """One embedded broker for the whole session, on a free port."""
-    embedded = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+    embedded = EmbeddedBroker(free_port(), log_file=tmp_path_factory.mktemp("broker") / "broker.log")
     embedded.start()
     yield embedded
     embedded.stop()
@@ -39,18 +64,24 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A broker of the test's own (empty topics; starts in well under a second)."""
-    embedded = EmbeddedBroker(log_file=tmp_path / "broker.log")
+    embedded = EmbeddedBroker(free_port(), log_file=tmp_path / "broker.log")
     embedded.start()
     yield embedded
     embedded.stop()
 
 
+SHARED_GROUP_SESSION_TIMEOUT_S = 15.0
+"""Session timeout where several workers share a group: a rebalance opens every table
+store in the consumer's thread, which on a loaded 2-core machine (a parallel suite) can
+stall heartbeats past 6 s and evict the member again and again."""
+
+
 def settings_for(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
-    """Settings for a test: its own app id, data dir and web port."""
+    """Settings for a test: its own app id, data dir and web port; ``extra`` overrides."""
+    defaults: dict[str, Any] = {"session_timeout_s": 6, "heartbeat_interval_s": 1, "idle_close_s": 2}
     return load_settings(
         broker=broker.bootstrap, broker_flavor="tansu", app_id=f"test-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path / "data", web_port=free_port(), session_timeout_s=6,
-        heartbeat_interval_s=1, idle_close_s=2, **extra,
+        data_dir=tmp_path / "data", web_port=free_port(), **{**defaults, **extra},
     )
 
 
@@ -161,6 +192,11 @@ class WorkerProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def discard(self) -> None:
+        """Kill the worker once its test is over: a clean stop (tested where it matters)
+        closes every table store and costs seconds."""
+        self.stop(signal.SIGKILL)
+
     def tail(self, lines: int = 40) -> str:
         """The end of the worker's log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -174,8 +210,12 @@ def start_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{settings.web_port}", log)
-    worker.wait_until(lambda h: h["status"] == "ok" and h["assigned_partitions"], 90,
-                      "the worker to join and get partitions")
+    try:
+        worker.wait_until(lambda h: h["status"] == "ok" and h["assigned_partitions"], 90,
+                          "the worker to join and get partitions")
+    except BaseException:
+        worker.discard()  # no test holds it yet: it would outlive the test
+        raise
     return worker
 
 
@@ -184,4 +224,4 @@ def worker(stack_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     """One running worker on the test's isolated broker."""
     started = start_worker(stack_settings, tmp_path / "worker.log")
     yield started
-    started.stop()
+    started.discard()

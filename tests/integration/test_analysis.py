@@ -57,7 +57,8 @@ def test_indicators_and_volume_anomaly_from_closed_candles(
     assert latest["envelope"]["causation_id"] == latest["candle_id"]
 
     anomalies = _wait(f"{worker.url}/anomalies?symbol=BTCUSDT",
-                      lambda b: any(a["rule"] == "volume_zscore" for a in b["anomalies"]))["anomalies"]
+                      lambda b: any(a["rule"] == "volume_zscore" and a["interval"] == "1m"
+                                        for a in b["anomalies"]))["anomalies"]
     burst = [a for a in anomalies if a["rule"] == "volume_zscore" and a["interval"] == "1m"]
     assert burst and burst[0]["value"] > burst[0]["threshold"]
     assert "BTCUSDT" in burst[0]["description"]

@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from streams.devstack.broker import free_port
-from tests.harness import REPO, cli_env, http_json, run_cli
+from tests.harness import REPO, cli_env, free_port, http_json, run_cli
 
 
 def _descendants(pid: int) -> set[int]:

@@ -21,7 +21,7 @@ from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.json_form import event_to_json
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.harness import WorkerProcess, settings_for, start_worker
+from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, settings_for, start_worker
 from tests.reference import fold_reference
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"]
@@ -122,7 +122,7 @@ def _owned(health: dict, topic: str) -> int:
 
 def test_survivor_takes_over_a_killed_workers_partitions_exactly(
         exact_settings: Settings, tmp_path: Path) -> None:
-    stack_settings = exact_settings
+    stack_settings = exact_settings.model_copy(update={"session_timeout_s": SHARED_GROUP_SESSION_TIMEOUT_S})
     trades = _feed()
     second_settings = replace_settings(stack_settings, tmp_path)
     first = start_worker(stack_settings, tmp_path / "worker-a.log")
@@ -146,7 +146,7 @@ def test_survivor_takes_over_a_killed_workers_partitions_exactly(
 
 def replace_settings(settings: Settings, tmp_path: Path) -> Settings:
     """The same app (consumer group) with its own data dir and web port."""
-    from streams.devstack.broker import free_port
+    from tests.harness import free_port
 
     return settings.model_copy(update={"data_dir": tmp_path / "data-b", "web_port": free_port(),
                                        "worker_id": "worker-b"})

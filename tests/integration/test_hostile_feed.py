@@ -285,7 +285,7 @@ def settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
 def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     started = start_worker(settings, tmp_path / "worker.log")
     yield started
-    started.stop()
+    started.discard()
 
 
 def test_hostile_feed_is_dead_lettered_and_valid_trades_give_exact_candles(

@@ -33,7 +33,7 @@ from schemas.records import (
     Side,
     TradeSignal,
 )
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
@@ -42,7 +42,7 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import REPO, WorkerProcess, cli_env, http_json, run_cli, settings_for, start_worker
+from tests.harness import REPO, WorkerProcess, cli_env, free_port, http_json, run_cli, settings_for, start_worker
 
 START = datetime(2024, 7, 19, tzinfo=UTC)  # old timestamps: event time, not wall clock
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -92,7 +92,7 @@ def settled_portfolio(worker: WorkerProcess) -> dict[str, Any]:
 
     def stable() -> dict[str, Any] | None:
         status, body = http_json(f"{worker.url}/portfolio/{ACCOUNT}")
-        if status != 200 or body["open_orders"] or not body["events"]:
+        if status != 200 or body["open_orders"] or not body["events"]:  # not settled before it starts
             return None
         seen, last[0] = last[0], body["events"]
         return body if seen == body["events"] else None

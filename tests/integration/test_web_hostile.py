@@ -146,7 +146,7 @@ def guarded_worker(hostile_settings: Settings, tmp_path: Path) -> Iterator[Worke
     """One worker with POST /commands on (an API token is set)."""
     started = start_worker(hostile_settings, tmp_path / "worker.log")
     yield started
-    started.stop()
+    started.discard()
 
 
 def assert_ready(worker: WorkerProcess) -> None:
