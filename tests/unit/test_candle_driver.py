@@ -30,7 +30,6 @@ from tests.unit.test_candles import tick_of
 SPECS = parse_windows("1s,1m,5m,5m/1m")
 GRACE = 2_000_000
 CODEC = AvroCodec(EmbeddedRegistry())
-BOUNDS = bounds_now(300)
 Key = tuple[str, str, int]
 PROGRESS = "#progress"
 
@@ -125,7 +124,7 @@ def published(ports: FakePorts) -> dict[Key, dict[str, int]]:
 async def deliver(driver: CandleDriver, log: list[Any], start: int, stop: int, size: int = 50) -> None:
     """Hand the driver runs of ``log[start:stop]``, then checkpoint (outputs delivered)."""
     for at in range(start, stop, size):
-        await driver.on_run(run_of(log[at:min(at + size, stop)], at - 1), BOUNDS)
+        await driver.on_run(run_of(log[at:min(at + size, stop)], at - 1), bounds_now(300))
     await driver.checkpoint()
 
 
@@ -136,7 +135,7 @@ def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_ro
 
     async def scenario() -> int:
         for at in range(0, len(log), 50):
-            await driver.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
+            await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
         return await driver.checkpoint()
 
     written = asyncio.run(scenario())
@@ -155,7 +154,7 @@ def test_a_crash_after_a_checkpoint_re_reads_the_rest_and_counts_every_trade_onc
         first = driver_for(ports)
         await deliver(first, log, 0, 1200)
         for at in range(1200, 2000, 50):  # folded and sent, never checkpointed: lost
-            await first.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
+            await first.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
         await ports.delivered()  # what was sent reached the broker anyway
         second = driver_for(ports)  # a new owner: only the table survives
         await deliver(second, log, 1500, len(log))  # Faust's commit was ahead of the checkpoint
@@ -174,7 +173,7 @@ def test_outputs_that_fail_leave_nothing_half_applied() -> None:
     async def scenario() -> None:
         await deliver(driver, log, 0, 600)
         for at in range(600, 850, 50):
-            await driver.on_run(run_of(log[at:at + 50], at - 1), BOUNDS)
+            await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
         ports.fail_publish = True
         with pytest.raises(ConnectionError):
             await driver.checkpoint()  # no row is written ahead of its outputs
@@ -203,7 +202,7 @@ def test_a_run_claiming_trades_that_do_not_exist_is_refused() -> None:
     ports = FakePorts(log)
     forged = run_of([(5000, 0, b"BTCUSDT", log[0][3])], follows=4999)
     with pytest.raises(OutOfSequence):
-        asyncio.run(driver_for(ports).on_run(forged, BOUNDS))
+        asyncio.run(driver_for(ports).on_run(forged, bounds_now(300)))
     assert ports.published == {}
 
 
