@@ -42,7 +42,8 @@ def install_dashboard(app: WorkerApp) -> None:
     async def data(web: View, request: Request) -> Response:
         system = await system_health(app)
         candles: Any = app.tables[names.CANDLES]
-        symbols = sorted(symbol for symbol, _ in names.symbol_rows(candles.items()))
+        held = set(app.candle_driver.states) if app.candle_driver else set()  # ahead of the rows
+        symbols = sorted(held | {symbol for symbol, _ in names.symbol_rows(candles.items())})
         return web.json({"system": system, "deadletters": app.deadletters.total, "symbols": symbols,
                          "signals": latest_rows(app, names.SIGNALS),
                          "enrichments": latest_rows(app, names.ENRICHMENTS)})

@@ -4,6 +4,7 @@ the health table, /health's system view, /live and /ready, lifecycle on shutdown
 from __future__ import annotations
 
 import signal
+import time
 import urllib.request
 from datetime import timedelta
 from decimal import Decimal
@@ -92,11 +93,17 @@ def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
 
 
 def _check_metrics(url: str) -> None:
-    """/metrics in Prometheus format with what an operator graphs."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    """/metrics in Prometheus format with what an operator graphs (the candle rows are
+    written at the fold's next checkpoint: wait for them)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        if samples.get(("ticktide_table_keys", (("table", "candles"),))) == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
 
     def value(name: str, **labels: str) -> float:
         return samples[(name, tuple(sorted(labels.items())))]
