@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     windows: str = Field(DEFAULT_WINDOWS, description="Candle windows: 1m tumbling, 5m/1m hopping")
     grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
     idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
-    checkpoint_s: float = Field(5.0, gt=0, le=60, description="How often the candle fold writes the "
+    checkpoint_s: float = Field(1.0, gt=0, le=60, description="How often the candle fold writes the "
                                 "rows it changed (a crash re-reads at most this much of market.trades)")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
