@@ -1,9 +1,15 @@
-"""The ground every pipeline contender shares: the topic, the symbol names, memory and load readings."""
+"""The ground every pipeline contender shares: the topic, the symbol names, the decoder,
+memory and load readings."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from streams.hotpath.trade_decoder import TickDecoder
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import make_registry
+from streams.settings import Settings
 
 TOPIC = "market.trades"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
@@ -38,3 +44,10 @@ def rss_mb(pid: int | str = "self") -> float | None:
 def load_note() -> str:
     """The 1-minute load average against the CPU count: how shared the box was."""
     return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def worker_decoder(settings: Settings, partitions: int) -> TickDecoder:
+    """The hot-path decoder as a ticktide worker builds it, checking each trade's partition."""
+    decoder = TickDecoder(AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes))
+    decoder.partitions = partitions
+    return decoder

@@ -36,12 +36,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.contest import TOPIC, peak_rss_mb
+from bench.contest import TOPIC, peak_rss_mb, worker_decoder
 from domain.candles import Tick
 from streams.errors import DecodeError, InvalidValue
-from streams.hotpath.trade_decoder import TickDecoder
-from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
 from streams.settings import Settings, load_settings
 from streams.validation import bounds_now
 
@@ -73,9 +70,7 @@ class Loop:
     """Decodes and folds fetched records; counts what the decoder refuses."""
 
     def __init__(self, settings: Settings, partitions: int) -> None:
-        codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
-        self.decoder = TickDecoder(codec)
-        self.decoder.partitions = partitions
+        self.decoder = worker_decoder(settings, partitions)
         self.max_future_skew_s = settings.max_future_skew_s
         self.bars: Bars = {}
         self.rejected = 0

@@ -36,12 +36,9 @@ from confluent_kafka.admin import AdminClient
 from quixstreams import Application, message_context
 from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
 
-from bench.contest import TOPIC, peak_rss_mb
+from bench.contest import TOPIC, peak_rss_mb, worker_decoder
 from domain.candles import UNITS
 from streams.errors import DecodeError, InvalidValue
-from streams.hotpath.trade_decoder import TickDecoder
-from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
 from streams.settings import Settings, load_settings
 from streams.validation import bounds_now
 
@@ -63,9 +60,7 @@ class TradeStep:
     """The decoding step: wire bytes -> {symbol, price, size, time_ms}, or None if refused."""
 
     def __init__(self, settings: Settings, partitions: int) -> None:
-        codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
-        self.decoder = TickDecoder(codec)
-        self.decoder.partitions = partitions
+        self.decoder = worker_decoder(settings, partitions)
         self.max_future_skew_s = settings.max_future_skew_s
         self.first_at: float | None = None
         self.rejected = 0
