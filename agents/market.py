@@ -42,6 +42,7 @@ def install(app: WorkerApp) -> None:
     @app.on_partitions_revoked.connect
     async def forget_on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         driver.forget()
+        await ports.settle()  # what is in flight reaches the broker before the partitions move
 
     @app.agent(batches, name=AGENT)
     async def candles(stream: StreamT[bytes]) -> None:

@@ -5,18 +5,21 @@
   ``#partition/<p>``, how far the fold has got in source partition p ({applied_through}).
   The progress row lives in the same changelog partition as its symbols' rows and is
   written after them, so it is never ahead of them.
-* ``candle_history``: symbol -> {interval: the last N final candles, oldest first}, each
-  the comma-separated integers of its bar (rendered as a Candle when asked for).
+* ``candle_history``: the last N final candles of each symbol and interval, as a ring: the
+  candle of window start s is in slot ``(s // step) % N``, one small row per candle, the
+  comma-separated integers of its bar (rendered as a Candle when asked for). A final
+  candle costs one row, however long the history.
 
-Both are keyed by symbol like market.trades, so a symbol's rows live in the partition of
-its trades and a web query for it is routed to the worker that owns it. The driver writes
-them at each checkpoint, inside ``partition_scope`` (streams/faust/internals.py). Names
-and keys: tables/names.py.
+Rows live in the partition of their symbol's trades (a web query for a symbol is routed to
+the worker that owns it). The driver writes them at each checkpoint through ``RowWriter``
+(streams/faust/table_rows.py): thousands of rows a second at librdkafka's price, not
+Faust's. Names and keys: tables/names.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -24,9 +27,10 @@ from faust.types import TableT
 
 from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
 from domain.marks import slice_marks
-from streams.errors import InvalidValue
+from domain.windows import WindowSpec
+from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
-from streams.faust.internals import partition_scope
+from streams.faust.table_rows import RowWriter
 from streams.hotpath.batcher import SOURCE, unbatchable
 from streams.hotpath.driver import Run
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
@@ -36,6 +40,8 @@ from streams.kafka.ranges import read_range
 from streams.resilience.deadletter import RawRecord
 from tables import names
 from tables.symbol_table import symbol_table
+
+log = logging.getLogger(__name__)
 
 AGENT = "market.trades"
 HOT_PATH_PRODUCER = {"linger.ms": 2, "compression.type": "none"}
@@ -48,9 +54,29 @@ def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
             symbol_table(app, names.CANDLE_HISTORY, "Recent final candles per symbol and interval."))
 
 
-def history_start(item: str | dict[str, Any]) -> Any:
-    """The window start of a history entry (a bar's text; a Candle's JSON in older rows)."""
-    return int(item.split(",", 1)[0]) if isinstance(item, str) else item["window_start"]
+def history_start(item: str) -> int:
+    """The window start of a history entry (a bar's text)."""
+    return int(item.split(",", 1)[0])
+
+
+def history_slot(start_us: int, spec: WindowSpec, keep: int) -> int:
+    """The ring slot of the window starting at ``start_us``."""
+    return (start_us // spec.step_us) % keep
+
+
+def recent_history(history: TableT[str, Any], symbol: str, spec: WindowSpec, newest_us: int, keep: int,
+                   limit: int) -> list[str]:
+    """Up to ``limit`` final candles of ``spec`` (bar texts, oldest first) among the ``keep``
+    windows starting at or before ``newest_us`` (a time no closed window starts after)."""
+    newest = newest_us // spec.step_us
+    found: list[str] = []
+    for index in range(newest, newest - keep, -1):
+        text = history.get(names.history_key(symbol, spec.name, index % keep))
+        if text is not None and history_start(text) == index * spec.step_us:  # not an older lap's
+            found.append(text)
+            if len(found) == limit:
+                break
+    return found[::-1]
 
 
 class CandleTables:
@@ -68,6 +94,9 @@ class CandleTables:
         self.account = app.settings.trading_account.encode()  # marks: what the account's orders fill against
         self.mark_slice_us = int(app.settings.mark_interval_s * 1_000_000)
         self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
+        self.specs = {spec.name: spec for spec in app.settings.window_specs}
+        self.keep = app.settings.candle_history
+        self.rows = RowWriter(app.settings, batches_topic)
         # The hot path's outputs go through librdkafka: a record costs ~2 us there, ~30 in Faust's producer.
         self.producer = EventProducer(app.settings, app.codec, **HOT_PATH_PRODUCER)
         self.closed: dict[str, list[ClosedCandle]] = {}  # symbol -> final candles not yet in its history row
@@ -83,25 +112,14 @@ class CandleTables:
         return names.symbol_rows(self.state.items())
 
     def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
-        with partition_scope(self.batches_topic, partition):
-            for symbol, row in rows.items():
-                self.state[symbol] = row
-                candles = self.closed.pop(symbol, None)
-                if candles:
-                    self._remember(symbol, candles)
-            self.state[names.progress_key(partition)] = {"applied_through": applied_through}
-
-    def _remember(self, symbol: str, candles: list[ClosedCandle]) -> None:
-        """Append final candles to the symbol's history, keeping the last N of each interval
-        (a re-emitted candle replaces its earlier copy)."""
-        keep = self.app.settings.candle_history
-        row: dict[str, list[Any]] = dict(self.history.get(symbol) or {})
-        for candle in candles:
-            start = candle.bar.start_us
-            series = [c for c in row.get(candle.interval, []) if history_start(c) != start]
-            series.append(bar_text(candle.bar))
-            row[candle.interval] = series[-keep:]
-        self.history[symbol] = row
+        history: dict[str, str] = {}
+        for symbol in rows:
+            for candle in self.closed.pop(symbol, ()):  # a re-emitted candle takes its own slot again
+                slot = history_slot(candle.bar.start_us, self.specs[candle.interval], self.keep)
+                history[names.history_key(symbol, candle.interval, slot)] = bar_text(candle.bar)
+        self.rows.write(self.history, partition, history)
+        self.rows.write(self.state, partition, rows)
+        self.rows.write(self.state, partition, {names.progress_key(partition): {"applied_through": applied_through}})
 
     def gap_found(self, partition: int) -> None:
         self.app.metrics.trade_batch_rereads.labels(str(partition)).inc()
@@ -151,6 +169,16 @@ class CandleTables:
 
     async def delivered(self) -> None:
         await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
+        await asyncio.to_thread(self.rows.flush)  # the last checkpoint's rows
+        self.rows.record_persisted()
+
+    async def settle(self) -> None:
+        """Let outputs and rows in flight reach the broker (partitions are moving); a failure
+        is only logged: the memory is forgotten already, the next owner re-folds."""
+        try:
+            await self.delivered()
+        except BrokerError as error:
+            log.warning("candle outputs or rows not delivered before a rebalance: %s", error)
 
     async def dead_letter(self, record: RawRecord, error: Exception) -> None:
         await self.app.deadletters.send(record, agent=AGENT, error=error)

@@ -3,10 +3,12 @@
 Table declarations (tables/), agents, web views (streams/web/), offline tools
 (streams/tools/) and the dashboard name tables only through this module. Keys:
 
-* symbol tables (``CANDLES``, ``CANDLE_HISTORY``, ``INDICATORS``, ``ANOMALIES``,
+* symbol tables (``CANDLES``, ``INDICATORS``, ``ANOMALIES``,
   ``STRATEGY``, ``SIGNALS``): the symbol, like the market topics' record keys; and in
   ``CANDLES`` the progress row of each source partition, ``progress_key(p)``
   (``#partition/<p>``: a symbol never starts with ``#``, so data cannot reach it);
+* ``CANDLE_HISTORY``: ``history_key(symbol, interval, slot)``, a ring of the last N final
+  candles of each symbol and interval (``|`` is in no symbol or interval);
 * ``PORTFOLIO``: the account (trading.commands' record key);
 * ``ENRICHMENTS``: ``partition_key(p)``, the latest enrichments of input partition p (its
   inputs are keyed by symbol or by a headline's source: the partition is what they share);
@@ -55,6 +57,11 @@ def is_progress_key(key: str) -> bool:
 def symbol_rows(rows: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """The symbols' rows of the candles table (not the progress rows)."""
     return [(key, row) for key, row in rows if not is_progress_key(key)]
+
+
+def history_key(symbol: str, interval: str, slot: int) -> str:
+    """The candle-history key of one slot of a symbol's ring of final candles of ``interval``."""
+    return f"{symbol}|{interval}|{slot}"
 
 
 def health_key(worker_id: str, component: str) -> str:

@@ -27,13 +27,15 @@ from streams.web.params import (
     symbol_param,
 )
 from tables import names
+from tables.candles import recent_history
 
 
 def install_market_views(app: WorkerApp) -> None:
     """Mount the market views."""
-    windows = [spec.name for spec in app.settings.window_specs]
-
+    specs = {spec.name: spec for spec in app.settings.window_specs}
+    windows = list(specs)
     history: Any = app.tables[names.CANDLE_HISTORY]
+    keep = app.settings.candle_history
 
     @app.page("/candles/{symbol}")
     @answers_bad_parameters
@@ -50,10 +52,9 @@ def install_market_views(app: WorkerApp) -> None:
         if driver is None or current is None:
             return error(web, 404, f"unknown symbol {symbol!r}")
         now = utc_now()
-        closed = [item if isinstance(item, dict) else  # a Candle's JSON in rows written before bars
-                  event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(item)), CANDLE_PRODUCER,
-                                              now))
-                  for item in (history.get(symbol) or {}).get(interval, [])[-limit:]]
+        texts = recent_history(history, symbol, specs[interval], current.watermark_us, keep, limit)
+        closed = [event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(text)),
+                                              CANDLE_PRODUCER, now)) for text in texts]
         return web.json({"symbol": symbol, "interval": interval, "closed": closed,
                          "live": [event_to_json(c) for c in live_candles(current, driver.fold, interval, now)],
                          "watermark": current.watermark_us, "late_trades": current.late})
