@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.cli.replay_cmd import _speed
+from streams.cli.history.replay import _speed
 from streams.errors import InvalidInput
 from streams.tools.replay import Bound
 

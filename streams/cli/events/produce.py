@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from streams.cli import news_cmd
+from streams.cli.events import produce_news
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.errors import InvalidInput
 from streams.ingest import TRADE_FORMATS
@@ -64,14 +64,14 @@ def produce(
 ) -> None:
     """Produce trades to a topic from a file (validated first) or a synthetic feed."""
     catalog_topic(topic)
-    if topic not in ("market.trades", news_cmd.TOPIC):
+    if topic not in ("market.trades", produce_news.TOPIC):
         raise InvalidInput(f"produce supports market.trades and market.news, not {topic}")
     if synthetic == (file is not None):
         raise InvalidInput("give exactly one of --file F or --synthetic")
     if rate <= 0:
         raise InvalidInput(f"--rate must be positive, got {rate}")
     settings = settings_from(config, broker=broker)
-    if topic == news_cmd.TOPIC:
+    if topic == produce_news.TOPIC:
         _produce_news(settings, file, fmt, skip_invalid, rejects, symbols, rate, duration, seed)
         return
     with EventProducer(settings) as producer:
@@ -152,11 +152,11 @@ def _produce_news(settings: Settings, file: Path | None, fmt: str, skip_invalid:
     stopping: list[bool] = []
     with EventProducer(settings) as producer:
         if file is not None:
-            sent, rejected = news_cmd.produce_news_file(producer, file, fmt, skip_invalid, rejects, console)
+            sent, rejected = produce_news.produce_news_file(producer, file, fmt, skip_invalid, rejects, console)
             console.print(f"sent {sent} headlines, rejected {rejected}")
             return
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.append(True))
         names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-        sent = news_cmd.produce_news_synthetic(producer, names, rate, duration, seed, lambda: bool(stopping))
+        sent = produce_news.produce_news_synthetic(producer, names, rate, duration, seed, lambda: bool(stopping))
     console.print(f"sent {sent} synthetic headlines")

@@ -1,0 +1,1 @@
+"""Commands that put events on topics or read them: produce (trades, news), consume, command."""
