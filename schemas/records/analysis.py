@@ -1,0 +1,93 @@
+"""Analysis records (schemas/analysis/*.avsc): candles, indicators, anomalies, enrichments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar
+
+from schemas.records.common import Event
+
+
+class Regime(StrEnum):
+    TRENDING = "TRENDING"
+    RANGING = "RANGING"
+    VOLATILE = "VOLATILE"
+    UNKNOWN = "UNKNOWN"
+
+
+class EnrichmentSource(StrEnum):
+    CLAUDE = "CLAUDE"
+    CACHE = "CACHE"
+    FALLBACK = "FALLBACK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candle(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Candle"
+    symbol: str
+    interval: str
+    window_start: datetime
+    window_end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    vwap: Decimal
+    trade_count: int
+    buy_volume: Decimal
+    sell_volume: Decimal
+    first_trade_id: int
+    last_trade_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndicatorSnapshot(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.IndicatorSnapshot"
+    symbol: str
+    interval: str
+    candle_id: str
+    candle_end: datetime
+    close: Decimal
+    ema_fast: float | None = None
+    ema_slow: float | None = None
+    rsi: float | None = None
+    atr: float | None = None
+    realised_volatility: float | None = None
+    volume_zscore: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Anomaly"
+    symbol: str
+    interval: str
+    rule: str
+    value: float
+    threshold: float
+    candle_id: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enrichment(Event):
+    AVRO_NAME: ClassVar[str] = "ticktide.analysis.Enrichment"
+    subject_event_id: str
+    subject_type: str
+    symbol: str | None = None
+    regime: Regime
+    sentiment: float
+    risk_flags: list[str]
+    confidence: float
+    rationale: str
+    model: str
+    prompt_version: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cache_hit: bool
+    source: EnrichmentSource
