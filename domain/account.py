@@ -24,8 +24,8 @@ from decimal import Decimal
 from domain import controls, orders
 from domain.clock import to_micros
 from domain.fold import Position
-from domain.ledger import Portfolio
 from domain.orders import TradingConfig
+from domain.portfolio import Portfolio
 from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder
 
 KEEP_MARKS = 300

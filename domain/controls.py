@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from domain.clock import to_micros
 from domain.command_rules import command_arguments
-from domain.ledger import Portfolio
 from domain.orders import Emitter, TradingConfig, derived_id, mark_time
+from domain.portfolio import Portfolio
 from schemas.records import (
     Command,
     CommandAcknowledged,

@@ -1,19 +1,14 @@
-"""The paper-trading ledger: a pure fold ``apply(state, event)`` over trading.events.
+"""The paper-trading ledger: a pure fold ``apply(state, event)`` over trading.events, into
+the account's ``Portfolio`` (domain.portfolio).
 
 An order ends in one of four ways, each its own event: filled (OrderFilled), denied before
 it was placed (OrderDenied), expired (OrderExpired) or canceled by a user (OrderCanceled).
 Older topics hold OrderRejected for the last three; it still folds, told apart by its
 ``reason_code`` as it was written.
 
-One ``Portfolio`` per account: cash, positions (signed quantity, cost basis, realised P&L,
-fees, last fill price), orders and their lifecycle, and the account's controls (paused
-strategies, risk-limit overrides, kill switch). The live ledger agent, ``ticktide rebuild
-portfolio`` and the tests all build it with this fold.
-
-Amounts are exact ``Decimal``s. A position keeps its cost basis (quantity x average price)
-rather than the average price, so ``cash + sum(cost) == initial cash + realised P&L - fees``
-holds exactly; only the cost removed by a reducing fill is rounded (to 18 places, the
-contract's scale), and the same rounded figure goes into realised P&L.
+The live ledger agent, ``ticktide rebuild portfolio`` and the tests all build the
+portfolio with this fold. Every figure a fill moves is rounded to 18 places, and the same
+rounded figures go into cash, cost and realised P&L (see domain.portfolio).
 
 The fold is idempotent by event identity: an order is placed once (order id), a fill
 counts once (fill id), an order closes once, a command is acknowledged once. An event
@@ -24,12 +19,12 @@ as its order is among the remembered ones (all open orders and the last 100-200 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, localcontext
-from enum import StrEnum
+from decimal import Decimal, localcontext
 
 from domain.clock import to_micros
 from domain.command_rules import MAX_ORDERS_PER_MINUTE, Problem, command_from_text
 from domain.fold import Position as Applied
+from domain.portfolio import EXACT, ZERO, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
 from schemas.records import (
     CommandAcknowledged,
     Event,
@@ -48,9 +43,6 @@ from schemas.records import (
     Side,
 )
 
-ZERO = Decimal(0)
-SCALE = Decimal("1e-18")
-EXACT = Context(prec=80)
 MINUTE_US = 60_000_000
 KEEP_CLOSED_ORDERS = 100
 """Closed orders remembered per account (between 100 and 200): what /orders can show and
@@ -58,121 +50,6 @@ the window within which a re-delivered order or fill is recognised as a repeat."
 KEEP_ACKNOWLEDGED = 200
 MAX_ORDER_TIMES = MAX_ORDERS_PER_MINUTE
 """Order times kept for the orders-per-minute limit (the limit can be at most this)."""
-
-
-def quantize(value: Decimal) -> Decimal:
-    """Round to the contract's 18 decimal places (half-even)."""
-    return value.quantize(SCALE, context=EXACT)
-
-
-class OrderStatus(StrEnum):
-    OPEN = "OPEN"
-    FILLED = "FILLED"
-    DENIED = "DENIED"
-    EXPIRED = "EXPIRED"
-    CANCELED = "CANCELED"
-
-
-LEGACY_CANCEL_CODES = ("kill_switch", "flatten")
-"""reason_codes of an old OrderRejected that was a user's cancel (``expired``: an expiry;
-any other: a denial)."""
-
-
-def legacy_status(reason_code: str) -> OrderStatus:
-    """What an old OrderRejected (or a REJECTED row) with this reason_code means now."""
-    if reason_code == "expired":
-        return OrderStatus.EXPIRED
-    return OrderStatus.CANCELED if reason_code in LEGACY_CANCEL_CODES else OrderStatus.DENIED
-
-
-@dataclass(slots=True)
-class Order:
-    """One order's lifecycle (placed -> filled | expired | canceled; or denied)."""
-
-    order_id: str
-    symbol: str
-    side: str = ""
-    quantity: Decimal = ZERO
-    order_type: str = "MARKET"
-    limit_price: Decimal | None = None
-    placed_us: int = 0  # event (market) time of the order: its timeout runs from here
-    strategy: str = ""
-    filled: Decimal = ZERO
-    status: OrderStatus = OrderStatus.OPEN
-    reason_code: str = ""
-    reason: str = ""
-    last_fill_us: int = 0
-    fill_ids: list[str] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        """Quantity still to fill."""
-        return self.quantity - self.filled
-
-    @property
-    def signed_remaining(self) -> Decimal:
-        """Remaining quantity, negative for a sell."""
-        return self.remaining if self.side == Side.BUY else -self.remaining
-
-
-@dataclass(slots=True)
-class Position:
-    """A signed position: quantity (negative = short) and its cost basis."""
-
-    quantity: Decimal = ZERO
-    cost: Decimal = ZERO
-    realised: Decimal = ZERO
-    fees: Decimal = ZERO
-    last_price: Decimal = ZERO
-
-    @property
-    def average_price(self) -> Decimal:
-        """Cost basis per unit (0 when flat)."""
-        return quantize(self.cost / self.quantity) if self.quantity else ZERO
-
-    def unrealised(self, price: Decimal | None = None) -> Decimal:
-        """P&L of the open quantity at ``price`` (default: the last fill price)."""
-        mark = self.last_price if price is None else price
-        return quantize(self.quantity * mark - self.cost) if self.quantity else ZERO
-
-
-@dataclass(slots=True)
-class Controls:
-    """What users changed with commands: paused strategies, limit overrides, kill switch."""
-
-    paused: list[str] = field(default_factory=list)
-    limits: dict[str, str] = field(default_factory=dict)
-    killed: bool = False
-
-
-@dataclass(slots=True)
-class Portfolio:
-    """Everything known about one account, folded from its trading.events."""
-
-    account: str
-    initial_cash: Decimal
-    cash: Decimal = ZERO
-    positions: dict[str, Position] = field(default_factory=dict)
-    orders: dict[str, Order] = field(default_factory=dict)
-    controls: Controls = field(default_factory=Controls)
-    order_times: list[int] = field(default_factory=list)  # accepted orders, last minute, oldest first
-    acknowledged: list[str] = field(default_factory=list)  # recent command ids
-    events: int = 0  # events that changed the state
-
-    @classmethod
-    def open(cls, account: str, initial_cash: Decimal) -> Portfolio:
-        """A new account holding only cash."""
-        return cls(account=account, initial_cash=initial_cash, cash=initial_cash)
-
-    def position(self, symbol: str) -> Position:
-        """The symbol's position (flat if never traded)."""
-        return self.positions.get(symbol) or Position()
-
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """Orders still open (not filled, expired or canceled), oldest first."""
-        return [o for o in self.orders.values()
-                if o.status is OrderStatus.OPEN and (symbol is None or o.symbol == symbol)]
 
 
 def apply(state: Portfolio, event: Event) -> Portfolio:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from typing import Any
 
-from domain.ledger import EXACT, ZERO, Controls, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
+from domain.portfolio import EXACT, ZERO, Controls, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
 
 
 def _num(value: Decimal) -> str:

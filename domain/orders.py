@@ -29,16 +29,8 @@ from typing import Any
 
 from domain.clock import from_micros, to_micros
 from domain.command_rules import limit_value
-from domain.ledger import (
-    EXACT,
-    MINUTE_US,
-    ZERO,
-    Order,
-    OrderStatus,
-    Portfolio,
-    apply,
-    quantize,
-)
+from domain.ledger import MINUTE_US, apply
+from domain.portfolio import EXACT, ZERO, Order, OrderStatus, Portfolio, quantize
 from schemas.records import (
     Envelope,
     Event,

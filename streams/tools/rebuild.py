@@ -22,6 +22,7 @@ from typing import Any
 from domain import ledger, ledger_rows
 from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, candle_record
 from domain.fold import step
+from domain.portfolio import Portfolio
 from schemas.records import Candle, Event, utc_now
 from streams.errors import BrokerError, DecodeError, InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder
@@ -114,7 +115,7 @@ def rebuild_portfolio(settings: Settings) -> Comparison:
     for account in live.keys() - rebuilt.keys():
         # The ledger writes an account's row on its first input (a market mark), before it
         # has any trading event: with no events, the rebuild's state is the opening one.
-        rebuilt[account] = ledger_rows.to_row(ledger.Portfolio.open(account, settings.initial_cash))
+        rebuilt[account] = ledger_rows.to_row(Portfolio.open(account, settings.initial_cash))
     return _compare(result, rebuilt, live)
 
 
@@ -138,7 +139,7 @@ def fold_portfolios(settings: Settings) -> tuple[Comparison, dict[str, Any]]:
         account = raw.key.decode(errors="replace") if raw.key else ""
         state = states.get(account)
         if state is None:
-            state = states[account] = ledger.Projection(ledger.Portfolio.open(account, settings.initial_cash))
+            state = states[account] = ledger.Projection(Portfolio.open(account, settings.initial_cash))
         step(ledger.evolve, state, event, raw.partition, raw.offset)
     rebuilt = {account: ledger_rows.to_row(state.portfolio) for account, state in states.items()}
     result.seconds = time.perf_counter() - started

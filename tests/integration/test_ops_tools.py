@@ -19,7 +19,7 @@ import fastavro
 import pytest
 
 from domain import ledger, ledger_rows
-from domain.ledger import Portfolio
+from domain.portfolio import Portfolio
 from schemas.files import all_versions
 from schemas.records import (
     DeadLetter,

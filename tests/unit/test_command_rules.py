@@ -13,8 +13,8 @@ import pytest
 
 from domain import controls, ledger
 from domain.command_rules import Problem, command_from_text, is_symbol, limit_value
-from domain.ledger import Portfolio
 from domain.orders import RiskLimits, TradingConfig, limits_of
+from domain.portfolio import Portfolio
 from domain.validity import violations
 from schemas.records import (
     Command,

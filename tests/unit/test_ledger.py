@@ -24,8 +24,8 @@ from domain import controls, ledger, ledger_rows, orders
 from domain.account import Account, Input, decider, idle_expiry_time
 from domain.clock import to_micros
 from domain.fold import step
-from domain.ledger import OrderStatus, Portfolio
 from domain.orders import RiskLimits, TradingConfig
+from domain.portfolio import OrderStatus, Portfolio
 from schemas.files import all_versions
 from schemas.records import (
     Command,
