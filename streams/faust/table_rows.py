@@ -67,7 +67,8 @@ class RowWriter:
                     store[key] = value
                 while True:
                     try:
-                        produce(topic, key_bytes, value_bytes, partition=partition, on_delivery=self._on_delivery)
+                        produce(topic, key=key_bytes, value=value_bytes, partition=partition,
+                                on_delivery=self._on_delivery)
                         break
                     except BufferError:  # local queue full: let deliveries drain
                         poll(0.1)
