@@ -58,7 +58,7 @@ def make_enricher(app: WorkerApp, cache: LoggedCache) -> Enricher:
         breaker=CircuitBreaker(settings.enrich_breaker_failures, settings.enrich_breaker_cooldown_s),
         cache=cache.cache, metrics=EnrichmentMetrics(app.metrics.registry),
         batch_max=settings.enrich_batch_max, max_output_tokens=settings.enrich_max_output_tokens,
-        persist=cache.persist)
+        persist=cache.persist, refresh_fallbacks=settings.enrich_refresh_fallbacks)
 
 
 def install(app: WorkerApp) -> None:
@@ -72,20 +72,23 @@ def install(app: WorkerApp) -> None:
     history = ContextHistory(settings.enrich_history)
     out = app.typed_topics["analysis.enrichments"]
     table = glue.declare(app)
-    channel = app.topic(*types, key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw", partitions=settings.partitions)
+    channel = app.topic(*(app.typed_topics[name].name for name in types), key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+
+    prefix = settings.topic_prefix
 
     def subject(message: Any) -> Subject | None:
         """The subject of a record, or None for a snapshot kept only as context."""
+        topic = message.topic.removeprefix(prefix)
         record = app.decode_valid(message.value, Event)
-        if not isinstance(record, types[message.topic]):
+        if not isinstance(record, types[topic]):
             raise UnexpectedRecordType(
-                f"{message.topic} carries {types[message.topic].__name__}, not {type(record).__name__}")
+                f"{topic} carries {types[topic].__name__}, not {type(record).__name__}")
         if isinstance(record, IndicatorSnapshot):
             history.add(record)
             if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
                 return None
-        return subject_of(record) if kinds[message.topic] in enabled else None
+        return subject_of(record) if kinds[topic] in enabled else None
 
     async def enrich_batch(batch: list[EventT[Any]]) -> None:
         """Decode, enrich and send a batch; a record that fails is dead-lettered alone."""
@@ -98,6 +101,7 @@ def install(app: WorkerApp) -> None:
         contexts = [build_context(s, history.of(s.symbol), settings.enrich_context_tokens,
                                   enricher.chars_per_token) for _, s in items]
         outcomes = await safe_enrich(contexts)
+        await cache.log_published([(c.subject.event_id, o) for c, o in zip(contexts, outcomes, strict=True)])
         now = utc_now()
         pending = []
         sent: dict[tuple[str, int], list[Enrichment]] = {}  # input (topic, partition) -> enrichments

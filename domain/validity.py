@@ -105,7 +105,8 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
                                     len(RISK_FLAGS)),
                 "confidence": number(0, 1), "rationale": text(4000, empty=True), "model": SHORT_TEXT,
                 "prompt_version": text(64), "input_tokens": integer(), "output_tokens": integer(),
-                "latency_ms": number(0), "source": member(r.EnrichmentSource)}
+                "latency_ms": number(0), "source": member(r.EnrichmentSource),
+                "fallback_reason": optional(text(64, pattern=NAME))}
     if kind is r.TradeSignal:
         return {"symbol": SYMBOL_RULE, "side": member(r.Side), "strength": finite,
                 "strategy": text(64, pattern=NAME), "reason": text(2000), "cause_ids": items(ID_RULE, 64)}

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     enrich_breaker_failures: int = Field(5, ge=1, description="Failures in a row that open the breaker")
     enrich_breaker_cooldown_s: float = Field(30.0, gt=0, description="Open breaker waits this, then probes")
     enrich_cache_ttl_s: float = Field(7 * 86_400.0, gt=0, description="How long a cached answer holds")
+    enrich_refresh_fallbacks: bool = Field(
+        False, description="Ask Claude again (within the budget) for events whose logged outcome was a fallback")
     assess_timeout_s: float = Field(20.0, gt=0, description="GET /assess answers 504 after this")
     assess_rate_per_min: float = Field(6.0, gt=0, le=60_000,
                                        description="GET /assess requests per minute per client address")

@@ -8,11 +8,17 @@ new consumer group re-uses it). Every Claude answer is sent to
 ``analysis.enrichment_cache`` keyed by its cache key; a worker reads that topic before it
 enriches anything, up to the end offsets seen when it starts (a busy topic cannot keep it
 reading), and serves only the answers that pass the validation of a live answer.
+Every outcome the agent publishes (Claude's, the cache's, or the fallback's with its
+reason) is logged there too, keyed ``subject:<subject id>``, before the Enrichment is
+sent: a replay of the same events publishes exactly the same enrichments, with no call.
+The topic is this instance's (``TICKTIDE_TOPIC_PREFIX``); ``ticktide replay --into APP``
+copies the live log into the new instance's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -24,7 +30,7 @@ from typing import Any
 from faust.types import TableT
 
 from domain.enrich.assessment import InvalidAnswer
-from domain.enrich.cache import ResponseCache, cached_outcome
+from domain.enrich.cache import SUBJECT_PREFIX, ResponseCache, cached_outcome, published_outcome, subject_key
 from domain.enrich.context import history_entry
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, IndicatorSnapshot
@@ -60,6 +66,7 @@ def remember_enrichments(table: TableT[str, Any], partition: int, enrichments: l
 
 
 def cache_record(key: str, subject_id: str, outcome: Outcome, stored_at: float) -> Enrichment:
+    """The log record of Claude's answer to a cache key."""
     a = outcome.assessment
     moment = datetime.fromtimestamp(stored_at, UTC)
     return Enrichment(
@@ -72,11 +79,23 @@ def cache_record(key: str, subject_id: str, outcome: Outcome, stored_at: float) 
         latency_ms=outcome.latency_ms, cache_hit=False, source=EnrichmentSource.CLAUDE)
 
 
+def published_record(subject_id: str, outcome: Outcome, stored_at: float) -> Enrichment:
+    """The log record of the outcome published for a subject (keyed ``subject:<id>``)."""
+    key = subject_key(subject_id)
+    record = cache_record(key, subject_id, outcome, stored_at)
+    fallback = outcome.source is EnrichmentSource.FALLBACK
+    return dataclasses.replace(record, subject_type="published", source=outcome.source,
+                               cache_hit=outcome.source is EnrichmentSource.CACHE,
+                               fallback_reason=outcome.reason if fallback else None)
+
+
 @dataclass
 class LoggedAnswers:
-    """What reading the cache topic found: valid answers, and why the others were ignored."""
+    """What reading the cache topic found: valid answers, published outcomes, and why the
+    others were ignored."""
 
     answers: list[tuple[str, str, Outcome, float]] = field(default_factory=list)  # key, subject, ...
+    published: dict[str, Outcome] = field(default_factory=dict)  # subject id -> outcome
     ignored: Counter[str] = field(default_factory=Counter)
 
 
@@ -84,15 +103,20 @@ def read_logged_answers(settings: Settings, codec: AvroCodec, now: float) -> Log
     """Every answer logged up to the end offsets seen at the start, validated like a live
     answer (``cached_outcome``); an undecodable or invalid one is counted, not kept."""
     found = LoggedAnswers()
-    for raw in read_all(settings, CACHE_TOPIC):
+    for raw in read_all(settings, settings.topic_prefix + CACHE_TOPIC):
         try:
             key = raw.key.decode() if raw.key is not None else ""
             if raw.value is None:  # a tombstone: forget what the key held so far
                 found.answers = [answer for answer in found.answers if answer[0] != key]
+                found.published.pop(key.removeprefix(SUBJECT_PREFIX), None)
                 continue
             record = codec.decode(raw.value)
             if not isinstance(record, Enrichment):
                 raise InvalidAnswer(f"a {type(record).__name__}, not an Enrichment")
+            if key.startswith(SUBJECT_PREFIX):
+                found.published.pop(record.subject_event_id, None)  # the newest wins
+                found.published[record.subject_event_id] = published_outcome(key, record, now)
+                continue
             outcome, stored_at = cached_outcome(key, record, now)
         except (DecodeError, InvalidAnswer, UnicodeDecodeError) as problem:
             found.ignored[type(problem).__name__ if isinstance(problem, DecodeError) else str(problem)[:80]] += 1
@@ -125,9 +149,12 @@ class LoggedCache:
                 found = LoggedAnswers()
             for key, subject_id, outcome, stored_at in found.answers:
                 self.cache.remember(key, subject_id, outcome, stored_at)
+            for subject_id, outcome in found.published.items():
+                self.cache.publish(subject_id, outcome)
             self._loaded = True
             self.ignored = sum(found.ignored.values())
-            log.info("enrichment cache: %d answers loaded from %s", len(found.answers), CACHE_TOPIC)
+            log.info("enrichment cache: %d answers and %d published outcomes loaded from %s",
+                     len(found.answers), len(found.published), self.app.settings.topic_prefix + CACHE_TOPIC)
             if self.ignored:
                 log.warning("enrichment cache: %d logged answers ignored as invalid (%s)", self.ignored,
                             "; ".join(f"{n} x {why}" for why, n in found.ignored.most_common(5)))
@@ -136,6 +163,22 @@ class LoggedCache:
     async def persist(self, key: str, subject_id: str, outcome: Outcome, stored_at: float) -> None:
         """Log one answer, keyed by its cache key."""
         await self.app.typed_topics[CACHE_TOPIC].send(cache_record(key, subject_id, outcome, stored_at), key=key)
+
+    async def log_published(self, published: list[tuple[str, Outcome]]) -> None:
+        """Log the outcomes about to be published (subject id, outcome) and wait for the
+        broker: a replay must find every one. A subject logged before is logged again
+        only when a fallback was replaced (``enrich_refresh_fallbacks``)."""
+        topic = self.app.typed_topics[CACHE_TOPIC]
+        pending = []
+        for subject_id, outcome in published:
+            before = self.cache.published.get(subject_id)
+            if before is not None and (before.source is not EnrichmentSource.FALLBACK
+                                       or outcome.source is EnrichmentSource.FALLBACK):
+                continue
+            self.cache.publish(subject_id, outcome)
+            record = published_record(subject_id, outcome, self.clock())
+            pending.append(await topic.send_pending(record, key=record.envelope.event_id))
+        await asyncio.gather(*pending)
 
 
 class ContextHistory:

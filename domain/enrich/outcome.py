@@ -49,4 +49,5 @@ def enrichment_record(subject: Subject, outcome: Outcome, producer: str,
         prompt_version=outcome.prompt_version, input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens, latency_ms=round(outcome.latency_ms, 3),
         cache_hit=outcome.source is EnrichmentSource.CACHE, source=outcome.source,
+        fallback_reason=outcome.reason if outcome.source is EnrichmentSource.FALLBACK else None,
     )

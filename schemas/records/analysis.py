@@ -76,6 +76,7 @@ class Anomaly(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Enrichment(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.analysis.Enrichment"
+    SCHEMA_VERSION: ClassVar[int] = 2
     subject_event_id: str
     subject_type: str
     symbol: str | None = None
@@ -91,3 +92,4 @@ class Enrichment(Event):
     latency_ms: float
     cache_hit: bool
     source: EnrichmentSource
+    fallback_reason: str | None = None

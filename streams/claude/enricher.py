@@ -100,6 +100,7 @@ class Enricher:
     persist: Persist = _no_persist
     clock: Callable[[], float] = time.time
     chars_per_token: float = 3.5
+    refresh_fallbacks: bool = False  # ask again for subjects whose published outcome was a fallback
     transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=1000))
     _slots: asyncio.Semaphore | None = None
 
@@ -109,13 +110,16 @@ class Enricher:
         return self.client.model if self.client else "none"
 
     async def enrich(self, contexts: list[Context], deadline_s: float) -> list[Outcome]:
-        """One outcome per context, in order, within ``deadline_s`` seconds."""
+        """One outcome per context, in order, within ``deadline_s`` seconds. A subject
+        whose outcome was already published gets that outcome again (a replay or a
+        re-delivery): same values, no call."""
         deadline = time.monotonic() + deadline_s
         outcomes: dict[int, Outcome] = {}
         misses: dict[str, list[int]] = {}  # cache key -> positions asking it
         for position, context in enumerate(contexts):
             key = context.cache_key(self.model)
-            hit = self.cache.get(key, context.subject.event_id, self.clock())
+            hit = (self.cache.replayed(context.subject.event_id, self.refresh_fallbacks)
+                   or self.cache.get(key, context.subject.event_id, self.clock()))
             if hit is not None:
                 outcomes[position] = hit
             else:
