@@ -89,6 +89,7 @@ def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int
                     done(partition)
                     continue
                 yield raw
+                last = time.monotonic()  # the caller may have held us (a paced or merged replay)
                 if raw.offset >= ends[partition] - 1:
                     done(partition)
     finally:

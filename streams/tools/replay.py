@@ -1,28 +1,45 @@
-"""Replay a range of a topic into another topic, or into a fresh isolated app instance.
+"""Replay a range of one or several topics into another topic, or into a fresh isolated
+app instance, as one history.
 
 Bounds are offsets (the same for every partition) or times; a time becomes, in each
 partition, the first offset whose record timestamp is at or after it, found by binary
 search over record timestamps (``streams.kafka.ranges``). The range is [from, to). Records are
-copied as stored (key and value bytes), at the original pace times ``speed`` or as fast
-as possible. A new app id gets its own topics (every catalog topic, prefixed
-``APP_ID.``); its worker runs with ``TICKTIDE_APP_ID=APP_ID TICKTIDE_TOPIC_PREFIX=APP_ID.``,
-so it has its own consumer group, tables and outputs and live state is untouched.
+copied as stored (key and value bytes). Several topics are merged by the events' own
+event time (each partition keeps its order: a record never overtakes an earlier one of
+its partition), at N x the market's pace (event time) or as fast as possible.
+
+A new app id gets its own topics (every catalog topic, prefixed ``APP_ID.``); its worker
+runs with ``TICKTIDE_APP_ID=APP_ID TICKTIDE_TOPIC_PREFIX=APP_ID.``, so it has its own
+consumer group, tables and outputs and live state is untouched. The live response log
+(``analysis.enrichment_cache``: Claude's answers and every published outcome) is copied
+into the new instance's, so it publishes the same enrichments without calling Claude.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from streams.errors import InvalidInput
+from domain.clock import to_micros
+from streams.errors import DecodeError, InvalidInput
 from streams.kafka.admin import create_topics, end_offsets, list_topics
+from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import parse_time
 from streams.kafka.producer import EventProducer
-from streams.kafka.ranges import TimestampSearch, read_range
+from streams.kafka.ranges import Raw, TimestampSearch, read_all, read_range
 from streams.settings import Settings
+
+RESPONSE_LOG = "analysis.enrichment_cache"
+TOPIC_SETS: dict[str, tuple[str, ...]] = {
+    "strategy": ("analysis.indicators", "analysis.anomalies", "market.news"),
+    "market": ("market.trades", "market.news", "user.commands"),
+}
+"""Named sets: ``strategy`` = what enrichment and the strategy read (they recompute
+enrichments, signals and orders); ``market`` = every outside input (the whole pipeline)."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +62,13 @@ class Bound:
 
 
 @dataclass
-class Plan:
-    """What will be replayed: per partition [start, end), and where to."""
+class Source:
+    """One topic's range: per partition [start, end), and where it goes."""
 
     topic: str
     target: str
     starts: list[int]
     ends: list[int]
-    new_app: str | None = None
 
     @property
     def total(self) -> int:
@@ -61,17 +77,47 @@ class Plan:
 
 
 @dataclass
+class Plan:
+    """What will be replayed, and into which new app (None: into an existing topic)."""
+
+    sources: list[Source]
+    new_app: str | None = None
+
+    @property
+    def total(self) -> int:
+        """Records in the range, all topics."""
+        return sum(s.total for s in self.sources)
+
+    @property
+    def target(self) -> str:
+        """Where the records go, for people."""
+        return ", ".join(s.target for s in self.sources)
+
+
+@dataclass
 class Progress:
-    """How far a replay got: records copied and the next offset of each partition."""
+    """How far a replay got: records copied and the next offset of each topic's partitions."""
 
     copied: int = 0
     seconds: float = 0.0
-    next_offsets: dict[int, int] = field(default_factory=dict)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         """Records replayed per second."""
         return self.copied / self.seconds if self.seconds > 0 else 0.0
+
+
+def topics_of(topics: list[str], named: str | None) -> list[str]:
+    """The topics asked for: each --topic (commas split them) and the named set's."""
+    wanted = [t.strip() for text in topics for t in text.split(",") if t.strip()]
+    if named is not None:
+        if named not in TOPIC_SETS:
+            raise InvalidInput(f"--set {named!r} is not a named set; known: {', '.join(TOPIC_SETS)}")
+        wanted += TOPIC_SETS[named]
+    if not wanted:
+        raise InvalidInput("name at least one --topic or a --set")
+    return list(dict.fromkeys(wanted))
 
 
 def _offsets(search: TimestampSearch, bound: Bound, partition: int, low: int, end: int) -> int:
@@ -81,8 +127,7 @@ def _offsets(search: TimestampSearch, bound: Bound, partition: int, low: int, en
     return search.first_at_or_after(partition, low, end, bound.time_ms) if low < end else end
 
 
-def plan(settings: Settings, topic: str, start: Bound, stop: Bound | None, into: str) -> Plan:
-    """Resolve bounds to offsets and the target to a topic (creating a new app's topics)."""
+def _source(settings: Settings, topic: str, start: Bound, stop: Bound | None, target: str) -> Source:
     ends = list(end_offsets(settings, topic))
     search = TimestampSearch(settings, topic)
     try:
@@ -91,39 +136,100 @@ def plan(settings: Settings, topic: str, start: Bound, stop: Bound | None, into:
                                            for p, (s, end) in enumerate(zip(starts, ends, strict=True))]
     finally:
         search.close()
-    if into in list_topics(settings):
-        return Plan(topic, into, starts, stops)
+    return Source(topic, target, starts, stops)
+
+
+def plan(settings: Settings, topics: list[str] | str, start: Bound, stop: Bound | None, into: str) -> Plan:
+    """Resolve bounds to offsets and the target to topics (creating a new app's topics)."""
+    names = [topics] if isinstance(topics, str) else topics
+    existing = list_topics(settings)
+    missing = [t for t in names if t not in existing]
+    if missing:
+        raise InvalidInput(f"no such topic: {', '.join(missing)}")
+    if into in existing:
+        if len(names) != 1:
+            raise InvalidInput("several topics replay into an app id (--into APP), not into one topic")
+        return Plan([_source(settings, names[0], start, stop, into)])
     if not into or not all(c.isalnum() or c in "._-" for c in into):
         raise InvalidInput(f"--into {into!r} is neither an existing topic nor a valid app id")
-    isolated = settings.model_copy(update={"topic_prefix": f"{into}.", "app_id": into})
-    create_topics(isolated)
-    return Plan(topic, f"{into}.{topic.removeprefix(settings.topic_prefix)}", starts, stops, new_app=into)
+    create_topics(isolated_settings(settings, into))
+    return Plan([_source(settings, t, start, stop, f"{into}.{t.removeprefix(settings.topic_prefix)}")
+                 for t in names], new_app=into)
+
+
+def isolated_settings(settings: Settings, app: str) -> Settings:
+    """The settings of the isolated instance ``app`` (its app id and topic prefix)."""
+    return settings.model_copy(update={"topic_prefix": f"{app}.", "app_id": app})
+
+
+def copy_response_log(settings: Settings, app: str) -> int:
+    """Copy this app's response log into ``app``'s (records it does not hold yet); how many."""
+    target = f"{app}.{RESPONSE_LOG}"
+    held = {(r.key, r.value) for r in read_all(settings, target)}
+    copied = 0
+    with EventProducer(settings) as producer:
+        for raw in read_all(settings, settings.topic_prefix + RESPONSE_LOG):
+            if (raw.key, raw.value) not in held:
+                producer.send_raw(target, raw.key, raw.value)
+                held.add((raw.key, raw.value))
+                copied += 1
+    return copied
+
+
+def event_time_us(codec: AvroCodec, raw: Raw) -> int:
+    """A record's event time (its envelope's); the record timestamp if it does not decode
+    (it is copied all the same: the replayed instance dead-letters it as live did)."""
+    try:
+        return to_micros(codec.decode(raw.value).envelope.event_time)
+    except DecodeError:
+        return raw.timestamp_ms * 1000
+
+
+def merged(settings: Settings, the_plan: Plan, codec: AvroCodec) -> Generator[tuple[int, Source, Raw], None, None]:
+    """Every planned record as (event time, source, record), merged by event time; each
+    partition's records stay in their order."""
+    runs, readers = [], []
+    for order, source in enumerate(the_plan.sources):
+        for partition, (start, end) in enumerate(zip(source.starts, source.ends, strict=True)):
+            if start >= end:
+                continue
+            starts, ends = [0] * len(source.ends), [0] * len(source.ends)
+            starts[partition], ends[partition] = start, end
+            records = read_range(settings, source.topic, starts, ends)
+            readers.append(records)
+            runs.append((event_time_us(codec, r), order, partition, r.offset, source, r) for r in records)
+    try:
+        for at, _, _, _, source, raw in heapq.merge(*runs, key=lambda item: item[:4]):
+            yield at, source, raw
+    finally:
+        for reader in readers:
+            reader.close()
 
 
 def replay(settings: Settings, the_plan: Plan, speed: float | None,
            on_record: Callable[[Progress], None] = lambda _: None,
            stop: threading.Event | None = None) -> Progress:
-    """Copy the planned range; ``speed`` None = as fast as possible, else N x the original
-    pace. Setting ``stop`` (or a KeyboardInterrupt) stops cleanly: the returned progress
-    says where it stopped. Waits for the pace are cut short by ``stop``."""
+    """Copy the planned range; ``speed`` None = as fast as possible, else N x the market's
+    pace (event time). Setting ``stop`` (or a KeyboardInterrupt) stops cleanly: the
+    returned progress says where it stopped. Waits for the pace are cut short by ``stop``."""
     stop = stop or threading.Event()
-    progress = Progress(next_offsets=dict(enumerate(the_plan.starts)))
+    progress = Progress(next_offsets={(s.topic, p): o for s in the_plan.sources for p, o in enumerate(s.starts)})
     started = time.monotonic()
-    first_ms: int | None = None
+    first_us: int | None = None
     producer = EventProducer(settings)
-    records = read_range(settings, the_plan.topic, the_plan.starts, the_plan.ends)
+    records = merged(settings, the_plan, producer.codec)
     try:
-        for raw in records:
+        for at, source, raw in records:
             if speed is not None:
-                first_ms = raw.timestamp_ms if first_ms is None else first_ms
-                ahead = (raw.timestamp_ms - first_ms) / 1000 / speed - (time.monotonic() - started)
+                first_us = at if first_us is None else first_us
+                ahead = (at - first_us) / 1e6 / speed - (time.monotonic() - started)
                 if ahead > 0:
                     stop.wait(ahead)
             if stop.is_set():
                 break
-            producer.send_raw(the_plan.target, raw.key, raw.value)
+            producer.send_raw(source.target, raw.key, raw.value)
             progress.copied += 1
-            progress.next_offsets[raw.partition] = raw.offset + 1
+            progress.next_offsets[(source.topic, raw.partition)] = raw.offset + 1
             on_record(progress)
     except KeyboardInterrupt:
         pass
