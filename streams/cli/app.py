@@ -7,7 +7,7 @@ import sys
 import typer
 
 from streams.cli.events import command, consume, produce
-from streams.cli.history import dlq, explain, rebuild, replay
+from streams.cli.history import dlq, explain, parity, rebuild, replay
 from streams.cli.stack import broker, dev, topics, worker
 from streams.errors import ConfigError, TickTideError
 
@@ -26,6 +26,7 @@ app.command("dev")(dev.dev)
 app.add_typer(topics.app, name="topics")
 app.add_typer(rebuild.app, name="rebuild")
 app.command("replay")(replay.replay_command)
+app.command("parity")(parity.parity_command)
 app.command("explain")(explain.explain_command)
 app.command("command")(command.command_command)
 app.add_typer(dlq.app, name="dlq")
