@@ -28,8 +28,8 @@ def derived_id(candle_id: str, what: str) -> str:
 
 
 def snapshot_record(candle: Candle, values: Indicators, producer: str,
-                    ingest_time: datetime) -> IndicatorSnapshot:
-    """The IndicatorSnapshot caused by a candle."""
+                    ingest_time: datetime, anomaly_ids: list[str] | None = None) -> IndicatorSnapshot:
+    """The IndicatorSnapshot caused by a candle (naming the anomalies the candle raised)."""
     candle_id = candle.envelope.event_id
     return IndicatorSnapshot(
         envelope=IndicatorSnapshot.envelope_for(
@@ -40,6 +40,7 @@ def snapshot_record(candle: Candle, values: Indicators, producer: str,
         candle_end=candle.window_end, close=candle.close,
         ema_fast=values.ema_fast, ema_slow=values.ema_slow, rsi=values.rsi, atr=values.atr,
         realised_volatility=values.realised_volatility, volume_zscore=values.volume_zscore,
+        anomaly_ids=list(anomaly_ids or []),
     )
 
 
@@ -91,7 +92,8 @@ class Analysis:
         state.indicators, values = apply_candle(previous, candle, self.config)
         if values is None:
             return state, []
-        outputs: list[Output] = [snapshot_record(candle, values, self.producer, item.ingest_time)]
-        outputs += [anomaly_record(candle, finding, self.producer, item.ingest_time)
-                    for finding in detect(previous, candle, values, self.rules)]
-        return state, outputs
+        anomalies = [anomaly_record(candle, finding, self.producer, item.ingest_time)
+                     for finding in detect(previous, candle, values, self.rules)]
+        snapshot = snapshot_record(candle, values, self.producer, item.ingest_time,
+                                   [a.envelope.event_id for a in anomalies])
+        return state, [snapshot, *anomalies]

@@ -94,7 +94,8 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
         return {"symbol": SYMBOL_RULE, "interval": INTERVAL_RULE, "candle_id": ID_RULE, "candle_end": at,
                 "close": amount(), "ema_fast": optional_finite, "ema_slow": optional_finite,
                 "rsi": optional(number(0, 100)), "atr": optional(number(0)),
-                "realised_volatility": optional(number(0)), "volume_zscore": optional_finite}
+                "realised_volatility": optional(number(0)), "volume_zscore": optional_finite,
+                "anomaly_ids": items(ID_RULE, 32)}
     if kind is r.Anomaly:
         return {"symbol": SYMBOL_RULE, "interval": INTERVAL_RULE, "rule": text(64, pattern=NAME),
                 "value": finite, "threshold": finite, "candle_id": ID_RULE, "description": text(2000)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -48,6 +48,7 @@ class Candle(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IndicatorSnapshot(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.analysis.IndicatorSnapshot"
+    SCHEMA_VERSION: ClassVar[int] = 2
     symbol: str
     interval: str
     candle_id: str
@@ -59,6 +60,7 @@ class IndicatorSnapshot(Event):
     atr: float | None = None
     realised_volatility: float | None = None
     volume_zscore: float | None = None
+    anomaly_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
