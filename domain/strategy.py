@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.clock import to_micros
 from schemas.records import Anomaly, Enrichment, IndicatorSnapshot, Regime, Side, TradeSignal
@@ -45,6 +46,12 @@ class SymbolContext:
     enrichment_id: str = ""
     snapshots_since_enrichment: int = 0
     anomalies: list[list[str]] = field(default_factory=list)  # [event_id, rule, candle_id]
+    # when to decide (domain.strategy_gate): snapshots waiting for their enrichments
+    seen_end_us: int = -1  # candle end of the newest trading snapshot seen
+    pending: list[dict[str, Any]] = field(default_factory=list)  # with "since": wall time it came
+    expected: list[list[Any]] = field(default_factory=list)  # [event time, subject id] to be enriched
+    arrived: list[list[Any]] = field(default_factory=list)  # [time, subject id, enrichment id, regime, flags]
+    decided_early: int = 0  # decisions the wall-clock guard made without all their enrichments
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,10 @@ STRATEGIES: dict[str, Strategy] = {
     "ema_cross": ema_cross,
     "ema_cross_unfiltered": ema_cross_unfiltered,
 }
+
+
+IGNORE_ENRICHMENTS = frozenset({"ema_cross_unfiltered"})
+"""Strategies that never weigh an enrichment (their decisions need not wait for one)."""
 
 
 def strategy_named(name: str) -> Strategy:

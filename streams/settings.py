@@ -162,6 +162,8 @@ class Settings(BaseSettings):
                                  description="Paper account the strategy trades")
     trading_strategy: str = Field("ema_cross", description="Strategy (domain/strategy.py STRATEGIES)")
     trading_interval: str = Field("1m", description="Candle interval the strategy trades on")
+    trading_enrichment_wait_s: float = Field(
+        120.0, gt=0, description="Longest (wall clock) a decision waits for the enrichments it weighs")
     order_quantity: Decimal = Field(Decimal("0.01"), gt=0, description="Units per strategy order")
     initial_cash: Decimal = Field(Decimal(100_000), ge=0, description="Cash of a new paper account")
     fee_bps: Decimal = Field(Decimal(10), ge=0, description="Fee per fill, basis points of notional")

@@ -24,7 +24,8 @@ from domain import ledger_rows
 from domain.account import Account
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
-from domain.strategy import SymbolContext
+from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
+from domain.strategy_gate import GatePlan
 from schemas.records import TradeSignal
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json
@@ -70,6 +71,15 @@ def open_accounts(table: TableT[str, Any]) -> list[str]:
     """The accounts with open orders (read without unpacking whole rows)."""
     return [account for account, row in list(table.items())
             if any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
+
+
+def gate_plan(settings: Settings) -> GatePlan:
+    """What the strategy waits for, from the enrichment and trading settings."""
+    inputs = set(settings.enrich_inputs.split(","))
+    return GatePlan(trading_interval=settings.trading_interval, enrich_snapshots="indicators" in inputs,
+                    enrich_anomalies="anomalies" in inputs, snapshot_interval=settings.enrich_snapshot_interval,
+                    snapshot_every_s=settings.enrich_snapshot_every_s, wait_s=settings.trading_enrichment_wait_s,
+                    weighs=settings.trading_strategy not in IGNORE_ENRICHMENTS)
 
 
 def load_context(table: TableT[str, Any], symbol: str) -> SymbolContext:
