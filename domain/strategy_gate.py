@@ -139,7 +139,8 @@ def snapshot_row(snapshot: IndicatorSnapshot) -> dict[str, Any]:
     e = snapshot.envelope
     return {"id": e.event_id, "time_us": to_micros(e.event_time), "ingest_us": to_micros(e.ingest_time),
             "producer": e.producer, "correlation_id": e.correlation_id, "causation_id": e.causation_id,
-            "priority": str(e.priority), "retry_count": e.retry_count, "symbol": snapshot.symbol, "interval": snapshot.interval, "candle_id": snapshot.candle_id,
+            "priority": str(e.priority), "retry_count": e.retry_count,
+            "symbol": snapshot.symbol, "interval": snapshot.interval, "candle_id": snapshot.candle_id,
             "candle_end_us": to_micros(snapshot.candle_end), "close": str(snapshot.close),
             "anomaly_ids": list(snapshot.anomaly_ids), **{name: getattr(snapshot, name) for name in _FIELDS}}
 

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import permutations
 
@@ -32,8 +33,7 @@ def history() -> tuple[list[IndicatorSnapshot], list[Enrichment]]:
                                                             strict=True)]
 
 
-def _at(enrichment: Enrichment, moment: object) -> Enrichment:
-    from dataclasses import replace
+def _at(enrichment: Enrichment, moment: datetime) -> Enrichment:
     return replace(enrichment, envelope=replace(enrichment.envelope, event_time=moment,
                                                 event_id=f"enrichment-of-{enrichment.subject_event_id}"))
 
@@ -65,7 +65,7 @@ def test_decisions_are_the_same_whatever_the_arrival_order() -> None:
 
 
 def test_a_decision_waits_for_its_enrichment_and_a_missing_one_only_for_wait_s() -> None:
-    snapshots, enrichments = history()
+    snapshots = history()[0]
     context, strategy = SymbolContext("BTCUSDT"), strategy_named("ema_cross")
     decided = [d for s in snapshots for d in gated_snapshot(context, s, strategy, PLAN, 0.0)]
     assert decided == [] and len(context.pending) == len(snapshots) - 1  # the first decides at once
