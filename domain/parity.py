@@ -39,12 +39,13 @@ KINDS: dict[str, tuple[tuple[str, tuple[type[Event], ...]], ...]] = {
     "anomalies": (("analysis.anomalies", (Anomaly,)),),
     "enrichments": (("analysis.enrichments", (Enrichment,)),),
     "signals": (("trading.signals", (TradeSignal,)),),
-    "orders": (("trading.commands", (PlaceOrder,)),
-               ("trading.events", (OrderPlaced, OrderDenied, OrderExpired, OrderCanceled))),
+    "orders": (("trading.commands", (PlaceOrder,)),),
+    "order_events": (("trading.events", (OrderPlaced, OrderDenied, OrderExpired, OrderCanceled)),),
     "fills": (("trading.events", (OrderFilled,)),),
     "positions": (("trading.events", (PositionChanged,)),),
 }
-"""What is compared: kind -> (topic, the record types of that kind on it)."""
+"""What is compared: kind -> (topic, the record types of that kind on it). ``orders`` are
+the orders the strategy sent; ``order_events`` what the ledger decided about them."""
 COST_FIELDS = frozenset({"input_tokens", "output_tokens", "latency_ms", "cache_hit"})
 """Enrichment fields that say what an answer cost, not what it says."""
 
