@@ -91,6 +91,13 @@ def mark_time(mark: Mark) -> int:
     return to_micros(mark.envelope.event_time)
 
 
+def price_at(recent: list[Mark], time_us: int) -> Decimal:
+    """The market price at an event time: the last mark at or before it, else the first
+    after it (never the newest mark that happened to have arrived: that depends on when)."""
+    before = [mark for mark in recent if mark_time(mark) <= time_us]
+    return before[-1].price if before else recent[0].price
+
+
 def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int) -> bool:
     """Add a mark to its symbol's recent marks (event-time order, the last ``keep``);
     False if it was already there."""
@@ -188,7 +195,7 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
         return []
     time_us = to_micros(command.envelope.event_time)
     prices = {s: p.last_price for s, p in state.positions.items() if p.last_price}
-    prices.update({s: m[-1].price for s, m in marks.items() if m})
+    prices.update({s: price_at(m, time_us) for s, m in marks.items() if m})
     with localcontext(EXACT):
         problem = _risk_problem(state, command, limits_of(state, config), prices)
     if problem is not None:

@@ -414,3 +414,14 @@ def test_a_flatten_then_enough_market_leaves_every_position_flat(script: list[tu
     state, _ = run([*script, ("kill", "off"), *live, ("flatten", "BTC"), ("flatten", "BTC"), ("flatten", "ETH"),
                     *[("mark", s, Decimal(100), Decimal(20)) for s in SYMBOLS for _ in range(2)]])
     assert all(p.quantity == 0 for p in state.positions.values())
+
+
+def test_the_risk_check_prices_an_order_at_its_own_event_time_not_at_the_newest_mark() -> None:
+    # gross exposure 50,000: 2 BTC at 20,000 (the price when the order was made) passes; at the
+    # 30,000 of a mark that had arrived by the time the order did, it would be denied
+    before = mark(1, "BTC", Decimal(20_000), Decimal(10), T0 - timedelta(seconds=1))
+    after = mark(2, "BTC", Decimal(30_000), Decimal("0.001"), T0 + timedelta(seconds=1))
+    _, late = account_at(before, after, place_order(1, "BTC", Side.BUY, Decimal(2), T0))
+    _, in_time = account_at(before, place_order(1, "BTC", Side.BUY, Decimal(2), T0), after)
+    assert [type(e) for e in late][:1] == [OrderPlaced]
+    assert [e.envelope.event_id for e in late] == [e.envelope.event_id for e in in_time]
