@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -185,6 +185,12 @@ def event_time_us(codec: AvroCodec, raw: Raw) -> int:
         return raw.timestamp_ms * 1000
 
 
+def _keyed(records: Iterator[Raw], codec: AvroCodec, order: int,
+           source: Source) -> Iterator[tuple[int, int, int, int, Source, Raw]]:
+    for raw in records:
+        yield event_time_us(codec, raw), order, raw.partition, raw.offset, source, raw
+
+
 def merged(settings: Settings, the_plan: Plan, codec: AvroCodec) -> Generator[tuple[int, Source, Raw], None, None]:
     """Every planned record as (event time, source, record), merged by event time; each
     partition's records stay in their order."""
@@ -197,7 +203,7 @@ def merged(settings: Settings, the_plan: Plan, codec: AvroCodec) -> Generator[tu
             starts[partition], ends[partition] = start, end
             records = read_range(settings, source.topic, starts, ends)
             readers.append(records)
-            runs.append((event_time_us(codec, r), order, partition, r.offset, source, r) for r in records)
+            runs.append(_keyed(records, codec, order, source))
     try:
         for at, _, _, _, source, raw in heapq.merge(*runs, key=lambda item: item[:4]):
             yield at, source, raw

@@ -40,8 +40,12 @@ def test_several_topics_replay_as_one_history_in_event_time_order(stack_settings
                     Bound(offset=0), None, "merge1")
     order = [(source.topic, producer.codec.decode(raw.value).envelope.event_id)
              for _, source, raw in merged(stack_settings, the_plan, producer.codec)]
-    by_time = sorted([*snapshots, *anomalies, *news], key=lambda e: (e.envelope.event_time, e.envelope.event_id))
-    assert [event_id for _, event_id in order] == [e.envelope.event_id for e in by_time]
+    by_time = [*snapshots, *anomalies, *news]  # at equal times, in the order the topics were named
+    by_time.sort(key=lambda e: e.envelope.event_time)
+    topic_of = {**dict.fromkeys((e.envelope.event_id for e in snapshots), "analysis.indicators"),
+                **dict.fromkeys((e.envelope.event_id for e in anomalies), "analysis.anomalies"),
+                **dict.fromkeys((e.envelope.event_id for e in news), "market.news")}
+    assert order == [(topic_of[e.envelope.event_id], e.envelope.event_id) for e in by_time]
 
     done = run_cli("replay", "--set", "strategy", "--into", "merge2", settings=stack_settings)
     assert done.returncode == 0, done.stdout + done.stderr
