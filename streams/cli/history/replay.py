@@ -75,7 +75,7 @@ def replay_command(
     if the_plan.new_app:
         print(f"start its worker: TICKTIDE_APP_ID={the_plan.new_app} "
               f"TICKTIDE_TOPIC_PREFIX={the_plan.new_app}. ticktide worker --data-dir .ticktide-{the_plan.new_app}"
-              f" (TICKTIDE_ENRICH_REFRESH_FALLBACKS=true asks Claude again for live's fallbacks)")
+              f" (--refresh-fallbacks asks Claude again for live's fallbacks)")
     if done.copied < the_plan.total:
         print(f"stopped (interrupted) at partition@next-offset {where}; "
               f"resume with --from those offsets", flush=True)

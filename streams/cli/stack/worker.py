@@ -23,6 +23,9 @@ def worker(
         str | None, typer.Option(help="App id = consumer group [env TICKTIDE_APP_ID]", show_default=False)
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error", show_default=False)] = None,
+    refresh_fallbacks: Annotated[bool | None, typer.Option(
+        "--refresh-fallbacks", help="Ask Claude again (within the budget) for events whose logged outcome was a "
+        "fallback, e.g. in a replayed instance [env TICKTIDE_ENRICH_REFRESH_FALLBACKS]", show_default=False)] = None,
 ) -> None:
     """Run one Faust worker with all agents; several form one consumer group."""
     # Imported here for start-up speed, not to dodge a cycle: the worker brings Faust and
@@ -30,4 +33,5 @@ def worker(
     from streams.worker import run_worker
 
     run_worker(settings_from(
-        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level))
+        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level,
+        enrich_refresh_fallbacks=refresh_fallbacks))
