@@ -74,7 +74,6 @@ def install(app: WorkerApp) -> None:
     table = glue.declare(app)
     channel = app.topic(*(app.typed_topics[name].name for name in types), key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-
     prefix = settings.topic_prefix
 
     def subject(message: Any) -> Subject | None:
@@ -101,7 +100,10 @@ def install(app: WorkerApp) -> None:
         contexts = [build_context(s, history.of(s.symbol), settings.enrich_context_tokens,
                                   enricher.chars_per_token) for _, s in items]
         outcomes = await safe_enrich(contexts)
-        await cache.log_published([(c.subject.event_id, o) for c, o in zip(contexts, outcomes, strict=True)])
+        try:  # logged before it is published: a replay finds every outcome live published
+            await cache.log_published([(c.subject.event_id, o) for c, o in zip(contexts, outcomes, strict=True)])
+        except Exception as error:  # the enrichments still go out; only a replay would ask again
+            log.error("enrichment: could not log %d published outcomes: %s", len(outcomes), error)
         now = utc_now()
         pending = []
         sent: dict[tuple[str, int], list[Enrichment]] = {}  # input (topic, partition) -> enrichments
