@@ -1,7 +1,7 @@
 """The composition root: the one place that builds a worker, in this order.
 
 settings -> the Faust app -> its services (codec, metrics, topics, dead letters, status,
-retries, the trade batcher) -> tables (tables/names.py lists them) -> agents (built in,
+retries, the trade reader) -> tables (tables/names.py lists them) -> agents (built in,
 then the user's ``extra_agents``) -> web views -> the version-guarded Faust patches.
 
 Everything below depends on ``streams.faust.context.WorkerApp``, never on this module;
@@ -25,7 +25,7 @@ from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_wat
 from streams.faust.rebalance_fixes import bound_wait_empty, resume_flow_before_fetching
 from streams.faust.runtime import FaustRuntime
 from streams.faust.typed_topic import declare_topics
-from streams.hotpath.batcher import TradeBatcher, declare_batch_topic
+from streams.hotpath.reader import TradeReader, declare_owner_topic
 from streams.kafka.admin import is_embedded
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
@@ -61,7 +61,7 @@ def attach_services(app: TickTideApp, settings: Settings) -> None:
     app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
     app.metrics = metrics = Metrics()
     app.typed_topics = topics = declare_topics(app, settings, app.codec, metrics.events_sent)
-    app.trade_batches = declare_batch_topic(app, settings)
+    app.trade_owners = declare_owner_topic(app, settings)
     app.deadletters = DeadLetters(app.codec, topics[DEADLETTER_TOPIC].faust, metrics.deadletters)
     app.worker_status = status = WorkerStatus(settings, metrics.registry, FaustRuntime(app), app.deadletters.counts)
     install_ops_metrics(metrics.registry, status)
@@ -69,8 +69,8 @@ def attach_services(app: TickTideApp, settings: Settings) -> None:
                           topics[RETRY_TOPIC].faust, metrics.retries, status.error)
     app.processed = Counter()
     app.pipeline_latency = LatencyWindow(on_extend=lambda seconds: status.observe_latency("market.trades", seconds))
-    app.trade_batcher = TradeBatcher(settings, app.codec, app.deadletters, status, app.trade_batches)
-    app.service(app.trade_batcher)  # type: ignore[arg-type]  # an instance is accepted
+    app.trade_reader = TradeReader(settings, status)
+    app.service(app.trade_reader)  # type: ignore[arg-type]  # an instance is accepted
 
 
 def extra_agents(settings: Settings) -> list[Install]:

@@ -31,9 +31,9 @@ from domain.windows import WindowSpec
 from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
-from streams.hotpath.batcher import SOURCE, unbatchable
 from streams.hotpath.driver import Run
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
+from streams.hotpath.reader import SOURCE
 from streams.kafka.admin import end_offsets
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_range
@@ -49,7 +49,7 @@ HOT_PATH_PRODUCER = {"linger.ms": 2, "compression.type": "none"}
 
 
 def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
-    """The candle tables, co-partitioned with market.trades (and the trade-batch topic)."""
+    """The candle tables, co-partitioned with market.trades (and its owners topic)."""
     return (symbol_table(app, names.CANDLES, "Open windows and event-time clock per symbol."),
             symbol_table(app, names.CANDLE_HISTORY, "Recent final candles per symbol and interval."))
 
@@ -82,10 +82,9 @@ def recent_history(history: TableT[str, Any], symbol: str, spec: WindowSpec, new
 class CandleTables:
     """The candle driver's I/O (``streams.hotpath.driver.CandlePorts``) in a worker."""
 
-    def __init__(self, app: WorkerApp, batches_topic: str) -> None:
+    def __init__(self, app: WorkerApp, owners_topic: str) -> None:
         self.app = app
         self.state, self.history = declare(app)
-        self.batches_topic = batches_topic
         self.source_topic = app.typed_topics[SOURCE].name  # with the settings' topic prefix
         self.candles_topic = app.typed_topics["market.candles"].name
         self.late_topic = app.typed_topics["market.late"].name
@@ -96,7 +95,7 @@ class CandleTables:
         self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
         self.specs = {spec.name: spec for spec in app.settings.window_specs}
         self.keep = app.settings.candle_history
-        self.rows = RowWriter(app.settings, batches_topic)
+        self.rows = RowWriter(app.settings, owners_topic)
         # The hot path's outputs go through librdkafka: a record costs ~2 us there, ~30 in Faust's producer.
         self.producer = EventProducer(app.settings, app.codec, **HOT_PATH_PRODUCER)
         self.closed: dict[str, list[ClosedCandle]] = {}  # symbol -> final candles not yet in its history row
@@ -122,7 +121,7 @@ class CandleTables:
         self.rows.write(self.state, partition, {names.progress_key(partition): {"applied_through": applied_through}})
 
     def gap_found(self, partition: int) -> None:
-        self.app.metrics.trade_batch_rereads.labels(str(partition)).inc()
+        self.app.metrics.trade_gap_reads.labels(str(partition)).inc()
 
     async def read(self, partition: int, start: int, stop: int) -> Run:
         settings = self.app.settings
@@ -130,11 +129,10 @@ class CandleTables:
         starts[partition], stops[partition] = start, stop
         missed = await asyncio.to_thread(lambda: list(read_range(settings, self.source_topic, starts, stops)))
         return Run(partition, start - 1, [r.offset for r in missed], [r.timestamp_ms for r in missed],
-                   [r.key for r in missed],  # as the batcher forwards them: what it dead-letters itself as None
-                   [None if unbatchable(r.key, r.value) else r.value for r in missed])
+                   [r.key for r in missed], [r.value for r in missed])
 
     async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
-        known = self.app.trade_batcher.ends()  # free: what the batcher's fetches saw
+        known = self.app.trade_reader.ends()  # free: what the reader's fetches saw
         if partitions <= known.keys():
             return known
         return dict(enumerate(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic)))

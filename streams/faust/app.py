@@ -16,8 +16,8 @@ from faust.types import TopicT
 
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
-from streams.hotpath.batcher import TradeBatcher
 from streams.hotpath.driver import CandleDriver
+from streams.hotpath.reader import TradeReader
 from streams.kafka.catalog import letter_bytes
 from streams.kafka.codec import AvroCodec
 from streams.ops.metrics import LatencyWindow, Metrics
@@ -38,11 +38,11 @@ class TickTideApp(faust.App):
     codec: AvroCodec
     metrics: Metrics
     typed_topics: dict[str, TypedTopic]
-    trade_batches: TopicT
+    trade_owners: TopicT
     deadletters: DeadLetters
     worker_status: WorkerStatus
     retries: Retries
-    trade_batcher: TradeBatcher
+    trade_reader: TradeReader
     candle_driver: CandleDriver | None = None
     processed: Counter[str]
     pipeline_latency: LatencyWindow

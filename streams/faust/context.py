@@ -2,7 +2,7 @@
 
 Modules below the composition root depend on this protocol, not on ``TickTideApp``: the
 worker's services (settings, codec, metrics, topics, dead letters, retries, its status,
-the trade batcher) and the part of Faust's public API they call (agents, timers, tasks,
+the trade reader) and the part of Faust's public API they call (agents, timers, tasks,
 tables, pages, routing). ``rebalancing`` and ``in_recovery`` are Faust's own typed flags.
 """
 
@@ -16,11 +16,12 @@ from faust.types.assignor import PartitionAssignorT
 from faust.types.router import RouterT
 from faust.types.settings import Settings as FaustSettings
 from faust.types.tables import TableManagerT
+from faust.types.transports import ConsumerT
 
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
-from streams.hotpath.batcher import TradeBatcher
 from streams.hotpath.driver import CandleDriver
+from streams.hotpath.reader import TradeReader
 from streams.kafka.codec import AvroCodec
 from streams.ops.metrics import LatencyWindow, Metrics
 from streams.ops.worker_status import WorkerStatus
@@ -40,12 +41,13 @@ class WorkerApp(Protocol):
     metrics: Metrics
     typed_topics: dict[str, TypedTopic]
     """Every catalog topic by catalog name (``.faust`` to consume, ``send`` to produce)."""
-    trade_batches: TopicT
-    """The internal topic of trade batches (streams/hotpath/batcher.py)."""
+    trade_owners: TopicT
+    """The internal topic whose partitions say which market.trades partitions a worker folds
+    (streams/hotpath/reader.py)."""
     deadletters: DeadLetters
     retries: Retries
     worker_status: WorkerStatus
-    trade_batcher: TradeBatcher
+    trade_reader: TradeReader
     candle_driver: CandleDriver | None
     """The candle fold of the partitions this worker owns (set by agents/market.py)."""
     processed: Counter[str]
@@ -77,6 +79,10 @@ class WorkerApp(Protocol):
     def on_before_shutdown(self) -> Any: ...
     @property
     def on_partitions_revoked(self) -> Any: ...
+    @property
+    def on_rebalance_complete(self) -> Any: ...
+    @property
+    def consumer(self) -> ConsumerT: ...
     def agent(self, *args: Any, **kwargs: Any) -> Any: ...
     def timer(self, *args: Any, **kwargs: Any) -> Any: ...
     def task(self, *args: Any, **kwargs: Any) -> Any: ...

@@ -1,11 +1,11 @@
 """The batched candle fold: the whole contract of the hot path in one place.
 
-The candle agent hands each run of market.trades records (a TradeBatch) to ``CandleDriver``,
-which
+The trade reader (streams/hotpath/reader.py) hands each fetched run of market.trades
+records to ``CandleDriver``, which
 
 * checks the run follows on from what this partition has applied, else first reads the
-  missing trades from market.trades (the gap: records Faust skipped around a rebalance, a
-  batch that failed, or everything since the last checkpoint after a crash);
+  missing trades from market.trades (the gap: a run that failed, or everything since the
+  last checkpoint after the memory was forgotten);
 * decodes each trade once, checks it (domain/validity.py) and folds it with the pure
   ``CandleFold.evolve`` into its symbol's state, skipping what the state already holds;
 * sends the closed candles, marks and late trades at once (folding goes on meanwhile);
@@ -42,8 +42,7 @@ from streams.resilience.deadletter import RawRecord
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Consecutive market.trades records of one partition (``None`` value: a record the
-    batcher dead-lettered itself) and the offset they follow on from."""
+    """Consecutive market.trades records of one partition and the offset they follow on from."""
 
     partition: int
     follows_offset: int
@@ -177,8 +176,8 @@ class CandleDriver:
         skip_through = self.applied_through.get(partition, -1)
         for offset, timestamp_ms, key, value in zip(run.offsets, run.timestamps_ms, run.keys, run.values,
                                                     strict=True):
-            if value is None or offset <= skip_through:
-                continue  # dead-lettered by the batcher / already applied
+            if offset <= skip_through:
+                continue  # already applied
             try:
                 tick = decode(value, timestamp_ms, partition, bounds)
                 state = self._state(tick.symbol)

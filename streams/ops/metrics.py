@@ -28,9 +28,9 @@ class Metrics:
         self.late_trades = Counter(
             "ticktide_late_trades", "Trades later than the grace period", ["symbol"],
             registry=self.registry)
-        self.trade_batch_rereads = Counter(
-            "ticktide_trade_batch_rereads", "Times the candle agent found batches missing "
-            "before the one it was given and read them from the broker", ["partition"],
+        self.trade_gap_reads = Counter(
+            "ticktide_trade_gap_reads", "Times the candle fold read trades it had missed (after a "
+            "failed run or a forgotten memory) again from market.trades", ["partition"],
             registry=self.registry)
         self.retries = Counter(
             "ticktide_retries", "Records sent to system.retry for another try", ["agent"],

@@ -42,7 +42,7 @@ def health_report(app: WorkerApp) -> dict[str, Any]:
         },
         "pipeline": {"latency_ms": app.pipeline_latency.percentiles_ms()},
         "assigned_partitions": [f"{topic}[{partition}]" for topic, partition in status.runtime.assigned()],
-        "trade_batcher": app.trade_batcher.report(),
+        "trade_reader": app.trade_reader.report(),
     }
 
 
