@@ -28,7 +28,7 @@ HEALTH_PATH = "/health"
 PROCESSED_KEYS = ("agents", AGENT, "processed")
 LATENCY_KEYS = ("pipeline", "latency_ms")
 AGENT_ASSIGNED_KEYS = ("assigned_partitions",)
-BATCHER_ASSIGNED_KEYS = ("trade_batcher", "assigned_partitions")
+READER_ASSIGNED_KEYS = ("trade_reader", "assigned_partitions")
 REPO = Path(__file__).resolve().parents[1]
 JOIN_TIMEOUT_S = 90.0
 
@@ -74,9 +74,9 @@ class Sample:
 
     @property
     def ready(self) -> bool:
-        """Answering, not rebalancing, and both the batcher and the candle agent assigned."""
+        """Answering, not rebalancing, and market.trades partitions assigned to the trade reader."""
         return (dig(self.health, ("status",)) == "ok" and bool(dig(self.health, AGENT_ASSIGNED_KEYS))
-                and bool(dig(self.health, BATCHER_ASSIGNED_KEYS)))
+                and bool(dig(self.health, READER_ASSIGNED_KEYS)))
 
 
 class Worker:

@@ -16,9 +16,10 @@ NEVER_TARGETS = frozenset({"system.deadletter", "system.deadletter_replays"})
 
 TRADES = "market.trades"
 REFUSING_AGENTS = frozenset({"market.trades", "trade_batcher"})
-"""The candle agent and the trade batcher (which dead-letters records too large to batch)."""
+"""The candle fold, and the trade batcher of versions before the trade reader (its letters
+may still be in the topic)."""
 NOT_FOLDED_REASONS = frozenset({"undecodable", "invalid_value"})
-"""Reasons for which the candle agent or the batcher refused a trade before folding it. Any other
+"""Reasons for which the candle fold refused a trade before folding it. Any other
 market.trades letter may already be in the candles, and the fold recognises trades by
 their offset on market.trades, which a re-sent copy does not share: it would count twice."""
 

@@ -63,13 +63,14 @@ def attach_services(app: TickTideApp, settings: Settings) -> None:
     app.typed_topics = topics = declare_topics(app, settings, app.codec, metrics.events_sent)
     app.trade_owners = declare_owner_topic(app, settings)
     app.deadletters = DeadLetters(app.codec, topics[DEADLETTER_TOPIC].faust, metrics.deadletters)
-    app.worker_status = status = WorkerStatus(settings, metrics.registry, FaustRuntime(app), app.deadletters.counts)
+    runtime = FaustRuntime(app)
+    app.worker_status = status = WorkerStatus(settings, metrics.registry, runtime, app.deadletters.counts)
+    app.trade_reader = runtime.trade_reader = TradeReader(settings, status)
     install_ops_metrics(metrics.registry, status)
     app.retries = Retries(RetryPolicy(settings.retry_max_attempts, settings.retry_backoff_s), app.deadletters,
                           topics[RETRY_TOPIC].faust, metrics.retries, status.error)
     app.processed = Counter()
     app.pipeline_latency = LatencyWindow(on_extend=lambda seconds: status.observe_latency("market.trades", seconds))
-    app.trade_reader = TradeReader(settings, status)
     app.service(app.trade_reader)  # type: ignore[arg-type]  # an instance is accepted
 
 

@@ -41,8 +41,6 @@ from tests.factories import (
 UNDECODABLE, INVALID = "undecodable", "invalid_value"
 HEADER = struct.Struct(">bI")
 MIB = 1024 * 1024
-BATCH_LIMIT = 768 * 1024
-"""Records over this (streams/hotpath/batcher.py MAX_BATCH_BYTES) are dead-lettered by the batcher."""
 INTERNAL_KEYS = (b"#partition/0", b"#partition/1", b"#partition/2", b"#partition/3", b"#x", b"#",
                  b"__consumer_offsets", b"\x00\x00\x00\x00\x01")
 MISROUTED = "MISUSDT"
@@ -67,12 +65,6 @@ class Hostile:
     """The Kafka record timestamp (None: the producer's clock)."""
     symbol: str | None = None
     """The valid feed's symbol the record names, if any."""
-
-    @property
-    def unbatchable(self) -> bool:
-        """A tombstone or over the batcher's limit: dead-lettered by the batcher, not by the
-        candle agent."""
-        return self.value is None or len(self.value) + len(self.key or b"") + 32 > BATCH_LIMIT
 
 
 # --- encoding by hand -------------------------------------------------------------------
@@ -282,14 +274,14 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
                                            key=rng.choice([MISROUTED.encode(), None])),
     }
     huge: dict[str, Callable[[], Hostile]] = {
-        # under the batcher's limit: the candle agent sees them
+        # under the record limit (max_record_bytes, 1 MiB): decoded, then refused by the Trade rule
         "symbol_600k": lambda: Hostile("symbol_600k", forger.trade(**good(symbol="B" * 600_000)), INVALID),
         "venue_600k": lambda: Hostile("venue_600k", forger.trade(**good(venue="V" * 600_000)), INVALID),
-        # over it: the batcher dead-letters them
+        # over it, or not a record: refused before decoding
         "random_800k": lambda: Hostile("random_800k", random_bytes() + rng.randbytes(800_000), UNDECODABLE),
         "symbol_1mib": lambda: Hostile("symbol_1mib", forger.trade(**good(symbol="S" * MIB)), UNDECODABLE),
         # 1,020,000 characters: under Apache Kafka's default max.message.bytes (1,048,588)
-        "venue_1mb": lambda: Hostile("venue_1mb", forger.trade(**good(venue="V" * 1_020_000)), UNDECODABLE),
+        "venue_1mb": lambda: Hostile("venue_1mb", forger.trade(**good(venue="V" * 1_020_000)), INVALID),
         "random_1mib": lambda: Hostile("random_1mib", random_bytes() + rng.randbytes(MIB), UNDECODABLE),
     }
     def made(make: Callable[[], Hostile]) -> Hostile:

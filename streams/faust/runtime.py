@@ -8,28 +8,37 @@ from typing import Any
 from faust.types import AppT, TopicT
 
 from streams.faust.internals import read_offset, recovery
+from streams.hotpath.reader import TradeReader
+
+CANDLE_FOLD = "market.trades"
+"""The candle fold's name in health and metrics (fed by the trade reader, not a Faust agent)."""
 
 
 class FaustRuntime:
-    """``RuntimeFacts`` over a Faust app."""
+    """``RuntimeFacts`` over a Faust app and the trade reader that feeds its candle fold."""
 
     def __init__(self, app: AppT) -> None:
         self.app = app
+        self.trade_reader: TradeReader | None = None  # set by the composition root
 
     def input_topics(self, agent: str) -> set[str]:
         """The topics an agent consumes."""
+        if agent == CANDLE_FOLD and self.trade_reader is not None:
+            return {self.trade_reader.topic}
         found = self.app.agents.get(agent)
         channel = found.channel if found is not None else None
         return set(channel.topics) if isinstance(channel, TopicT) else set()
 
     def assigned(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this worker's agents own, sorted."""
-        return sorted((tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives())
+        read = self.trade_reader.assigned() if self.trade_reader is not None else []
+        return sorted([*((tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()), *read])
 
     def lag(self, topics: set[str] | None = None) -> dict[str, int]:
         """Records behind the fetched end, per assigned partition ("topic[p]")."""
         consumer = self.app.consumer
-        lags: dict[str, int] = {}
+        fed = self.trade_reader.lag() if self.trade_reader is not None else {}
+        lags = {where: n for where, n in fed.items() if topics is None or where.rpartition("[")[0] in topics}
         for tp in sorted(self.app.assignor.assigned_actives()):
             if topics is not None and tp.topic not in topics:
                 continue

@@ -70,6 +70,7 @@ class TradeReader(Service):
         self.read = 0
         self._owned: frozenset[int] = frozenset()  # folded now
         self._wanted: dict[int, int] = {}  # partition -> offset to read from, once applied
+        self._next: dict[int, int] = {}  # partition -> the next offset to fold
         self._assignment_changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -118,6 +119,7 @@ class TradeReader(Service):
             for partition, offset in wanted.items():
                 self.consumer.seek(tps[partition], offset)
             log.info("trade reader follows %s", {f"{SOURCE}[{p}]": o for p, o in sorted(wanted.items())})
+        self._next = dict(wanted)
         self._owned = frozenset(wanted)
 
     def ends(self) -> dict[int, int]:
@@ -127,6 +129,15 @@ class TradeReader(Service):
             return {}
         found = {p: self._consumer.highwater(TopicPartition(self.topic, p)) for p in self._owned}
         return {partition: end for partition, end in found.items() if end is not None}
+
+    def assigned(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs read here."""
+        return [(self.topic, partition) for partition in sorted(self._owned)]
+
+    def lag(self) -> dict[str, int]:
+        """Records behind the fetched end, per partition read here ("topic[p]")."""
+        ends = self.ends()
+        return {f"{self.topic}[{p}]": max(0, end - self._next.get(p, 0)) for p, end in sorted(ends.items())}
 
     def report(self) -> dict[str, Any]:
         """What /health shows: the market.trades partitions read here, and how many records."""
@@ -166,6 +177,7 @@ class TradeReader(Service):
                     backoff = await self._retry_later(error, backoff)
                     break
                 self.read += len(records)
+                self._next[tp.partition] = records[-1].offset + 1
                 backoff = RETRY_BACKOFF_S
 
     async def _idle(self) -> None:

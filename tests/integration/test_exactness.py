@@ -15,6 +15,7 @@ from domain.candles import ClosedCandle, Tick, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, Trade
 from streams.devstack.broker import EmbeddedBroker
+from streams.hotpath.reader import OWNERS
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
 from streams.kafka.consumer import Consumed, read_topic
@@ -113,11 +114,10 @@ def test_sigkill_mid_stream_then_restart_gives_exact_candles(
 
 
 def _owned(health: dict, topic: str) -> int:
-    """How many partitions of ``topic`` (internal topics: after the app id) a worker's Faust
-    agent or its trade batcher owns."""
-    batcher = health.get("trade_batcher") or {}
-    return sum(p.split("-")[-1].startswith(f"{topic}[") for p in [*health["assigned_partitions"],
-                                                    *batcher.get("assigned_partitions", [])])
+    """How many partitions of ``topic`` (internal topics: their name after the app id) a
+    worker's Faust agents or its trade reader own."""
+    names = [p.rsplit("[", 1)[0] for p in health["assigned_partitions"]]
+    return sum(name == topic or name.endswith(f"-{topic}") for name in names)
 
 
 def test_survivor_takes_over_a_killed_workers_partitions_exactly(
@@ -130,13 +130,13 @@ def test_survivor_takes_over_a_killed_workers_partitions_exactly(
     workers: list[WorkerProcess] = [first, second]
     try:
         for w in workers:  # both in both groups, each owning a share of the partitions
-            w.wait_until(lambda h: _owned(h, "market.trades") and _owned(h, "market.trade_batches"),
-                         90, "a share of market.trades and market.trade_batches")
+            w.wait_until(lambda h: _owned(h, "market.trades") and _owned(h, OWNERS),
+                         90, "a share of market.trades and of its owners topic")
         _produce(stack_settings, trades)
         second.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= TRADES // 8,
                           120, "the second worker to make progress")
         second.stop(signal.SIGKILL)
-        first.wait_until(lambda h: _owned(h, "market.trades") == _owned(h, "market.trade_batches") == 4,
+        first.wait_until(lambda h: _owned(h, "market.trades") == _owned(h, OWNERS) == 4,
                          90, "the survivor to own every partition")
         _assert_exact(stack_settings, trades)
     finally:

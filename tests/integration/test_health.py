@@ -118,5 +118,5 @@ def _check_metrics(url: str) -> None:
     assert value("ticktide_worker_lifecycle", state="running") == 1
     assert value("ticktide_recovery_remaining_records", kind="active") == 0
     lagging = [dict(labels) for name, labels in samples if name == "ticktide_consumer_lag_records"]
-    candle_input = [x["partition"] for x in lagging if x["topic"].endswith("-market.trade_batches")]
+    candle_input = [x["partition"] for x in lagging if x["topic"] == "market.trades"]
     assert sorted(candle_input) == ["0", "1", "2", "3"]  # a lag figure for each partition of the candle input

@@ -163,8 +163,8 @@ def _hostile(settings: Settings, codec: AvroCodec, symbols: list[str]) -> list[H
             record.partition = _partition_of(record.symbol, settings.partitions)
         else:
             record.partition = by_symbol.get(record.key or b"", rng.randrange(settings.partitions))
-    # The last record of partition 0: one the batcher itself must dead-letter (too large to
-    # travel in a batch), so the idle close must not wait for it to be folded.
+    # The last record of partition 0: a large one refused before decoding, so the idle close
+    # must not wait for it to be folded.
     last = Hostile("random_800k", b"\x01" + rng.randbytes(800_000), UNDECODABLE, key=b"#partition/0", partition=0)
     return [*records, last]
 
@@ -393,9 +393,8 @@ def test_hostile_feed_is_dead_lettered_and_valid_trades_give_exact_candles(
                 faults.append(f"reason {letter.reason!r} (expected {record.reason!r})")
             if letter.original_value != record.value or letter.original_key != record.key:
                 faults.append("original bytes differ")
-            expected_agent = "trade_batcher" if record.unbatchable else AGENT
-            if letter.agent != expected_agent:
-                faults.append(f"agent {letter.agent!r} (expected {expected_agent!r})")
+            if letter.agent != AGENT:
+                faults.append(f"agent {letter.agent!r} (expected {AGENT!r})")
             if not letter.error_message:
                 faults.append("no error message")
             if faults:

@@ -70,7 +70,7 @@ def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: S
         "ok": _letter("market.trades", _trade(settings, "BTCUSDT")),
         "ok2": _letter("market.trades", _trade(settings, "ETHUSDT"), key=b"ETHUSDT"),
         "foreign": _letter("other-team.orders\x1b[2J", _trade(settings, "BTCUSDT")),
-        "internal": _letter(f"{settings.app_id}-market.trade_batches", _trade(settings, "BTCUSDT")),
+        "internal": _letter(f"{settings.app_id}-market.trades-owners", _trade(settings, "BTCUSDT")),
         "folded": _letter("market.trades", _trade(settings, "SOLUSDT"), reason="processing_failed",
                           agent="trading.marks"),
         "wrong_type": _letter("trading.commands", codec.encode(_letter("x", None)), agent="trading.ledger",

@@ -24,8 +24,8 @@ from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, free_po
 from tests.integration.test_exactness import AGENT, _assert_exact, _feed
 
 STEP_TIMEOUT_S = 60
-CANDLE_INPUT = "-market.trade_batches"
-"""The candle agent's input: the app's internal topic <app_id>-market.trade_batches."""
+CANDLE_INPUT = "-market.trades-owners"
+"""Who folds which market.trades partition: the app's internal topic <app_id>-market.trades-owners."""
 FEED_RATE = 250  # trades per second while the workers come and go
 
 

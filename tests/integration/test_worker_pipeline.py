@@ -10,11 +10,11 @@ from decimal import Decimal
 
 from aiokafka.partitioner import murmur2
 
-from schemas.records import DeadLetter, Heartbeat, Trade, TradeBatch
+from schemas.records import DeadLetter, Heartbeat, Trade
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.factories import T0, make_envelope, make_trade
+from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json
 
 AGENT = "market.trades"
@@ -94,10 +94,10 @@ def test_health_names_worker_and_partitions_and_heartbeats_flow(
     health = worker.health()
     assert health["status"] == "ok"
     assert health["app_id"] == stack_settings.app_id
-    assert any(p.startswith(f"{stack_settings.app_id}-market.trade_batches[") for p in health["assigned_partitions"])
-    batcher = worker.wait_until(lambda h: h["trade_batcher"]["assigned_partitions"],
-                                what="the trade batcher's assignment")["trade_batcher"]
-    assert batcher["assigned_partitions"] == [f"market.trades[{p}]" for p in range(stack_settings.partitions)]
+    assert any(p.startswith(f"{stack_settings.app_id}-market.trades-owners[") for p in health["assigned_partitions"])
+    reader = worker.wait_until(lambda h: h["trade_reader"]["assigned_partitions"],
+                               what="the trade reader's assignment")["trade_reader"]
+    assert reader["assigned_partitions"] == [f"market.trades[{p}]" for p in range(stack_settings.partitions)]
     beats = [r.event for r in read_topic(stack_settings, "system.heartbeats", limit=1,
                                          idle_timeout=15) if isinstance(r, Consumed)]
     assert beats and isinstance(beats[0], Heartbeat)
@@ -110,18 +110,14 @@ def test_metrics_endpoint_counts_processed_events(stack_settings: Settings,
         for trade in _trades(10):
             producer.send("market.trades", trade)
     worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 10, 60)
-    import urllib.request
 
     text = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
     assert f'ticktide_events_processed_total{{agent="{AGENT}"}} 10.0' in text
 
 
-def test_a_batch_that_skips_trades_is_checked_against_the_broker_then_dead_lettered(
-        stack_settings: Settings, worker: WorkerProcess) -> None:
-    """A TradeBatch that claims to follow trades the agent never saw (as when a consumer
-    skips records) makes the agent read the batches in between from the broker; when they
-    cannot fill the gap, the batch goes to the dead-letter topic and later trades are
-    still folded."""
+def test_stray_records_on_the_owners_topic_change_nothing(stack_settings: Settings, worker: WorkerProcess) -> None:
+    """The internal owners topic only says who folds which partition: bytes someone sends
+    to it (a trade, garbage) are never folded, and the candle fold goes on."""
     first = _trades(20, ("BTCUSDT",))
     later = [make_trade(symbol="BTCUSDT", trade_id=5000 + i, trade_time=T0 + timedelta(hours=1, seconds=i))
              for i in range(20)]  # after the idle close of the first ones
@@ -130,27 +126,12 @@ def test_a_batch_that_skips_trades_is_checked_against_the_broker_then_dead_lette
             producer.send("market.trades", trade)
     worker.wait_until(lambda h: h["agents"].get(AGENT, {}).get("processed", 0) >= 20, 60, "20 trades")
     partition = (murmur2(b"BTCUSDT") & 0x7FFFFFFF) % stack_settings.partitions  # its trades' partition
-    batches = f"{stack_settings.app_id}-market.trade_batches"  # the app's internal topic
+    owners = f"{stack_settings.app_id}-market.trades-owners"  # the app's internal topic
     with EventProducer(stack_settings) as producer:
-        btc = producer.codec.encode(first[0])
-        stray = TradeBatch(envelope=make_envelope(TradeBatch), source_topic="market.trades",
-                           source_partition=partition, fetched_at=T0, follows_offset=1_000_000,
-                           offsets=[1_000_001], timestamps_ms=[0], keys=[b"BTCUSDT"], values=[btc])
-        producer.send_raw(batches, b"stray", producer.codec.encode(stray), partition=partition)
-    letters: list = []
-    deadline = time.monotonic() + 60
-    while not letters and time.monotonic() < deadline:
-        letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2)
-                   if isinstance(r, Consumed) and r.event.reason == "out_of_sequence"]
-    assert letters, "the stray batch was never dead-lettered"
-    assert letters[0].source_topic == batches and letters[0].source_partition == partition
-    assert "1000000" in letters[0].error_message
-    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as response:
-        metrics = response.read().decode()
-    assert f'ticktide_trade_batch_rereads_total{{partition="{partition}"}} 1.0' in metrics
-
-    with EventProducer(stack_settings) as producer:
+        producer.send_raw(owners, b"BTCUSDT", producer.codec.encode(first[0]), partition=partition)
+        producer.send_raw(owners, b"stray", b"\x00garbage", partition=partition)
         for trade in later:
             producer.send("market.trades", trade)
     body = _wait_for_closed(worker, "BTCUSDT", "1m", 40)
     assert sum(c["trade_count"] for c in body["closed"]) == 40  # the stray trade was not folded
+    assert worker.health()["status"] == "ok"

@@ -193,8 +193,9 @@ def test_a_hostile_record_costs_that_record_only() -> None:
     kept = [t for i, t in enumerate(ticks) if i not in (100, 200, 300)]
     ports = FakePorts(log)
     asyncio.run(deliver(driver_for(ports), log, 0, len(log)))
-    assert [(r.offset, type(e).__name__) for r, e in ports.letters] == [(100, "InvalidValue"), (200, "TruncatedRecord")]
-    assert published(ports) == expected(kept)  # offset 300: the batcher's marker, already dead-lettered
+    assert [(r.offset, type(e).__name__) for r, e in ports.letters] == [
+        (100, "InvalidValue"), (200, "TruncatedRecord"), (300, "TruncatedRecord")]  # 300: a tombstone
+    assert published(ports) == expected(kept)
 
 
 def test_a_run_claiming_trades_that_do_not_exist_is_refused() -> None:

@@ -21,7 +21,7 @@ def test_only_this_apps_catalog_topics_are_targets() -> None:
     assert catalog_name("r1.market.trades", "r1.", NAMES) == "market.trades"
     assert catalog_name("market.trades", "r1.", NAMES) is None  # another instance's topic
     assert catalog_name("r2.market.trades", "r1.", NAMES) is None
-    assert catalog_name("ticktide-market.trade_batches", "", NAMES) is None  # internal
+    assert catalog_name("ticktide-market.trades-owners", "", NAMES) is None  # internal
     assert catalog_name("ticktide-portfolio-changelog", "", NAMES) is None
     assert catalog_name("payments.orders", "", NAMES) is None
     assert catalog_name("system.deadletter", "", NAMES) is None

@@ -61,8 +61,8 @@ def test_ready_only_when_running_assigned_recovered_and_not_rebalancing() -> Non
     assert worker.ready() == (False, "no partitions assigned")
     runtime.partitions, runtime.is_recovered = [("market.trades", 0)], False
     assert worker.ready() == (False, "tables recovering")
-    worker.fail("trade_batcher", RuntimeError("boom"))
-    assert worker.ready() == (False, "trade_batcher FAILED: RuntimeError: boom")
+    worker.fail("trade_reader", RuntimeError("boom"))
+    assert worker.ready() == (False, "trade_reader FAILED: RuntimeError: boom")
 
 
 def test_errors_count_the_agents_own_and_its_dead_letters() -> None:
