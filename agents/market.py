@@ -62,9 +62,11 @@ def install(app: WorkerApp) -> None:
 
     reader.on_run = fold_run
 
-    @app.agent(owners, name="market.trades-owners")
-    async def owners_topic(stream: StreamT[bytes]) -> None:
-        """Holds the owners topic in Faust's subscription; nothing is sent to it (what is, is ignored)."""
+    @app.agent(owners, name=AGENT)
+    async def candle_fold(stream: StreamT[bytes]) -> None:
+        """The candle fold as Faust sees it: it holds the owners topic in Faust's subscription
+        (its work is done by the reader's handler above). Nothing is sent to the topic; what
+        is, is ignored."""
         async for _ in stream.events():
             pass
 
