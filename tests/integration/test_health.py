@@ -53,9 +53,11 @@ def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
                 component="worker", worker_id="ghost", host="nowhere", pid=1, uptime_seconds=1.0,
                 events_processed=0, sequence=0, period_seconds=1.0))
 
-        def ours_reported(h: dict) -> bool:
+        def ours_reported(h: dict) -> bool:  # the work, and the worker's RUNNING once its tables are recovered
             component = _system(h).get("components", {}).get(AGENT, {})
-            return component.get("processed", 0) >= 201 and component.get("errors", 0) >= 1
+            me = _system(h).get("workers", {}).get(h["worker_id"], {})
+            return component.get("processed", 0) >= 201 and component.get("errors", 0) >= 1 and \
+                me.get("status") == "RUNNING"
 
         health = worker.wait_until(ours_reported, 90, "the health table to show market.trades' work")
         system = _system(health)
