@@ -14,7 +14,6 @@ Reasons name the field and show the value, e.g. ``price is not positive: '0'``.
 from __future__ import annotations
 
 import functools
-import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -150,10 +149,6 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
                 "user": SHORT_TEXT}
     if command_rules(kind):
         return command_rules(kind)
-    if kind is r.TradeBatch:
-        return {"source_topic": TOPIC_RULE, "source_partition": integer(0, 100_000),
-                "follows_offset": integer(-1), "fetched_at": instant(None),
-                "offsets": items(integer(), 100_000)}
     return {}
 
 
@@ -205,21 +200,10 @@ def _consistency(event: r.Event) -> list[Violation]:
         if _ordered(event.slice_start, event.envelope.event_time) is False \
                 and event.slice_start != event.envelope.event_time:
             found.append(Violation("slice_start", "is after the mark's event_time"))
-    elif isinstance(event, r.SetRiskLimit):
-        if isinstance(event.limit, str) and _all_decimal(event.value):
-            problem = limit_problem(event.limit, event.value)
-            if problem is not None:
-                found.append(Violation("value", problem))
-    elif isinstance(event, r.TradeBatch):
-        lengths = {len(x) for x in (event.offsets, event.timestamps_ms, event.keys, event.values)
-                   if isinstance(x, list)}
-        offsets = event.offsets if isinstance(event.offsets, list) else []
-        if len(lengths) != 1:
-            found.append(Violation("offsets", "timestamps, keys and values differ in length"))
-        elif offsets and isinstance(event.follows_offset, int) and (
-                any(not isinstance(o, int) for o in offsets) or offsets[0] <= event.follows_offset
-                or any(b <= a for a, b in itertools.pairwise(offsets))):
-            found.append(Violation("offsets", "are not increasing after follows_offset"))
+    elif isinstance(event, r.SetRiskLimit) and isinstance(event.limit, str) and _all_decimal(event.value):
+        problem = limit_problem(event.limit, event.value)
+        if problem is not None:
+            found.append(Violation("value", problem))
     return found
 
 

@@ -50,7 +50,6 @@ from schemas.records import (
     SetRiskLimit,
     Side,
     Trade,
-    TradeBatch,
     TradeSignal,
     UserCommand,
 )
@@ -105,20 +104,6 @@ def make_trade(**overrides: Any) -> Trade:
         "trade_type": "MARKET",
         "first_trade_id": 4_711_002_118,
         "last_trade_id": 4_711_002_121,
-    }, overrides)
-
-
-def make_trade_batch(**overrides: Any) -> TradeBatch:
-    """Two market.trades records of partition 3 (one with no key), as the batcher forwards them."""
-    return _build(TradeBatch, {
-        "source_topic": "market.trades",
-        "source_partition": 3,
-        "fetched_at": T0 + timedelta(milliseconds=7),
-        "follows_offset": 40_999,
-        "offsets": [41_000, 41_001],
-        "timestamps_ms": [1_710_406_800_123, 1_710_406_800_124],
-        "keys": [SYMBOL.encode(), None],
-        "values": [b"\x00\x00\x00\x00\x01body", None],
     }, overrides)
 
 
@@ -369,7 +354,6 @@ def make_user_command(**overrides: Any) -> UserCommand:
 
 ALL_FACTORIES: dict[type[Event], Callable[..., Event]] = {
     Trade: make_trade,
-    TradeBatch: make_trade_batch,
     BookTop: make_book_top,
     News: make_news,
     Candle: make_candle,

@@ -35,7 +35,6 @@ from tests.factories import (
     make_heartbeat,
     make_news,
     make_trade,
-    make_trade_batch,
 )
 
 UNDECODABLE, INVALID = "undecodable", "invalid_value"
@@ -203,7 +202,6 @@ def hostile_records(codec: AvroCodec, rng: random.Random, now: datetime, symbols
     other_events: list[Callable[[], Event]] = [
         lambda: make_candle(), lambda: make_news(), lambda: make_heartbeat(),
         lambda: make_dead_letter(original_value=forger.trade(**good())),
-        lambda: make_trade_batch(values=[forger.trade(**good())], keys=[b"BTCUSDT"]),
     ]
     kinds: dict[str, Callable[[], Hostile]] = {
         # not a ticktide record at all

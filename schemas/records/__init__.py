@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from schemas.records.analysis import Anomaly, Candle, Enrichment, EnrichmentSource, IndicatorSnapshot, Regime
 from schemas.records.common import Envelope, Event, Lifecycle, OrderType, Priority, Side, utc_now
-from schemas.records.market import BookTop, News, Trade, TradeBatch
+from schemas.records.market import BookTop, News, Trade
 from schemas.records.system import ComponentStatus, DeadLetter, HealthStatus, Heartbeat
 from schemas.records.trading import (
     CommandAcknowledged,
@@ -49,7 +49,7 @@ from schemas.records.user import (
 RECORD_TYPES: dict[str, type[Event]] = {
     cls.AVRO_NAME: cls
     for cls in (
-        Trade, TradeBatch, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
+        Trade, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
         PlaceOrder, OrderPlaced, OrderFilled, OrderRejected, PositionChanged, Heartbeat,
         ComponentStatus, DeadLetter, UserCommand, CommandAcknowledged,
         OrderDenied, OrderExpired, OrderCanceled, Mark, ExpireOrders, *COMMAND_TYPES,
@@ -79,5 +79,5 @@ __all__ = [
     "HealthStatus", "Heartbeat", "IndicatorSnapshot", "Lifecycle", "Mark", "News", "OrderCanceled", "OrderDenied",
     "OrderExpired", "OrderFilled", "OrderPlaced", "OrderRejected", "OrderType", "PauseStrategy", "PlaceOrder",
     "PositionChanged", "Priority", "Regime", "ReleaseKillSwitch", "ResumeStrategy", "SetRiskLimit", "Side",
-    "Trade", "TradeBatch", "TradeSignal", "UserCommand", "utc_now",
+    "Trade", "TradeSignal", "UserCommand", "utc_now",
 ]

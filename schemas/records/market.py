@@ -27,21 +27,6 @@ class Trade(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TradeBatch(Event):
-    """Consecutive market.trades records of one partition, forwarded untouched."""
-
-    AVRO_NAME: ClassVar[str] = "ticktide.market.TradeBatch"
-    source_topic: str
-    source_partition: int
-    fetched_at: datetime
-    follows_offset: int
-    offsets: list[int]
-    timestamps_ms: list[int]
-    keys: list[bytes | None]
-    values: list[bytes | None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class BookTop(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.market.BookTop"
     venue: str

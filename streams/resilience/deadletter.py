@@ -51,7 +51,7 @@ class SourceRecord(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A source record by value (e.g. one record out of a TradeBatch)."""
+    """A source record by value (e.g. one record of a fetched run)."""
 
     topic: str
     partition: int

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.records import READ_ONLY_TYPES, RECORD_TYPES, Candle, Trade, TradeBatch
+from schemas.records import READ_ONLY_TYPES, RECORD_TYPES, Candle, Trade
 from streams.errors import UnknownTopic, WrongRecordType
 from streams.kafka.catalog import CATALOG, topic
 from tests.factories import make_candle, make_trade
@@ -36,8 +36,7 @@ def test_topic_names_follow_category_dot_name() -> None:
 
 def test_every_event_type_has_a_topic() -> None:
     carried = {t for spec in CATALOG for t in spec.value_types}
-    internal = {TradeBatch}  # on each app's own <app_id>-market.trade_batches (streams/hotpath/batcher.py)
-    assert carried == set(RECORD_TYPES.values()) - internal - set(READ_ONLY_TYPES)
+    assert carried == set(RECORD_TYPES.values()) - set(READ_ONLY_TYPES)
     assert not carried & set(READ_ONLY_TYPES)  # decoded from older records, never produced
 
 

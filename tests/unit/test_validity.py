@@ -25,7 +25,6 @@ from streams.validation import checked
 from tests.factories import (
     make_news,
     make_trade,
-    make_trade_batch,
     make_user_command,
     sample_events,
 )
@@ -87,14 +86,6 @@ def test_hostile_news_and_commands_are_refused() -> None:
     assert "arguments" in fields(make_user_command(arguments={"value": "9" * 1000}))
     assert "arguments" in fields(make_user_command(arguments={f"k{i}": "1" for i in range(17)}))
     assert "command" in fields(make_user_command(command="Drop Table"))
-
-
-def test_a_batch_must_list_increasing_offsets_after_what_it_follows() -> None:
-    batch = make_trade_batch()
-    assert fields(batch) == []
-    assert "offsets" in fields(dataclasses.replace(batch, follows_offset=batch.offsets[0]))
-    assert "offsets" in fields(dataclasses.replace(batch, offsets=list(reversed(batch.offsets))))
-    assert "offsets" in fields(dataclasses.replace(batch, keys=batch.keys[:-1]))
 
 
 def test_checked_raises_invalid_value_with_the_field() -> None:
