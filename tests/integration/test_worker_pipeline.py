@@ -3,6 +3,7 @@ letters out, /health and table views answering."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from datetime import timedelta
@@ -11,9 +12,12 @@ from decimal import Decimal
 from aiokafka.partitioner import murmur2
 
 from schemas.records import DeadLetter, Heartbeat, Trade
+from streams.kafka.admin import end_offsets
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
+from streams.kafka.ranges import read_range
 from streams.settings import Settings
+from tables import names
 from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json
 
@@ -135,3 +139,27 @@ def test_stray_records_on_the_owners_topic_change_nothing(stack_settings: Settin
     body = _wait_for_closed(worker, "BTCUSDT", "1m", 40)
     assert sum(c["trade_count"] for c in body["closed"]) == 40  # the stray trade was not folded
     assert worker.health()["status"] == "ok"
+
+
+def test_candle_rows_reach_the_changelog_as_a_new_owner_recovers_them(
+        stack_settings: Settings, worker: WorkerProcess) -> None:
+    """The candle fold writes its rows through librdkafka (streams/faust/table_rows.py): what
+    lands in the changelog must be the rows under their own keys, or a worker that takes the
+    partition over recovers nothing and folds the partition again from its start."""
+    with EventProducer(stack_settings) as producer:
+        for trade in _trades(12, ("ADAUSDT",)):
+            producer.send("market.trades", trade)
+    partition = (murmur2(b"ADAUSDT") & 0x7FFFFFFF) % stack_settings.partitions
+    topic = names.changelog_topic(stack_settings.app_id, names.CANDLES)
+    rows: dict = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ends = list(end_offsets(stack_settings, topic))
+        rows = {json.loads(r.key): json.loads(r.value) for r in
+                read_range(stack_settings, topic, [0] * len(ends), ends) if r.key and r.value}
+        if rows.get("ADAUSDT", {}).get("source_offset") is not None and names.progress_key(partition) in rows:
+            break
+        time.sleep(1)
+    assert rows.get("ADAUSDT", {}).get("symbol") == "ADAUSDT", f"no ADAUSDT row in {list(rows)[:10]}"
+    progress = rows[names.progress_key(partition)]["applied_through"]
+    assert progress >= rows["ADAUSDT"]["source_offset"] >= 0
