@@ -27,6 +27,7 @@ from domain.command_rules import is_account
 from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.strategy import strategy_named
 from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
+from streams.engine import EngineTraits, engine_traits
 from streams.errors import ConfigError
 
 ENV_PREFIX = "TICKTIDE_"
@@ -52,9 +53,6 @@ class MissingSetting(ValueError):
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-EMBEDDED_FETCH_WAIT_MS = 10
 
 
 class Settings(BaseSettings):
@@ -266,11 +264,15 @@ class Settings(BaseSettings):
         return ssl.create_default_context(cafile=str(self.ssl_ca_file) if self.ssl_ca_file else None)
 
     @property
+    def engine(self) -> EngineTraits:
+        """What differs on this broker engine (``auto`` counts as Apache Kafka here; resolve it
+        first with ``streams.kafka.admin.resolve_flavor``)."""
+        return engine_traits(self.broker_flavor)
+
+    @property
     def fetch_max_wait_ms(self) -> int:
-        """How long a consumer's fetch may wait for records. Apache Kafka answers a waiting
-        fetch as soon as records arrive; Tansu only when the wait is over (measured: p50
-        128 ms from produce to fetch at 500 ms, 4.8 ms at 10 ms), so on it fetches wait briefly."""
-        return EMBEDDED_FETCH_WAIT_MS if self.broker_flavor == "tansu" else 500
+        """How long a consumer's fetch may wait for records (see ``EngineTraits``)."""
+        return self.engine.fetch_max_wait_ms
 
     def aiokafka_client_config(self) -> dict[str, Any]:
         """Connection settings for aiokafka clients (security included)."""

@@ -26,7 +26,7 @@ from streams.faust.rebalance_fixes import bound_wait_empty, resume_flow_before_f
 from streams.faust.runtime import FaustRuntime
 from streams.faust.typed_topic import declare_topics
 from streams.hotpath.reader import TradeReader, declare_owner_topic
-from streams.kafka.admin import is_embedded
+from streams.kafka.admin import resolve_flavor
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import make_registry
 from streams.ops.metrics import LatencyWindow, Metrics
@@ -106,7 +106,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     """A ready-to-run worker app: services, tables, agents and web views in place."""
     if embedded:  # what differs on the embedded broker follows from the flavor (Settings)
         settings = settings.model_copy(update={"broker_flavor": "tansu"})
-    app = TickTideApp(settings.app_id, **faust_config(settings, embedded=embedded))
+    app = TickTideApp(settings.app_id, **faust_config(settings))
     attach_services(app, settings)
     for declare in TABLES:
         declare(app)
@@ -117,13 +117,15 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     install_web(app)
     resume_flow_before_fetching(app)
     bound_wait_empty()
-    if embedded:
+    if not settings.engine.list_offsets_is_end:
         use_fetched_high_watermarks(app, settings)
+    if not settings.engine.fetch_answers_early:
         short_fetch_waits(settings.fetch_max_wait_ms)
     return app
 
 
 def run_worker(settings: Settings) -> None:
     """Build the worker and run it until it is stopped."""
-    app = build_worker(settings, embedded=is_embedded(settings))
+    settings = resolve_flavor(settings)
+    app = build_worker(settings)
     Worker(app, loglevel=settings.log_level).execute_from_commandline()

@@ -97,7 +97,7 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context) if context else None
 
 
-def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
+def faust_config(settings: Settings) -> dict[str, Any]:
     """Faust settings derived from ours."""
     return {
         "broker": [f"kafka://{host}" for host in settings.broker.split(",")],
@@ -116,9 +116,8 @@ def faust_config(settings: Settings, *, embedded: bool) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "table_standby_replicas": settings.standby_replicas,
         "producer_compression_type": "lz4",
-        # Tansu's ListOffsets "latest" is a batch base offset, which this check
-        # mistakes for data loss on restart; keep it for real Kafka.
-        "recovery_consistency_check": not embedded,
+        # Off only where ListOffsets "latest" is wrong (Tansu): see streams.engine.
+        "recovery_consistency_check": settings.engine.recovery_consistency_check,
         "autodiscover": False,
         "stream_buffer_maxsize": 32768,
         "Monitor": "streams.faust.monitor:LeanMonitor",

@@ -1,7 +1,8 @@
 """Topic administration and true end offsets, with confluent-kafka's AdminClient.
 
-End offsets come from the high watermark of a real fetch, not from ListOffsets: some
-brokers (Tansu) answer ListOffsets "latest" with the base offset of the last batch.
+On Apache Kafka end offsets come from ListOffsets "latest"; on the embedded broker (Tansu),
+which answers it with the base offset of the last batch, from the high watermark of a
+real fetch (``streams.engine`` decides which).
 """
 
 from __future__ import annotations
@@ -66,6 +67,14 @@ def is_embedded(settings: Settings) -> bool:
     return found == EMBEDDED_CLUSTER_ID or found.startswith("tansu")
 
 
+def resolve_flavor(settings: Settings) -> Settings:
+    """The settings with ``broker_flavor`` resolved (``auto`` asks the cluster), so that
+    ``settings.engine`` is the engine's real traits."""
+    if settings.broker_flavor != "auto":
+        return settings
+    return settings.model_copy(update={"broker_flavor": "tansu" if is_embedded(settings) else "kafka"})
+
+
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) -> dict[str, str]:
     """Create every catalog topic that does not exist yet: name -> created|exists."""
     admin = admin_client(settings)
@@ -112,12 +121,32 @@ def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:
 
 
 def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
-    """True end offset of each partition, from the high watermark of a real fetch: the
-    first fetch answer for a partition, with records or at its end, so a topic written to
-    all the time has an end too (a fetch of a busy partition never comes back empty)."""
+    """True end offset of each partition: ListOffsets "latest" where the engine answers it
+    right (Apache Kafka), else the high watermark of a real fetch."""
     partitions = list_topics(settings).get(topic)
     if partitions is None:
         raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
+    if resolve_flavor(settings).engine.list_offsets_is_end:
+        return listed_end_offsets(settings, topic, partitions, timeout)
+    return fetched_end_offsets(settings, topic, partitions, timeout)
+
+
+def listed_end_offsets(settings: Settings, topic: str, partitions: int, timeout: float = 10.0) -> tuple[int, ...]:
+    """End offsets from ListOffsets "latest" (the high watermark: what consumers can read)."""
+    consumer = _probe_consumer(settings)
+    try:
+        return tuple(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+                     for p in range(partitions))
+    except KafkaException as exc:
+        raise BrokerError(f"no end offsets for {topic}: {exc.args[0].str()}") from None
+    finally:
+        consumer.close()
+
+
+def fetched_end_offsets(settings: Settings, topic: str, partitions: int, timeout: float = 10.0) -> tuple[int, ...]:
+    """End offsets from the high watermark of a real fetch: the first fetch answer for a
+    partition, with records or at its end, so a topic written to all the time has an end
+    too (a fetch of a busy partition never comes back empty)."""
     consumer = _probe_consumer(settings)
     try:
         starts = [TopicPartition(topic, p) for p in range(partitions)]

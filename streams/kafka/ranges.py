@@ -1,8 +1,9 @@
 """Reading exact offset ranges of a topic, and finding offsets by record timestamp.
 
-Bounds come from the fetched high watermark (``streams.kafka.admin.end_offsets``), never from
-ListOffsets "latest"; offsets for a time are found by binary search over the records'
-own timestamps, never by ListOffsets by timestamp (both are wrong on some brokers).
+Bounds come from ``streams.kafka.admin.end_offsets`` (the true end on either engine). Offsets
+for a time come from ListOffsets by timestamp (``offsets_for_times``) on Apache Kafka, and by
+binary search over the records' own timestamps where the engine's answer is unreliable
+(Tansu): ``streams.engine`` decides.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.errors import BrokerError
-from streams.kafka.admin import end_offsets
+from streams.kafka.admin import end_offsets, resolve_flavor
 from streams.settings import Settings
 
 
@@ -102,6 +103,7 @@ class TimestampSearch:
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
         self._consumer = _consumer(settings)
+        self._native = resolve_flavor(settings).engine.offsets_for_times
 
     def timestamp_at(self, partition: int, offset: int, timeout: float = 30.0) -> int:
         """The timestamp (ms) of the record at ``offset`` (or the next existing one)."""
@@ -114,7 +116,9 @@ class TimestampSearch:
 
     def first_at_or_after(self, partition: int, start: int, end: int, timestamp_ms: int) -> int:
         """The first offset in [start, end) whose record timestamp is >= ``timestamp_ms``
-        (``end`` if none). Assumes timestamps do not decrease within the partition."""
+        (``end`` if none). The binary search assumes timestamps do not decrease within the partition."""
+        if self._native:
+            return min(max(self.listed_offset(partition, timestamp_ms), start), end)
         low, high = start, end
         while low < high:
             middle = (low + high) // 2
@@ -123,6 +127,19 @@ class TimestampSearch:
             else:
                 high = middle
         return low
+
+    def listed_offset(self, partition: int, timestamp_ms: int, timeout: float = 30.0) -> int:
+        """The broker's first offset with a timestamp >= ``timestamp_ms`` (ListOffsets by
+        timestamp); the partition's end when there is none."""
+        tp = TopicPartition(self.topic, partition, timestamp_ms)
+        try:
+            found = self._consumer.offsets_for_times([tp], timeout=timeout)[0]
+        except KafkaException as exc:
+            raise BrokerError(f"no offset for time {timestamp_ms} in {self.topic}[{partition}]: "
+                              f"{exc.args[0].str()}") from None
+        if found.offset >= 0:
+            return int(found.offset)
+        return int(self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=timeout)[1])
 
     def close(self) -> None:
         """Release the consumer."""

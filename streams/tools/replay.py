@@ -2,11 +2,12 @@
 app instance, as one history.
 
 Bounds are offsets (the same for every partition) or times; a time becomes, in each
-partition, the first offset whose record timestamp is at or after it, found by binary
-search over record timestamps (``streams.kafka.ranges``). The range is [from, to). Records are
-copied as stored (key and value bytes). Several topics are merged by the events' own
-event time (each partition keeps its order: a record never overtakes an earlier one of
-its partition), at N x the market's pace (event time) or as fast as possible.
+partition, the first offset whose record timestamp is at or after it (ListOffsets by
+timestamp on Apache Kafka, a binary search over record timestamps on the embedded broker:
+``streams.kafka.ranges``). The range is [from, to). Records are copied as stored (key and
+value bytes). Several topics are merged by the events' own event time (each partition
+keeps its order: a record never overtakes an earlier one of its partition), at N x the
+market's pace (event time) or as fast as possible.
 
 A new app id gets its own topics (every catalog topic, prefixed ``APP_ID.``); its worker
 runs with ``TICKTIDE_APP_ID=APP_ID TICKTIDE_TOPIC_PREFIX=APP_ID.``, so it has its own

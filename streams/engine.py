@@ -1,0 +1,46 @@
+"""What differs between the two broker engines ticktide runs on, decided here once.
+
+``tansu`` is the embedded broker (in memory, one node); ``kafka`` is Apache Kafka (the
+production engine, also started locally by ``ticktide broker --engine kafka``). Everything
+else asks ``engine_traits(flavor)`` instead of testing the flavor itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Flavor = Literal["kafka", "tansu"]
+
+
+@dataclass(frozen=True)
+class EngineTraits:
+    """How ticktide talks to one broker engine."""
+
+    name: Flavor
+    fetch_max_wait_ms: int
+    """A consumer's longest fetch wait."""
+    fetch_answers_early: bool
+    """A waiting fetch is answered when records arrive (Kafka), not only when the wait is over
+    (Tansu: p50 128 ms from produce to fetch at 500 ms, 4.8 ms at 10): else waits are short."""
+    list_offsets_is_end: bool
+    """ListOffsets "latest" is the true end (Tansu: the base offset of the last batch)."""
+    offsets_for_times: bool
+    """ListOffsets by timestamp can be trusted (else: binary search over record timestamps)."""
+    recovery_consistency_check: bool
+    """Faust's check that a persisted offset is not past the changelog's end (Tansu's wrong
+    "latest" makes it fail a restarted worker)."""
+    compaction: bool
+    """cleanup.policy=compact is honoured."""
+
+
+KAFKA = EngineTraits("kafka", fetch_max_wait_ms=500, fetch_answers_early=True, list_offsets_is_end=True,
+                     offsets_for_times=True, recovery_consistency_check=True, compaction=True)
+TANSU = EngineTraits("tansu", fetch_max_wait_ms=10, fetch_answers_early=False, list_offsets_is_end=False,
+                     offsets_for_times=False, recovery_consistency_check=False, compaction=False)
+
+
+def engine_traits(flavor: str) -> EngineTraits:
+    """The traits of a resolved flavor: ``tansu`` or anything else (Apache Kafka and the
+    brokers that behave like it)."""
+    return TANSU if flavor == "tansu" else KAFKA
