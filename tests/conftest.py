@@ -1,8 +1,10 @@
 """Fixtures for every test; the helpers behind them live in tests/harness.py."""
 
+import os
+
 import pytest
 
-from tests.harness import broker, isolated_broker, stack_settings, worker
+from tests.harness import ENGINE_VARIABLE, broker, chosen_engine, isolated_broker, stack_settings, worker
 
 __all__ = ["broker", "isolated_broker", "stack_settings", "worker"]
 
@@ -14,6 +16,25 @@ LONGEST_FIRST = (
 )
 """Files of the longest tests (`--durations`), started first so that a parallel run
 (`make test`: pytest-xdist) does not end waiting on one of them."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--engine: the broker engine of the integration tests (also TICKTIDE_TEST_ENGINE)."""
+    parser.addoption("--engine", choices=("tansu", "kafka"), default=None,
+                     help="broker engine: tansu (embedded, default) or kafka (Apache Kafka, Java 17 + Maven)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The option wins over the environment; parallel processes inherit it."""
+    chosen = config.getoption("--engine")
+    if chosen:
+        os.environ[ENGINE_VARIABLE] = chosen
+    chosen_engine()  # a wrong value stops the run here, with its name
+
+
+def pytest_report_header() -> str:
+    """Say which engine the run is on."""
+    return f"broker engine: {chosen_engine()} ({ENGINE_VARIABLE})"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

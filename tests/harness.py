@@ -1,5 +1,10 @@
-"""Test harness: the embedded broker (started by the suite itself, never skipped),
-settings pointing at it, the `ticktide` CLI and worker processes."""
+"""Test harness: the broker (started by the suite itself, never skipped), settings pointing
+at it, the `ticktide` CLI and worker processes.
+
+The engine the suite runs on is chosen here, once: ``TICKTIDE_TEST_ENGINE`` (or pytest's
+``--engine``, which sets it) is ``tansu`` (the embedded broker, default) or ``kafka``
+(Apache Kafka, one local node per broker fixture). Everything else follows from the flavor
+in the settings (``streams.engine``)."""
 
 from __future__ import annotations
 
@@ -17,11 +22,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import pytest
 
 from streams.devstack.broker import EmbeddedBroker, port_is_free
+from streams.devstack.kafka_cluster import KafkaCluster
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
@@ -52,22 +58,73 @@ def free_port() -> int:
     return next(port for port in _PORTS if port_is_free(port))
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """One embedded broker for the whole session, on a free port."""
-    embedded = EmbeddedBroker(free_port(), log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+ENGINE_VARIABLE = "TICKTIDE_TEST_ENGINE"
+Engine = Literal["tansu", "kafka"]
+
+
+def chosen_engine() -> Engine:
+    """The engine this run tests on: ``TICKTIDE_TEST_ENGINE`` (pytest ``--engine``), default tansu."""
+    chosen = os.environ.get(ENGINE_VARIABLE, "tansu").strip().lower() or "tansu"
+    if chosen not in ("tansu", "kafka"):
+        raise pytest.UsageError(f"{ENGINE_VARIABLE} must be tansu or kafka, not {chosen!r}")
+    return "kafka" if chosen == "kafka" else "tansu"
+
+
+
+
+class BrokerUnderTest(Protocol):
+    """What tests use of a broker, whichever the engine."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def flavor_of(broker: BrokerUnderTest) -> Engine:
+    """The settings flavor of a broker the harness started."""
+    return "kafka" if isinstance(broker, KafkaCluster) else "tansu"
+
+
+def start_broker(directory: Path, engine: Engine | None = None) -> EmbeddedBroker | KafkaCluster:
+    """Start a broker of the test engine on free ports, logs and data under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (engine or chosen_engine()) == "kafka":
+        cluster = KafkaCluster(1, _free_run(1), data_dir=directory / "kafka")
+        cluster.start()
+        return cluster
+    embedded = EmbeddedBroker(free_port(), log_file=directory / "broker.log")
     embedded.start()
-    yield embedded
-    embedded.stop()
+    return embedded
+
+
+def stop_broker(broker: EmbeddedBroker | KafkaCluster) -> None:
+    """Stop a test's broker at once (its data is thrown away)."""
+    if isinstance(broker, KafkaCluster):
+        broker.stop(graceful=False)
+    else:
+        broker.stop()
+
+
+def _free_run(count: int) -> int:
+    """A first port of this process's slice with ``count`` free ports from it."""
+    return next(port for port in _PORTS if all(port_is_free(port + i) for i in range(count)))
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | KafkaCluster]:
+    """One broker of the test engine for the whole session, on a free port."""
+    started = start_broker(tmp_path_factory.mktemp("broker"))
+    yield started
+    stop_broker(started)
 
 
 @pytest.fixture
-def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A broker of the test's own (empty topics; starts in well under a second)."""
-    embedded = EmbeddedBroker(free_port(), log_file=tmp_path / "broker.log")
-    embedded.start()
-    yield embedded
-    embedded.stop()
+def isolated_broker(tmp_path: Path) -> Iterator[EmbeddedBroker | KafkaCluster]:
+    """A broker of the test's own (empty topics; embedded: well under a second, Kafka: ~5 s)."""
+    started = start_broker(tmp_path / "broker")
+    yield started
+    stop_broker(started)
 
 
 SHARED_GROUP_SESSION_TIMEOUT_S = 15.0
@@ -76,17 +133,17 @@ store in the consumer's thread, which on a loaded 2-core machine (a parallel sui
 stall heartbeats past 6 s and evict the member again and again."""
 
 
-def settings_for(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
+def settings_for(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> Settings:
     """Settings for a test: its own app id, data dir and web port; ``extra`` overrides."""
     defaults: dict[str, Any] = {"session_timeout_s": 6, "heartbeat_interval_s": 1, "idle_close_s": 2}
     return load_settings(
-        broker=broker.bootstrap, broker_flavor="tansu", app_id=f"test-{uuid.uuid4().hex[:8]}",
+        broker=broker.bootstrap, broker_flavor=flavor_of(broker), app_id=f"test-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path / "data", web_port=free_port(), **{**defaults, **extra},
     )
 
 
 @pytest.fixture
-def stack_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def stack_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     """Settings on an isolated broker whose catalog topics exist."""
     settings = settings_for(isolated_broker, tmp_path)
     create_topics(settings)

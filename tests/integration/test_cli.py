@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.catalog import CATALOG
 from streams.settings import Settings
-from tests.harness import DATA, run_cli, settings_for
+from tests.harness import DATA, BrokerUnderTest, run_cli, settings_for
 
 BTC_CSV = DATA / "binance_usdm_BTCUSDT_20240718-20240719.trades.csv.gz"
 ETH_CSV = DATA / "binance_usdm_ETHUSDT_20240718-20240719.trades.csv.gz"
@@ -40,7 +39,7 @@ def test_help_lists_every_command() -> None:
 
 
 def test_topics_create_is_idempotent_and_describe_shows_true_end_offsets(
-        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+        isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
     settings = settings_for(isolated_broker, tmp_path)
     first = run_cli("topics", "create", settings=settings)
     assert first.returncode == 0, first.stderr

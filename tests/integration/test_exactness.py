@@ -14,7 +14,6 @@ import pytest
 from domain.candles import ClosedCandle, Tick, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, Trade
-from streams.devstack.broker import EmbeddedBroker
 from streams.hotpath.reader import OWNERS
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
@@ -22,7 +21,7 @@ from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.json_form import event_to_json
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, settings_for, start_worker
+from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, BrokerUnderTest, WorkerProcess, settings_for, start_worker
 from tests.reference import fold_reference
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"]
@@ -87,7 +86,7 @@ def _assert_exact(settings: Settings, trades: list[Trade], timeout: float = 180)
 
 
 @pytest.fixture
-def exact_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def exact_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     """A 1 s grace, so the feed's out-of-order share leaves some trades late."""
     settings = settings_for(isolated_broker, tmp_path, grace_s=1.0)
     create_topics(settings)

@@ -14,19 +14,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.records import ComponentStatus, Heartbeat, Lifecycle, utc_now
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_trade
-from tests.harness import http_json, settings_for, start_worker
+from tests.harness import BrokerUnderTest, http_json, settings_for, start_worker
 
 AGENT = "market.trades"
 
 
 @pytest.fixture
-def health_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def health_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     settings = settings_for(isolated_broker, tmp_path, heartbeat_period_s=1.0)
     create_topics(settings)
     return settings

@@ -36,7 +36,6 @@ from aiokafka.partitioner import murmur2
 from domain.candles import ClosedCandle, Tick, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, DeadLetter, Trade
-from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import ParsedRow, read_trades, synthetic_trades
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
@@ -45,7 +44,7 @@ from streams.kafka.json_form import event_to_json
 from streams.kafka.producer import EventProducer
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import DATA, WorkerProcess, http_json, settings_for, start_worker
+from tests.harness import DATA, BrokerUnderTest, WorkerProcess, http_json, settings_for, start_worker
 from tests.hostile import MIB, MISROUTED, UNDECODABLE, Forger, Hostile, hostile_records
 from tests.reference import fold_reference
 
@@ -273,7 +272,7 @@ def _wait_until_ready(worker: WorkerProcess, timeout: float = 60) -> None:
 
 
 @pytest.fixture
-def settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     """A 1 s grace, so the synthetic feed's out-of-order trades leave some late: a hostile
     record that moved a symbol's clock would change which."""
     settings = settings_for(isolated_broker, tmp_path, grace_s=1.0)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
-from tests.harness import run_cli, settings_for
+from tests.harness import BrokerUnderTest, run_cli, settings_for
 
 
 def test_produce_news_from_csv_refuses_bad_rows_then_sends_the_good_ones(
-        broker: EmbeddedBroker, tmp_path: Path) -> None:
+        broker: BrokerUnderTest, tmp_path: Path) -> None:
     settings = settings_for(broker, tmp_path)
     create_topics(settings)
     path = tmp_path / "news.csv"

@@ -30,7 +30,6 @@ from schemas.records import (
     Side,
     utc_now,
 )
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics, end_offsets, list_topics
 from streams.kafka.catalog import TopicSpec
 from streams.kafka.codec import AvroCodec, to_avro
@@ -40,7 +39,7 @@ from streams.kafka.registry import embedded_schema_id, make_registry
 from streams.resilience import dlq
 from streams.settings import Settings
 from tests.factories import T0, make_trade
-from tests.harness import http_json, run_cli, settings_for, start_worker
+from tests.harness import BrokerUnderTest, http_json, run_cli, settings_for, start_worker
 
 SECRET = "Sup3r-S3cret-Value"
 NUMBER = 918273645546372819
@@ -167,7 +166,7 @@ def test_reads_end_while_producers_keep_writing(stack_settings: Settings) -> Non
         writer.join()
 
 
-def test_the_retry_agent_works_with_a_topic_prefix_and_bounded_waits(isolated_broker: EmbeddedBroker,
+def test_the_retry_agent_works_with_a_topic_prefix_and_bounded_waits(isolated_broker: BrokerUnderTest,
                                                                       tmp_path: Path) -> None:
     settings = settings_for(isolated_broker, tmp_path, topic_prefix="blue.", retry_backoff_s=0.2)
     create_topics(settings)
@@ -202,7 +201,7 @@ def test_the_retry_agent_works_with_a_topic_prefix_and_bounded_waits(isolated_br
         worker.stop()
 
 
-def test_an_untouched_account_rebuilds_equal_and_no_secret_shows(isolated_broker: EmbeddedBroker,
+def test_an_untouched_account_rebuilds_equal_and_no_secret_shows(isolated_broker: BrokerUnderTest,
                                                                  tmp_path: Path) -> None:
     secrets = {"TICKTIDE_API_TOKEN": "tok-" + SECRET, "TICKTIDE_ANTHROPIC_API_KEY": "sk-ant-" + SECRET,
                "TICKTIDE_SASL_PASSWORD": "pw-" + SECRET}

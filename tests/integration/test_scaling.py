@@ -15,12 +15,18 @@ from pathlib import Path
 import pytest
 
 from schemas.records import OrderFilled, Trade
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, WorkerProcess, free_port, settings_for, start_worker
+from tests.harness import (
+    SHARED_GROUP_SESSION_TIMEOUT_S,
+    BrokerUnderTest,
+    WorkerProcess,
+    free_port,
+    settings_for,
+    start_worker,
+)
 from tests.integration.test_exactness import AGENT, _assert_exact, _feed
 
 STEP_TIMEOUT_S = 60
@@ -96,7 +102,7 @@ def assert_no_order_filled_twice(settings: Settings) -> None:
 
 
 @pytest.fixture
-def scaling_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def scaling_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     settings = settings_for(isolated_broker, tmp_path, grace_s=1.0,
                             session_timeout_s=SHARED_GROUP_SESSION_TIMEOUT_S)
     create_topics(settings)

@@ -33,7 +33,6 @@ from schemas.records import (
     Side,
     TradeSignal,
 )
-from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
@@ -42,7 +41,17 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import REPO, WorkerProcess, cli_env, free_port, http_json, run_cli, settings_for, start_worker
+from tests.harness import (
+    REPO,
+    BrokerUnderTest,
+    WorkerProcess,
+    cli_env,
+    free_port,
+    http_json,
+    run_cli,
+    settings_for,
+    start_worker,
+)
 
 START = datetime(2024, 7, 19, tzinfo=UTC)  # old timestamps: event time, not wall clock
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -50,7 +59,7 @@ ACCOUNT = "paper-e2e"
 API_TOKEN = "s3cret-token-for-tests"
 
 
-def trading_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
+def trading_settings(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> Settings:
     """1 s candles and a strategy on them, small orders, limits that bind sometimes."""
     settings = settings_for(
         broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
@@ -117,7 +126,7 @@ def check_ledger(settings: Settings) -> tuple[list[Any], dict[str, Decimal]]:
     return events, {k: sum(v.values(), Decimal(0)) for k, v in fills.items()}
 
 
-def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
     settings = trading_settings(isolated_broker, tmp_path)
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
@@ -193,7 +202,7 @@ def test_feed_to_portfolio_then_rebuild_is_equal(isolated_broker: EmbeddedBroker
 
 @pytest.mark.integration
 def test_sigkill_mid_run_then_restart_rebuild_still_equal_and_nothing_filled_twice(
-        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+        isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
     settings = trading_settings(isolated_broker, tmp_path, api_token=API_TOKEN)
     worker = start_worker(settings, tmp_path / "worker-1.log")
     try:
@@ -235,7 +244,7 @@ def post_json(url: str, body: Any, token: str) -> tuple[int, Any]:
 
 
 def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
-        isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
+        isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
     # Indicators alone decide this strategy's signals; the default one also weighs
     # enrichments, which a replay of analysis.indicators alone does not carry.
     settings = trading_settings(isolated_broker, tmp_path, trading_strategy="ema_cross_unfiltered")
@@ -292,7 +301,7 @@ def _signal(signal: TradeSignal) -> tuple[Any, ...]:
             tuple(signal.cause_ids))
 
 
-def test_replay_ctrl_c_stops_cleanly_and_says_where(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_replay_ctrl_c_stops_cleanly_and_says_where(broker: BrokerUnderTest, tmp_path: Path) -> None:
     settings = settings_for(broker, tmp_path)
     create_topics(settings)
     produce(settings, feed(50, seed=5)[:2000])

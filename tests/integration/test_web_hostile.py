@@ -38,14 +38,13 @@ from schemas.records import (
     UserCommand,
     utc_now,
 )
-from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import AvroCodec
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import WorkerProcess, run_cli, settings_for, start_worker
+from tests.harness import BrokerUnderTest, WorkerProcess, run_cli, settings_for, start_worker
 
 TOKEN = "fuzz-token-0123456789abcdef"
 ACCOUNT = "paper"
@@ -134,7 +133,7 @@ def fuzzed_auth(rng: random.Random) -> dict[str, str]:
 
 
 @pytest.fixture
-def hostile_settings(isolated_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+def hostile_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     settings = settings_for(isolated_broker, tmp_path, api_token=TOKEN, trading_account=ACCOUNT,
                             order_timeout_s=900)
     create_topics(settings)
