@@ -7,8 +7,10 @@ QUIX := $(QUIX_VENV)/bin
 # Parallel test processes (the suite mostly waits). On 2 cores a 4th made the multi-worker group tests
 # (scaling, exactness) CPU-starved and flaky; 3 passed.
 TEST_WORKERS ?= 3
+# The Apache Kafka run: each test starts its own Kafka node (a JVM), so fewer at once.
+KAFKA_TEST_WORKERS ?= 3
 
-.PHONY: run test test-fast test-tools lint bench clean
+.PHONY: run test test-kafka kafka-jars test-fast test-tools lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +21,14 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/ticktide dev
 
-test: $(BIN)/.installed test-tools  # the whole suite; pytest's addopts print the 15 slowest tests
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+test: $(BIN)/.installed test-tools  # the whole suite on the embedded broker; pytest's addopts print the 15 slowest tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/kafka
+
+kafka-jars: $(BIN)/.installed  # Apache Kafka's jars (deploy/kafka/pom.xml) through Maven, once; needs Java 17 + Maven
+	$(BIN)/python -c "from streams.devstack.kafka_jars import jars_dir, java_binary; java_binary(); print('kafka jars in', jars_dir())"
+
+test-kafka: $(BIN)/.installed kafka-jars  # the integration tests on Apache Kafka, and the Kafka-only tests (compaction, broker failures)
+	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/integration tests/kafka -n $(KAFKA_TEST_WORKERS) --dist loadgroup
 
 test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
 	@sh tests/install_tools.sh

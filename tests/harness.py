@@ -90,7 +90,7 @@ def start_broker(directory: Path, engine: Engine | None = None) -> EmbeddedBroke
     """Start a broker of the test engine on free ports, logs and data under ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     if (engine or chosen_engine()) == "kafka":
-        cluster = KafkaCluster(1, _free_run(1), data_dir=directory / "kafka")
+        cluster = KafkaCluster(1, free_port_run(1), data_dir=directory / "kafka")
         cluster.start()
         return cluster
     embedded = EmbeddedBroker(free_port(), log_file=directory / "broker.log")
@@ -106,7 +106,7 @@ def stop_broker(broker: EmbeddedBroker | KafkaCluster) -> None:
         broker.stop()
 
 
-def _free_run(count: int) -> int:
+def free_port_run(count: int) -> int:
     """A first port of this process's slice with ``count`` free ports from it."""
     return next(port for port in _PORTS if all(port_is_free(port + i) for i in range(count)))
 

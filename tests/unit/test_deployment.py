@@ -79,6 +79,15 @@ def test_ticktide_services_are_configured_only_by_valid_ticktide_env_vars(
     assert settings.broker == "kafka:9092" and settings.schema_registry_url
 
 
+def test_compose_runs_the_kafka_version_of_the_local_engine_and_keeps_what_it_writes() -> None:
+    from streams.devstack.kafka_jars import kafka_version
+
+    kafka = _compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    mounted = {volume.split(":", 1)[1] for volume in kafka["volumes"]}
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] in mounted, "Kafka's data must be on the volume"
+
+
 def test_workers_scale_and_prometheus_scrapes_each_of_them() -> None:
     services = _compose()["services"]
     worker = services["worker"]

@@ -1,0 +1,67 @@
+"""Exactness checks shared by the crash tests: the candles on market.candles equal the
+independent reference fold (tests/reference.py) over the trades produced, none missing,
+doubled or different, and the late trades are exactly the reference's."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from domain.candles import ClosedCandle, Tick, candle_record
+from domain.clock import EPOCH
+from schemas.records import Candle, Trade
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.json_form import event_to_json
+from streams.settings import Settings
+from tests.reference import fold_reference
+
+
+def tick(trade: Trade) -> Tick:
+    """A Trade as the reference fold's input."""
+    return Tick(trade.symbol, trade.trade_id, (trade.trade_time - EPOCH) // timedelta(microseconds=1),
+                int(trade.price.scaleb(18)), int(trade.size.scaleb(18)), trade.taker_side == "BUY")
+
+
+def payload(candle: Candle) -> dict[str, Any]:
+    """A candle's fields without its envelope."""
+    shown = event_to_json(candle)
+    shown.pop("envelope")
+    return shown
+
+
+def collect(settings: Settings, topic: str) -> list[Any]:
+    """Every decoded event on ``topic`` now."""
+    return [r.event for r in read_topic(settings, topic, idle_timeout=3) if isinstance(r, Consumed)]
+
+
+def assert_exact(settings: Settings, trades: list[Trade], timeout: float = 180, expect_late: bool = True) -> int:
+    """Wait (up to ``timeout``) for every reference candle, then check them all; the number
+    of candles published more than once (re-emitted after a crash, same id and values)."""
+    expected = fold_reference([tick(t) for t in trades], settings.window_specs,
+                              int(settings.grace_s * 1_000_000))
+    wanted = {
+        (s, i, start): payload(candle_record(ClosedCandle(s, i, bar), "reference", EPOCH))
+        for (s, i, start), bar in expected.candles.items()
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        candles = collect(settings, "market.candles")
+        by_id: dict[str, Candle] = {}
+        for candle in candles:
+            earlier = by_id.setdefault(candle.envelope.event_id, candle)
+            assert payload(earlier) == payload(candle), "a re-emitted candle differs"
+        got = {(c.symbol, c.interval, (c.window_start - EPOCH) // timedelta(microseconds=1)): payload(c)
+               for c in by_id.values()}
+        if len(got) >= len(wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert len(got) == len(by_id), "two candle ids for one window"
+    assert sorted(set(wanted) - set(got))[:5] == [], "missing candles"
+    assert sorted(set(got) - set(wanted))[:5] == [], "unexpected candles"
+    wrong = [k for k in wanted if wanted[k] != got[k]]
+    assert wrong == [], f"{len(wrong)} candles differ, e.g. {wanted[wrong[0]]} != {got[wrong[0]]}"
+    late = {(t.symbol, t.trade_id) for t in collect(settings, "market.late")}
+    assert late == {(t.symbol, t.trade_id) for t in expected.late}
+    assert not expect_late or settings.grace_s > 1 or late, "the feed's out-of-order share should leave some late"
+    return len(candles) - len(by_id)

@@ -1,0 +1,109 @@
+"""Helpers of the Apache Kafka tests: a cluster of the test's own, real recorded trades sent
+at a pace from a thread (so a node can die while they flow), and figures to report."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.records import Trade
+from streams.devstack.kafka_cluster import KafkaCluster
+from streams.ingest import ParsedRow, read_trades
+from streams.kafka.admin import create_topics, end_offsets
+from streams.kafka.producer import EventProducer
+from streams.settings import Settings
+from tests.exactness import collect
+from tests.harness import DATA, REPO, free_port_run, settings_for
+
+REAL = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
+FIGURES = REPO / ".ticktide" / "kafka-figures.jsonl"
+"""Where the tests append what they measured (failover times, duplicates), one JSON a line."""
+
+
+def start_cluster(directory: Path, nodes: int, **extra: str) -> KafkaCluster:
+    """A cluster of ``nodes`` on free ports, data and logs under ``directory``."""
+    cluster = KafkaCluster(nodes, free_port_run(nodes), data_dir=directory / "kafka", extra=extra)
+    cluster.start()
+    return cluster
+
+
+def cluster_settings(cluster: KafkaCluster, tmp_path: Path, **extra: Any) -> Settings:
+    """Settings on ``cluster`` (replicated as far as it goes) with the catalog's topics created."""
+    settings = settings_for(cluster, tmp_path, replication_factor=min(cluster.count, 3), **extra)
+    create_topics(settings)
+    return settings
+
+
+def real_trades() -> list[Trade]:
+    """The recorded Binance trades (BTCUSDT and ETHUSDT, 24,356), in arrival order."""
+    return [row.event for row in read_trades(REAL, "binance-ws") if isinstance(row, ParsedRow)]
+
+
+class PacedProducer(threading.Thread):
+    """Sends trades in chunks with a pause between them; ``sent`` counts the trades handed
+    over so far; the producer is idempotent with acks=all (``EventProducer``), and the
+    thread ends with every trade acknowledged or with ``error`` set."""
+
+    def __init__(self, settings: Settings, trades: list[Trade], chunk: int = 250, pause_s: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.trades, self.chunk, self.pause_s = settings, trades, chunk, pause_s
+        self.sent = 0
+        self.acknowledged = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with EventProducer(self.settings) as producer:
+                for start in range(0, len(self.trades), self.chunk):
+                    for trade in self.trades[start:start + self.chunk]:
+                        producer.send("market.trades", trade)
+                    self.sent = min(start + self.chunk, len(self.trades))
+                    time.sleep(self.pause_s)
+                self.acknowledged = producer.flush(120)
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self, timeout: float = 300) -> int:
+        """Wait for the end; the number of trades acknowledged (raises what the thread raised)."""
+        self.join(timeout)
+        assert not self.is_alive(), "the producer did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.acknowledged
+
+
+def busiest_partition(settings: Settings, topic: str) -> tuple[int, str]:
+    """The partition of ``topic`` with the most records, and the key of its last record."""
+    ends = end_offsets(settings, topic)
+    partition = max(range(len(ends)), key=lambda p: ends[p])
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"probe-{time.time_ns()}",
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, partition, ends[partition] - 1)])
+        message = consumer.poll(10)
+        assert message is not None and message.error() is None, "no last record on the busiest partition"
+        return partition, (message.key() or b"").decode()
+    finally:
+        consumer.close()
+
+
+def duplicates(settings: Settings, topic: str) -> tuple[int, int]:
+    """(records, records whose event id was already seen) on ``topic``: an event sent twice
+    (a retried produce, an output re-emitted after a crash) keeps its id."""
+    seen: Counter[str] = Counter(event.envelope.event_id for event in collect(settings, topic))
+    return sum(seen.values()), sum(n - 1 for n in seen.values())
+
+
+def report(name: str, **figures: Any) -> None:
+    """Print a test's figures (``-s`` shows them) and append them to FIGURES."""
+    line = json.dumps({"test": name, **figures})
+    print(f"\nFIGURES {line}")
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a") as out:
+        out.write(line + "\n")
