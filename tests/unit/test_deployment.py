@@ -97,11 +97,32 @@ def test_workers_scale_and_prometheus_scrapes_each_of_them() -> None:
     partitions = int(_worker_env(worker)["TICKTIDE_PARTITIONS"])
     assert partitions >= 3, "partitions bound the number of busy workers"
     prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    [job] = prometheus["scrape_configs"]
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "ticktide-workers")
     assert job["metrics_path"] == "/metrics"
     assert job["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": port, "refresh_interval": "15s"}]
     for mount in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
         assert (REPO / mount.split(":")[0]).exists(), mount
+
+
+EXPORTER_METRICS = {"kafka_consumergroup_lag"}
+"""Metrics of the kafka-exporter service (danielqsj/kafka-exporter) the alert rules use."""
+
+
+def test_each_alert_rule_watches_a_metric_that_exists(tmp_path: Path) -> None:
+    app = build_worker(load_settings(data_dir=tmp_path))
+    exposed = {family.name for family in text_string_to_metric_families(app.metrics.render().decode())}
+    rules = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())["groups"][0]["rules"]
+    names = {rule["alert"] for rule in rules}
+    assert {"TicktideWorkerNotReady", "TicktideConsumerLagGrowing", "TicktideNewDeadLetters",
+            "TicktideEnrichmentBreakerOpen"} <= names
+    for rule in rules:
+        used = set(re.findall(r"\b(?:ticktide|kafka)_[a-z_]+", rule["expr"]))
+        assert used, f"{rule['alert']} watches no metric"
+        missing = {n for n in used if re.sub(r"_(total|bucket|count|sum)$", "", n) not in exposed | EXPORTER_METRICS}
+        assert missing == set(), f"{rule['alert']} watches metrics nobody exposes: {missing}"
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert "kafka-exporter" in _compose()["services"]
 
 
 def test_every_metric_on_the_grafana_dashboard_is_one_a_worker_exposes(tmp_path: Path) -> None:
