@@ -1,0 +1,198 @@
+"""Broker failures on a 3-node Apache Kafka cluster (replication factor 3, min.insync.replicas
+2, idempotent acks=all producers), with real recorded trades: the leader of the busiest
+market.trades partition SIGKILLed while trades flow, and a worker SIGKILLed while a broker
+is down. No acknowledged trade is lost, candles equal the independent reference, rebuilds
+report equal; the time until the pipeline moves again and the duplicates are reported."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from domain.clock import EPOCH
+from schemas.records import Trade
+from streams.devstack.kafka_cluster import KafkaCluster
+from streams.kafka.producer import EventProducer
+from streams.settings import Settings
+from tests.exactness import assert_exact, collect
+from tests.harness import WorkerProcess, http_json, run_cli, start_worker
+from tests.kafka.cluster import (
+    PacedProducer,
+    busiest_partition,
+    cluster_settings,
+    duplicates,
+    real_trades,
+    report,
+    start_cluster,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+TOPIC = "market.trades"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
+    started = start_cluster(tmp_path, 3)
+    yield started
+    started.stop(graceful=False)
+
+
+def _us(trade: Trade) -> int:
+    return (trade.trade_time - EPOCH) // timedelta(microseconds=1)
+
+
+def _first_new_time(trades: list[Trade], before: int, symbol: str) -> int:
+    """Trade time (us) of the first trade of ``symbol`` from index ``before`` on that is
+    newer than every earlier one: once the fold's watermark reaches it, a trade sent after
+    that moment went all the way through."""
+    seen = max((_us(t) for t in trades[:before] if t.symbol == symbol), default=-1)
+    return next(_us(t) for t in trades[before:] if t.symbol == symbol and _us(t) > seen)
+
+
+def _watermark(worker: WorkerProcess, symbol: str) -> int:
+    """The newest trade time (us) the worker's fold of ``symbol`` has seen (-1: none yet)."""
+    status, body = http_json(f"{worker.url}/candles/{symbol}?interval=1m&limit=1")
+    return int(body["watermark"]) if status == 200 else -1
+
+
+def _wait_for_watermark(worker: WorkerProcess, symbol: str, at_least_us: int, timeout: float = 240,
+                        since: float | None = None) -> float:
+    """Seconds (from ``since``, default now) until the worker's fold of ``symbol`` reaches ``at_least_us``."""
+    started = time.monotonic() if since is None else since
+    while time.monotonic() - started < timeout:
+        if _watermark(worker, symbol) >= at_least_us:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s\n{worker.tail()}")
+
+
+def _wait_for_new_leader(cluster: KafkaCluster, partition: int, old: int, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        leader = cluster.leaders(TOPIC).get(partition, -1)
+        if leader not in (-1, old):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"partition {partition} got no new leader in {timeout:.0f} s")
+
+
+def _assert_replicated(settings: Settings) -> None:
+    admin = AdminClient(settings.kafka_client_config())
+    deadline = time.monotonic() + 30
+    while not admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions and time.monotonic() < deadline:
+        time.sleep(0.2)  # a topic just created: its metadata reaches every node shortly
+    topic = admin.list_topics(TOPIC, timeout=10).topics[TOPIC]
+    assert {len(p.replicas) for p in topic.partitions.values()} == {3}
+    config = admin.describe_configs([ConfigResource("topic", TOPIC)])
+    entries = next(iter(config.values())).result()
+    assert entries["min.insync.replicas"].value == "2"
+
+
+def _assert_every_trade_once(settings: Settings, trades: list[Trade]) -> int:
+    """Every acknowledged trade is on market.trades; the number stored twice."""
+    stored = Counter((t.symbol, t.trade_id) for t in collect(settings, TOPIC))
+    missing = {(t.symbol, t.trade_id) for t in trades} - set(stored)
+    assert not missing, f"{len(missing)} acknowledged trades lost, e.g. {sorted(missing)[:3]}"
+    return sum(n - 1 for n in stored.values())
+
+
+def _assert_rebuilds_equal(settings: Settings) -> None:
+    for what in ("candles", "portfolio"):
+        rebuilt = run_cli("rebuild", what, settings=settings, timeout=300)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert "equals the live state" in rebuilt.stdout or "nothing to compare" in rebuilt.stdout
+
+
+def _figures(settings: Settings) -> dict[str, int]:
+    candles, candle_dups = duplicates(settings, "market.candles")
+    events, event_dups = duplicates(settings, "trading.events")
+    return {"candles": candles, "candle_duplicates": candle_dups,
+            "trading_events": events, "trading_event_duplicates": event_dups}
+
+
+def test_leader_sigkill_while_trades_flow_loses_nothing_and_the_pipeline_moves_on(
+        cluster: KafkaCluster, tmp_path: Path) -> None:
+    settings = cluster_settings(cluster, tmp_path, grace_s=1.0)
+    _assert_replicated(settings)
+    trades = real_trades()
+    half = len(trades) // 2
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        with EventProducer(settings) as producer:  # the first half, acknowledged
+            for trade in trades[:half]:
+                producer.send(TOPIC, trade)
+        partition, symbol = busiest_partition(settings, TOPIC)
+        leader = cluster.leaders(TOPIC)[partition]
+        second = PacedProducer(settings, trades[half:])
+        second.start()
+        while second.sent < (len(trades) - half) // 4 and second.is_alive():
+            time.sleep(0.02)
+        sent_at_kill = half + second.sent
+        folded_at_kill = _watermark(worker, symbol)
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        new_leader_s = _wait_for_new_leader(cluster, partition, leader)
+        # moved: the fold of the killed leader's partition advances again; caught up: it folded
+        # a trade sent after the kill (includes working off the backlog of a loaded machine)
+        moved_s = _wait_for_watermark(worker, symbol, folded_at_kill + 1, since=killed_at)
+        progress_s = _wait_for_watermark(worker, symbol, _first_new_time(trades, sent_at_kill, symbol),
+                                         since=killed_at)
+        assert second.finish() == len(trades) - half, "every trade of the second half acknowledged"
+        restarted_at = time.monotonic()
+        cluster.restart(leader)
+        rejoin_s = time.monotonic() - restarted_at
+        trade_dups = _assert_every_trade_once(settings, trades)
+        assert trade_dups == 0, "the idempotent producer stored a trade twice"
+        candle_dups = assert_exact(settings, trades, expect_late=False)
+        _assert_rebuilds_equal(settings)
+        report("leader_sigkill", trades=len(trades), partition=partition, symbol=symbol, killed_node=leader,
+               new_leader_s=round(new_leader_s, 1), fold_moved_again_s=round(moved_s, 1),
+               trade_sent_after_kill_folded_s=round(progress_s, 1),
+               restarted_node_registered_s=round(rejoin_s, 1), trade_duplicates=trade_dups,
+               reemitted_candles=candle_dups, **_figures(settings))
+    finally:
+        worker.discard()
+
+
+def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCluster, tmp_path: Path) -> None:
+    settings = cluster_settings(cluster, tmp_path, grace_s=1.0)
+    trades = real_trades()
+    half = len(trades) // 2
+    first = start_worker(settings, tmp_path / "worker-1.log")
+    try:
+        with EventProducer(settings) as producer:
+            for trade in trades[:half]:
+                producer.send(TOPIC, trade)
+        partition, symbol = busiest_partition(settings, TOPIC)
+        first.wait_until(lambda h: h["agents"].get(TOPIC, {}).get("processed", 0) >= half // 3, 120,
+                         "a third of the first half folded")
+        down = cluster.leaders(TOPIC)[partition]
+        cluster.kill(down)
+        first.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        second = start_worker(settings, tmp_path / "worker-2.log")  # the same worker again, a node still down
+        try:
+            started_s = time.monotonic() - killed_at
+            with EventProducer(settings) as producer:
+                for trade in trades[half:]:
+                    producer.send(TOPIC, trade)
+            moved_s = _wait_for_watermark(second, symbol, _us(trades[-1]) if trades[-1].symbol == symbol
+                                          else _first_new_time(trades, half, symbol))
+            cluster.restart(down)
+            _assert_every_trade_once(settings, trades)
+            candle_dups = assert_exact(settings, trades, expect_late=False)
+            _assert_rebuilds_equal(settings)
+            report("worker_sigkill_broker_down", trades=len(trades), killed_node=down,
+                   worker_ready_after_kill_s=round(started_s, 1), pipeline_moved_after_second_half_s=round(moved_s, 1),
+                   reemitted_candles=candle_dups, **_figures(settings))
+        finally:
+            second.discard()
+    finally:
+        first.discard()
