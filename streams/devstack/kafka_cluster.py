@@ -168,6 +168,19 @@ class KafkaCluster:
         metadata = _admin(self.live_bootstrap()).list_topics(topic, timeout=timeout)
         return {p: sorted(int(r) for r in info.isrs) for p, info in sorted(metadata.topics[topic].partitions.items())}
 
+    def wait_leaders_moved(self, node_id: int, timeout: float = 120.0) -> float:
+        """Wait until no partition of any topic is led by ``node_id`` (stopped or killed:
+        the controller fences it after broker.session.timeout.ms); the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(Exception):
+                metadata = _admin(self.live_bootstrap()).list_topics(timeout=5)
+                leaders = {p.leader for t in metadata.topics.values() for p in t.partitions.values()}
+                if node_id not in leaders:
+                    return time.monotonic() - started
+            time.sleep(0.2)
+        raise BrokerError(f"node {node_id} still leads partitions after {timeout:.0f} s")
+
     def live_bootstrap(self) -> str:
         """HOST:PORT of the nodes running now."""
         return ",".join(n.address for n in self.nodes if self.pid(n.node_id) is not None) or self.bootstrap
@@ -201,7 +214,7 @@ class KafkaCluster:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         ) for node in todo]
         for node, process in zip(todo, formats, strict=True):
-            out, _ = process.communicate(timeout=120)
+            out, _ = process.communicate(timeout=300)
             if process.returncode != 0:
                 raise BrokerError(f"formatting Kafka node {node.node_id} failed: {out.decode(errors='replace')[-400:]}")
 

@@ -35,8 +35,12 @@ def node_ports(first_port: int, count: int) -> list[int]:
 
 
 def new_cluster_id() -> str:
-    """A random cluster id in Kafka's form (22 characters of URL-safe base64)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id in Kafka's form (22 characters of URL-safe base64), never starting
+    with "-" (the storage tool would read it as an option)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def quorum_voters(nodes: list[NodeSpec]) -> str:

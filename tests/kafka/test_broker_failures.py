@@ -177,6 +177,9 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
         cluster.kill(down)
         first.stop(signal.SIGKILL)
         killed_at = time.monotonic()
+        # Started before the controller fenced the dead node (9 s), the new worker hung in
+        # its first rebalance on this box (Faust's recovery asking the dead leader): wait.
+        fenced_s = cluster.wait_leaders_moved(down)
         second = start_worker(settings, tmp_path / "worker-2.log")  # the same worker again, a node still down
         try:
             started_s = time.monotonic() - killed_at
@@ -190,6 +193,7 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
             candle_dups = assert_exact(settings, trades, expect_late=False)
             _assert_rebuilds_equal(settings)
             report("worker_sigkill_broker_down", trades=len(trades), killed_node=down,
+                   leaders_moved_s=round(fenced_s, 1),
                    worker_ready_after_kill_s=round(started_s, 1), pipeline_moved_after_second_half_s=round(moved_s, 1),
                    reemitted_candles=candle_dups, **_figures(settings))
         finally:

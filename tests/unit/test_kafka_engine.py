@@ -54,8 +54,8 @@ def test_each_node_is_controller_and_broker_on_its_own_ports_and_data() -> None:
 def test_the_jvm_is_small_and_the_cluster_id_is_kafkas_form() -> None:
     options = jvm_options()
     assert "-Xmx384m" in options and "-XX:+UseSerialGC" in options
-    cluster = new_cluster_id()
-    assert len(cluster) == 22 and "=" not in cluster
+    ids = [new_cluster_id() for _ in range(500)]
+    assert all(len(c) == 22 and "=" not in c and not c.startswith("-") for c in ids)
 
 
 def test_the_pinned_kafka_is_4_1_1_or_newer_and_never_4_1_0() -> None:
