@@ -27,8 +27,11 @@ test: $(BIN)/.installed test-tools  # the whole suite on the embedded broker; py
 kafka-jars: $(BIN)/.installed  # Apache Kafka's jars (deploy/kafka/pom.xml) through Maven, once; needs Java 17 + Maven
 	$(BIN)/python -c "from streams.devstack.kafka_jars import jars_dir, java_binary; java_binary(); print('kafka jars in', jars_dir())"
 
-test-kafka: $(BIN)/.installed kafka-jars  # the integration tests on Apache Kafka, and the Kafka-only tests (compaction, broker failures)
-	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/integration tests/kafka -n $(KAFKA_TEST_WORKERS) --dist loadgroup
+# The integration tests on Apache Kafka in parallel, then the Kafka-only tests (compaction, broker
+# failures: 3-node clusters, timed failovers) one at a time, so that they do not starve each other.
+test-kafka: $(BIN)/.installed kafka-jars
+	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/integration -n $(KAFKA_TEST_WORKERS) --dist loadgroup
+	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/kafka -n 0
 
 test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
 	@sh tests/install_tools.sh

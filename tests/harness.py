@@ -174,6 +174,7 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
         env.update({
             "TICKTIDE_BROKER": settings.broker,
             "TICKTIDE_BROKER_FLAVOR": settings.broker_flavor,
+            "TICKTIDE_REPLICATION_FACTOR": str(settings.replication_factor),  # Faust's own topics too
             "TICKTIDE_APP_ID": settings.app_id,
             "TICKTIDE_DATA_DIR": str(settings.data_dir),
             "TICKTIDE_WEB_PORT": str(settings.web_port),
