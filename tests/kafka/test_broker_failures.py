@@ -134,7 +134,7 @@ def test_leader_sigkill_while_trades_flow_loses_nothing_and_the_pipeline_moves_o
                 producer.send(TOPIC, trade)
         partition, symbol = busiest_partition(settings, TOPIC)
         _assert_replicated(settings, (TOPIC, f"{settings.app_id}-candles-changelog",
-                                      f"{settings.app_id}-market.trade_batches"))
+                                      f"{settings.app_id}-market.trades-owners"))
         leader = cluster.leaders(TOPIC)[partition]
         second = PacedProducer(settings, trades[half:])
         second.start()
