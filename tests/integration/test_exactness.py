@@ -38,8 +38,12 @@ def _feed() -> list[Trade]:
 
 @pytest.fixture
 def exact_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
-    """A 1 s grace, so the feed's out-of-order share leaves some trades late."""
-    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0)
+    """A 1 s grace, so the feed's out-of-order share leaves some trades late; quiet symbols'
+    windows close after 20 s, not the suite's 2 s: workers fold while the feed is produced,
+    and a producer stalled for 2 s on a loaded machine lets a worker reach the end of a
+    partition and close windows mid-feed, as it should live, which the reference (and a
+    worker re-folding after a crash, with the whole feed in the topic) does not."""
+    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=20.0)
     create_topics(settings)
     return settings
 
