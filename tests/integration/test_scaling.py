@@ -103,7 +103,10 @@ def assert_no_order_filled_twice(settings: Settings) -> None:
 
 @pytest.fixture
 def scaling_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
-    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0,
+    # Quiet windows close after 20 s, not the suite's 2 s: the feed thread can stall for 2 s on
+    # a loaded machine, and a worker at the end of its partitions would then close windows
+    # mid-feed (as it should live), leaving later trades late where the reference has none.
+    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=20.0,
                             session_timeout_s=SHARED_GROUP_SESSION_TIMEOUT_S)
     create_topics(settings)
     return settings
