@@ -24,10 +24,14 @@ $(BIN)/.installed: pyproject.toml $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# Regenerate both locks from pyproject.toml; the dev lock keeps the runtime lock's versions.
+# Regenerate both locks from pyproject.toml, keeping the versions pinned unless pyproject excludes
+# them (`make lock LOCK_UPGRADE=--upgrade`: the newest within pyproject's bounds). The dev lock keeps
+# the runtime lock's versions.
+LOCK_UPGRADE ?=
 lock: $(BIN)/.installed
-	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) -o $(RUNTIME_LOCK)
-	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev -c $(RUNTIME_LOCK) $(LOCK_FLAGS) -o $(DEV_LOCK)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) $(LOCK_UPGRADE) -o $(RUNTIME_LOCK)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev -c $(RUNTIME_LOCK) $(LOCK_FLAGS) \
+		$(LOCK_UPGRADE) -o $(DEV_LOCK)
 
 run: $(BIN)/.installed
 	$(BIN)/ticktide dev

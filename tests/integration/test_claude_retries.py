@@ -6,6 +6,8 @@ retry-after beyond the cap is not retried sooner, and the words of a message dec
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -54,6 +56,14 @@ def test_a_429_with_retry_after_ms_is_retried_after_that_delay_and_not_before(fa
     waited = fake.state.times[1] - fake.state.times[0]
     assert waited >= 0.7  # not before: the backoff alone would have come back after 0.375-0.5 s
     assert waited < 4.0  # the milliseconds were followed, not the 4 s
+
+
+def test_a_retry_after_http_date_is_waited_until(fake: FakeAnthropic) -> None:
+    fake.state.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1-2 s
+    fake.script("rate_limited", "normal")
+    outcomes = _enrich(fake)
+    assert {o.source for o in outcomes} == {EnrichmentSource.CLAUDE} and fake.calls == 2
+    assert fake.state.times[1] - fake.state.times[0] > 1.0
 
 
 @pytest.mark.parametrize("fault", ["server_error", "overloaded", "rate_limited"])
