@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.utils
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streams.claude.retry import is_spend_limit, retry_after_s, retry_delay, should_retry
@@ -72,9 +72,12 @@ def test_without_a_retry_after_the_backoff_doubles_up_to_the_cap_with_jitter() -
 
 
 @given(st.integers(1, 10_000), st.floats(0, 0.9999), st.floats(0, 120), st.floats(0.01, 60))
+@example(1, 0.9999, 0.3, 0.3)  # asked exactly the cap: waited, no jitter past it
 def test_no_wait_is_sooner_than_asked_or_longer_than_the_cap(attempt: int, rand: float, asked: float,
                                                              cap: float) -> None:
-    wait = retry_delay(attempt, {"retry-after-ms": repr(asked * 1000)}, cap_s=cap, now=NOW, rand=rand)
+    header = repr(asked * 1000)
+    asked = float(header) / 1000  # what the header says, after the round trip through milliseconds
+    wait = retry_delay(attempt, {"retry-after-ms": header}, cap_s=cap, now=NOW, rand=rand)
     if asked > cap:
         assert wait is None
     else:
