@@ -10,13 +10,28 @@ TEST_WORKERS ?= 3
 # The Apache Kafka run: each test starts its own Kafka node (a JVM), so fewer at once.
 KAFKA_TEST_WORKERS ?= 3
 
-.PHONY: run test test-kafka kafka-jars test-fast test-tools lint bench clean
+# The locks: every package pinned with its hashes, resolved for Linux x86_64 and CPython 3.11 (`make lock`).
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --quiet
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: run test test-kafka kafka-jars test-fast test-tools lint lock bench clean
+
+# The dev lock (runtime + embedded broker + dev tools), then ticktide itself without resolving anything.
+$(BIN)/.installed: pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Regenerate both locks from pyproject.toml, keeping the versions pinned unless pyproject excludes
+# them (`make lock LOCK_UPGRADE=--upgrade`: the newest within pyproject's bounds). The dev lock keeps
+# the runtime lock's versions.
+LOCK_UPGRADE ?=
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) $(LOCK_UPGRADE) -o $(RUNTIME_LOCK)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev -c $(RUNTIME_LOCK) $(LOCK_FLAGS) \
+		$(LOCK_UPGRADE) -o $(DEV_LOCK)
 
 run: $(BIN)/.installed
 	$(BIN)/ticktide dev
@@ -43,6 +58,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layers contracts in pyproject.toml
+	$(BIN)/deptry .  # production code: every import declared in [project] dependencies, every one used
+	$(BIN)/deptry . --exclude "\.venv|venv|build|\.git|schemas|domain|streams|tables|agents" --ignore DEP002,DEP004  # tests, bench: imports declared (dev, bench extras count)
 
 # Quix Streams pins an older confluent-kafka (and pydantic): it gets its own venv.
 $(QUIX)/.installed: pyproject.toml

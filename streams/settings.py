@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     anthropic_model: str = "claude-haiku-4-5"
     anthropic_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one API call")
     anthropic_max_retries: int = Field(2, ge=0, description="Retries of a failed API call")
-    anthropic_retry_after_cap_s: float = Field(5.0, ge=0, description="Longest retry-after honoured")
+    anthropic_retry_after_cap_s: float = Field(
+        5.0, ge=0, description="Longest retry-after waited (a longer one: not retried) and longest backoff")
     enrich_inputs: str = Field("anomalies,indicators,news",
                                description="What is enriched: anomalies, indicators, news")
     enrich_snapshot_interval: str = Field("1m", description="Candle interval of the snapshots enriched")

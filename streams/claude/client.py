@@ -1,9 +1,11 @@
 """The Claude client behind a small interface: ``Assessor.assess(contexts, deadline, meter)``.
 
-Real implementation on the ``anthropic`` SDK. The SDK's own retries are off (it cannot
-tell a spend-limit 429 from a rate-limit 429, nor cap retry-after); this module retries
-up to ``max_retries`` times, honours retry-after capped at ``retry_after_cap_s`` and never
-past the deadline, and never retries a 429 that says the spend limit is reached. The
+Real implementation on the ``anthropic`` SDK. The SDK's own retries are off (each attempt
+must be reserved on the budget before it is sent, and the SDK would wait out any
+retry-after); this module retries up to ``max_retries`` times by the API's own signals
+(``streams.claude.retry``: ``x-should-retry``, ``retry-after-ms``/``retry-after`` within
+``retry_after_cap_s``, jittered backoff), never past the deadline, and never retries a
+spend-limit or billing refusal (known by status and error type/code). The
 model must call the one tool (its input schema is the assessment schema, it does
 nothing); the answer is validated, items with an invalid answer are asked once more, then
 they are left to the caller's fallback. Stop reasons refusal and max_tokens are handled.
@@ -19,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +33,7 @@ from anthropic.types import ToolParam
 from domain.enrich.assessment import TOOL_SCHEMA, Assessment, InvalidAnswer, validate_answer
 from domain.enrich.budget import OverBudget, Reservation, worst_input_tokens
 from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, user_message
+from streams.claude.retry import is_spend_limit, retry_delay, should_retry
 from streams.errors import TickTideError
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,6 @@ TOOL_NAME = "record_assessments"
 TOOL: ToolParam = {"name": TOOL_NAME, "description": "Record one assessment per item id. Has no other effect.",
         "input_schema": TOOL_SCHEMA}
 PROMPT_TEXT = SYSTEM_PROMPT + json.dumps(TOOL)  # sent with every call, for token estimates
-RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
-SPEND_LIMIT_WORDS = ("spend limit", "spending limit", "usage limit", "credit balance", "billing")
 
 
 _SAMPLE = Subject(  # a typical item, to calibrate the chars-per-token estimate
@@ -105,14 +108,6 @@ def _status_reason(status: int) -> str:
         status, "server_error" if status >= 500 else "client_error")
 
 
-def _retry_after(error: anthropic.APIStatusError) -> float | None:
-    value = error.response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -130,19 +125,15 @@ def usage_of(source: Any) -> Usage | None:
     return (sum(_count(fields[n]) for n in names[:3]), _count(fields["output_tokens"]))
 
 
-def is_spend_limit(error: anthropic.APIStatusError) -> bool:
-    """A 429 (or 400) that says the account's spend limit or credit is exhausted."""
-    text = str(error.message).lower() + str(error.body).lower()
-    return error.status_code in (400, 429) and any(word in text for word in SPEND_LIMIT_WORDS)
-
-
 class ClaudeClient:
     """``Assessor`` on the real ``anthropic`` SDK (AsyncAnthropic)."""
 
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
                  timeout_s: float = 20.0, max_retries: int = 2, retry_after_cap_s: float = 5.0,
-                 max_output_tokens: int = 1024) -> None:
+                 max_output_tokens: int = 1024, jitter: Callable[[], float] = random.random,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.model = model
+        self._jitter, self._wall_clock = jitter, wall_clock
         self.max_retries = max_retries
         self.retry_after_cap_s = retry_after_cap_s
         self.max_output_tokens = max_output_tokens
@@ -197,25 +188,31 @@ class ClaudeClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
                 raise ClaudeUnavailable("deadline")
+            headers: Any = {}
             try:
                 return await self._attempt(message, min(self.timeout_s, remaining), meter)
             except anthropic.APIStatusError as error:
-                if is_spend_limit(error):
+                if is_spend_limit(error.status_code, error.body):
                     raise ClaudeUnavailable("spend_limit", error.message) from None
-                reason, wait = _status_reason(error.status_code), _retry_after(error)
-                if error.status_code not in RETRYABLE:
+                reason, headers = _status_reason(error.status_code), error.response.headers
+                if not should_retry(error.status_code, headers):
                     raise ClaudeUnavailable(reason, error.message) from None
             except anthropic.APITimeoutError:
-                reason, wait = "timeout", None
+                reason = "timeout"
             except anthropic.APIConnectionError as error:
-                reason, wait = "connection", None
+                reason = "connection"
                 log.debug("connection error: %s", error)
             except (anthropic.APIResponseValidationError, ValueError) as error:
-                reason, wait = "malformed_response", None
+                reason = "malformed_response"
                 log.debug("malformed response: %s", error)
             attempt += 1
-            pause = min(wait if wait is not None else 0.2 * 2 ** attempt, self.retry_after_cap_s)
-            if attempt > self.max_retries or time.monotonic() + pause >= deadline:
+            if attempt > self.max_retries:
+                raise ClaudeUnavailable(reason)
+            pause = retry_delay(attempt, headers, cap_s=self.retry_after_cap_s, now=self._wall_clock(),
+                                rand=self._jitter())
+            if pause is None:
+                raise ClaudeUnavailable(reason, f"the API asks to wait longer than {self.retry_after_cap_s:g} s")
+            if time.monotonic() + pause >= deadline:
                 raise ClaudeUnavailable(reason)
             await asyncio.sleep(pause)
 

