@@ -185,7 +185,7 @@ def _payload(candle: Candle) -> dict[str, object]:
 
 def _read(settings: Settings, topic: str, codec: AvroCodec | None = None) -> list[Any]:
     found = []
-    for record in read_topic(settings, topic, idle_timeout=3, codec=codec):
+    for record in read_topic(settings, topic, idle_timeout=3, codec=codec, until_end=True):
         assert not isinstance(record, Undecodable), f"{topic} holds an undecodable record: {record.reason}"
         found.append(record.event)
     return found
