@@ -83,7 +83,7 @@ def run(events: int, seed: int) -> None:
             finally:
                 worker.stop()
             calls = fake.calls
-        out = [r.event for r in read_topic(settings, "analysis.enrichments", idle_timeout=3)
+        out = [r.event for r in read_topic(settings, "analysis.enrichments", idle_timeout=3, until_end=True)
                if isinstance(r, Consumed) and isinstance(r.event, Enrichment)]
         ids_in = {e.envelope.event_id for e in inputs}
         ids_out = Counter(e.subject_event_id for e in out)

@@ -54,8 +54,10 @@ def _flatten(out: Emitter, symbol: str, marks: list[Mark]) -> str:
     if (len(pending) == 1 and pending[0].order_type == OrderType.MARKET
             and pending[0].signed_remaining == -quantity and quantity):
         return f"{symbol} is already being flattened by order {pending[0].order_id}"
-    # Placed at the latest market time seen (else the command's), so the next mark fills it.
-    time_us = mark_time(marks[-1]) if marks else to_micros(out.cause.envelope.event_time)
+    # Placed at the command's time, or at the symbol's latest mark if that is later, so the
+    # next mark fills it; its timeout runs from the command, however long the symbol was
+    # quiet before (placed at a mark 20 s old, it lived 10 s of its 30).
+    time_us = max([to_micros(out.cause.envelope.event_time), *(mark_time(m) for m in marks[-1:])])
     for order in pending:
         out.cancel(order, "flatten", "canceled: the position is being flattened", max(time_us, order.last_fill_us))
     if not quantity:

@@ -10,6 +10,7 @@ Everything below depends on ``streams.faust.context.WorkerApp``, never on this m
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config
 from streams.faust.context import WorkerApp
 from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_watermarks
-from streams.faust.rebalance_fixes import bound_wait_empty, resume_flow_before_fetching
+from streams.faust.lifecycle_fixes import bound_wait_empty, resume_flow_before_fetching, start_replies_in_background
 from streams.faust.runtime import FaustRuntime
 from streams.faust.typed_topic import declare_topics
 from streams.hotpath.reader import TradeReader, declare_owner_topic
@@ -117,6 +118,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     install_web(app)
     resume_flow_before_fetching(app)
     bound_wait_empty()
+    start_replies_in_background()
     if not settings.engine.list_offsets_is_end:
         use_fetched_high_watermarks(app, settings)
     if not settings.engine.fetch_answers_early:
@@ -128,4 +130,8 @@ def run_worker(settings: Settings) -> None:
     """Build the worker and run it until it is stopped."""
     settings = resolve_flavor(settings)
     app = build_worker(settings)
+    # What is built so far lives as long as the process: out of the collector's sight, so a
+    # full collection (Faust's stores run one per table on every rebalance and stop; Python
+    # runs them as objects pile up) takes microseconds instead of ~150 ms.
+    gc.freeze()
     Worker(app, loglevel=settings.log_level).execute_from_commandline()

@@ -32,7 +32,7 @@ def payload(candle: Candle) -> dict[str, Any]:
 
 def collect(settings: Settings, topic: str) -> list[Any]:
     """Every decoded event on ``topic`` now."""
-    return [r.event for r in read_topic(settings, topic, idle_timeout=3) if isinstance(r, Consumed)]
+    return [r.event for r in read_topic(settings, topic, idle_timeout=3, until_end=True) if isinstance(r, Consumed)]
 
 
 def assert_exact(settings: Settings, trades: list[Trade], timeout: float = 180, expect_late: bool = True) -> int:

@@ -19,22 +19,40 @@ Because the retries are ours, no attempt goes out that was not reserved.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import anthropic
-from anthropic.types import ToolParam
+from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.enrich.assessment import TOOL_SCHEMA, Assessment, InvalidAnswer, validate_answer
 from domain.enrich.budget import OverBudget, Reservation, worst_input_tokens
 from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, user_message
 from streams.claude.retry import is_spend_limit, retry_delay, should_retry
 from streams.errors import TickTideError
+
+
+def _lazy_module(name: str) -> Any:
+    """``name`` imported on first attribute access (importlib's LazyLoader recipe)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, f"{name} is not installed"
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import ToolParam
+else:  # the SDK costs ~2 s of CPU to import: only a worker that has an API key (makes a client) pays it
+    anthropic = _lazy_module("anthropic")
 
 log = logging.getLogger(__name__)
 TOOL_NAME = "record_assessments"

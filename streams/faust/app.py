@@ -119,6 +119,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # Off only where ListOffsets "latest" is wrong (Tansu): see streams.engine.
         "recovery_consistency_check": settings.engine.recovery_consistency_check,
         "autodiscover": False,
+        # ask()'s reply topic: named after the app, not a bare f-reply-<uuid> on a shared broker
+        "reply_to_prefix": f"{settings.app_id}-reply-",
         "stream_buffer_maxsize": 32768,
         "Monitor": "streams.faust.monitor:LeanMonitor",
         "consumer_max_fetch_size": 8 * 1024 * 1024,

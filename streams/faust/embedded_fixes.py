@@ -8,7 +8,8 @@ Tansu answers ListOffsets "latest" with the base offset of a partition's last re
 batch, not its end. Faust's table recovery reads each changelog partition up to that
 figure, so a restarted or taking-over worker would silently miss the last batch of
 changelog records (the newest table rows). On the embedded broker we give recovery the
-true end: the high watermark of a real fetch (``streams.kafka.admin.end_offsets``).
+true end: the high watermark of a real fetch (``streams.kafka.admin.end_offsets_of``, one
+round for every changelog partition).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 from streams.faust.internals import require_tested_faust
-from streams.kafka.admin import end_offsets
+from streams.kafka.admin import end_offsets_of
 from streams.settings import Settings
 
 
@@ -48,12 +49,8 @@ def use_fetched_high_watermarks(app: Any, settings: Settings) -> None:
 
     async def build_highwaters(self: Any, consumer: Any, tps: set[TP], destination: Counter[TP],
                                title: str) -> None:
-        highwaters: dict[TP, int] = {}
-        for topic in sorted({tp.topic for tp in tps}):
-            ends = await asyncio.to_thread(end_offsets, settings, topic)
-            for tp in tps:
-                if tp.topic == topic:
-                    highwaters[tp] = ends[tp.partition] - 1  # Faust's convention: last offset
+        ends = await asyncio.to_thread(end_offsets_of, settings, sorted({tp.topic for tp in tps}))
+        highwaters = {tp: ends[tp.topic][tp.partition] - 1 for tp in tps}  # Faust's convention: last offset
         self.log.info("Highwater for %s changelog partitions (fetched): %r", title, highwaters)
         destination.clear()
         destination.update(highwaters)

@@ -1,5 +1,5 @@
 """The helpers over Faust's private API that the rest of ticktide uses, behind a version
-guard (the patches in rebalance_fixes.py and embedded_fixes.py are its only other users,
+guard (the patches in lifecycle_fixes.py and embedded_fixes.py are its only other users,
 under the same guard).
 
 faust-streaming is pinned (pyproject.toml); what is here was read in, and tested against,

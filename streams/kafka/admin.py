@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,57 +122,65 @@ def _probe_consumer(settings: Settings, **extra: Any) -> Consumer:
 
 
 def end_offsets(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
-    """True end offset of each partition: ListOffsets "latest" where the engine answers it
-    right (Apache Kafka), else the high watermark of a real fetch."""
-    partitions = list_topics(settings).get(topic)
-    if partitions is None:
-        raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
-    if resolve_flavor(settings).engine.list_offsets_is_end:
-        return listed_end_offsets(settings, topic, partitions, timeout)
-    return fetched_end_offsets(settings, topic, partitions, timeout)
+    """True end offset of each partition of ``topic`` (see ``end_offsets_of``)."""
+    return end_offsets_of(settings, [topic], timeout)[topic]
 
 
-def listed_end_offsets(settings: Settings, topic: str, partitions: int, timeout: float = 10.0) -> tuple[int, ...]:
-    """End offsets from ListOffsets "latest" (the high watermark: what consumers can read)."""
-    consumer = _probe_consumer(settings)
+def end_offsets_of(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[str, tuple[int, ...]]:
+    """True end offset of each partition of each topic, asked in one go: ListOffsets
+    "latest" where the engine answers it right (Apache Kafka), else the high watermark of
+    a real fetch (one fetch round for every partition)."""
+    wanted = list(dict.fromkeys(topics))
+    known = list_topics(settings)
+    for topic in wanted:
+        if topic not in known:
+            raise BrokerError(f"topic {topic} does not exist; run `ticktide topics create`")
+    partitions = [TopicPartition(topic, p) for topic in wanted for p in range(known[topic])]
+    listed = resolve_flavor(settings).engine.list_offsets_is_end
+    consumer = _probe_consumer(settings, **({} if listed else {"fetch.wait.max.ms": PROBE_FETCH_WAIT_MS}))
     try:
-        return tuple(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-                     for p in range(partitions))
+        ends = _listed_ends(consumer, partitions, timeout) if listed else _fetched_ends(consumer, partitions, timeout)
     except KafkaException as exc:
-        raise BrokerError(f"no end offsets for {topic}: {exc.args[0].str()}") from None
+        raise BrokerError(f"no end offsets for {', '.join(wanted)}: {exc.args[0].str()}") from None
     finally:
         consumer.close()
+    return {topic: tuple(ends[topic, p] for p in range(known[topic])) for topic in wanted}
 
 
-def fetched_end_offsets(settings: Settings, topic: str, partitions: int, timeout: float = 10.0) -> tuple[int, ...]:
+PROBE_FETCH_WAIT_MS = 10
+"""The embedded broker answers a fetch only when its max wait is over: keep the probe's short."""
+
+
+def _listed_ends(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> dict[tuple[str, int], int]:
+    """End offsets from ListOffsets "latest" (the high watermark: what consumers can read)."""
+    return {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in partitions}
+
+
+def _fetched_ends(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> dict[tuple[str, int], int]:
     """End offsets from the high watermark of a real fetch: the first fetch answer for a
     partition, with records or at its end, so a topic written to all the time has an end
     too (a fetch of a busy partition never comes back empty)."""
-    consumer = _probe_consumer(settings)
-    try:
-        starts = [TopicPartition(topic, p) for p in range(partitions)]
-        reported = [consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in starts]
-        consumer.assign([TopicPartition(topic, p, max(o, 0)) for p, o in enumerate(reported)])
-        ends: dict[int, int] = {}
-        deadline = time.monotonic() + timeout
-        while len(ends) < partitions and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                continue
-            partition, offset = message.partition() or 0, message.offset() or 0
-            if partition not in ends:
-                cached = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
-                ends[partition] = max(cached, offset if error is not None else offset + 1)
-                consumer.pause([TopicPartition(topic, partition)])
-        pending = sorted(set(range(partitions)) - set(ends))
-        if pending:
-            raise BrokerError(f"no end offset for {topic} partitions {pending}")
-        return tuple(ends[p] for p in range(partitions))
-    finally:
-        consumer.close()
+    reported = _listed_ends(consumer, partitions, timeout)
+    consumer.assign([TopicPartition(tp.topic, tp.partition, max(reported[tp.topic, tp.partition], 0))
+                     for tp in partitions])
+    ends: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + timeout
+    while len(ends) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+            continue
+        topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
+        if (topic, partition) not in ends:
+            cached = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+            ends[topic, partition] = max(cached, offset if error is not None else offset + 1)
+            consumer.pause([TopicPartition(topic, partition)])
+    pending = [f"{tp.topic}[{tp.partition}]" for tp in partitions if (tp.topic, tp.partition) not in ends]
+    if pending:
+        raise BrokerError(f"no end offset for {', '.join(pending)}")
+    return ends
 
 
 def describe(settings: Settings, topic: str) -> TopicInfo:

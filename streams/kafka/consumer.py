@@ -45,10 +45,11 @@ class Undecodable:
 
 
 def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
-               limit: int | None = None, idle_timeout: float = 5.0,
+               limit: int | None = None, idle_timeout: float = 5.0, until_end: bool = False,
                codec: AvroCodec | None = None) -> Iterator[Consumed | Undecodable]:
-    """Records of every partition of ``topic``; stops after ``limit`` records or after
-    ``idle_timeout`` seconds without one."""
+    """Records of every partition of ``topic``; stops after ``limit`` records, after
+    ``idle_timeout`` seconds without one, or (``until_end``) once every partition has been
+    read up to its end offset at the start (what was there when asked, like kcat's ``-e``)."""
     codec = codec or AvroCodec(make_registry(settings.schema_registry_url),
                                settings.max_record_bytes)
     ends = end_offsets(settings, topic)  # also checks that the topic exists
@@ -62,8 +63,9 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
     consumer.assign([TopicPartition(topic, p, o) for p, o in enumerate(starts)])
     count = 0
     last = time.monotonic()
+    unread = {p for p, (start, end) in enumerate(zip(starts, ends, strict=True)) if end > max(start, 0)}
     try:
-        while limit is None or count < limit:
+        while (limit is None or count < limit) and (unread or not until_end):
             message = consumer.poll(0.2)
             if message is None:
                 if time.monotonic() - last > idle_timeout:
@@ -77,6 +79,8 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
             last = time.monotonic()
             count += 1
             partition, offset = message.partition() or 0, message.offset() or 0
+            if offset + 1 >= ends[partition]:
+                unread.discard(partition)
             key, value = message.key(), message.value()
             try:
                 yield Consumed(topic, partition, offset, key, codec.decode(value))

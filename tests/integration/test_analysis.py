@@ -63,14 +63,14 @@ def test_indicators_and_volume_anomaly_from_closed_candles(
     assert burst and burst[0]["value"] > burst[0]["threshold"]
     assert "BTCUSDT" in burst[0]["description"]
 
-    snapshots = [r.event for r in read_topic(stack_settings, "analysis.indicators", idle_timeout=3)
+    snapshots = [r.event for r in read_topic(stack_settings, "analysis.indicators", idle_timeout=3, until_end=True)
                  if isinstance(r, Consumed)]
     assert snapshots and all(isinstance(s, IndicatorSnapshot) for s in snapshots)
     one_minute = [s for s in snapshots if s.interval == "1m"]
     assert len({s.candle_id for s in one_minute}) == len(one_minute)  # one per candle
     warm = [s for s in one_minute if s.ema_slow is None]
     assert len(warm) == 25  # EMA(26) needs 26 candles: explicit warm-up, no early values
-    found = [r.event for r in read_topic(stack_settings, "analysis.anomalies", idle_timeout=3)
+    found = [r.event for r in read_topic(stack_settings, "analysis.anomalies", idle_timeout=3, until_end=True)
              if isinstance(r, Consumed)]
     assert any(isinstance(a, Anomaly) and a.rule == "volume_zscore" for a in found)
 

@@ -47,7 +47,7 @@ def _enrichment_env(fake: FakeAnthropic) -> dict[str, str]:
 
 def _events(settings: Settings, topic: str, kind: type[Any]) -> dict[str, Any]:
     """Distinct events of a kind on a topic, by id."""
-    return {r.event.envelope.event_id: r.event for r in read_topic(settings, topic, idle_timeout=2)
+    return {r.event.envelope.event_id: r.event for r in read_topic(settings, topic, idle_timeout=2, until_end=True)
             if isinstance(r, Consumed) and isinstance(r.event, kind)}
 
 

@@ -46,7 +46,7 @@ def test_a_crashed_agent_turns_ready_to_503_and_is_reported_failed(stack_setting
         failed: list[ComponentStatus] = []
         deadline = time.monotonic() + 30
         while not failed and time.monotonic() < deadline:
-            failed = [r.event for r in read_topic(stack_settings, "system.status", idle_timeout=2)
+            failed = [r.event for r in read_topic(stack_settings, "system.status", idle_timeout=2, until_end=True)
                       if isinstance(r, Consumed) and isinstance(r.event, ComponentStatus)
                       and r.event.component == AGENT and r.event.lifecycle is Lifecycle.FAILED]
         assert failed and "RuntimeError" in failed[0].detail

@@ -68,7 +68,7 @@ def _enrichments(settings: Settings, expected: int, timeout: float = 120) -> lis
     deadline = time.monotonic() + timeout
     found: list[Enrichment] = []
     while time.monotonic() < deadline:
-        found = [r.event for r in read_topic(settings, "analysis.enrichments", idle_timeout=2)
+        found = [r.event for r in read_topic(settings, "analysis.enrichments", idle_timeout=2, until_end=True)
                  if isinstance(r, Consumed) and isinstance(r.event, Enrichment)]
         if len(found) >= expected:
             return found
@@ -114,7 +114,7 @@ def test_every_event_gets_exactly_one_enrichment_under_faults_and_the_breaker_re
         assert _metric(worker, "ticktide_enrichment_breaker_transitions_total") >= 3  # open, probe, close
         assert _metric(worker, "ticktide_enrichment_tokens_total") > 0
         assert _metric(worker, "ticktide_enrichment_fallbacks_total") >= len(outage)
-        letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2)
+        letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=2, until_end=True)
                    if isinstance(r, Consumed) and isinstance(r.event, DeadLetter)
                    and r.event.agent == "enrichment"]  # other agents read these topics too
         assert sorted((d.source_topic, d.agent, d.error_type) for d in letters) == [

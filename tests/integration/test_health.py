@@ -84,7 +84,7 @@ def test_health_table_shows_every_component_live_and_a_silent_worker_as_failed(
     finally:
         assert worker.stop(signal.SIGTERM) == 0
 
-    statuses = [r.event for r in read_topic(health_settings, "system.status", idle_timeout=3)
+    statuses = [r.event for r in read_topic(health_settings, "system.status", idle_timeout=3, until_end=True)
                 if isinstance(r, Consumed) and isinstance(r.event, ComponentStatus)]
     mine = [(s.component, s.lifecycle) for s in statuses if s.worker_id == worker_id]
     assert ("worker", Lifecycle.STARTING) in mine

@@ -94,7 +94,7 @@ def assert_no_order_filled_twice(settings: Settings) -> None:
     same fill, same fill_id, is fine: the ledger applies it once).
     Today nothing fills orders on this branch; the trading agent (issue 5) will, and this
     check then guards its fills across the same scaling steps."""
-    fills = [r.event for r in read_topic(settings, "trading.events", idle_timeout=2)
+    fills = [r.event for r in read_topic(settings, "trading.events", idle_timeout=2, until_end=True)
              if isinstance(r, Consumed) and isinstance(r.event, OrderFilled)]
     final = Counter(f.order_id for f in {(f.order_id, f.fill_id): f for f in fills}.values()
                     if f.remaining_quantity == 0)

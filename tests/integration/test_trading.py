@@ -81,7 +81,7 @@ def produce(settings: Settings, events: list[Any], topic: str = "market.trades")
 
 
 def collect(settings: Settings, topic: str) -> list[Any]:
-    return [r.event for r in read_topic(settings, topic, idle_timeout=3) if isinstance(r, Consumed)]
+    return [r.event for r in read_topic(settings, topic, idle_timeout=3, until_end=True) if isinstance(r, Consumed)]
 
 
 def wait_for(what: str, check: Any, timeout: float = 150, pause: float = 2) -> Any:

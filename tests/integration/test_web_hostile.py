@@ -239,7 +239,7 @@ def wait_for_letters(settings: Settings, topic: str, count: int, timeout: float 
     """The dead letters of ``topic``, once there are ``count`` of them."""
     deadline, letters = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
-        letters = [r.event for r in read_topic(settings, "system.deadletter", idle_timeout=1)
+        letters = [r.event for r in read_topic(settings, "system.deadletter", idle_timeout=1, until_end=True)
                    if isinstance(r, Consumed) and isinstance(r.event, DeadLetter)
                    and r.event.source_topic == topic]
         if len(letters) >= count:

@@ -47,7 +47,7 @@ def test_poison_record_goes_to_deadletter_and_good_ones_are_all_processed(
     assert health["deadletters"]["total"] == 2
     assert health["deadletters"]["by_reason"] == {f"{AGENT}/undecodable": 2}
 
-    letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=3)
+    letters = [r.event for r in read_topic(stack_settings, "system.deadletter", idle_timeout=3, until_end=True)
                if isinstance(r, Consumed)]
     assert {letter.original_value for letter in letters} == {poison_value, b"\x05not even framed"}
     for letter in letters:

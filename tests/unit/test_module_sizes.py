@@ -20,7 +20,7 @@ LARGE_PACKAGES = {
     "domain": "flat package of pure rules (25 modules); grouping it (e.g. domain/trading/ for account, "
               "orders, controls, ledger, portfolio, ledger_rows) is the next step",
     "streams/faust": "9 modules since table_rows.py: the version-guarded patches over Faust internals "
-                     "(internals, rebalance_fixes, embedded_fixes) could become streams/faust/patches/",
+                     "(internals, lifecycle_fixes, embedded_fixes) could become streams/faust/patches/",
 }
 
 

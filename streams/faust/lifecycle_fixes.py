@@ -1,6 +1,6 @@
-"""Fixes to faust-streaming 0.15.3 that exactness and rebalancing depend on (any broker).
+"""Fixes to faust-streaming 0.15.3's start, rebalances and stop (any broker).
 
-After a rebalance, Faust's recovery resumes fetching the agents' partitions *before* it
+Resume the flow before fetching. After a rebalance, Faust's recovery resumes fetching the agents' partitions *before* it
 resumes the flow of messages into the streams. Records fetched in that window are handed
 to a stream whose flow is still suspended: the hand-off gives up at once, the record is
 dropped, and the consumer's read offset moves past it anyway. The agent then goes on from
@@ -8,6 +8,12 @@ a later offset, and the dropped records are never seen (observed here: a worker 
 over a partition went from offset 15 straight to 33; faust-streaming issue #216 reports
 the same). The fix keeps Faust's steps and changes their order: seek to the committed
 offsets, resume the flow, and only then resume fetching.
+
+Bound the wait for in-flight records before a rebalance (``bound_wait_empty``).
+
+Start without waiting for the reply topic. The consumer of ask()'s replies sleeps 3 s
+after declaring its topic, and the worker's start waited for it: start it in the background
+(nothing can ask before the web views are up).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import time
 import types
 from typing import Any
 
+from faust.agents.replies import ReplyConsumer
 from faust.transport.consumer import Consumer
 
 from streams.faust.internals import require_tested_faust
@@ -83,3 +90,14 @@ def bound_wait_empty() -> None:
     """Patch Faust's consumer so a revocation cannot wait forever for a lost record."""
     require_tested_faust("bound_wait_empty")
     Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
+
+
+async def _start_reply_fetcher_in_background(self: Any) -> None:
+    if self.app.conf.reply_create_topic:
+        self.add_future(self._start_fetcher(self.app.conf.reply_to))
+
+
+def start_replies_in_background() -> None:
+    """Patch the reply consumer to start in the background (see the module's docstring)."""
+    require_tested_faust("start_replies_in_background")
+    ReplyConsumer.on_start = _start_reply_fetcher_in_background  # type: ignore[method-assign]
