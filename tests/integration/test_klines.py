@@ -102,7 +102,7 @@ def _hostile_queries_are_400_naming_the_parameter(worker: WorkerProcess) -> None
         ({"symbol": "BTCUSDT", "interval": "1m" * 500}, "interval", -1120),
         ({"symbol": "BTCUSDT", "interval": "1m", "limit": "0"}, "limit", -1100),
         ({"symbol": "BTCUSDT", "interval": "1m", "limit": "1001"}, "limit", -1100),
-        ({"symbol": "BTCUSDT", "interval": "1m", "limit": "１０"}, "limit", -1100),  # fullwidth digits
+        ({"symbol": "BTCUSDT", "interval": "1m", "limit": "\uff11\uff10"}, "limit", -1100),  # fullwidth digits
         ({"symbol": "BTCUSDT", "interval": "1m", "limit": "-5"}, "limit", -1100),
         ({"symbol": "BTCUSDT", "interval": "1m", "startTime": "1e12"}, "startTime", -1100),
         ({"symbol": "BTCUSDT", "interval": "1m", "startTime": "9" * 400}, "startTime", -1100),
