@@ -30,7 +30,7 @@ from streams.kafka.admin import partition_count
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
 from streams.kafka.ranges import Raw, read_all
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 from streams.validation import bounds_now
 from tables import names
@@ -65,7 +65,7 @@ def checksum(rows: dict[str, Any]) -> str:
 
 
 def _codec(settings: Settings) -> AvroCodec:
-    return AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    return AvroCodec(registry_for(settings), settings.max_record_bytes)
 
 
 def _decoded(settings: Settings, topic: str, result: Comparison) -> Iterator[tuple[Raw, Event]]:
