@@ -56,6 +56,10 @@ def test_every_service_dependency_exists_and_the_stack_has_what_the_issue_asks_f
     kafka_env = services["kafka"]["environment"]
     assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"] and "KAFKA_ZOOKEEPER_CONNECT" not in kafka_env
     assert services["topics"]["command"] == ["topics", "create"] and services["topics"]["restart"] == "no"
+    # production registers the contract once, in order, and runs with auto-registration off
+    assert services["schemas"]["command"] == ["schemas", "register"] and services["schemas"]["restart"] == "no"
+    assert set(services["worker"]["depends_on"]) >= {"topics", "schemas"}
+    assert _worker_env(services["worker"])["TICKTIDE_SCHEMA_REGISTRY_AUTO_REGISTER"] == "false"
 
 
 def _worker_env(service: dict[str, Any]) -> dict[str, str]:
@@ -63,7 +67,7 @@ def _worker_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in env.items() if k != "<<"}
 
 
-@pytest.mark.parametrize("name", ["worker", "topics"])
+@pytest.mark.parametrize("name", ["worker", "topics", "schemas"])
 def test_ticktide_services_are_configured_only_by_valid_ticktide_env_vars(
         name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     service = _compose()["services"][name]
