@@ -121,7 +121,7 @@ def test_confluent_unknown_id(server: FakeSchemaRegistry) -> None:
         registry.lookup(42)
     known = {embedded_schema_id(v.schema) for v in VERSIONS}
     neither = next(i for i in range(10**6, 10**6 + 100) if i not in known)
-    with pytest.raises(UnknownSchemaId, match=f"schema id {neither} is not in .*nor a ticktide schema"):
+    with pytest.raises(UnknownSchemaId, match=rf"schema id {neither} is not in .*nor a ticktide schema"):
         AvroCodec(registry).decode(b"\x00" + neither.to_bytes(4, "big") + b"\x00")
 
 
@@ -176,7 +176,7 @@ def _get(url: str) -> tuple[int, dict]:
 
 def test_with_auto_registration_off_a_writer_only_looks_its_schema_up(server: FakeSchemaRegistry) -> None:
     writer = AvroCodec(ConfluentRegistry(server.url, auto_register=False))
-    with pytest.raises(RegistryError, match="auto-registration is off.*ticktide schemas register"):
+    with pytest.raises(RegistryError, match=r"auto-registration is off.*ticktide schemas register"):
         writer.encode(make_trade())
     assert server.schema_ids == []  # nothing registered behind the operator's back
     trade = latest("ticktide.market.Trade")
