@@ -55,9 +55,6 @@ def install(app: WorkerApp) -> None:
         for _, symbol in folded.late:
             app.metrics.late_trades.labels(symbol).inc()
         app.pipeline_latency.extend(folded.latencies_s)
-        observe = app.metrics.trade_to_candle_seconds.observe
-        for seconds in folded.latencies_s:
-            observe(seconds)
         app.count_processed(AGENT, len(run.offsets))
 
     reader.on_run = fold_run

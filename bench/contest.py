@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 
 TOPIC = "market.trades"
@@ -48,6 +48,6 @@ def load_note() -> str:
 
 def worker_decoder(settings: Settings, partitions: int) -> TickDecoder:
     """The hot-path decoder as a ticktide worker builds it, checking each trade's partition."""
-    decoder = TickDecoder(AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes))
+    decoder = TickDecoder(AvroCodec(registry_for(settings), settings.max_record_bytes))
     decoder.partitions = partitions
     return decoder

@@ -90,8 +90,10 @@ def run(events: int, seed: int) -> None:
         print(f"worker fault run: {len(ids_in)} events in, {len(out)} enrichments out, "
               f"lost {len(ids_in - set(ids_out))}, duplicated {sum(n > 1 for n in ids_out.values())}, "
               f"{seconds:.1f} s from worker start (input paced at {RATE}/s), {calls} API calls")
+        hits = metrics.get("ticktide_enrichment_cache_hits_total", 0)
+        lookups = metrics.get("ticktide_enrichment_cache_lookups_total", 0)
         print(f"  sources: {dict(Counter(e.source.value for e in out))}; "
-              f"cache hit ratio {metrics.get('ticktide_enrichment_cache_hit_ratio', 0):.1%}")
+              f"cache hit ratio {hits / max(1.0, lookups):.1%}")
         fallbacks = {k.split('"')[1]: int(v) for k, v in metrics.items()
                      if k.startswith("ticktide_enrichment_fallbacks_total")}
         print(f"  fallbacks by reason: {fallbacks}")

@@ -35,7 +35,7 @@ from streams.ingest import synthetic_trades
 from streams.kafka.catalog import topic as catalog_topic
 from streams.kafka.codec import AvroCodec
 from streams.kafka.producer import EventProducer
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings, load_settings
 
 SEED = 11
@@ -70,7 +70,7 @@ def encode(codec: AvroCodec, trades: Sequence[Trade], start: datetime) -> Prepar
 
 def prepare(settings: Settings, rate: float, seconds: float, symbols: list[str]) -> tuple[datetime, Prepared]:
     """Every trade of the run, encoded, on a clock that starts once they are ready."""
-    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     count = int(rate * seconds * 1.05)  # the feed's clock is random: enough to fill ``seconds``
     probe = list(islice(synthetic_trades(symbols, seed=SEED, rate=rate), ENCODE_PROBE))
     began = time.monotonic()

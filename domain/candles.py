@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal
-from typing import Any
 
 from domain.clock import from_micros
 from domain.fold import NOTHING_APPLIED, Position
@@ -50,7 +49,9 @@ class Tick:
 
 @dataclass(slots=True)
 class Bar:
-    """The running OHLCV of one window. ``quote`` is in units of 1e-36 (price x size)."""
+    """The running OHLCV of one window. ``quote`` and ``buy_quote`` (the taker buys' part)
+    are in units of 1e-36 (price x size); ``buy_quote`` is ``UNKNOWN`` (below any real sum,
+    and stays so as trades are added) for a bar read from a row written before it existed."""
 
     start_us: int
     end_us: int
@@ -69,6 +70,7 @@ class Bar:
     count: int = 0
     first_id: int = 0
     last_id: int = 0
+    buy_quote: int = 0
 
     @classmethod
     def first(cls, start_us: int, end_us: int, tick: Tick) -> Bar:
@@ -88,16 +90,20 @@ class Bar:
                    last.close_id, last.close, max(b.high for b in parts), min(b.low for b in parts),
                    sum(b.volume for b in parts), sum(b.quote for b in parts),
                    sum(b.buy_volume for b in parts), sum(b.sell_volume for b in parts),
-                   sum(b.count for b in parts), min(b.first_id for b in parts), max(b.last_id for b in parts))
+                   sum(b.count for b in parts), min(b.first_id for b in parts), max(b.last_id for b in parts),
+                   sum(b.buy_quote for b in parts))
 
     def add_amounts(self, tick: Tick) -> None:
-        """Add a trade's volume, quote volume, side volume and count."""
-        self.volume += tick.size
-        self.quote += tick.price * tick.size
+        """Add a trade's volume, quote volume, side volumes and count."""
+        size = tick.size
+        quote = tick.price * size
+        self.volume += size
+        self.quote += quote
         if tick.buy:
-            self.buy_volume += tick.size
+            self.buy_volume += size
+            self.buy_quote += quote
         else:
-            self.sell_volume += tick.size
+            self.sell_volume += size
         self.count += 1
 
     def add(self, tick: Tick) -> None:
@@ -254,6 +260,9 @@ class CandleFold:
         return Bar.merged(start, start + spec.size_us, parts)
 
 
+UNKNOWN = -(2**400)
+"""``Bar.buy_quote`` of a bar from an old row: far below any sum of real amounts (< 2**260)."""
+_MS_US = 1000
 _EXACT = Context(prec=80)  # wide enough for any decimal(38, 18) amount: no rounding
 
 
@@ -269,10 +278,21 @@ def round_units(value: int, divisor: int) -> int:
     return quotient
 
 
+def taker_buy_quote_units(bar: Bar) -> int | None:
+    """The taker buys' quote volume in 1e-18 units (rounded half-even), None if unknown."""
+    return None if bar.buy_quote < 0 else round_units(bar.buy_quote, UNITS)
+
+
+def close_time_us(bar: Bar) -> int:
+    """Binance's kline close time: the window's last millisecond."""
+    return bar.end_us - _MS_US
+
+
 def candle_record(closed: ClosedCandle, producer: str, ingest_time: datetime) -> Candle:
     """The Candle event of a final candle; its event id is the deterministic candle id.
-    Quote volume is rounded half-even to the contract's 18 decimal places."""
+    Quote volumes are rounded half-even to the contract's 18 decimal places."""
     bar = closed.bar
+    buy_quote = taker_buy_quote_units(bar)
     return Candle(
         envelope=Candle.envelope_for(
             event_time=from_micros(bar.end_us), producer=producer,
@@ -287,62 +307,9 @@ def candle_record(closed: ClosedCandle, producer: str, ingest_time: datetime) ->
         vwap=_amount(bar.vwap), trade_count=bar.count,
         buy_volume=_amount(bar.buy_volume), sell_volume=_amount(bar.sell_volume),
         first_trade_id=bar.first_id, last_trade_id=bar.last_id,
+        taker_buy_quote_volume=None if buy_quote is None else _amount(buy_quote),
+        close_time=from_micros(close_time_us(bar)),
     )
-
-
-def to_row(state: SymbolCandles, updated_at_us: int) -> dict[str, Any]:
-    """The state as a JSON-ready table row."""
-    return {
-        "symbol": state.symbol,
-        "watermark_us": state.watermark_us,
-        "boundary_us": state.boundary_us,
-        "source_partition": state.applied.partition,
-        "source_offset": state.applied.offset,
-        "late": state.late,
-        "updated_at_us": updated_at_us,
-        # Amounts exceed 64 bits (1e-18 units), beyond what JSON libraries like orjson
-        # take as numbers: each bar is one comma-separated string of its integers.
-        "panes": {str(step): [bar_text(bar) for bar in panes.values()]
-                  for step, panes in state.panes.items() if panes},
-    }
-
-
-def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
-    """The state of a table row (a row written before panes, whose "bars" are per window
-    family, gives the panes of its tumbling families: exact for the default windows, whose
-    every step has a tumbling family)."""
-    if "panes" in row:
-        panes = {int(step): _bars(texts) for step, texts in row["panes"].items()}
-    else:
-        tumbling = {spec.name: spec.step_us for spec in fold.specs if spec.size_us == spec.step_us}
-        panes = {tumbling[name]: _bars(texts) for name, texts in row["bars"].items() if name in tumbling}
-    boundary = row["boundary_us"]
-    return SymbolCandles(
-        symbol=row["symbol"],
-        watermark_us=row["watermark_us"],
-        boundary_us=boundary,
-        applied=Position(row["source_partition"], row["source_offset"]),
-        late=row["late"],
-        panes=panes,
-        next_close_us=fold.next_close(boundary),
-    )
-
-
-def bar_text(bar: Bar) -> str:
-    """A bar as one comma-separated string of its integers (the form rows keep it in)."""
-    return ",".join(map(str, (getattr(bar, name) for name in _BAR_FIELDS)))
-
-
-_BAR_FIELDS = tuple(f.name for f in fields(Bar))
-
-
-def bar_from_text(text: str) -> Bar:
-    """The bar of ``bar_text``."""
-    return Bar(*map(int, text.split(",")))
-
-
-def _bars(texts: list[str]) -> dict[int, Bar]:
-    return {bar.start_us: bar for bar in map(bar_from_text, texts)}
 
 
 def live_candles(state: SymbolCandles, fold: CandleFold, interval: str, now: datetime) -> list[Candle]:

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
         "auto", description="tansu turns off checks the embedded broker cannot pass"
     )
     schema_registry_url: str | None = Field(None, description="Confluent Schema Registry URL")
+    schema_registry_auto_register: bool = Field(
+        True, description="Writers register their schemas; false: only look them up (`ticktide schemas register`)")
     app_id: str = Field("ticktide", description="Faust app id = consumer group id")
     data_dir: Path = Field(Path(".ticktide"), description="Table state (RocksDB) directory")
     store: Literal["rocksdb", "memory"] = "rocksdb"

@@ -29,7 +29,7 @@ from streams.faust.typed_topic import declare_topics
 from streams.hotpath.reader import TradeReader, declare_owner_topic
 from streams.kafka.admin import resolve_flavor
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.ops.metrics import LatencyWindow, Metrics
 from streams.ops.scrape_metrics import install_ops_metrics
 from streams.ops.worker_status import WorkerStatus
@@ -59,7 +59,7 @@ AGENTS: tuple[Install, ...] = (analysis.install, enrichment.install, health.inst
 def attach_services(app: TickTideApp, settings: Settings) -> None:
     """Build the worker's services and attach them to ``app``."""
     app.settings = settings
-    app.codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    app.codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     app.metrics = metrics = Metrics()
     app.typed_topics = topics = declare_topics(app, settings, app.codec, metrics.events_sent)
     app.trade_owners = declare_owner_topic(app, settings)

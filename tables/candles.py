@@ -25,7 +25,8 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick, bar_text
+from domain.candle_rows import bar_text
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick
 from domain.marks import slice_marks
 from domain.windows import WindowSpec
 from streams.errors import BrokerError, InvalidValue

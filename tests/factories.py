@@ -155,6 +155,8 @@ def make_candle(**overrides: Any) -> Candle:
         "sell_volume": Decimal("18.323"),
         "first_trade_id": 4_711_000_247,
         "last_trade_id": 4_711_002_121,
+        "taker_buy_quote_volume": Decimal("1466070.3355"),
+        "close_time": start + timedelta(minutes=1, milliseconds=-1),
     }, overrides)
 
 

@@ -65,6 +65,7 @@ def batch_ohlcv(ticks: Iterable[Tick], specs: tuple[WindowSpec, ...]) -> dict[Ke
             "volume": sum(t.size for t in members),
             "quote": sum(t.price * t.size for t in members),
             "buy_volume": sum(t.size for t in members if t.buy),
+            "buy_quote": sum(t.price * t.size for t in members if t.buy),
             "count": len(members),
             "first_id": min(t.trade_id for t in members), "last_id": max(t.trade_id for t in members),
         }
@@ -75,4 +76,4 @@ def bar_summary(bar: Bar) -> dict[str, int]:
     """The fields of a bar that ``batch_ohlcv`` computes."""
     return {"open": bar.open, "close": bar.close, "high": bar.high, "low": bar.low,
             "volume": bar.volume, "quote": bar.quote, "buy_volume": bar.buy_volume,
-            "count": bar.count, "first_id": bar.first_id, "last_id": bar.last_id}
+            "buy_quote": bar.buy_quote, "count": bar.count, "first_id": bar.first_id, "last_id": bar.last_id}

@@ -27,6 +27,7 @@ class EnrichmentSource(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candle(Event):
     AVRO_NAME: ClassVar[str] = "ticktide.analysis.Candle"
+    SCHEMA_VERSION: ClassVar[int] = 2
     symbol: str
     interval: str
     window_start: datetime
@@ -43,6 +44,8 @@ class Candle(Event):
     sell_volume: Decimal
     first_trade_id: int
     last_trade_id: int
+    taker_buy_quote_volume: Decimal | None = None
+    close_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ from domain.enrich.context import Context
 from domain.enrich.outcome import Outcome
 from schemas.records import EnrichmentSource
 from streams.claude.client import Assessor, ClaudeClient, ClaudeUnavailable, Usage
-from streams.claude.metrics import BREAKER_VALUES, EnrichmentMetrics
+from streams.claude.metrics import EnrichmentMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class Enricher:
             self.metrics.events.labels(outcome.source.value.lower()).inc()
             if outcome.reason:
                 self.metrics.fallbacks.labels(outcome.reason).inc()
-        self.metrics.cache_hit_ratio.set(self.cache.hit_ratio)
+        self.metrics.count_cache(self.cache.hits, self.cache.hits + self.cache.misses)
         return result
 
     @staticmethod
@@ -185,7 +185,7 @@ class Enricher:
         self.breaker.success(self.clock())
         self._note_breaker()
         self.metrics.calls.labels("ok").inc(answer.calls)
-        self.metrics.latency.observe(latency)
+        self.metrics.batch_latency.observe(latency)
         share = max(1, len(contexts))
         outcomes: dict[str, Outcome] = {}
         for number, key in enumerate(keys):
@@ -213,4 +213,4 @@ class Enricher:
             log.warning("enrichment circuit breaker %s -> %s", change.before.value, change.after.value)
             self.metrics.breaker_transitions.labels(change.after.value).inc()
             self.transitions.append(change)
-        self.metrics.breaker_state.set(BREAKER_VALUES[self.breaker.state.value])
+        self.metrics.set_breaker_state(self.breaker.state.value)

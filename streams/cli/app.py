@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from streams.cli import schemas
 from streams.cli.events import command, consume, produce
 from streams.cli.history import dlq, explain, parity, rebuild, replay
 from streams.cli.stack import broker, dev, topics, worker
@@ -30,6 +31,7 @@ app.command("parity")(parity.parity_command)
 app.command("explain")(explain.explain_command)
 app.command("command")(command.command_command)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(schemas.app, name="schemas")
 
 
 def main() -> None:

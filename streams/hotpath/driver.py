@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, Tick, from_row, to_row
+from domain.candle_rows import from_row, to_row
+from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, Tick
 from domain.field_rules import TimeBounds
 from domain.fold import Position
 from streams.errors import OutOfSequence

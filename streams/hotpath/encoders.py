@@ -11,7 +11,7 @@ true by construction: they are made from trades that passed the Trade rules.
 
 from __future__ import annotations
 
-from domain.candles import UNITS, ClosedCandle, round_units
+from domain.candles import UNITS, ClosedCandle, close_time_us, round_units, taker_buy_quote_units
 from domain.marks import PRODUCER as MARK_PRODUCER
 from domain.marks import MarkSlice, mark_id
 from schemas.files import latest
@@ -36,7 +36,7 @@ class CandleEncoder:
 
     FIELDS = (*_ENVELOPE, "symbol", "interval", "window_start", "window_end", "open", "high", "low", "close",
               "volume", "quote_volume", "vwap", "trade_count", "buy_volume", "sell_volume", "first_trade_id",
-              "last_trade_id")
+              "last_trade_id", "taker_buy_quote_volume", "close_time")
 
     def __init__(self, codec: AvroCodec, producer: str) -> None:
         self.writer = _writer(codec, Candle, self.FIELDS, producer)
@@ -47,7 +47,8 @@ class CandleEncoder:
         return self.writer.encode((
             closed.candle_id, bar.end_us, ingest_us, closed.symbol, closed.interval, bar.start_us, bar.end_us,
             bar.open, bar.high, bar.low, bar.close, bar.volume, round_units(bar.quote, UNITS), bar.vwap, bar.count,
-            bar.buy_volume, bar.sell_volume, bar.first_id, bar.last_id))
+            bar.buy_volume, bar.sell_volume, bar.first_id, bar.last_id, taker_buy_quote_units(bar),
+            close_time_us(bar)))
 
 
 class MarkEncoder:

@@ -17,7 +17,7 @@ from schemas.records import Event
 from streams.errors import BrokerError, DecodeError
 from streams.kafka.admin import end_offsets
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 
 
@@ -50,7 +50,7 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
     """Records of every partition of ``topic``; stops after ``limit`` records, after
     ``idle_timeout`` seconds without one, or (``until_end``) once every partition has been
     read up to its end offset at the start (what was there when asked, like kcat's ``-e``)."""
-    codec = codec or AvroCodec(make_registry(settings.schema_registry_url),
+    codec = codec or AvroCodec(registry_for(settings),
                                settings.max_record_bytes)
     ends = end_offsets(settings, topic)  # also checks that the topic exists
     consumer = Consumer({

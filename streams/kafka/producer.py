@@ -21,7 +21,7 @@ from schemas.records import Event
 from streams.errors import BrokerError
 from streams.kafka.catalog import topic as catalog_topic
 from streams.kafka.codec import AvroCodec
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 from streams.validation import checked
 
@@ -43,7 +43,7 @@ class EventProducer:
 
     def __init__(self, settings: Settings, codec: AvroCodec | None = None,
                  **config: Any) -> None:
-        self.codec = codec or AvroCodec(make_registry(settings.schema_registry_url),
+        self.codec = codec or AvroCodec(registry_for(settings),
                                         settings.max_record_bytes)
         self._producer = Producer({**settings.kafka_client_config(), **PRODUCER_DEFAULTS,
                                    **config})

@@ -1,5 +1,5 @@
 """Operational metrics computed when Prometheus scrapes: consumer lag per partition,
-events in per agent and topic, table sizes, recovery progress, lifecycle and readiness.
+the topics each agent reads, table sizes, recovery progress, lifecycle and readiness.
 
 Counters and histograms that agents update as they go live in streams/ops/metrics.py and
 streams/ops/worker_status.py; this collector adds what is cheapest to read at scrape time.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from schemas.records import Lifecycle
@@ -25,12 +25,13 @@ class OpsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         status, runtime = self.status, self.status.runtime
-        events_in = CounterMetricFamily("ticktide_events_in", "Events an agent consumed and finished",
-                                        labels=["agent", "topic"])
-        for agent, stats in sorted(status.agents.items()):
-            topics = sorted(status.input_topics(agent)) or [""]
-            events_in.add_metric([agent, ",".join(topics)], stats.processed)
-        yield events_in
+        # What each agent reads, one series per (agent, topic): its events are counted once,
+        # in ticktide_events_processed_total{agent}; join on agent to see them by topic.
+        inputs = InfoMetricFamily("ticktide_agent_input", "A topic an agent consumes", labels=["agent", "topic"])
+        for agent in sorted(status.agents):
+            for topic in sorted(status.input_topics(agent)):
+                inputs.add_metric([agent, topic], {})
+        yield inputs
 
         lag = GaugeMetricFamily("ticktide_consumer_lag_records",
                                 "Records between this worker's position and the partition end",

@@ -27,7 +27,7 @@ from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import Raw, read_all
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.resilience.deadletter import DEADLETTER_TOPIC
 from streams.settings import Settings
 
@@ -67,7 +67,7 @@ def parse_id(text: str) -> tuple[int, int]:
 
 
 def _letter_codec(settings: Settings) -> AvroCodec:
-    return AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes * 2 + 65536)
+    return AvroCodec(registry_for(settings), settings.max_record_bytes * 2 + 65536)
 
 
 def _letters_on(settings: Settings, topic: str) -> Iterator[tuple[Raw, DeadLetter]]:
@@ -136,7 +136,7 @@ def plan_replay(settings: Settings, letters: Iterable[Letter], *, force: bool = 
     already be folded (domain.deadletters)."""
     names = [spec.name for spec in CATALOG]
     before = replayed(settings)
-    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     plan = ReplayPlan()
     for x in letters:
         mark = before.get(x.id)

@@ -12,7 +12,7 @@ from schemas.records import Candle, Event, IndicatorSnapshot, PlaceOrder, Trade,
 from streams.errors import DecodeError, InvalidInput
 from streams.kafka.codec import AvroCodec
 from streams.kafka.ranges import read_all
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 
 SOURCES = ("trading.commands", "trading.signals", "analysis.indicators", "analysis.anomalies",
@@ -54,7 +54,7 @@ def _describe(event: Event) -> str:
 
 def explain(settings: Settings, order_id: str) -> list[str]:
     """The causal chain of an order, as indented lines; InvalidInput if unknown."""
-    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     lifecycle = [f for f in _scan(settings, codec, "trading.events") if getattr(f.event, "order_id", None) == order_id]
     if not lifecycle:
         raise InvalidInput(f"no order {order_id!r} on trading.events")

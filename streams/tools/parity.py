@@ -15,7 +15,7 @@ from streams.kafka.admin import list_topics
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
 from streams.kafka.ranges import read_all
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 
 
@@ -53,7 +53,7 @@ def parity(settings: Settings, app: str, window: Window, kinds: list[str]) -> li
     prefix = f"{app}."
     if not any(t.startswith(prefix) for t in list_topics(settings)):
         raise InvalidInput(f"no isolated instance {app!r}: no topic starts with {prefix!r}")
-    codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+    codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     reports = []
     for kind in kinds:
         live: list[Event] = []

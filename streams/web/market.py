@@ -1,4 +1,5 @@
-"""Market web views: /candles/{symbol}, /indicators/{symbol}, /anomalies?symbol=.
+"""Market web views: /candles/{symbol}, /klines?symbol=&interval=, /indicators/{symbol},
+/anomalies?symbol=.
 
 Views read tables by name (tables/names.py) through the app's registry. Each query is
 routed to the worker that owns the symbol (Faust table routing), so any worker answers.
@@ -11,11 +12,15 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain.candles import CANDLE_PRODUCER, ClosedCandle, bar_from_text, candle_record, live_candles
+from domain.candle_rows import bar_from_text
+from domain.candles import CANDLE_PRODUCER, ClosedCandle, candle_record, live_candles
 from schemas.records import utc_now
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json
+from streams.web.klines import PARAMETERS as KLINE_PARAMETERS
+from streams.web.klines import KlineQuery, binance_code
 from streams.web.params import (
+    BadParameter,
     answer_for_key,
     answers_bad_parameters,
     error,
@@ -58,6 +63,29 @@ def install_market_views(app: WorkerApp) -> None:
         return web.json({"symbol": symbol, "interval": interval, "closed": closed,
                          "live": [event_to_json(c) for c in live_candles(current, driver.fold, interval, now)],
                          "watermark": current.watermark_us, "late_trades": current.late})
+
+    @app.page("/klines")
+    async def klines(web: View, request: Request) -> Response:
+        """Binance's GET /api/v3/klines: 12-field arrays, oldest first, the live kline last."""
+        try:
+            only_params(request, KLINE_PARAMETERS)
+            symbol = query_symbol(request)
+            query = KlineQuery(request, specs)
+        except BadParameter as exc:
+            return error(web, exc.status, str(exc), parameter=exc.parameter,
+                         code=binance_code(exc.parameter), msg=str(exc))
+        owner = await routed(app, names.CANDLES, symbol, web, request)
+        if owner is not None:
+            return owner
+        driver = app.candle_driver
+        current = driver.state_of(symbol) if driver is not None else None
+        if driver is None or current is None:
+            message = f"unknown symbol {symbol!r}"
+            return error(web, 404, message, code=binance_code("symbol"), msg=message)
+        spec = query.spec
+        texts = recent_history(history, symbol, spec, current.watermark_us, keep, keep)
+        bars = [*map(bar_from_text, texts), *driver.fold.open_bars(current, spec.name)]
+        return web.json(query.select(bars))
 
     @app.page("/indicators/{symbol}")
     @answers_bad_parameters

@@ -1,9 +1,17 @@
 """A fake Confluent Schema Registry: real HTTP on 127.0.0.1, state in memory.
 
 Speaks the subset of the REST API that ``confluent_kafka.schema_registry``'s client uses to
-register and fetch schemas, with Confluent's semantics: ids are global and given by schema
-content (the same text under any subject gets the same id), versions count per subject,
-errors are ``{"error_code": ..., "message": ...}`` JSON with Confluent's codes.
+register and fetch schemas, test compatibility, and read or set compatibility levels and
+modes, with Confluent's semantics: ids are global and given by schema content (the same
+text under any subject gets the same id), versions count per subject, errors are
+``{"error_code": ..., "message": ...}`` JSON with Confluent's codes.
+
+Compatibility is really checked, with the ``avro`` package's reader/writer checker (the
+rules of Avro's specification, as Confluent's own registry applies them): a registration
+that breaks the subject's level (BACKWARD by default; FORWARD, FULL, their _TRANSITIVE
+forms, NONE) is refused with 409, as ``POST /compatibility/subjects/S/versions/V`` says.
+In IMPORT mode (``PUT /mode/S``) a registration may name its id and version, and nothing
+is checked, as Confluent does for migrations.
 
     with FakeSchemaRegistry() as registry:
         client = SchemaRegistryClient({"url": registry.url})
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -24,6 +33,12 @@ SUBJECT_NOT_FOUND = (404, 40401, "Subject not found")
 VERSION_NOT_FOUND = (404, 40402, "Version not found")
 SCHEMA_NOT_FOUND = (404, 40403, "Schema not found")
 INVALID_SCHEMA = (422, 42201, "Invalid schema")
+INVALID_LEVEL = (422, 42203, "Invalid compatibility level")
+INCOMPATIBLE = (409, 409, "Schema being registered is incompatible with an earlier schema")
+NOT_IMPORT_MODE = (422, 42205, "Subject is not in import mode: an id cannot be given")
+ID_IN_USE = (422, 42207, "Schema id is already used by another schema")
+SUBJECT_LEVEL_NOT_SET = (404, 40408, "Subject does not have subject-level compatibility configured")
+LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE")
 ROUTE_NOT_FOUND = (404, 404, "HTTP 404 Not Found")
 
 Reply = tuple[int, Any]
@@ -43,19 +58,86 @@ class _State:
         self.schemas: dict[int, dict[str, Any]] = {}  # id -> {"schema", "schemaType"?}
         self.ids: dict[tuple[str, str], int] = {}  # (type, text) -> id
         self.subjects: dict[str, list[int]] = {}  # subject -> ids by version (1-based)
+        self.level = "BACKWARD"
+        self.levels: dict[str, str] = {}  # subject-level compatibility
+        self.modes: dict[str, str] = {}
 
     def register(self, subject: str, body: dict[str, Any]) -> Reply:
         text, kind = _schema_of(body)
         with self.lock:
+            importing = self.modes.get(subject) == "IMPORT"
+            if ("id" in body or "version" in body) and not importing:
+                raise _Error(*NOT_IMPORT_MODE)
+            versions = self.subjects.setdefault(subject, [])
             schema_id = self.ids.get((kind, text))
+            if schema_id in versions:
+                return 200, {"id": schema_id}
+            if not importing and not self._fits(subject, text, self._earlier(subject, "all")):
+                raise _Error(*INCOMPATIBLE)
             if schema_id is None:
-                schema_id = len(self.schemas) + 1
+                schema_id = int(body["id"]) if importing and "id" in body else max(self.schemas, default=0) + 1
+                if schema_id in self.schemas:
+                    raise _Error(*ID_IN_USE)
                 self.ids[(kind, text)] = schema_id
                 self.schemas[schema_id] = {"schema": text, "schemaType": kind}
-            versions = self.subjects.setdefault(subject, [])
-            if schema_id not in versions:
-                versions.append(schema_id)
+            versions.append(schema_id)
         return 200, {"id": schema_id}
+
+    def _earlier(self, subject: str, version: str) -> list[str]:
+        """The texts a candidate is checked against: the one version named, or (``all``) the
+        latest or every version, as the subject's level says."""
+        ids = self.subjects.get(subject, [])
+        if version != "all":
+            return [self.schemas[ids[self._number(subject, version) - 1]]["schema"]]
+        level = self.levels.get(subject, self.level)
+        chosen = ids if level.endswith("_TRANSITIVE") else ids[-1:]
+        return [self.schemas[i]["schema"] for i in chosen]
+
+    def _number(self, subject: str, version: str) -> int:
+        ids = self.subjects.get(subject)
+        if ids is None:
+            raise _Error(*SUBJECT_NOT_FOUND)
+        number = len(ids) if version in ("latest", "-1") else _int(version, VERSION_NOT_FOUND)
+        if not 1 <= number <= len(ids):
+            raise _Error(*VERSION_NOT_FOUND)
+        return number
+
+    def _fits(self, subject: str, text: str, earlier: list[str]) -> bool:
+        level = self.levels.get(subject, self.level).removesuffix("_TRANSITIVE")
+        checks: list[Callable[[str], bool]] = {
+            "NONE": [], "BACKWARD": [lambda old: _reads(text, old)], "FORWARD": [lambda old: _reads(old, text)],
+            "FULL": [lambda old: _reads(text, old), lambda old: _reads(old, text)]}[level]
+        return all(check(old) for old in earlier for check in checks)
+
+    def compatible(self, subject: str, version: str, body: dict[str, Any]) -> Reply:
+        text, _ = _schema_of(body)
+        with self.lock:
+            if version != "all":
+                self._number(subject, version)
+            return 200, {"is_compatible": self._fits(subject, text, self._earlier(subject, version))}
+
+    def config(self, subject: str | None, body: dict[str, Any] | None) -> Reply:
+        with self.lock:
+            if body is not None:
+                level = body.get("compatibility")
+                if level not in LEVELS:
+                    raise _Error(*INVALID_LEVEL)
+                if subject is None:
+                    self.level = level
+                else:
+                    self.levels[subject] = level
+                return 200, {"compatibility": level}
+            if subject is not None and subject not in self.levels:
+                raise _Error(*SUBJECT_LEVEL_NOT_SET)
+            return 200, {"compatibilityLevel": self.levels[subject] if subject else self.level}
+
+    def mode(self, subject: str, body: dict[str, Any]) -> Reply:
+        mode = body.get("mode")
+        if mode not in ("IMPORT", "READONLY", "READWRITE"):
+            raise _Error(422, 42204, "Invalid mode")
+        with self.lock:
+            self.modes[subject] = mode
+        return 200, {"mode": mode}
 
     def lookup(self, subject: str, body: dict[str, Any]) -> Reply:
         text, kind = _schema_of(body)
@@ -105,6 +187,15 @@ class _State:
         return {"subject": subject, "version": version, "id": schema_id, **stored}
 
 
+def _reads(reader: str, writer: str) -> bool:
+    """Can a reader with schema ``reader`` read data written with ``writer`` (Avro's rules)?"""
+    from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+    from avro.schema import parse
+
+    result = ReaderWriterCompatibilityChecker().get_compatibility(reader=parse(reader), writer=parse(writer))
+    return result.compatibility is SchemaCompatibilityType.compatible
+
+
 def _schema_of(body: dict[str, Any]) -> tuple[str, str]:
     """(text, type) of a registration body; an AVRO text must at least be JSON."""
     text = body.get("schema")
@@ -144,6 +235,20 @@ def _route(state: _State, method: str, parts: list[str], body: dict[str, Any]) -
             return state.versions(subject)
         case "GET", ["subjects", subject, "versions", version]:
             return state.version(subject, version)
+        case "POST", ["compatibility", "subjects", subject, "versions", version]:
+            return state.compatible(subject, version, body)
+        case "POST", ["compatibility", "subjects", subject, "versions"]:
+            return state.compatible(subject, "all", body)
+        case "GET", ["config"]:
+            return state.config(None, None)
+        case "GET", ["config", subject]:
+            return state.config(subject, None)
+        case "PUT", ["config"]:
+            return state.config(None, body)
+        case "PUT", ["config", subject]:
+            return state.config(subject, body)
+        case "PUT", ["mode", subject]:
+            return state.mode(subject, body)
     raise _Error(*ROUTE_NOT_FOUND)
 
 
@@ -157,6 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
 
     def _serve(self, method: str) -> None:
         path = urlsplit(self.path).path

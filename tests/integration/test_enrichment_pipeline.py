@@ -4,7 +4,6 @@ and recovers, and a replay under a new consumer group makes zero API calls."""
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.records import DeadLetter, Enrichment, EnrichmentSource, Event
 from streams.kafka.consumer import Consumed, read_topic
@@ -76,10 +76,12 @@ def _enrichments(settings: Settings, expected: int, timeout: float = 120) -> lis
     raise AssertionError(f"only {len(found)} of {expected} enrichments arrived")
 
 
-def _metric(worker: WorkerProcess, name: str) -> float:
+def _metric(worker: WorkerProcess, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels`` (Prometheus' text parser)."""
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
 
 
 def test_every_event_gets_exactly_one_enrichment_under_faults_and_the_breaker_recovers(
@@ -93,7 +95,8 @@ def test_every_event_gets_exactly_one_enrichment_under_faults_and_the_breaker_re
     try:
         outage = _enrichments(stack_settings, len(ids))
         assert {e.source for e in outage} == {EnrichmentSource.FALLBACK}
-        assert _metric(worker, "ticktide_enrichment_breaker_state") == 2  # open
+        assert _metric(worker, "ticktide_enrichment_breaker_state", state="open") == 1
+        assert _metric(worker, "ticktide_enrichment_breaker_state") == 1  # one state at a time
         during_outage = fake.calls
         assert during_outage < 20  # the open breaker kept most events from calling
         with fake.state.lock:  # the API comes back, with a mix of every fault

@@ -109,11 +109,29 @@ def _check_metrics(url: str) -> None:
     def value(name: str, **labels: str) -> float:
         return samples[(name, tuple(sorted(labels.items())))]
 
-    events_in = {dict(labels)["topic"]: n for (name, labels), n in samples.items()
-                 if name == "ticktide_events_in_total" and dict(labels)["agent"] == AGENT}
-    assert len(events_in) == 1 and next(iter(events_in.values())) >= 201  # whichever topic feeds it
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    # Prometheus' conventions: the process and runtime metrics as the default registry has them
+    assert {"process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds", "python_info",
+            "python_gc_collections"} <= set(families)
+    assert value("process_resident_memory_bytes") > 0
+    # one value per label: no comma-joined lists (a topic list was one label value)
+    joined = {(name, labels) for name, labels in samples if any("," in v for _, v in labels)}
+    assert joined == set()
+    # each event counted once: by agent in ticktide_events_processed_total; what an agent reads,
+    # one series per topic
+    assert "ticktide_events_in" not in families
+    assert value("ticktide_events_processed_total", agent=AGENT) == 201
+    assert value("ticktide_agent_input_info", agent=AGENT, topic="market.trades") == 1
     assert value("ticktide_deadletters_total", agent=AGENT, reason="undecodable") == 1
-    assert value("ticktide_processing_latency_seconds_count", agent=AGENT) > 0
+    # a histogram's _count counts what it is named for: every trade folded, none sampled
+    assert value("ticktide_processing_latency_seconds_count", agent=AGENT) == 200
+    assert value("ticktide_processing_latency_seconds_bucket", agent=AGENT, le="+Inf") == 200
+    # the cache as two counters; the breaker one 0/1 series per state, like the lifecycle
+    assert families["ticktide_enrichment_cache_hits"].type == "counter"
+    assert families["ticktide_enrichment_cache_lookups"].type == "counter"
+    assert "ticktide_enrichment_cache_hit_ratio" not in families
+    assert {state: value("ticktide_enrichment_breaker_state", state=state)
+            for state in ("closed", "half_open", "open")} == {"closed": 1, "half_open": 0, "open": 0}
     assert value("ticktide_table_keys", table="candles") == 4  # BTCUSDT, ETHUSDT + their partitions' progress rows
     assert value("ticktide_worker_ready") == 1
     assert value("ticktide_worker_lifecycle", state="running") == 1

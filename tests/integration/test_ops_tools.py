@@ -291,3 +291,42 @@ def test_rebuild_over_a_topic_written_before_the_split_of_order_rejected_is_equa
                           json.dumps({"portfolio": row, "prices": {}, "input": [0, 9]}).encode())
     differs = run_cli("rebuild", "portfolio", settings=settings)
     assert differs.returncode == 1 and f"portfolio {account}: different: cash" in differs.stdout
+
+
+def test_rebuild_candles_compares_v1_candles_on_what_they_say(stack_settings: Settings) -> None:
+    """market.candles written before Candle v2 (no taker buy quote, no close time) rebuilds
+    equal; a v1 candle that says something else is still a difference."""
+    from domain.candles import CandleFold, ClosedCandle, SymbolCandles, Tick, candle_record
+    from domain.clock import to_micros
+
+    settings = stack_settings
+    trades = [make_trade(symbol=symbol, trade_id=n, price=Decimal("100") + n, size=Decimal("0.5"),
+                         trade_time=T0 + timedelta(seconds=20 * n))
+              for n in range(12) for symbol in ("BTCUSDT", "ETHUSDT")]
+    fold = CandleFold(settings.window_specs, int(settings.grace_s * 1_000_000))
+    states: dict[str, SymbolCandles] = {}
+    closed: list[ClosedCandle] = []
+    for trade in trades:
+        state = states.setdefault(trade.symbol, SymbolCandles(trade.symbol))
+        tick = Tick(trade.symbol, trade.trade_id, to_micros(trade.trade_time), int(trade.price * 10**18),
+                    int(trade.size * 10**18), trade.taker_side is Side.BUY)
+        closed += [c for c in fold.evolve(state, tick)[1] if isinstance(c, ClosedCandle)]
+    assert {c.symbol for c in closed} == {"BTCUSDT", "ETHUSDT"}
+    v1 = all_versions()["ticktide.analysis.Candle"][0]
+    parsed, header = fastavro.parse_schema(v1.schema), b"\x00" + embedded_schema_id(v1.schema).to_bytes(4, "big")
+    with EventProducer(settings) as producer:
+        for trade in trades:
+            producer.send("market.trades", trade)
+        for candle in closed:
+            record = candle_record(candle, "agent.market", utc_now())
+            old = to_avro(replace(record, envelope=replace(record.envelope, schema_version=1)))
+            del old["taker_buy_quote_volume"], old["close_time"]
+            if candle.symbol == "ETHUSDT" and candle.interval == "1m":
+                old["volume"] += Decimal(1)  # a candle that disagrees with the trades
+            body = io.BytesIO()
+            fastavro.schemaless_writer(body, parsed, old)
+            producer.send_raw("market.candles", candle.symbol.encode(), header + body.getvalue())
+
+    rebuilt = run_cli("rebuild", "candles", settings=settings)
+    assert "candles BTCUSDT: equal" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
+    assert "candles ETHUSDT: different" in rebuilt.stdout and rebuilt.returncode == 1

@@ -11,7 +11,8 @@ from itertools import islice
 
 import pytest
 
-from domain.candles import UNITS, Bar, CandleFold, Late, SymbolCandles, Tick, candle_record, from_row, to_row
+from domain.candle_rows import from_row, to_row
+from domain.candles import UNITS, Bar, CandleFold, Late, SymbolCandles, Tick, candle_record
 from domain.clock import EPOCH
 from domain.fold import Position, step
 from domain.windows import parse_windows
@@ -147,6 +148,25 @@ def test_candle_record_is_exact_and_has_a_stable_id() -> None:
     assert record.vwap == Decimal("64000.15")
     assert record.open == Decimal("64000.10") and record.close == Decimal("64000.30")
     assert record.envelope.event_id == candle_record(minute, "other", T0).envelope.event_id
+    # Candle v2, Binance's kline fields: only the first trade's taker bought
+    assert record.buy_volume == Decimal("0.003") and record.taker_buy_quote_volume == Decimal("192.0003")
+    assert record.close_time == record.window_end - timedelta(milliseconds=1)
+
+
+def test_a_bar_from_a_row_older_than_v2_says_its_taker_buy_quote_is_unknown() -> None:
+    """A pane checkpointed before Candle v2 has no taker buy quote: its candle says null (not a
+    wrong sum), also after more trades are folded into it; a merged window with it too."""
+    state = SymbolCandles("ETHUSDT")
+    FOLD.evolve(state, Tick("ETHUSDT", 1, 10_000_000, 3000 * UNITS, UNITS, True))
+    row = to_row(state, 1)
+    row["panes"] = {step: [text.rsplit(",", 1)[0] for text in texts] for step, texts in row["panes"].items()}
+    old = from_row(row, FOLD)
+    FOLD.evolve(old, Tick("ETHUSDT", 2, 10_100_000, 3001 * UNITS, UNITS, True))
+    closed = FOLD.close_all(old)
+    records = [candle_record(c, "test", T0) for c in closed]
+    assert {r.interval for r in records} == {"1s", "1m", "5m", "5m/1m"}
+    assert all(r.taker_buy_quote_volume is None and r.trade_count == 2 for r in records)
+    assert all(r.buy_volume == Decimal(2) for r in records)
 
 
 @pytest.mark.parametrize("text", ["1x", "5m/2m", "1m/5m", "", "1m,1m"])

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 
 from schemas.files import all_versions, latest
-from schemas.records import RECORD_TYPES, Event, Trade
+from schemas.records import RECORD_TYPES, Candle, Event, Trade
 from streams.errors import (
     BadMagicByte,
     CorruptRecord,
@@ -25,7 +25,7 @@ from streams.errors import (
 )
 from streams.kafka.codec import AvroCodec, to_avro
 from streams.kafka.registry import EmbeddedRegistry, embedded_schema_id
-from tests.factories import make_envelope, make_trade, sample_events
+from tests.factories import make_candle, make_envelope, make_trade, sample_events
 
 SAMPLES = sample_events()
 IDS = [type(event).__name__ for event in SAMPLES]
@@ -102,6 +102,20 @@ def test_trade_written_with_v1_decodes_into_todays_trade(codec: AvroCodec) -> No
     expected = dataclasses.replace(today, trade_type=None, first_trade_id=None, last_trade_id=None)
     assert decoded == expected
     assert decoded.envelope.schema_version == 1
+
+
+def test_candle_written_with_v1_decodes_with_the_v2_kline_fields_null(codec: AvroCodec) -> None:
+    v1 = all_versions()["ticktide.analysis.Candle"][0]
+    today = make_candle(envelope=make_envelope(Candle, schema_version=1))
+    old = to_avro(today)
+    del old["taker_buy_quote_volume"], old["close_time"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(v1.schema), old)
+
+    decoded = codec.decode(_header(embedded_schema_id(v1.schema)) + body.getvalue())
+
+    assert decoded == dataclasses.replace(today, taker_buy_quote_volume=None, close_time=None)
+    assert codec.decode(codec.encode(today)) == today  # v2 keeps them
 
 
 # --- decode errors --------------------------------------------------------------------

@@ -25,8 +25,6 @@ from streams.worker import build_worker
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
-# Metrics of other components that the dashboard may plot before their code is merged.
-FROM_OTHER_BRANCHES = re.compile(r"^ticktide_enrichment_")
 
 
 def _compose() -> dict[str, Any]:
@@ -58,6 +56,10 @@ def test_every_service_dependency_exists_and_the_stack_has_what_the_issue_asks_f
     kafka_env = services["kafka"]["environment"]
     assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"] and "KAFKA_ZOOKEEPER_CONNECT" not in kafka_env
     assert services["topics"]["command"] == ["topics", "create"] and services["topics"]["restart"] == "no"
+    # production registers the contract once, in order, and runs with auto-registration off
+    assert services["schemas"]["command"] == ["schemas", "register"] and services["schemas"]["restart"] == "no"
+    assert set(services["worker"]["depends_on"]) >= {"topics", "schemas"}
+    assert _worker_env(services["worker"])["TICKTIDE_SCHEMA_REGISTRY_AUTO_REGISTER"] == "false"
 
 
 def _worker_env(service: dict[str, Any]) -> dict[str, str]:
@@ -65,7 +67,7 @@ def _worker_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in env.items() if k != "<<"}
 
 
-@pytest.mark.parametrize("name", ["worker", "topics"])
+@pytest.mark.parametrize("name", ["worker", "topics", "schemas"])
 def test_ticktide_services_are_configured_only_by_valid_ticktide_env_vars(
         name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     service = _compose()["services"][name]
@@ -132,11 +134,15 @@ def test_every_metric_on_the_grafana_dashboard_is_one_a_worker_exposes(tmp_path:
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("throughput", "lag", "latency", "dead letters", "enrichment cost"):
         assert topic in titles
-    used = {name for panel in dashboard["panels"] for target in panel["targets"]
-            for name in re.findall(r"ticktide_[a-z_]+", target["expr"])}
-    missing = {name for name in used if re.sub(r"_(total|bucket|count|sum)$", "", name) not in exposed
-               and not FROM_OTHER_BRANCHES.match(name)}
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\b(?:ticktide|process|python)_[a-z_]+", expr)}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= used
+    missing = {name for name in used if re.sub(r"_(total|bucket|count|sum)$", "", name) not in exposed}
     assert missing == set()
+    # A counter restarts at 0 with its worker: plotted raw, a restart would look like a refund.
+    for expr in exprs:
+        for counter in re.findall(r"\b[a-z_]+_total\b(?:\{[^}]*\})?(?:\[[^]]*\])?", expr):
+            assert counter.endswith("]"), f"counter plotted without rate()/increase(): {counter} in {expr}"
 
 
 def test_the_dockerfile_installs_the_package_and_runs_the_worker() -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from domain.candles import UNITS, Bar, CandleFold, ClosedCandle, SymbolCandles, Tick, candle_id, candle_record
+from domain.candles import UNITS, UNKNOWN, Bar, CandleFold, ClosedCandle, SymbolCandles, Tick, candle_id, candle_record
 from domain.clock import from_micros
 from domain.marks import mark_record, slice_marks
 from domain.windows import parse_windows
@@ -39,6 +39,15 @@ def test_candles_encode_to_the_codec_bytes() -> None:
             ingest_us = 1_764_500_000_000_000 + rng.randrange(10**6)
             assert encoder.encode(candle, ingest_us) == CODEC.encode(
                 candle_record(candle, "agent.market", from_micros(ingest_us)))
+
+
+def test_a_candle_of_a_pre_v2_bar_encodes_its_unknown_taker_buy_quote_as_null() -> None:
+    bar = Bar.first(0, 60_000_000, Tick("BTCUSDT", 1, 5, 64_000 * UNITS, UNITS, True))
+    bar.buy_quote = UNKNOWN + bar.buy_quote
+    closed = ClosedCandle("BTCUSDT", "1m", bar)
+    record = candle_record(closed, "agent.market", from_micros(7))
+    assert record.taker_buy_quote_volume is None
+    assert CandleEncoder(CODEC, "agent.market").encode(closed, 7) == CODEC.encode(record)
 
 
 def test_a_candle_past_decimal_38_18_is_refused() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -116,9 +119,99 @@ def test_confluent_unknown_id(server: FakeSchemaRegistry) -> None:
     registry = ConfluentRegistry(server.url)
     with pytest.raises(UnknownSchemaId, match="schema id 42 "):
         registry.lookup(42)
-    data = AvroCodec(EmbeddedRegistry()).encode(make_trade())  # an id this server never gave
-    with pytest.raises(UnknownSchemaId):
-        AvroCodec(registry).decode(data)
+    known = {embedded_schema_id(v.schema) for v in VERSIONS}
+    neither = next(i for i in range(10**6, 10**6 + 100) if i not in known)
+    with pytest.raises(UnknownSchemaId, match=rf"schema id {neither} is not in .*nor a ticktide schema"):
+        AvroCodec(registry).decode(b"\x00" + neither.to_bytes(4, "big") + b"\x00")
+
+
+# --- the switch from the embedded registry to a real one ------------------------------
+
+
+def test_embedded_ids_cannot_be_taken_for_a_registrys_own() -> None:
+    """A registry numbers its schemas 1, 2, 3...: a reader that falls back to the fingerprint
+    ids only for ids the registry does not know must never meet one that it does."""
+    assert min(embedded_schema_id(v.schema) for v in VERSIONS) > 1_000_000
+
+
+def test_records_written_with_embedded_ids_decode_on_a_registry_after_the_switch(
+        server: FakeSchemaRegistry) -> None:
+    events = sample_events()
+    before = [AvroCodec(EmbeddedRegistry()).encode(e) for e in events]
+    registry = ConfluentRegistry(server.url)
+    for version in VERSIONS:
+        registry.register_version(version)
+    assert set(server.schema_ids).isdisjoint(int.from_bytes(r[1:5], "big") for r in before)
+
+    reader = AvroCodec(ConfluentRegistry(server.url, auto_register=False))
+    assert [reader.decode(r) for r in before] == events
+    after = [reader.encode(e) for e in events]  # new records carry the registry's ids
+    assert [int.from_bytes(r[1:5], "big") for r in after] == [
+        registry.register(latest(type(e).AVRO_NAME)) for e in events]
+
+
+def test_keep_embedded_ids_imports_every_version_under_its_fingerprint(server: FakeSchemaRegistry) -> None:
+    """Then any registry client resolves the old records' ids, and writers keep writing them."""
+    registry = ConfluentRegistry(server.url)
+    states = [registry.register_version(v, keep_embedded_id=True) for v in VERSIONS]
+    assert [s.schema_id for s in states] == [embedded_schema_id(v.schema) for v in VERSIONS]
+    assert [s.registry_version for s in states] == [v.version for v in VERSIONS]
+    for version in VERSIONS:  # what kcat or Kafka UI would ask
+        status, body = _get(f"{server.url}/schemas/ids/{embedded_schema_id(version.schema)}")
+        assert status == 200 and json.loads(body["schema"]) == version.schema
+    events = sample_events()
+    writer = AvroCodec(ConfluentRegistry(server.url, auto_register=False))
+    assert [writer.encode(e)[:5] for e in events] == [AvroCodec(EmbeddedRegistry()).encode(e)[:5] for e in events]
+    again = [registry.register_version(v, keep_embedded_id=True) for v in VERSIONS]
+    assert not any(s.created for s in again)  # idempotent
+
+
+def _get(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+# --- auto-registration off, and the registry's own compatibility check ----------------
+
+
+def test_with_auto_registration_off_a_writer_only_looks_its_schema_up(server: FakeSchemaRegistry) -> None:
+    writer = AvroCodec(ConfluentRegistry(server.url, auto_register=False))
+    with pytest.raises(RegistryError, match=r"auto-registration is off.*ticktide schemas register"):
+        writer.encode(make_trade())
+    assert server.schema_ids == []  # nothing registered behind the operator's back
+    trade = latest("ticktide.market.Trade")
+    ConfluentRegistry(server.url).register_version(trade)
+    registered = len(server.requests)
+    trade_event = make_trade()
+    looked_up = AvroCodec(ConfluentRegistry(server.url, auto_register=False))
+    assert looked_up.decode(looked_up.encode(trade_event)) == trade_event
+    assert ("POST", "/subjects/ticktide.market.Trade") in server.requests[registered:]  # a lookup
+    assert not [path for method, path in server.requests[registered:] if path.endswith("/versions")]
+
+
+def _retyped(version: SchemaVersion, field: str, kind: str) -> SchemaVersion:
+    schema = copy.deepcopy(version.schema)
+    next(f for f in schema["fields"] if f["name"] == field)["type"] = kind
+    return dataclasses.replace(version, schema=schema)
+
+
+def test_the_registry_check_is_real_and_refuses_an_incompatible_version(server: FakeSchemaRegistry) -> None:
+    v1, v2 = all_versions()["ticktide.market.Trade"]
+    registry = ConfluentRegistry(server.url)
+    assert registry.state_of(v1).state == "new subject"
+    assert registry.register_version(v1).created
+    assert registry.state_of(v2).state == "compatible"  # v2's new fields have defaults
+    broken = _retyped(v2, "trade_id", "string")
+    found = registry.state_of(broken)
+    assert (found.state, found.level) == ("INCOMPATIBLE", "BACKWARD")
+    with pytest.raises(RegistryError, match="Trade v2 is not BACKWARD-compatible"):
+        registry.register_version(broken)
+    with pytest.raises(RegistryError, match="incompatible"):  # the server refuses it too (409)
+        registry.register(broken)
+    assert registry.register_version(v2).registry_version == 2
+    required = copy.deepcopy(v2.schema)
+    required["fields"].append({"name": "fee", "type": "double"})  # no default: v2 data lacks it
+    assert registry.state_of(dataclasses.replace(v2, schema=required)).state == "INCOMPATIBLE"
 
 
 def _outcomes(calls: list[Callable[[], object]], limit_s: float) -> list[BaseException | None]:

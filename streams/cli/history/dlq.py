@@ -17,7 +17,7 @@ from streams.cli.safe_text import printable
 from streams.errors import DecodeError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.resilience import dlq
 
 app = typer.Typer(help="Inspect dead letters and re-send chosen ones to their source topic.",
@@ -62,7 +62,7 @@ def show(letter_id: Annotated[str, typer.Argument(metavar="ID", help="PARTITION:
     if value is not None:
         shown["original_value"] = base64.b64encode(value).decode()
         try:
-            codec = AvroCodec(make_registry(settings.schema_registry_url), settings.max_record_bytes)
+            codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
             shown["original_decoded"] = event_to_json(codec.decode(value))
         except DecodeError as error:
             shown["original_decoded"] = None
