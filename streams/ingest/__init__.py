@@ -25,6 +25,7 @@ __all__ = [
     "ParsedRow",
     "RejectedRow",
     "Row",
+    "guess_file_format",
     "guess_format",
     "read_trades",
     "synthetic_trades",
@@ -68,13 +69,18 @@ def _first_line(path: Path) -> str:
         return next((line for line in lines if line.strip()), "")
 
 
+def guess_file_format(path: Path) -> str | None:
+    """The trade format a file's first line looks like (InvalidInput if it cannot be read)."""
+    try:
+        return guess_format(_first_line(path))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from None
+
+
 def _check_format(path: Path, fmt: str, symbol: str | None) -> None:
     """One clear error, with the --format to pass, for a file of another format (a CSV
     given as JSON lines would otherwise fail row by row)."""
-    try:
-        guess = guess_format(_first_line(path))
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InvalidInput(f"cannot read {path}: {exc}") from None
+    guess = guess_file_format(path)
     if guess is None or guess == fmt or {guess, fmt} == {"binance-trades", "binance-aggtrades"}:
         return  # nothing recognisable, or a CSV layout the parser itself tells apart by its header
     needs_symbol = " --symbol SYMBOL" if guess in CSV_FORMATS and symbol is None else ""
