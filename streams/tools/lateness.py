@@ -57,18 +57,18 @@ class LateCount:
     grace_us: int
     late: Counter[str] = field(default_factory=Counter)
     total: int = 0
-    first_us: int | None = None
+    first_us: int | None = None  # the time range of the late trades
     last_us: int | None = None
     behind: dict[str, int] = field(default_factory=dict)  # symbol -> the watermark its first late trade met
 
     def add(self, symbol: str, time_us: int) -> None:
         """One trade, in the order it is sent."""
         self.total += 1
-        self.first_us = time_us if self.first_us is None else min(self.first_us, time_us)
-        self.last_us = time_us if self.last_us is None else max(self.last_us, time_us)
         watermark = self.watermarks.get(symbol)
         if watermark is not None and time_us < watermark - self.grace_us:
             self.late[symbol] += 1
+            self.first_us = time_us if self.first_us is None else min(self.first_us, time_us)
+            self.last_us = time_us if self.last_us is None else max(self.last_us, time_us)
             self.behind.setdefault(symbol, watermark)
         elif watermark is None or time_us > watermark:
             self.watermarks[symbol] = time_us
@@ -97,7 +97,7 @@ class LateCount:
             f"warning: {self.late_total} of {self.total} trades are more than the {self.grace_us / 1e6:g} s grace "
             f"behind their symbol's watermark on {topic}: {symbols}. The worker sends them to market.late, "
             "not into candles.",
-            "To see their own candles, replay them by market time into a new app:",
+            "To see their own candles, replay their market time into a new app:",
             f"  ticktide replay --topic {topic} --from {_iso(first)} --to {_iso(end)} --into {app}",
             f"or start a stack fed by this file alone: ticktide dev --feed {file} --format {fmt}",
         ]
