@@ -6,12 +6,8 @@ replayed trades was late."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
-from collections import defaultdict
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,49 +16,12 @@ import pytest
 from streams.devstack.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
 from tests.harness import DATA, free_port, run_cli, settings_for, start_worker
+from tests.reference import as_plain_candle, epoch_ms, plain_1m_candles, recorded_ws_trades
 
 pytestmark = pytest.mark.integration
 RECORDING = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
 START, END = "2024-07-18T23:58:00Z", "2024-07-19T00:08:00Z"  # ten minutes; the file ends at 00:05:02
 APP = "bt1"
-
-
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _raw_trades() -> list[dict[str, Any]]:
-    with gzip.open(RECORDING, "rt") as lines:
-        return [json.loads(line)["data"] for line in lines]
-
-
-def _reference(trades: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """1m candles the plain way, from the websocket messages as Binance sent them."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for trade in trades:
-        groups[(trade["s"], trade["T"] // 60_000 * 60_000)].append(trade)
-    candles = {}
-    for key, members in groups.items():
-        ordered = sorted(members, key=lambda t: (t["T"], t["t"]))
-        prices = [Decimal(t["p"]) for t in members]
-        candles[key] = {
-            "open": Decimal(ordered[0]["p"]), "close": Decimal(ordered[-1]["p"]),
-            "high": max(prices), "low": min(prices),
-            "volume": sum(Decimal(t["q"]) for t in members),
-            "quote_volume": sum(Decimal(t["p"]) * Decimal(t["q"]) for t in members),
-            "buy_volume": sum(Decimal(t["q"]) for t in members if not t["m"]),  # buyer not maker: taker bought
-            "trade_count": len(members),
-            "first_trade_id": min(t["t"] for t in members), "last_trade_id": max(t["t"] for t in members),
-        }
-    return candles
-
-
-def _as_reference(candle: dict[str, Any]) -> tuple[tuple[str, int], dict[str, Any]]:
-    key = (candle["symbol"], _ms(candle["window_start"]))
-    fields = {name: Decimal(candle[name]) for name in ("open", "close", "high", "low", "volume", "quote_volume",
-                                                       "buy_volume")}
-    return key, {**fields, "trade_count": candle["trade_count"], "first_trade_id": candle["first_trade_id"],
-                 "last_trade_id": candle["last_trade_id"]}
 
 
 def _consume(settings: Any, *args: str) -> list[dict[str, Any]]:
@@ -76,7 +35,7 @@ def test_ten_minutes_of_market_time_replayed_into_a_new_app_give_the_recordings_
         isolated_broker: EmbeddedBroker, tmp_path: Path) -> None:
     settings = settings_for(isolated_broker, tmp_path, windows="1m", idle_close_s=2)
     create_topics(settings)
-    trades = _raw_trades()
+    trades = recorded_ws_trades(RECORDING)
     synthetic = ("produce", "market.trades", "--synthetic", "--rate", "300", "--duration", "1")
     assert run_cli(*synthetic, "--seed", "1", settings=settings).returncode == 0
     produced = run_cli("produce", "market.trades", "--file", str(RECORDING), "--format", "binance-ws",
@@ -89,7 +48,7 @@ def test_ten_minutes_of_market_time_replayed_into_a_new_app_give_the_recordings_
     replayed = run_cli("replay", "--topic", "market.trades", "--from", START, "--to", END, "--into", APP,
                        settings=settings, timeout=300)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    in_range = [t for t in trades if _ms(START) <= t["T"] < _ms(END)]
+    in_range = [t for t in trades if epoch_ms(START) <= t["T"] < epoch_ms(END)]
     assert 0 < len(in_range) < len(trades)  # the range cuts the recording: a selection, not a copy
     assert f"replayed {len(in_range)} of " in replayed.stdout
     assert f"ticktide worker --app {APP} " in replayed.stdout
@@ -98,7 +57,7 @@ def test_ten_minutes_of_market_time_replayed_into_a_new_app_give_the_recordings_
     isolated = settings.model_copy(update={"app_id": APP, "topic_prefix": f"{APP}.", "web_port": free_port(),
                                            "data_dir": tmp_path / "bt1-data"})
     worker = start_worker(isolated, tmp_path / "bt1.log")
-    expected = _reference(in_range)
+    expected = plain_1m_candles(in_range)
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -108,7 +67,7 @@ def test_ten_minutes_of_market_time_replayed_into_a_new_app_give_the_recordings_
             time.sleep(2)
     finally:
         worker.discard()
-    got = dict(_as_reference(c) for c in candles)
+    got = dict(as_plain_candle(c) for c in candles)
     assert len(got) == len(candles), "a window was published twice"
     assert sorted(got) == sorted(expected)
     wrong = [key for key in expected if got[key] != expected[key]]
