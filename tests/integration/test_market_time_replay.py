@@ -73,3 +73,9 @@ def test_ten_minutes_of_market_time_replayed_into_a_new_app_give_the_recordings_
     wrong = [key for key in expected if got[key] != expected[key]]
     assert wrong == [], f"{len(wrong)} candles differ, e.g. {got[wrong[0]]} != {expected[wrong[0]]}"
     assert _consume(settings, f"{APP}.market.late") == []  # the prefixed name works as well
+    rebuilt = run_cli("rebuild", "candles", "--app", APP, settings=settings, timeout=120)
+    assert rebuilt.returncode == 0 and "candles: rebuild equals the live state" in rebuilt.stdout, rebuilt.stdout
+    described = run_cli("topics", "describe", "market.trades", "--app", APP, settings=settings)
+    assert f"{APP}.market.trades: 4 partitions, {len(in_range)} records" in described.stdout
+    letters = run_cli("dlq", "list", "--app", APP, settings=settings)
+    assert letters.returncode == 0 and "0 dead letters" in letters.stdout

@@ -12,6 +12,7 @@ import pytest
 from streams.cli.safe_text import counted
 from streams.errors import InvalidInput
 from streams.ingest import guess_format, read_trades
+from streams.ingest.news import read_news
 from streams.tools.lateness import LateCount
 from tests.harness import DATA
 
@@ -82,3 +83,11 @@ def test_counts_read_right() -> None:
     assert counted(1, "partition") == "1 partition"
     assert counted(4, "partition") == "4 partitions"
     assert counted(0, "dead letter") == "0 dead letters"
+
+
+def test_a_news_file_of_the_other_format_is_one_error(tmp_path: Path) -> None:
+    headlines = tmp_path / "news.csv"
+    headlines.write_text("headline,source,symbols,time\nBTC up,wire,BTCUSDT,2024-07-19T00:00:00Z\n")
+    with pytest.raises(InvalidInput, match="looks like CSV, not --format jsonl: pass --format csv"):
+        list(read_news(headlines, "jsonl"))
+    assert [row.line for row in read_news(headlines, "csv")] == [2]  # type: ignore[union-attr]
