@@ -62,14 +62,18 @@ def _root(
 
 def _plain_help() -> None:
     """Help without Typer's ``<type>`` tags: an option that takes a value shows its
-    metavar (NAME), a flag nothing beside its name, as click and kcat users know."""
+    metavar (``--from FROM``), a flag nothing beside its name, as click and kcat users know."""
     def argument_type(self: typer.core.TyperArgument, ctx: object) -> str | None:
         return None
 
     def option_type(self: typer.core.TyperOption, ctx: object) -> str | None:
         if self.is_flag:
             return None
-        return self.metavar or (self.name or "value").upper()
+        described = self.type_descriptor
+        if self.metavar is None and described.is_choice and described.choices:
+            return "|".join(str(getattr(c, "value", c)) for c in described.choices)
+        long = next((o for o in self.opts if o.startswith("--")), self.opts[0])
+        return self.metavar or long.lstrip("-").replace("-", "_").upper()
 
     typer.core.TyperArgument.display_type_rich = argument_type  # type: ignore[method-assign,assignment]
     typer.core.TyperArgument.display_type = argument_type  # type: ignore[method-assign,assignment]

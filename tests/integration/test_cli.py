@@ -205,6 +205,7 @@ def test_version_plain_help_and_counts_that_read_right(stack_settings: Settings)
         shown = run_cli(*command)
         assert shown.returncode == 0 and "<bool>" not in shown.stdout and "<str>" not in shown.stdout, shown.stdout
     assert "[env TICKTIDE_BROKER, default localhost:9092]" in " ".join(run_cli("consume", "--help").stdout.split())
+    assert "--by event-time|record-time" in run_cli("replay", "--help").stdout
     listed = run_cli("topics", "list", settings=stack_settings).stdout
     assert "* system.heartbeats  (1 partition)" in listed and "* market.trades  (4 partitions)" in listed
 
