@@ -10,7 +10,7 @@ __all__ = ["broker", "isolated_broker", "stack_settings", "worker"]
 
 LONGEST_FIRST = (
     "test_backtest_parity.py", "test_broker_failures.py", "test_compaction.py", "test_scaling.py",
-    "test_exactness.py", "test_trading.py", "test_web_hostile.py", "test_hostile_feed.py",
+    "test_exactness.py", "test_market_time_replay.py", "test_trading.py", "test_web_hostile.py", "test_hostile_feed.py",
     "test_worker_pipeline.py", "test_enrichment_pipeline.py", "test_ops_tools.py", "test_analysis.py",
     "test_dlq.py", "test_health.py", "test_dev_stack.py", "test_component_failure.py", "test_dashboard.py",
 )

@@ -3,9 +3,15 @@ windows the plain way (one bar per window), and a batch OHLCV over the trades th
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from domain.candles import Bar, Tick
 from domain.windows import WindowSpec
@@ -77,3 +83,44 @@ def bar_summary(bar: Bar) -> dict[str, int]:
     return {"open": bar.open, "close": bar.close, "high": bar.high, "low": bar.low,
             "volume": bar.volume, "quote": bar.quote, "buy_volume": bar.buy_volume,
             "buy_quote": bar.buy_quote, "count": bar.count, "first_id": bar.first_id, "last_id": bar.last_id}
+
+
+def epoch_ms(text: str) -> int:
+    """An ISO-8601 time as milliseconds since the epoch."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def recorded_ws_trades(path: Path) -> list[dict[str, Any]]:
+    """The trade messages of a recorded websocket file, as Binance sent them."""
+    with gzip.open(path, "rt") as lines:
+        return [json.loads(line)["data"] for line in lines]
+
+
+def plain_1m_candles(trades: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """1m candles the plain way, from the websocket messages as Binance sent them."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for trade in trades:
+        groups[(trade["s"], trade["T"] // 60_000 * 60_000)].append(trade)
+    candles = {}
+    for key, members in groups.items():
+        ordered = sorted(members, key=lambda t: (t["T"], t["t"]))
+        prices = [Decimal(t["p"]) for t in members]
+        candles[key] = {
+            "open": Decimal(ordered[0]["p"]), "close": Decimal(ordered[-1]["p"]),
+            "high": max(prices), "low": min(prices),
+            "volume": sum(Decimal(t["q"]) for t in members),
+            "quote_volume": sum(Decimal(t["p"]) * Decimal(t["q"]) for t in members),
+            "buy_volume": sum(Decimal(t["q"]) for t in members if not t["m"]),  # buyer not maker: taker bought
+            "trade_count": len(members),
+            "first_trade_id": min(t["t"] for t in members), "last_trade_id": max(t["t"] for t in members),
+        }
+    return candles
+
+
+def as_plain_candle(candle: dict[str, Any]) -> tuple[tuple[str, int], dict[str, Any]]:
+    """A candle as JSON (``consume``, ``/candles``) in ``plain_1m_candles``' form."""
+    key = (candle["symbol"], epoch_ms(candle["window_start"]))
+    fields = {name: Decimal(candle[name]) for name in ("open", "close", "high", "low", "volume", "quote_volume",
+                                                       "buy_volume")}
+    return key, {**fields, "trade_count": candle["trade_count"], "first_trade_id": candle["first_trade_id"],
+                 "last_trade_id": candle["last_trade_id"]}

@@ -1,4 +1,5 @@
-"""Untrusted text (from topics anyone may write to) made safe to print on a terminal."""
+"""Text for the terminal: untrusted text (from topics anyone may write to) made safe to
+print, and counts with the right plural."""
 
 from __future__ import annotations
 
@@ -13,3 +14,8 @@ def printable(text: str) -> str:
 def plain(text: str) -> str:
     """``printable`` and markup-escaped, for rich's console.print."""
     return escape(printable(text))
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 partition``, ``4 partitions``, ``0 dead letters`` (``plural`` if not noun + s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -1,4 +1,8 @@
-"""`make run`: broker + topics + one worker + synthetic feed, stopped together.
+"""`make run`: broker + topics + one worker + a feed, stopped together.
+
+The feed is the synthetic one (trades and headlines at "now"), a file of recorded trades
+(sent once, alone: no synthetic feed moves the symbols' watermarks past its times, so its
+own candles show), or none (you produce).
 
 Children are started with PR_SET_PDEATHSIG, so none outlives this process, and they are
 stopped in reverse order (feed, worker, broker) on Ctrl-C or SIGTERM.
@@ -11,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,8 @@ from streams.kafka.admin import create_topics
 from streams.settings import Settings
 
 DEFAULT_PORT = 9092
+SYNTHETIC = "synthetic"
+NO_FEED = "none"
 
 
 @dataclass
@@ -30,8 +37,14 @@ class DevStack:
     symbols: str = "BTCUSDT,ETHUSDT"
     rate: float = 200.0
     news_rate: float = 1 / 30  # an occasional synthetic headline, so enrichment shows
+    feed: str = SYNTHETIC
+    """SYNTHETIC, NO_FEED, or the path of a trades file"""
+    feed_args: tuple[str, ...] = ()
+    """``produce`` options of a file feed: --format F [--symbol S]"""
     broker: EmbeddedBroker | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    on_feed_sent: Callable[[], None] | None = None
+    """Called when a file feed has sent the whole file (the stack keeps running)"""
 
     def start(self) -> str:
         """Start everything; the broker's bootstrap address."""
@@ -46,13 +59,22 @@ class DevStack:
                "TICKTIDE_SESSION_TIMEOUT_S": "6", "TICKTIDE_WEB_PORT": str(settings.web_port),
                "TICKTIDE_DATA_DIR": str(log_dir / "worker-0")}
         self._spawn("worker", ["worker"], env, None)
-        self._spawn("feed", ["produce", "market.trades", "--synthetic", "--symbols", self.symbols,
-                             "--rate", str(self.rate), "--duration", "0"], env,
-                    log_dir / "feed.log")
-        self._spawn("news", ["produce", "market.news", "--synthetic", "--symbols", self.symbols,
-                             "--rate", str(self.news_rate), "--duration", "0"], env,
-                    log_dir / "news.log")
+        if self.feed == SYNTHETIC:
+            self._spawn("feed", ["produce", "market.trades", "--synthetic", "--symbols", self.symbols,
+                                 "--rate", str(self.rate), "--duration", "0"], env,
+                        log_dir / "feed.log")
+            self._spawn("news", ["produce", "market.news", "--synthetic", "--symbols", self.symbols,
+                                 "--rate", str(self.news_rate), "--duration", "0"], env,
+                        log_dir / "news.log")
+        elif self.feed != NO_FEED:
+            self._spawn("feed", ["produce", "market.trades", "--file", self.feed, *self.feed_args], env,
+                        log_dir / "feed.log")
         return bootstrap
+
+    @property
+    def feed_log(self) -> Path:
+        """Where the feed's output goes."""
+        return self.settings.data_dir / "feed.log"
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str], log: Path | None) -> None:
         out = None
@@ -79,6 +101,10 @@ class DevStack:
             signal.signal(signum, on_signal)
         def watch(name: str, process: subprocess.Popen[bytes]) -> None:
             process.wait()
+            if name == "feed" and self.feed not in (SYNTHETIC, NO_FEED) and process.returncode == 0:
+                if self.on_feed_sent is not None:  # a file feed is done: the stack keeps running
+                    self.on_feed_sent()
+                return
             reason.append(f"{name} exited with code {process.returncode}")
             done.set()
 

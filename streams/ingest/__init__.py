@@ -25,6 +25,8 @@ __all__ = [
     "ParsedRow",
     "RejectedRow",
     "Row",
+    "guess_file_format",
+    "guess_format",
     "read_trades",
     "synthetic_trades",
     "trade_problems",
@@ -42,6 +44,48 @@ _PARSERS: dict[str, Parser] = {
     "jsonl": parse_jsonl,
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+_DESCRIBED = {"binance-trades": "a Binance trades CSV", "binance-aggtrades": "a Binance aggTrades CSV",
+              "binance-ws": "recorded Binance websocket messages", "jsonl": "JSON lines of our Trade schema"}
+
+
+def guess_format(line: str) -> str | None:
+    """The trade format a file's first line looks like; None if it is none of them."""
+    text = line.strip()
+    if text.startswith("{"):
+        compact = text.replace(" ", "")
+        return "binance-ws" if '"stream":' in compact or '"e":"trade"' in compact else "jsonl"
+    fields = [f.strip().lower() for f in text.split(",")]
+    if len(fields) < 6:
+        return None
+    if any("agg" in f or f == "first_trade_id" for f in fields):
+        return "binance-aggtrades"
+    if len(fields) in (7, 8) and fields[3].isdigit():  # aggTrades: 4th column is the first trade id
+        return "binance-aggtrades"
+    return "binance-trades"
+
+
+def _first_line(path: Path) -> str:
+    with _open_text(path) as lines:
+        return next((line for line in lines if line.strip()), "")
+
+
+def guess_file_format(path: Path) -> str | None:
+    """The trade format a file's first line looks like (InvalidInput if it cannot be read)."""
+    try:
+        return guess_format(_first_line(path))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from None
+
+
+def _check_format(path: Path, fmt: str, symbol: str | None) -> None:
+    """One clear error, with the --format to pass, for a file of another format (a CSV
+    given as JSON lines would otherwise fail row by row)."""
+    guess = guess_file_format(path)
+    if guess is None or guess == fmt or {guess, fmt} == {"binance-trades", "binance-aggtrades"}:
+        return  # nothing recognisable, or a CSV layout the parser itself tells apart by its header
+    needs_symbol = " --symbol SYMBOL" if guess in CSV_FORMATS and symbol is None else ""
+    raise InvalidInput(f"{path} looks like {_DESCRIBED[guess]}, not --format {fmt} "
+                       f"({_DESCRIBED[fmt]}): pass --format {guess}{needs_symbol}")
 
 
 def _is_gzip(path: Path) -> bool:
@@ -80,8 +124,6 @@ def read_trades(path: Path, fmt: str, *, symbol: str | None = None, venue: str =
     if fmt not in _PARSERS:
         raise InvalidInput(f"unknown format {fmt!r}: expected one of {', '.join(TRADE_FORMATS)}")
     symbol = symbol.strip().upper() if symbol and symbol.strip() else None
-    if fmt in CSV_FORMATS and symbol is None:
-        raise InvalidInput(f"--symbol is required for {fmt} files")
     if not venue.strip():
         raise InvalidInput("--venue must not be empty")
     if not path.exists():
@@ -92,6 +134,9 @@ def read_trades(path: Path, fmt: str, *, symbol: str | None = None, venue: str =
         _is_gzip(path)
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_format(path, fmt, symbol)
+    if fmt in CSV_FORMATS and symbol is None:
+        raise InvalidInput(f"--symbol is required for {fmt} files")
 
     def parse(lines: Iterable[str]) -> Iterator[Row]:
         return _PARSERS[fmt](lines, symbol=symbol, venue=venue, producer=producer)

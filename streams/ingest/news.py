@@ -123,6 +123,11 @@ def read_news(path: Path, fmt: str, producer: str = "cli.produce") -> Iterator[P
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as lines:
+        first = next((line for line in lines if line.strip()), "").lstrip()
+        if first and first.startswith("{") != (fmt == "jsonl"):  # one clear error, not one per row
+            other = "csv" if fmt == "jsonl" else "jsonl"
+            raise InvalidInput(f"{path} looks like {other.upper()}, not --format {fmt}: pass --format {other}")
+        lines.seek(0)
         yield from _rows(_jsonl(lines) if fmt == "jsonl" else _csv(lines), producer)
 
 

@@ -38,7 +38,12 @@ class TopicInfo:
         return sum(self.end_offsets)
 
 
-def _metadata(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> Any:
+METADATA_TIMEOUT_S = 7.0
+"""How long a command waits for the broker's first answer: an unreachable broker is
+reported within 10 s of starting a command, start-up included."""
+
+
+def _metadata(admin: AdminClient, settings: Settings, timeout: float = METADATA_TIMEOUT_S) -> Any:
     try:
         return admin.list_topics(timeout=timeout)
     except KafkaException as exc:

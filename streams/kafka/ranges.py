@@ -102,8 +102,10 @@ class TimestampSearch:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self._consumer = _consumer(settings)
-        self._native = resolve_flavor(settings).engine.offsets_for_times
+        flavored = resolve_flavor(settings)
+        # one record per read: an engine that answers a fetch only when its wait is over (Tansu) cost 0.5 s a probe
+        self._consumer = _consumer(settings, **{"fetch.wait.max.ms": flavored.fetch_max_wait_ms})
+        self._native = flavored.engine.offsets_for_times
 
     def timestamp_at(self, partition: int, offset: int, timeout: float = 30.0) -> int:
         """The timestamp (ms) of the record at ``offset`` (or the next existing one)."""

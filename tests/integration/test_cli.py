@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from streams.kafka.catalog import CATALOG
 from streams.settings import Settings
-from tests.harness import DATA, BrokerUnderTest, run_cli, settings_for
+from tests.harness import DATA, REPO, BrokerUnderTest, cli_env, run_cli, settings_for
 
 BTC_CSV = DATA / "binance_usdm_BTCUSDT_20240718-20240719.trades.csv.gz"
 ETH_CSV = DATA / "binance_usdm_ETHUSDT_20240718-20240719.trades.csv.gz"
@@ -194,3 +196,35 @@ def test_command_sends_a_typed_user_command_and_refuses_a_bad_one_with_one_line(
         assert refused.returncode == 1 and field in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert len(_consume(stack_settings, "user.commands", "--from-beginning")) == len(commands)
+
+
+def test_version_plain_help_and_counts_that_read_right(stack_settings: Settings) -> None:
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == "ticktide 0.1.0"
+    for command in (["consume", "--help"], ["produce", "--help"], ["replay", "--help"], ["topics", "list", "--help"]):
+        shown = run_cli(*command)
+        assert shown.returncode == 0 and "<bool>" not in shown.stdout and "<str>" not in shown.stdout, shown.stdout
+    assert "[env TICKTIDE_BROKER, default localhost:9092]" in " ".join(run_cli("consume", "--help").stdout.split())
+    assert "--by event-time|record-time" in run_cli("replay", "--help").stdout
+    listed = run_cli("topics", "list", settings=stack_settings).stdout
+    assert "* system.heartbeats  (1 partition)" in listed and "* market.trades  (4 partitions)" in listed
+
+
+def test_a_reader_that_goes_away_ends_consume_quietly(stack_settings: Settings) -> None:
+    run_cli("produce", "market.trades", "--synthetic", "--rate", "500", "--duration", "1", settings=stack_settings)
+    piped = subprocess.run(f"{sys.executable} -m streams.cli consume market.trades --timeout 3 | head -1",
+                           shell=True, env=cli_env(stack_settings), cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+    assert json.loads(piped.stdout)["envelope"]["event_type"] == "Trade"
+    assert piped.stderr == ""  # no traceback, no "Exception ignored"
+
+
+def test_produce_names_the_format_and_the_unreachable_broker_in_one_line() -> None:
+    wrong = run_cli("produce", "market.trades", "--file", str(BTC_CSV), "--broker", "127.0.0.1:1")
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "looks like a Binance trades CSV" in wrong.stderr and "--format binance-trades" in wrong.stderr
+    down = run_cli("produce", "market.trades", "--file", str(BTC_CSV), "--format", "binance-trades",
+                   "--symbol", "BTCUSDT", "--broker", "127.0.0.1:1", timeout=60)
+    reading = run_cli("consume", "market.trades", "--broker", "127.0.0.1:1", timeout=60)
+    assert down.returncode == reading.returncode == 1
+    assert down.stderr == reading.stderr and "cannot reach the broker at 127.0.0.1:1" in down.stderr

@@ -46,7 +46,7 @@ def test_dlq_lists_shows_and_replays_a_fixed_record(stack_settings: Settings, wo
     assert poison["source"].startswith("market.trades[") and poison["agent"] == AGENT
 
     table = run_cli("dlq", "list", "--reason", "undecodable", settings=stack_settings)
-    assert "1 dead letters" in table.stdout and poison["id"] in table.stdout
+    assert "1 dead letter\n" in table.stdout and poison["id"] in table.stdout
 
     shown = run_cli("dlq", "show", poison["id"], settings=stack_settings)
     assert shown.returncode == 0, shown.stderr
@@ -59,7 +59,7 @@ def test_dlq_lists_shows_and_replays_a_fixed_record(stack_settings: Settings, wo
     assert unsure.returncode == 1 and "may already be in the candles" in unsure.stderr
     replayed = run_cli("dlq", "replay", fixable["id"], "--force", settings=stack_settings)
     assert replayed.returncode == 0, replayed.stderr
-    assert "1 dead letters re-sent" in replayed.stdout
+    assert "1 dead letter re-sent" in replayed.stdout
     worker.wait_until(lambda h: h["agents"][AGENT]["processed"] == 2, 60, "the replayed trade to be processed")
     status, body = http_json(f"{worker.url}/candles/ETHUSDT")
     assert status == 200 and body["live"][0]["trade_count"] == 1

@@ -90,7 +90,7 @@ def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: S
 
     first = run_cli("dlq", "replay", ids["ok"], settings=settings)
     assert first.returncode == 0, first.stderr
-    assert "1 dead letters re-sent" in first.stdout and _records(settings, "market.trades") == 1
+    assert "1 dead letter re-sent" in first.stdout and _records(settings, "market.trades") == 1
 
     again = run_cli("dlq", "replay", ids["ok"], settings=settings)
     assert again.returncode == 1 and "already re-sent at" in again.stderr and "--force" in again.stderr
@@ -102,7 +102,7 @@ def test_dlq_replay_sends_only_to_catalog_topics_and_only_once(stack_settings: S
 
     every = run_cli("dlq", "replay", "--all", settings=settings)
     assert every.returncode == 1
-    assert f"re-sending {ids['ok2']} -> market.trades" in every.stdout and "1 dead letters re-sent" in every.stdout
+    assert f"re-sending {ids['ok2']} -> market.trades" in every.stdout and "1 dead letter re-sent" in every.stdout
     assert f"refused {ids['internal']}: its source topic" in every.stderr
     assert f"refused {ids['folded']}: a market.trades letter of agent 'trading.marks'" in every.stderr
     assert "may already be in the candles" in every.stderr

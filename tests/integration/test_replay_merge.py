@@ -51,7 +51,7 @@ def test_several_topics_replay_as_one_history_in_event_time_order(stack_settings
     assert done.returncode == 0, done.stdout + done.stderr
     assert "replayed 10 of 10 records into merge2.analysis.indicators, merge2.analysis.anomalies, " \
            "merge2.market.news" in done.stdout
-    assert "copied 1 response log records into merge2" in done.stderr
+    assert "copied 1 response log record into merge2" in done.stderr
     assert len(list(read_all(stack_settings, "merge2.analysis.anomalies"))) == len(anomalies)
     assert [r.value for r in read_all(stack_settings, "merge2.analysis.enrichment_cache")] == [
         b"\x00\x00\x00\x00\x07logged"]

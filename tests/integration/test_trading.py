@@ -261,9 +261,9 @@ def test_replay_of_a_time_range_into_a_new_app_gives_the_live_signals(
     stored = sorted(read_all(settings, "analysis.indicators"), key=lambda r: r.timestamp_ms)
     start_ms, stop_ms = stored[len(stored) // 4].timestamp_ms, stored[3 * len(stored) // 4].timestamp_ms
     replayed = run_cli("replay", "--topic", "analysis.indicators", "--from", _iso(start_ms), "--to", _iso(stop_ms),
-                       "--into", "replay1", settings=settings)
+                       "--by", "record-time", "--into", "replay1", settings=settings)
     assert replayed.returncode == 0, replayed.stderr
-    assert "events/s" in replayed.stdout and "TICKTIDE_APP_ID=replay1" in replayed.stdout
+    assert "events/s" in replayed.stdout and "ticktide worker --app replay1 " in replayed.stdout
 
     # what the live run saw in that range: per partition, records from the first at or after
     # --from up to the first at or after --to; a symbol's first snapshot has no previous one

@@ -14,8 +14,8 @@ from streams.tools.replay import Bound
 def test_digits_are_an_offset_and_iso_text_is_a_time() -> None:
     assert Bound.parse("12345", "from") == Bound(offset=12345)
     moment = datetime(2024, 7, 19, 12, 30, tzinfo=UTC)
-    assert Bound.parse("2024-07-19T12:30:00Z", "to") == Bound(time_ms=int(moment.timestamp() * 1000))
-    assert Bound.parse("2024-07-19T14:30:00+02:00", "to") == Bound(time_ms=int(moment.timestamp() * 1000))
+    assert Bound.parse("2024-07-19T12:30:00Z", "to") == Bound(time_us=int(moment.timestamp()) * 1_000_000)
+    assert Bound.parse("2024-07-19T14:30:00+02:00", "to") == Bound(time_us=int(moment.timestamp()) * 1_000_000)
 
 
 def test_a_bad_bound_names_the_option() -> None:

@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.kafka.catalog import topic as catalog_topic
+from streams.cli.options import AppOption, BrokerOption, ConfigOption, instance_topic, settings_from
+from streams.cli.safe_text import counted
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.json_form import event_to_json
 
 
 def consume(
-    topic: Annotated[str, typer.Argument(help="Topic to read, e.g. market.trades")],
+    topic: Annotated[str, typer.Argument(help="Topic to read, e.g. market.trades (or bt1.market.candles)")],
     limit: Annotated[int | None, typer.Option(help="Stop after N events", show_default=False)] = None,
     timeout: Annotated[float, typer.Option(help="Stop after S seconds without a new event")] = 5.0,
     from_beginning: Annotated[
@@ -24,12 +24,13 @@ def consume(
     with_meta: Annotated[
         bool, typer.Option("--with-meta", help="Add topic, partition, offset and key to each line")
     ] = False,
+    app: AppOption = None,
     broker: BrokerOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Print decoded events as JSON lines (envelope and payload), one per line."""
-    catalog_topic(topic)
-    settings = settings_from(config, broker=broker)
+    settings = settings_from(config, broker=broker, app=app)
+    topic = instance_topic(topic, settings)
     bad = 0
     for record in read_topic(settings, topic, from_beginning=from_beginning, limit=limit, idle_timeout=timeout):
         where = f"{record.topic}[{record.partition}]@{record.offset}"
@@ -50,4 +51,4 @@ def consume(
         sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     if bad:
-        print(f"{bad} undecodable records (see above)", file=sys.stderr)
+        print(f"{counted(bad, 'undecodable record')} (see above)", file=sys.stderr)

@@ -13,13 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams.cli.events import produce_news
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.safe_text import counted
 from streams.errors import InvalidInput
 from streams.ingest import TRADE_FORMATS
 from streams.ingest.news import NEWS_FORMATS
+from streams.kafka.admin import list_topics
 from streams.kafka.catalog import topic as catalog_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from streams.tools import load
+from streams.tools.lateness import LateCount, topic_watermarks
 
 console = Console(stderr=True, soft_wrap=True)
 SHOWN_REJECTS = 10
@@ -71,18 +74,26 @@ def produce(
     if rate <= 0:
         raise InvalidInput(f"--rate must be positive, got {rate}")
     settings = settings_from(config, broker=broker)
+    if file is not None and topic == "market.trades":
+        load.trade_rows(file, fmt, symbol, venue)  # a wrong file or format says so before the broker is asked
+    if topic not in list_topics(settings):  # also: an unreachable broker fails here, in seconds
+        raise InvalidInput(f"topic {topic} does not exist; run `ticktide topics create`")
     if topic == produce_news.TOPIC:
         _produce_news(settings, file, fmt, skip_invalid, rejects, symbols, rate, duration, seed)
         return
     with EventProducer(settings) as producer:
         if file is not None:
-            report = _produce_file(producer, topic, file, fmt, symbol, venue, skip_invalid, rejects)
+            lateness = LateCount(topic_watermarks(settings, topic), int(settings.grace_s * 1_000_000))
+            report = _produce_file(producer, topic, file, fmt, symbol, venue, skip_invalid, rejects, lateness)
         else:
             names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
             if not names:
                 raise InvalidInput("--symbols needs at least one symbol")
             report = _produce_synthetic(producer, topic, names, rate, duration, seed)
-    console.print(f"sent {report.sent} rows, rejected {len(report.rejected)}, {report.rate:,.0f} rows/s")
+    console.print(f"sent {counted(report.sent, 'row')}, rejected {len(report.rejected)}, {report.rate:,.0f} rows/s")
+    if file is not None:
+        for line in lateness.warning(topic, str(file), fmt):
+            console.print(line, markup=False, highlight=False)
 
 
 def _produce_file(
@@ -94,8 +105,9 @@ def _produce_file(
     venue: str,
     skip_invalid: bool,
     rejects: Path | None,
+    lateness: LateCount,
 ) -> load.LoadReport:
-    good, rejected = load.scan(load.trade_rows(file, fmt, symbol, venue))
+    good, rejected = load.scan(lateness.watch(load.trade_rows(file, fmt, symbol, venue)))
     if rejected:
         for row in rejected[:SHOWN_REJECTS]:
             console.print(f"{file}:{row.line}: {row.reason}", markup=False, highlight=False)
@@ -153,10 +165,10 @@ def _produce_news(settings: Settings, file: Path | None, fmt: str, skip_invalid:
     with EventProducer(settings) as producer:
         if file is not None:
             sent, rejected = produce_news.produce_news_file(producer, file, fmt, skip_invalid, rejects, console)
-            console.print(f"sent {sent} headlines, rejected {rejected}")
+            console.print(f"sent {counted(sent, 'headline')}, rejected {rejected}")
             return
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.append(True))
         names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
         sent = produce_news.produce_news_synthetic(producer, names, rate, duration, seed, lambda: bool(stopping))
-    console.print(f"sent {sent} synthetic headlines")
+    console.print(f"sent {counted(sent, 'synthetic headline')}")

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streams.cli.options import BrokerOption, ConfigOption, settings_from
-from streams.cli.safe_text import printable
+from streams.cli.options import AppOption, BrokerOption, ConfigOption, settings_from
+from streams.cli.safe_text import counted, printable
 from streams.errors import DecodeError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
@@ -35,15 +35,15 @@ ForceOption = Annotated[bool, typer.Option(
 @app.command("list")
 def list_(agent: AgentOption = None, reason: ReasonOption = None, source_topic: TopicOption = None,
           as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
-          broker: BrokerOption = None, config: ConfigOption = None) -> None:
+          app: AppOption = None, broker: BrokerOption = None, config: ConfigOption = None) -> None:
     """Every dead letter: id, time, source, agent, reason and error."""
-    settings = settings_from(config, broker=broker)
+    settings = settings_from(config, broker=broker, app=app)
     letters = dlq.select(dlq.read_letters(settings), agent=agent, reason=reason, source_topic=source_topic)
     if as_json:
         for letter in letters:
             print(json.dumps(letter.summary()))
         return
-    table = Table(title=f"{len(letters)} dead letters")
+    table = Table(title=counted(len(letters), "dead letter"))
     for column in ("id", "time", "source", "agent", "reason", "attempt", "error"):
         table.add_column(column)
     for letter in letters:
@@ -53,9 +53,9 @@ def list_(agent: AgentOption = None, reason: ReasonOption = None, source_topic: 
 
 @app.command("show")
 def show(letter_id: Annotated[str, typer.Argument(metavar="ID", help="PARTITION:OFFSET from `dlq list`")],
-         broker: BrokerOption = None, config: ConfigOption = None) -> None:
+         app: AppOption = None, broker: BrokerOption = None, config: ConfigOption = None) -> None:
     """One dead letter in full, with its original record decoded when possible."""
-    settings = settings_from(config, broker=broker)
+    settings = settings_from(config, broker=broker, app=app)
     [letter] = dlq.select(dlq.read_letters(settings), ids=[letter_id])
     shown = {"id": letter.id, **event_to_json(letter.letter)}
     value = letter.letter.original_value
@@ -77,13 +77,13 @@ def replay(letter_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID].
            agent: AgentOption = None, reason: ReasonOption = None, source_topic: TopicOption = None,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent")] = False,
            force: ForceOption = False,
-           broker: BrokerOption = None, config: ConfigOption = None) -> None:
+           app: AppOption = None, broker: BrokerOption = None, config: ConfigOption = None) -> None:
     """Re-send chosen dead letters' original bytes to their source topics (catalog topics
     only). Named letters are all sent or none; with --all, refused letters are skipped.
     Exit 1 if any letter was refused."""
     if not letter_ids and not all_:
         raise typer.BadParameter("name dead letters by ID, or pass --all (with filters)")
-    settings = settings_from(config, broker=broker)
+    settings = settings_from(config, broker=broker, app=app)
     letters = dlq.select(dlq.read_letters(settings), ids=letter_ids or (), agent=agent, reason=reason,
                          source_topic=source_topic)
     plan = dlq.plan_replay(settings, letters, force=force)
@@ -93,7 +93,8 @@ def replay(letter_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID].
     for letter in sendable:
         print(f"{'would re-send' if dry_run else 're-sending'} {letter.id} -> {letter.letter.source_topic}")
     sent = 0 if dry_run else dlq.replay(settings, sendable)
-    print(f"{sent} dead letters re-sent" if not dry_run else f"{len(sendable)} dead letters selected")
+    print(f"{counted(sent, 'dead letter')} re-sent" if not dry_run
+          else f"{counted(len(sendable), 'dead letter')} selected")
     if plan.refused:
         if not all_:
             print("nothing re-sent: a named letter was refused", file=sys.stderr)

@@ -6,17 +6,18 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.options import AppOption, BrokerOption, ConfigOption, settings_from
 from streams.cli.safe_text import printable
 from streams.tools.lineage import explain
 
 
 def explain_command(
     order_id: Annotated[str, typer.Argument(help="The order id, e.g. from /portfolio or trading.events")],
+    app: AppOption = None,
     broker: BrokerOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the causal chain of an order: order <- signal <- indicators/anomalies/enrichment
     <- candle <- the trades' offsets."""
-    for line in explain(settings_from(config, broker=broker), order_id):
+    for line in explain(settings_from(config, broker=broker, app=app), order_id):
         print(printable(line))  # event fields are untrusted text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.options import AppOption, BrokerOption, ConfigOption, settings_from
 from streams.cli.safe_text import plain
 from streams.tools.rebuild import Comparison, rebuild_candles, rebuild_portfolio
 
@@ -33,17 +33,19 @@ def _report(result: Comparison) -> None:
 
 @app.command("portfolio")
 def portfolio(
-    app_id: str | None = typer.Option(None, help="App whose live table to compare [env TICKTIDE_APP_ID]"),
-    broker: BrokerOption = None, config: ConfigOption = None,
+    app_id: str | None = typer.Option(
+        None, help="App id whose live table to compare, topics unprefixed [env TICKTIDE_APP_ID]"),
+    app: AppOption = None, broker: BrokerOption = None, config: ConfigOption = None,
 ) -> None:
     """Fold trading.events from the beginning into fresh portfolios; compare per account."""
-    _report(rebuild_portfolio(settings_from(config, broker=broker, app_id=app_id)))
+    _report(rebuild_portfolio(settings_from(config, broker=broker, app_id=app_id, app=app)))
 
 
 @app.command("candles")
 def candles(
-    app_id: str | None = typer.Option(None, help="App whose output to compare [env TICKTIDE_APP_ID]"),
-    broker: BrokerOption = None, config: ConfigOption = None,
+    app_id: str | None = typer.Option(
+        None, help="App id whose output to compare, topics unprefixed [env TICKTIDE_APP_ID]"),
+    app: AppOption = None, broker: BrokerOption = None, config: ConfigOption = None,
 ) -> None:
     """Fold market.trades from the beginning into fresh candles; compare with market.candles."""
-    _report(rebuild_candles(settings_from(config, broker=broker, app_id=app_id)))
+    _report(rebuild_candles(settings_from(config, broker=broker, app_id=app_id, app=app)))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.options import BrokerOption, ConfigOption, settings_from
+from streams.cli.options import AppOption, BrokerOption, ConfigOption, settings_from
 
 
 def worker(
@@ -22,6 +22,7 @@ def worker(
     app_id: Annotated[
         str | None, typer.Option(help="App id = consumer group [env TICKTIDE_APP_ID]", show_default=False)
     ] = None,
+    app: AppOption = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error", show_default=False)] = None,
     refresh_fallbacks: Annotated[bool | None, typer.Option(
         "--refresh-fallbacks", help="Ask Claude again (within the budget) for events whose logged outcome was a "
@@ -33,5 +34,5 @@ def worker(
     from streams.worker import run_worker
 
     run_worker(settings_from(
-        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level,
+        config, broker=broker, web_port=web_port, data_dir=data_dir, app_id=app_id, log_level=log_level, app=app,
         enrich_refresh_fallbacks=refresh_fallbacks))
