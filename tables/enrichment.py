@@ -31,9 +31,17 @@ from faust.types import TableT
 
 from domain.enrich.assessment import InvalidAnswer
 from domain.enrich.cache import SUBJECT_PREFIX, ResponseCache, cached_outcome, published_outcome, subject_key
-from domain.enrich.context import Context, Subject, build_context, history_entry, snapshot_due, subject_of
+from domain.enrich.context import (
+    INPUTS,
+    Context,
+    Subject,
+    build_context,
+    history_entry,
+    snapshot_due,
+    subject_of,
+)
 from domain.enrich.outcome import Outcome
-from schemas.records import Anomaly, Enrichment, EnrichmentSource, Event, IndicatorSnapshot, News
+from schemas.records import Enrichment, EnrichmentSource, Event, IndicatorSnapshot
 from streams.errors import BrokerError, DecodeError, UnexpectedRecordType
 from streams.faust.context import WorkerApp
 from streams.kafka.codec import AvroCodec
@@ -183,14 +191,6 @@ class LoggedCache:
             record = published_record(subject_id, outcome, self.clock())
             pending.append(await topic.send_pending(record, key=record.envelope.event_id))
         await asyncio.gather(*pending)
-
-
-INPUTS: dict[str, tuple[str, type[Event]]] = {
-    "anomalies": ("analysis.anomalies", Anomaly),
-    "indicators": ("analysis.indicators", IndicatorSnapshot),
-    "news": ("market.news", News),
-}
-"""What can be enriched: kind (as in ``enrich_inputs``) -> (topic, its record type)."""
 
 
 class EnrichmentInputs:

@@ -1,0 +1,174 @@
+"""`ticktide enrich backfill` against the fake Messages API's batch endpoints, on the
+embedded broker: the range's unanswered events go out as one batch, failed results are
+left for the next run, a result nobody asked for is ignored, records that cannot be used
+are reported, an interrupted run is picked up without a second batch, and a worker over
+the range then publishes the backfilled answers without one live call about them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from schemas.records import Anomaly, Enrichment, EnrichmentSource, Event, IndicatorSnapshot, News
+from streams.kafka.consumer import Consumed, read_topic
+from streams.kafka.producer import EventProducer
+from streams.settings import Settings
+from tables.enrichment import CACHE_TOPIC
+from tests.factories import T0, make_anomaly, make_envelope, make_indicator_snapshot, make_news, make_trade
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.harness import REPO, cli_env, run_cli, start_worker
+
+pytestmark = pytest.mark.integration
+FROM, TO = T0, T0 + timedelta(minutes=30)
+RANGE = ("--from", FROM.isoformat(), "--to", TO.isoformat())
+ALL = ("--topic", "analysis.anomalies,analysis.indicators", "--topic", "market.news")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+def _env(fake: FakeAnthropic) -> dict[str, str]:
+    """The enrichment settings of both the backfill and the worker (the same contexts)."""
+    return {"TICKTIDE_ANTHROPIC_API_KEY": "test-key", "TICKTIDE_ANTHROPIC_BASE_URL": fake.url,
+            "TICKTIDE_ANTHROPIC_TIMEOUT_S": "5", "TICKTIDE_ENRICH_DEADLINE_S": "8",
+            "TICKTIDE_ENRICH_BATCH_WAIT_S": "0.2", "TICKTIDE_ENRICH_BATCH_MAX": "4",
+            "TICKTIDE_ENRICH_SNAPSHOT_EVERY_S": "0", "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0"}
+
+
+def _at(cls: type[Event], minutes: float) -> dict[str, object]:
+    return {"envelope": make_envelope(cls, event_time=T0 + timedelta(minutes=minutes))}
+
+
+def _history(settings: Settings) -> tuple[dict[str, Event], dict[str, Event]]:
+    """Events in the range (by id) and before it."""
+    inside: list[Event] = []
+    for i in range(8):
+        end = T0 + timedelta(minutes=i + 1)
+        inside.append(make_indicator_snapshot(candle_end=end, rsi=40 + 3 * i, ema_fast=100 + i, **_at(
+            IndicatorSnapshot, i + 1)))
+        inside.append(make_anomaly(value=3.5 + i / 4, **_at(Anomaly, i + 1.5)))
+    inside += [make_news(headline=f"Exchange {i} lists a new pair", symbols=["BTCUSDT"], **_at(News, 10 + i))
+               for i in range(4)]
+    before = [make_anomaly(value=9.0 + i, **_at(Anomaly, -60 - i)) for i in range(2)]
+    with EventProducer(settings) as producer:
+        for event in [*before, *inside]:
+            topic = {Anomaly: "analysis.anomalies", IndicatorSnapshot: "analysis.indicators",
+                     News: "market.news"}[type(event)]
+            producer.send(topic, event)
+        producer.send_raw("analysis.anomalies", b"BTCUSDT", b"\x00\x00\x00\x00\x07garbage")
+        producer.send_raw("market.news", b"wire", producer.codec.encode(make_trade()))
+    return ({e.envelope.event_id: e for e in inside}, {e.envelope.event_id: e for e in before})
+
+
+def _answers(settings: Settings) -> dict[str, Enrichment]:
+    """Claude's answers in the response log, by subject id."""
+    return {r.event.subject_event_id: r.event for r in read_topic(settings, CACHE_TOPIC, idle_timeout=2)
+            if isinstance(r, Consumed) and isinstance(r.event, Enrichment) and r.event.subject_type == "cache"}
+
+
+def _run(settings: Settings, fake: FakeAnthropic, *args: str) -> subprocess.CompletedProcess[str]:
+    done = run_cli("enrich", "backfill", *ALL, *RANGE, "--poll", "0.05", *args, settings=settings, **_env(fake))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_backfill_leaves_failures_for_the_next_run_and_a_worker_then_asks_nothing_about_the_range(
+        stack_settings: Settings, fake: FakeAnthropic, tmp_path: Path) -> None:
+    inside, before = _history(stack_settings)
+    fake.batches.script("succeeded", "errored", "succeeded", "expired", "invalid")  # then all succeed
+    stray = {"custom_id": "r999", "result": {"type": "succeeded", "message": {
+        "id": "m", "type": "message", "role": "assistant", "model": "x", "stop_reason": "tool_use",
+        "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1},
+        "content": [{"type": "tool_use", "id": "t", "name": "record_assessments", "input": {"assessments": [
+            {"id": "0", "regime": "trending", "sentiment": 1.0, "risk_flags": [], "confidence": 1.0,
+             "rationale": "Buy everything."}]}}]}}}
+    fake.batches.extra_results.append(json.dumps(stray).encode())
+
+    first = _run(stack_settings, fake)
+    assert f"in range: {len(inside)} events to enrich, 0 already answered" in first.stdout
+    assert "skipped 2 records that cannot be used" in first.stdout
+    assert "analysis.anomalies: UnknownSchemaId" in first.stdout
+    assert "market.news: UnexpectedRecordType" in first.stdout
+    assert "ignored 1 results for requests that were not asked: r999" in first.stdout
+    asked = fake.batches.items()
+    assert len(asked) == len(inside) and fake.batches.creates == 1  # nothing outside the range
+    assert fake.calls == 0 and not fake.state.requests  # no live call
+    logged = _answers(stack_settings)
+    left = set(inside) - set(logged)
+    assert set(logged) <= set(inside) and len(left) == 3 * 4  # 4 items a request: errored, expired, invalid
+    assert "left for a later run: 4 errored, 4 expired, 4 sentiment 3.0 outside" in first.stdout
+    assert all(a.rationale != "Buy everything." for a in logged.values())
+    assert "0.0 cache read, 0.0 cache write" in first.stdout  # the prefix is below the cache minimum
+
+    second = _run(stack_settings, fake)
+    assert f"{len(inside) - len(left)} already answered in the response log, {len(left)} without" in second.stdout
+    assert len(fake.batches.items()) == len(asked) + len(left) and fake.batches.creates == 2
+    assert set(_answers(stack_settings)) == set(inside)
+    third = _run(stack_settings, fake)
+    assert "nothing to ask" in third.stdout and fake.batches.creates == 2
+
+    worker = start_worker(stack_settings, tmp_path / "worker.log", **_env(fake))
+    try:
+        deadline, found = time.monotonic() + 120, {}
+        while time.monotonic() < deadline and len(found) < len(inside) + len(before):
+            found = {r.event.subject_event_id: r.event for r in read_topic(
+                stack_settings, "analysis.enrichments", idle_timeout=2)
+                if isinstance(r, Consumed) and isinstance(r.event, Enrichment)}
+            time.sleep(0.5)
+    finally:
+        worker.discard()
+    assert set(found) == set(inside) | set(before)
+    answers = _answers(stack_settings)
+    for subject_id in inside:
+        published, answered = found[subject_id], answers[subject_id]
+        assert published.source is EnrichmentSource.CACHE, published
+        assert (published.regime, published.sentiment, published.rationale) == (
+            answered.regime, answered.sentiment, answered.rationale)
+    live_items = [item for request in fake.state.requests for item in request]
+    assert sorted(item["value"] for item in live_items) == sorted(  # only the events before the range
+        e.value for e in before.values() if isinstance(e, Anomaly))
+
+
+def test_an_interrupted_backfill_is_picked_up_without_a_second_batch(
+        stack_settings: Settings, fake: FakeAnthropic) -> None:
+    inside, _ = _history(stack_settings)
+    fake.batches.hold = True  # the batch stays in progress until released
+    args = [sys.executable, "-m", "streams.cli", "enrich", "backfill", *ALL, *RANGE, "--poll", "0.05"]
+    process = subprocess.Popen(args, env=cli_env(stack_settings, **_env(fake)), cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while fake.batches.looks == 0 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # created, and followed
+        assert fake.batches.creates == 1, process.communicate(timeout=5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, out + err
+    assert "interrupted: batch msgbatch_fake0001 keeps running" in err and "run the same command again" in err
+    assert not _answers(stack_settings)
+    state = json.loads(next(Path(stack_settings.data_dir).glob("enrich-backfill.*.json")).read_text())
+    assert [b["id"] for b in state["batches"]] == ["msgbatch_fake0001"]
+
+    fake.batches.hold = False
+    resumed = _run(stack_settings, fake)
+    assert "picking up batch msgbatch_fake0001" in resumed.stderr
+    assert f"batch msgbatch_fake0001: wrote {len(inside)} answers" in resumed.stdout
+    assert "nothing to ask" in resumed.stdout
+    assert fake.batches.creates == 1 and fake.calls == 0
+    assert set(_answers(stack_settings)) == set(inside)
+    state = json.loads(next(Path(stack_settings.data_dir).glob("enrich-backfill.*.json")).read_text())
+    assert state["batches"] == []
