@@ -99,15 +99,15 @@ class BatchClient:
 
     def results(self, batch_id: str, items: dict[str, list[str]]) -> Iterator[RequestResult]:
         """The results of an ended batch, read like live answers; ``items`` are the item ids
-        each custom_id asked. A line that cannot be read ends the reading (ClaudeUnavailable
-        after the lines before it)."""
+        each custom_id asked. A file that stops making sense ends with one result of kind
+        ``unreadable`` and no custom_id; ClaudeUnavailable if it cannot be fetched."""
         try:
             for line in self._reader.messages.batches.results(batch_id):
                 yield _result(line, items)
-        except (anthropic.APIError, ValueError) as error:
-            if isinstance(error, anthropic.APIError):
-                raise _failure(error, f"reading the results of {batch_id}") from None
-            raise ClaudeUnavailable("unreadable_results", f"{batch_id}: {str(error)[:300]}") from None
+        except anthropic.APIError as error:
+            raise _failure(error, f"reading the results of {batch_id}") from None
+        except ValueError as error:  # not JSON lines
+            yield RequestResult("", "unreadable", detail=f"the results stop making sense: {str(error)[:200]}")
 
 
 def _result(line: Any, items: dict[str, list[str]]) -> RequestResult:

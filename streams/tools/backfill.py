@@ -194,6 +194,9 @@ def write_answers(settings: Settings, producer: EventProducer, batch: PendingBat
     spec = catalog_topic(CACHE_TOPIC)
     for result in results:
         items = batch.requests.get(result.custom_id)
+        if items is None and result.kind == "unreadable":
+            written.details.append(result.detail)
+            continue
         if items is None or result.custom_id in seen:
             written.unknown.append(result.custom_id or "(none)")
             continue

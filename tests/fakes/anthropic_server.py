@@ -112,8 +112,8 @@ class _State:
         self.usage: list[tuple[int, int]] = []  # (input, output) of every answer and error reported
         self.requests: list[list[dict[str, Any]]] = []  # the items of every messages request
         self.cache_min_tokens = 1024  # the shortest prefix the "model" caches
-        self.prompt_cache: dict[str, int] = {}  # prefix -> times seen (live calls)
         self.bytes_per_token = 4  # what count_tokens counts (another tokenizer: another figure)
+        self.prompt_cache: dict[str, int] = {}  # prefix -> times seen (live calls)
 
     def next_fault(self) -> str:
         with self.lock:

@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from domain.enrich.batch import PendingBatch, TokenSplit, batch_limits, min_cacheable_tokens
 from domain.enrich.budget import Budget
 from streams.claude.batches import BatchClient, BatchStatus, batch_client_from
+from streams.claude.client import ClaudeUnavailable
 from streams.claude.enricher import client_from, limits_from
 from streams.cli.safe_text import plain, printable
 from streams.errors import ConfigError
@@ -59,7 +60,15 @@ class Run:
                 counts = ", ".join(f"{n} {k}" for k, n in status.counts.items() if n)
                 bar.update(task, description=f"batch {status.batch_id}: {status.processing_status} ({counts})")
 
-            ended = follow(self.client, batch.batch_id, self.poll_s, self.interrupted, show)
+            try:
+                ended = follow(self.client, batch.batch_id, self.poll_s, self.interrupted, show)
+            except ClaudeUnavailable as error:
+                if error.reason != "http_404":
+                    raise
+                self.console.print(f"batch {plain(batch.batch_id)} is unknown to the API ({plain(str(error))}): "
+                                   "forgotten; its events are asked again")
+                self.state.save([b for b in self.state.load() if b.batch_id != batch.batch_id])
+                return
         if ended is None:
             self.console.print(
                 f"interrupted: batch {batch.batch_id} keeps running at Anthropic and is remembered in "
@@ -137,14 +146,16 @@ def _report_found(found: Found) -> None:
 def _report_tokens(run: Run, prefix_tokens: int) -> None:
     if not run.written.answers:
         return
-    split = run.written.tokens.per_event(run.written.answers)
+    tokens, answers = run.written.tokens, run.written.answers
+    split = tokens.per_event(answers)
     minimum = min_cacheable_tokens(run.client.model)
     cached = "marked for the prompt cache" if run.client.cache_prefix else "too short to cache, not marked"
     print(f"input tokens per enriched event: {split['cache_read']:.1f} cache read, "
-          f"{split['cache_write']:.1f} cache write, {split['uncached']:.1f} uncached; "
-          f"output {run.written.tokens.output / run.written.answers:.1f} "
-          f"(fixed prefix {prefix_tokens} tokens, {run.client.model} caches from {minimum}: {cached}); "
-          f"spent ${run.budget.total_usd:.4f} at the batch price", flush=True)
+          f"{split['cache_write']:.1f} cache write, {split['uncached']:.1f} uncached; output "
+          f"{tokens.output / answers:.1f} (usage of every result over {answers} answers written; fixed "
+          f"prefix {prefix_tokens} tokens, {run.client.model} caches from {minimum}: {cached}); "
+          f"${run.budget.limits.cost_usd(tokens.input_tokens, tokens.output):.4f} at the batch price",
+          flush=True)
 
 
 def backfill(settings: Settings, topics: list[str], start_us: int, end_us: int, poll_s: float,
