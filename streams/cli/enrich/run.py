@@ -64,7 +64,8 @@ class Run:
                 ended = follow(self.client, batch.batch_id, self.poll_s, self.interrupted, show)
             except ClaudeUnavailable as error:
                 if error.reason != "http_404":
-                    raise
+                    raise ClaudeUnavailable(error.reason, f"{error} (the batch stays remembered in "
+                                            f"{self.state.path}: run the same command again)") from None
                 self.console.print(f"batch {plain(batch.batch_id)} is unknown to the API ({plain(str(error))}): "
                                    "forgotten; its events are asked again")
                 self.state.save([b for b in self.state.load() if b.batch_id != batch.batch_id])
@@ -165,12 +166,16 @@ def backfill(settings: Settings, topics: list[str], start_us: int, end_us: int, 
     if live is None:
         raise ConfigError("no API key: set TICKTIDE_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)")
     console = Console(stderr=True, highlight=False)
-    with console.status("calibrating the token estimate (count_tokens)"):
-        chars_per_token = asyncio.run(live.calibrate())  # as a starting worker does: same contexts
+    interrupted = threading.Event()  # Ctrl-C sets it: polling stops; nothing is created after it; a create completes
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        with console.status("calibrating the token estimate (count_tokens)"):
+            chars_per_token = asyncio.run(live.calibrate())  # as a starting worker does: same contexts
+    except BaseException:
+        signal.signal(signal.SIGINT, previous)
+        raise
     client = batch_client_from(settings, live.cache_prefix)
     assert client is not None
-    interrupted = threading.Event()  # Ctrl-C sets it: polling stops, a create in flight completes
-    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     run = Run(settings, client, StateFile(state) if state else StateFile.of(settings), poll_s, console, interrupted)
     try:
         for batch in [b for b in run.state.load() if b.topic_prefix == settings.topic_prefix]:
