@@ -66,6 +66,7 @@ class Found:
     wanted: dict[str, list[Context]] = field(default_factory=dict)
     in_range: int = 0
     answered: int = 0
+    fallbacks: int = 0  # of the unanswered: live published a fallback for them
     skipped: Counter[str] = field(default_factory=Counter)
     where: list[str] = field(default_factory=list)
 
@@ -128,6 +129,8 @@ def scan(settings: Settings, codec: AvroCodec, topics: list[str], start_us: int,
             found.answered += 1
         else:
             found.wanted.setdefault(key, []).append(context)
+            published = cache.published.get(subject.event_id)
+            found.fallbacks += published is not None and published.source is EnrichmentSource.FALLBACK
     return found
 
 

@@ -20,9 +20,11 @@ import pytest
 from pydantic import SecretStr
 
 from domain.clock import to_micros
+from domain.enrich.assessment import fallback_assessment
 from domain.enrich.batch import PendingBatch
 from domain.enrich.cache import ResponseCache
 from domain.enrich.context import build_context, subject_of
+from domain.enrich.outcome import Outcome
 from schemas.records import Anomaly, Enrichment, EnrichmentSource, Event, IndicatorSnapshot, News
 from streams.claude.batches import BatchClient
 from streams.claude.enricher import client_from
@@ -33,7 +35,7 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.registry import make_registry
 from streams.settings import Settings, load_settings
 from streams.tools.backfill import StateFile, scan, write_answers
-from tables.enrichment import CACHE_TOPIC
+from tables.enrichment import CACHE_TOPIC, published_record
 from tests.factories import T0, make_anomaly, make_envelope, make_indicator_snapshot, make_news, make_trade
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import REPO, cli_env, run_cli, start_worker
@@ -55,7 +57,8 @@ def _env(fake: FakeAnthropic) -> dict[str, str]:
     return {"TICKTIDE_ANTHROPIC_API_KEY": "test-key", "TICKTIDE_ANTHROPIC_BASE_URL": fake.url,
             "TICKTIDE_ANTHROPIC_TIMEOUT_S": "5", "TICKTIDE_ENRICH_DEADLINE_S": "8",
             "TICKTIDE_ENRICH_BATCH_WAIT_S": "0.2", "TICKTIDE_ENRICH_BATCH_MAX": "4",
-            "TICKTIDE_ENRICH_SNAPSHOT_EVERY_S": "0", "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0"}
+            "TICKTIDE_ENRICH_SNAPSHOT_EVERY_S": "0", "TICKTIDE_ENRICH_REQUESTS_PER_MIN": "0",
+            "TICKTIDE_ENRICH_REFRESH_FALLBACKS": "true"}  # live's fallbacks give way to backfilled answers
 
 
 def _at(cls: type[Event], minutes: float) -> dict[str, object]:
@@ -107,7 +110,14 @@ def test_backfill_leaves_failures_for_the_next_run_and_a_worker_then_asks_nothin
              "rationale": "Buy everything."}]}}]}}}
     fake.batches.extra_results.append(json.dumps(stray).encode())
 
+    fell_back = next(i for i, e in inside.items() if isinstance(e, Anomaly))  # live fell back for it
+    outcome = Outcome(fallback_assessment({"kind": "anomaly"}, [], "budget_daily_usd"), EnrichmentSource.FALLBACK,
+                      reason="budget_daily_usd")
+    with EventProducer(stack_settings) as producer:
+        record = published_record(fell_back, outcome, time.time())
+        producer.send(CACHE_TOPIC, record, key=record.envelope.event_id)
     dry = _run(stack_settings, fake, "--dry-run")
+    assert "1 of them had a fallback published live" in dry.stdout
     assert "asking 20 events in 5 batch requests" in dry.stdout and fake.batches.creates == 0
     first = _run(stack_settings, fake)
     assert f"in range: {len(inside)} events to enrich, 0 already answered" in first.stdout

@@ -137,6 +137,9 @@ class Run:
 def _report_found(found: Found) -> None:
     print(f"in range: {found.in_range} events to enrich, {found.answered} already answered in the response "
           f"log, {found.events} without an answer", flush=True)
+    if found.fallbacks:
+        print(f"{found.fallbacks} of them had a fallback published live: a replay or worker serves their answers "
+              "only with TICKTIDE_ENRICH_REFRESH_FALLBACKS=true", flush=True)
     if found.skipped:
         print(f"skipped {sum(found.skipped.values())} records that cannot be used (a worker dead-letters "
               "them): " + ", ".join(f"{n} x {why}" for why, n in found.skipped.most_common()), flush=True)
