@@ -20,33 +20,20 @@ from faust.types import EventT
 from domain.enrich.breaker import CircuitBreaker
 from domain.enrich.budget import Budget
 from domain.enrich.cache import ResponseCache
-from domain.enrich.context import (
-    Context,
-    Subject,
-    build_context,
-    snapshot_due,
-    snapshot_subject,
-    subject_of,
-)
+from domain.enrich.context import Context, Subject, build_context, snapshot_subject
 from domain.enrich.outcome import Outcome, enrichment_record
-from schemas.records import Anomaly, Enrichment, EnrichmentSource, Event, IndicatorSnapshot, News, utc_now
+from schemas.records import Enrichment, EnrichmentSource, Event, utc_now
 from streams.claude.enricher import Enricher, client_from, limits_from
 from streams.claude.metrics import EnrichmentMetrics
-from streams.errors import UnexpectedRecordType
 from streams.faust.context import WorkerApp
 from streams.faust.internals import partition_scope
 from streams.kafka.json_form import event_to_json
 from tables import enrichment as glue
-from tables.enrichment import PRODUCER, ContextHistory, LoggedCache
+from tables.enrichment import PRODUCER, EnrichmentInputs, LoggedCache
 
 log = logging.getLogger(__name__)
 AGENT = "enrichment"
 ASSESS_AGENT = "enrichment.assess"
-INPUTS: dict[str, tuple[str, type[Event]]] = {
-    "anomalies": ("analysis.anomalies", Anomaly),
-    "indicators": ("analysis.indicators", IndicatorSnapshot),
-    "news": ("market.news", News),
-}
 
 
 def make_enricher(app: WorkerApp, cache: LoggedCache) -> Enricher:
@@ -64,30 +51,19 @@ def make_enricher(app: WorkerApp, cache: LoggedCache) -> Enricher:
 def install(app: WorkerApp) -> None:
     """Register the enrichment agent and GET /assess/{symbol}."""
     settings = app.settings
-    enabled = set(settings.enrich_inputs.split(","))
-    types = {topic: kind for topic, kind in INPUTS.values()}
-    kinds = {topic: name for name, (topic, _) in INPUTS.items()}
     cache = LoggedCache(app, ResponseCache(settings.enrich_cache_ttl_s))
     enricher = make_enricher(app, cache)
-    history = ContextHistory(settings.enrich_history)
+    inputs = EnrichmentInputs(settings)
     out = app.typed_topics["analysis.enrichments"]
     table = glue.declare(app)
-    channel = app.topic(*(app.typed_topics[name].name for name in types), key_type=bytes, value_type=bytes,
-                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    channel = app.topic(*(app.typed_topics[name].name for name in inputs.types), key_type=bytes,
+                        value_type=bytes, key_serializer="raw", value_serializer="raw",
+                        partitions=settings.partitions)
     prefix = settings.topic_prefix
 
     def subject(message: Any) -> Subject | None:
         """The subject of a record, or None for a snapshot kept only as context."""
-        topic = message.topic.removeprefix(prefix)
-        record = app.decode_valid(message.value, Event)
-        if not isinstance(record, types[topic]):
-            raise UnexpectedRecordType(
-                f"{topic} carries {types[topic].__name__}, not {type(record).__name__}")
-        if isinstance(record, IndicatorSnapshot):
-            history.add(record)
-            if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
-                return None
-        return subject_of(record) if kinds[topic] in enabled else None
+        return inputs.subject(message.topic.removeprefix(prefix), app.decode_valid(message.value, Event))
 
     async def enrich_batch(batch: list[EventT[Any]]) -> None:
         """Decode, enrich and send a batch; a record that fails is dead-lettered alone."""
@@ -97,8 +73,7 @@ def install(app: WorkerApp) -> None:
                 found = subject(event.message)
                 if found is not None:
                     items.append((event.message, found))
-        contexts = [build_context(s, history.of(s.symbol), settings.enrich_context_tokens,
-                                  enricher.chars_per_token) for _, s in items]
+        contexts = [inputs.context(s, enricher.chars_per_token) for _, s in items]
         outcomes = await safe_enrich(contexts)
         try:  # logged before it is published: a replay finds every outcome live published
             await cache.log_published([(c.subject.event_id, o) for c, o in zip(contexts, outcomes, strict=True)])
@@ -142,7 +117,7 @@ def install(app: WorkerApp) -> None:
             yield await assess_symbol(symbol)
 
     async def assess_symbol(symbol: str) -> dict[str, Any]:
-        recent = history.of(symbol)
+        recent = inputs.history.of(symbol)
         if not recent:
             return {"status": 404, "body": {"error": f"no indicators yet for {symbol!r}"}}
         subject = snapshot_subject(symbol, recent[-1])

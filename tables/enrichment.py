@@ -31,10 +31,18 @@ from faust.types import TableT
 
 from domain.enrich.assessment import InvalidAnswer
 from domain.enrich.cache import SUBJECT_PREFIX, ResponseCache, cached_outcome, published_outcome, subject_key
-from domain.enrich.context import history_entry
+from domain.enrich.context import (
+    INPUTS,
+    Context,
+    Subject,
+    build_context,
+    history_entry,
+    snapshot_due,
+    subject_of,
+)
 from domain.enrich.outcome import Outcome
-from schemas.records import Enrichment, EnrichmentSource, IndicatorSnapshot
-from streams.errors import BrokerError, DecodeError
+from schemas.records import Enrichment, EnrichmentSource, Event, IndicatorSnapshot
+from streams.errors import BrokerError, DecodeError, UnexpectedRecordType
 from streams.faust.context import WorkerApp
 from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
@@ -98,6 +106,13 @@ class LoggedAnswers:
     published: dict[str, Outcome] = field(default_factory=dict)  # subject id -> outcome
     ignored: Counter[str] = field(default_factory=Counter)
 
+    def fill(self, cache: ResponseCache) -> None:
+        """Put every answer and published outcome found into a response cache."""
+        for key, subject_id, outcome, stored_at in self.answers:
+            cache.remember(key, subject_id, outcome, stored_at)
+        for subject_id, outcome in self.published.items():
+            cache.publish(subject_id, outcome)
+
 
 def read_logged_answers(settings: Settings, codec: AvroCodec, now: float) -> LoggedAnswers:
     """Every answer logged up to the end offsets seen at the start, validated like a live
@@ -147,10 +162,7 @@ class LoggedCache:
             except BrokerError as error:  # enrich anyway: answers are asked again, on the budget
                 log.error("enrichment cache: could not read %s (%s); starting empty", CACHE_TOPIC, error)
                 found = LoggedAnswers()
-            for key, subject_id, outcome, stored_at in found.answers:
-                self.cache.remember(key, subject_id, outcome, stored_at)
-            for subject_id, outcome in found.published.items():
-                self.cache.publish(subject_id, outcome)
+            found.fill(self.cache)
             self._loaded = True
             self.ignored = sum(found.ignored.values())
             log.info("enrichment cache: %d answers and %d published outcomes loaded from %s",
@@ -179,6 +191,38 @@ class LoggedCache:
             record = published_record(subject_id, outcome, self.clock())
             pending.append(await topic.send_pending(record, key=record.envelope.event_id))
         await asyncio.gather(*pending)
+
+
+class EnrichmentInputs:
+    """Which records are enriched and the context each is asked with: the one code path of
+    the enrichment agent and of ``ticktide enrich backfill`` (same context, same cache key).
+    Feed it the records of its topics in the order they are read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.history = ContextHistory(settings.enrich_history)
+        self.enabled = set(settings.enrich_inputs.split(","))
+        self.types = {topic: kind for topic, kind in INPUTS.values()}
+        self.kinds = {topic: name for name, (topic, _) in INPUTS.items()}
+
+    def subject(self, topic: str, record: Event) -> Subject | None:
+        """The subject of a decoded, valid record of ``topic`` (unprefixed), or None for one
+        that is not enriched (a snapshot not due is kept only as context);
+        UnexpectedRecordType for a record the topic must not carry."""
+        if not isinstance(record, self.types[topic]):
+            raise UnexpectedRecordType(
+                f"{topic} carries {self.types[topic].__name__}, not {type(record).__name__}")
+        settings = self.settings
+        if isinstance(record, IndicatorSnapshot):
+            self.history.add(record)
+            if not snapshot_due(record, settings.enrich_snapshot_interval, settings.enrich_snapshot_every_s):
+                return None
+        return subject_of(record) if self.kinds[topic] in self.enabled else None
+
+    def context(self, subject: Subject, chars_per_token: float) -> Context:
+        """The context the subject is asked with, from the snapshots fed so far."""
+        return build_context(subject, self.history.of(subject.symbol), self.settings.enrich_context_tokens,
+                             chars_per_token)
 
 
 class ContextHistory:

@@ -11,7 +11,8 @@ __all__ = ["broker", "isolated_broker", "stack_settings", "worker"]
 LONGEST_FIRST = (
     "test_backtest_parity.py", "test_broker_failures.py", "test_compaction.py", "test_scaling.py",
     "test_exactness.py", "test_market_time_replay.py", "test_trading.py", "test_web_hostile.py", "test_hostile_feed.py",
-    "test_worker_pipeline.py", "test_enrichment_pipeline.py", "test_ops_tools.py", "test_analysis.py",
+    "test_worker_pipeline.py", "test_enrichment_pipeline.py", "test_enrich_backfill.py", "test_ops_tools.py",
+    "test_analysis.py",
     "test_dlq.py", "test_health.py", "test_dev_stack.py", "test_component_failure.py", "test_dashboard.py",
 )
 """Files of the longest tests (`--durations`), started first so that a parallel run

@@ -122,6 +122,11 @@ class ResponseCache:
         return replace(found, source=EnrichmentSource.CACHE, input_tokens=0, output_tokens=0,
                        latency_ms=0.0, reason=None)
 
+    def answer_for(self, key: str, subject_id: str, now: float, refresh_fallbacks: bool = False) -> Outcome | None:
+        """What a worker serves an event without asking Claude (what was published for its
+        subject, else a fresh answer to its key or its subject); None: it would be asked."""
+        return self.replayed(subject_id, refresh_fallbacks) or self.get(key, subject_id, now)
+
     def publish(self, subject_id: str, outcome: Outcome) -> None:
         """Keep the outcome published for a subject (the newest wins, as in the compacted log)."""
         self.published.pop(subject_id, None)

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.enrich.assessment import TOOL_SCHEMA, Assessment, InvalidAnswer, validate_answer
+from domain.enrich.batch import TokenSplit, min_cacheable_tokens
 from domain.enrich.budget import OverBudget, Reservation, worst_input_tokens
-from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, user_message
+from domain.enrich.context import CHARS_PER_TOKEN, SYSTEM_PROMPT, Context, Subject, estimate_tokens, user_message
 from streams.claude.retry import is_spend_limit, retry_delay, should_retry
 from streams.errors import TickTideError
 
@@ -130,9 +131,9 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def usage_of(source: Any) -> Usage | None:
-    """The (input, output) tokens a response or an error body reports; None without any.
-    Prompt-cache reads and writes count as input."""
+def usage_split(source: Any) -> TokenSplit | None:
+    """The tokens a response or an error body reports, input split by the prompt cache
+    (uncached, written, read); None without any."""
     usage = source.get("usage") if isinstance(source, dict) else getattr(source, "usage", None)
     if usage is None:
         return None
@@ -140,7 +141,43 @@ def usage_of(source: Any) -> Usage | None:
     fields = {n: usage.get(n) if isinstance(usage, dict) else getattr(usage, n, None) for n in names}
     if fields["input_tokens"] is None and fields["output_tokens"] is None:
         return None
-    return (sum(_count(fields[n]) for n in names[:3]), _count(fields["output_tokens"]))
+    return TokenSplit(*(_count(fields[n]) for n in names))
+
+
+def usage_of(source: Any) -> Usage | None:
+    """The (input, output) tokens a response or an error body reports; None without any.
+    Prompt-cache reads and writes count as input."""
+    split = usage_split(source)
+    return None if split is None else (split.input_tokens, split.output)
+
+
+def message_params(model: str, max_tokens: int, message: str, cache_prefix: bool = False) -> dict[str, Any]:
+    """The Messages API request of one prompt (live and batch alike): the system prompt, the
+    forced tool call, the user turn. ``cache_prefix`` marks the fixed prefix (tools, then
+    system) for the prompt cache: worth it only when it reaches the model's minimum
+    (``domain.enrich.batch.min_cacheable_tokens``), else the API ignores the mark."""
+    system: str | list[dict[str, Any]] = SYSTEM_PROMPT
+    if cache_prefix:
+        system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}]
+    return {"model": model, "max_tokens": max_tokens, "system": system,
+            "messages": [{"role": "user", "content": message}],
+            "tools": [TOOL], "tool_choice": {"type": "tool", "name": TOOL_NAME}}
+
+
+def read_answer(response: Any, item_ids: list[str]) -> tuple[dict[str, Assessment], dict[str, str], dict[str, str]]:
+    """What a response says about the items: valid assessments by id, a problem for every
+    other id, and a short reason where it is not an invalid answer (refusal, max_tokens)."""
+    stop = getattr(response, "stop_reason", None)
+    if stop == "refusal":
+        return {}, dict.fromkeys(item_ids, "refusal"), dict.fromkeys(item_ids, "refusal")
+    tool_input = next((block.input for block in getattr(response, "content", None) or []
+                       if getattr(block, "type", None) == "tool_use"
+                       and getattr(block, "name", None) == TOOL_NAME), None)
+    try:
+        valid, problems = validate_answer(tool_input, item_ids)
+    except InvalidAnswer as exc:
+        valid, problems = {}, dict.fromkeys(item_ids, str(exc))
+    return valid, problems, dict.fromkeys(problems, "max_tokens") if stop == "max_tokens" else {}
 
 
 class ClaudeClient:
@@ -157,6 +194,7 @@ class ClaudeClient:
         self.max_output_tokens = max_output_tokens
         self.timeout_s = timeout_s
         self.chars_per_token = CHARS_PER_TOKEN
+        self.prefix_tokens = estimate_tokens(PROMPT_TEXT)  # counted by ``calibrate`` when it can
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
                                                 timeout=timeout_s, max_retries=0)
 
@@ -174,10 +212,17 @@ class ClaudeClient:
             tokens = counted.input_tokens - overhead.input_tokens
             if tokens > 0:
                 self.chars_per_token = max(1.0, min(8.0, len(sample) / tokens))
+            if overhead.input_tokens > 0:  # the prompt without data: the fixed prefix, and a token
+                self.prefix_tokens = overhead.input_tokens
         except (anthropic.APIError, ValueError) as exc:
             log.info("count_tokens unavailable (%s); estimating %.1f chars/token", exc,
                      self.chars_per_token)
         return self.chars_per_token
+
+    @property
+    def cache_prefix(self) -> bool:
+        """Is the fixed prefix long enough for the model's prompt cache?"""
+        return self.prefix_tokens >= min_cacheable_tokens(self.model)
 
     async def _attempt(self, message: str, timeout: float, meter: Meter) -> Any:
         """One HTTP attempt, reserved before it is sent and settled after."""
@@ -188,9 +233,7 @@ class ClaudeClient:
         usage: Usage | None = None
         try:
             response = await self._client.messages.create(
-                model=self.model, max_tokens=self.max_output_tokens, system=SYSTEM_PROMPT,
-                messages=[{"role": "user", "content": message}],
-                tools=[TOOL], tool_choice={"type": "tool", "name": TOOL_NAME}, timeout=timeout)
+                **message_params(self.model, self.max_output_tokens, message, self.cache_prefix), timeout=timeout)
             usage = usage_of(response)
             return response
         except anthropic.APIStatusError as error:
@@ -252,19 +295,10 @@ class ClaudeClient:
             used = usage_of(response) or (0, 0)
             answer.input_tokens += used[0]
             answer.output_tokens += used[1]
-            stop = getattr(response, "stop_reason", None)
-            if stop == "refusal":
-                answer.problems.update(dict.fromkeys(pending, "refusal"))
-                answer.reasons = dict.fromkeys(pending, "refusal")
+            valid, problems, answer.reasons = read_answer(response, list(pending))
+            if getattr(response, "stop_reason", None) == "refusal":
+                answer.problems.update(problems)
                 return answer
-            tool_input = next((block.input for block in getattr(response, "content", None) or []
-                               if getattr(block, "type", None) == "tool_use"
-                               and getattr(block, "name", None) == TOOL_NAME), None)
-            try:
-                valid, problems = validate_answer(tool_input, list(pending))
-            except InvalidAnswer as exc:
-                valid, problems = {}, dict.fromkeys(pending, str(exc))
-            answer.reasons = dict.fromkeys(problems, "max_tokens") if stop == "max_tokens" else {}
             answer.assessments.update(valid)
             answer.problems = problems
             pending = {item_id: pending[item_id] for item_id in problems}

@@ -118,8 +118,7 @@ class Enricher:
         misses: dict[str, list[int]] = {}  # cache key -> positions asking it
         for position, context in enumerate(contexts):
             key = context.cache_key(self.model)
-            hit = (self.cache.replayed(context.subject.event_id, self.refresh_fallbacks)
-                   or self.cache.get(key, context.subject.event_id, self.clock()))
+            hit = self.cache.answer_for(key, context.subject.event_id, self.clock(), self.refresh_fallbacks)
             if hit is not None:
                 outcomes[position] = hit
             else:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from streams.cli import schemas
+from streams.cli import enrich, schemas
 from streams.cli.events import command, consume, produce
 from streams.cli.history import dlq, explain, parity, rebuild, replay
 from streams.cli.stack import broker, dev, topics, worker
@@ -38,6 +38,7 @@ app.command("explain")(explain.explain_command)
 app.command("command")(command.command_command)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(enrich.app, name="enrich")
 
 
 def version_text() -> str:

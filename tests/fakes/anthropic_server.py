@@ -10,6 +10,8 @@ bytes / 4 or ``output_tokens`` if set, never more than the request's ``max_token
 server keeps each reported usage in ``state.usage`` and each request's items in
 ``state.requests``. ``error_usage`` makes error answers carry a usage too.
 
+Serves the Message Batches endpoints too (tests/fakes/anthropic_batches.py: ``server.batches``).
+
 Faults: normal, rate_limited (429 rate_limit_error + retry-after ``retry_after``),
 spend_limit (429 rate_limit_error with ``details.error_code`` enforced_spend_limit_reached, as
 the API sends when the tier's monthly spend limit is reached), billing (402 billing_error),
@@ -29,12 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from tests.fakes.anthropic_batches import Batches
 
 FAULTS = ("normal", "rate_limited", "spend_limit", "billing", "overloaded", "server_error", "slow",
           "malformed", "refusal", "max_tokens", "invalid", "injected")
@@ -106,6 +111,9 @@ class _State:
         self.error_usage: dict[str, int] | None = None  # a usage in error bodies
         self.usage: list[tuple[int, int]] = []  # (input, output) of every answer and error reported
         self.requests: list[list[dict[str, Any]]] = []  # the items of every messages request
+        self.cache_min_tokens = 1024  # the shortest prefix the "model" caches
+        self.bytes_per_token = 4  # what count_tokens counts (another tokenizer: another figure)
+        self.prompt_cache: dict[str, int] = {}  # prefix -> times seen (live calls)
 
     def next_fault(self) -> str:
         with self.lock:
@@ -156,10 +164,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not (self.headers.get("x-api-key") or self.headers.get("authorization")):
             self._error(401, "authentication_error", "an x-api-key or authorization header is required")
             return
+        if self.path.split("?")[0] == "/v1/messages/batches":
+            status, body = self.server.batches.create(request)
+            self._send(status, json.dumps(body).encode())
+            return
         if self.path.startswith("/v1/messages/count_tokens"):
             with state.lock:
                 state.count_token_calls += 1
-            self._send(200, json.dumps({"input_tokens": len(raw) // 4}).encode())
+            self._send(200, json.dumps({"input_tokens": len(raw) // state.bytes_per_token}).encode())
             return
         if not self.path.startswith("/v1/messages"):
             self._error(404, "not_found_error", f"no route {self.path}")
@@ -180,40 +192,80 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(state.slow_s)
             self._answer(request, raw, fault)
 
+    def do_GET(self) -> None:
+        if not (self.headers.get("x-api-key") or self.headers.get("authorization")):
+            self._error(401, "authentication_error", "an x-api-key or authorization header is required")
+            return
+        found = re.fullmatch(r"/v1/messages/batches/([^/?]+)(/results)?(\?.*)?", self.path)
+        if found is None:
+            self._error(404, "not_found_error", f"no route {self.path}")
+            return
+        batches = self.server.batches
+        if found.group(2):
+            status, raw = batches.results(self.server.state, found.group(1))
+            self.send_response(status)
+            self.send_header("content-type", "application/binary" if status == 200 else "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        host, port = self.server.server_address[:2]
+        status, body = batches.retrieve(found.group(1), f"http://{host}:{port}")
+        self._send(status, json.dumps(body).encode())
+
     def _answer(self, request: dict[str, Any], raw: bytes, fault: str) -> None:
-        items = _items(request)
-        with self.server.state.lock:
-            self.server.state.items += len(items)
-        stop, content = "tool_use", []
-        if fault == "refusal":
-            stop = "refusal"
-            content = [{"type": "text", "text": "I can't help with that."}]
-        else:
-            if fault == "injected":
-                answers = [a for item in items for a in injected_assessment(item, request["system"])]
-            else:
-                answers = [honest_assessment(item) for item in items]
-            if fault == "invalid":
-                answers = [{**a, "sentiment": 3.0, "confidence": -1} for a in answers]
-            tool_input: dict[str, Any] = {"assessments": answers}
-            if fault == "max_tokens":
-                stop, tool_input = "max_tokens", {}
-            content = [{"type": "tool_use", "id": "toolu_1", "name": request["tools"][0]["name"],
-                        "input": tool_input}]
         state = self.server.state
-        output = state.output_tokens if state.output_tokens is not None else len(json.dumps(content)) // 4
-        usage = (len(raw) // 4, min(output, int(request["max_tokens"])))
+        body = message_body(state, request, len(raw), fault, state.prompt_cache)
+        usage = body["usage"]
         with state.lock:
-            state.usage.append(usage)
-        body = {"id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"],
-                "content": content, "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}
+            state.items += len(_items(request))
+            state.usage.append((usage["input_tokens"], usage["output_tokens"]))
         self._send(200, json.dumps(body).encode())
+
+
+def message_body(state: _State, request: dict[str, Any], size: int, fault: str,
+                 cache: dict[str, int] | None = None) -> dict[str, Any]:
+    """The Message a model answers ``request`` with (``size``: its bytes), under ``fault``.
+    Usage: input ~ bytes / 4; with ``cache`` (prefix -> times seen) a system block marked
+    cache_control whose prefix (tools, system) reaches ``state.cache_min_tokens`` is written
+    to the prompt cache the first time and read after, as the API reports it."""
+    items = _items(request)
+    stop, content = "tool_use", []
+    if fault == "refusal":
+        stop = "refusal"
+        content = [{"type": "text", "text": "I can't help with that."}]
+    else:
+        system = request["system"]
+        text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+        if fault == "injected":
+            answers = [a for item in items for a in injected_assessment(item, text)]
+        else:
+            answers = [honest_assessment(item) for item in items]
+        if fault == "invalid":
+            answers = [{**a, "sentiment": 3.0, "confidence": -1} for a in answers]
+        tool_input: dict[str, Any] = {"assessments": answers}
+        if fault == "max_tokens":
+            stop, tool_input = "max_tokens", {}
+        content = [{"type": "tool_use", "id": "toolu_1", "name": request["tools"][0]["name"],
+                    "input": tool_input}]
+    output = state.output_tokens if state.output_tokens is not None else len(json.dumps(content)) // 4
+    usage = {"input_tokens": size // 4, "output_tokens": min(output, int(request["max_tokens"])),
+             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    marked = isinstance(request["system"], list) and any("cache_control" in b for b in request["system"])
+    prefix = json.dumps([request["tools"], request["system"]])
+    if cache is not None and marked and len(prefix) // 4 >= state.cache_min_tokens:
+        seen = cache.get(prefix, 0)
+        cache[prefix] = seen + 1
+        usage["cache_read_input_tokens" if seen else "cache_creation_input_tokens"] = len(prefix) // 4
+        usage["input_tokens"] = max(0, usage["input_tokens"] - len(prefix) // 4)
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"],
+            "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: _State
+    batches: Batches
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that timed out and hung up is what the "slow" fault is for
@@ -225,6 +277,7 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state = _State()
+        self._server.batches = self.batches = Batches()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -262,5 +315,6 @@ if __name__ == "__main__":  # by hand: `python -m tests.fakes.anthropic_server [
 
     server = _Server(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), _Handler)
     server.state = _State()
+    server.batches = Batches()
     print(f"fake Anthropic API on http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
