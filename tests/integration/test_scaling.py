@@ -33,6 +33,7 @@ STEP_TIMEOUT_S = 60
 CANDLE_INPUT = "-market.trades-owners"
 """Who folds which market.trades partition: the app's internal topic <app_id>-market.trades-owners."""
 FEED_RATE = 250  # trades per second while the workers come and go
+TRADES = 60_000  # at FEED_RATE: 4 minutes of feed, longer than the steps take
 
 
 class Feed(threading.Thread):
@@ -115,7 +116,7 @@ def scaling_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settin
 @pytest.mark.timeout(600)  # 7 steps of up to 60 s, then up to 240 s for the last candles
 def test_workers_join_and_leave_while_the_feed_runs_and_candles_stay_exact(
         scaling_settings: Settings, tmp_path: Path) -> None:
-    trades = _feed()
+    trades = _feed(TRADES)
     started: list[WorkerProcess] = []
 
     def start(n: int) -> WorkerProcess:

@@ -310,9 +310,16 @@ def test_replay_ctrl_c_stops_cleanly_and_says_where(broker: BrokerUnderTest, tmp
         [sys.executable, "-m", "streams.cli", "replay", "--topic", "market.trades", "--from", "0",
          "--speed", "0.0001", "--into", "ctrlc.market.trades"],
         env=cli_env(settings), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # planned and started: the first record goes at once, the rest crawl
+    assert process.stderr is not None
+    started = ""
+    while "replaying" not in started:  # planned and started (a fixed sleep once ended in the CLI's imports)
+        line = process.stderr.readline()
+        assert line, f"replay ended before it started:\n{started}"
+        started += line
+    time.sleep(2)  # the first record goes at once, the rest crawl
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
+    err = started + err
     assert process.returncode == 130, out + err
     assert "stopped (interrupted) at partition@next-offset" in out
     copied = int(out.split("replayed ")[1].split(" of ")[0])
