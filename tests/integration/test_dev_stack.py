@@ -43,6 +43,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+
+def _banner(dev: subprocess.Popen[str]) -> str:
+    """What `ticktide dev` prints up to its last banner line."""
+    banner = ""
+    assert dev.stdout is not None
+    while "Ctrl-C stops everything" not in banner:
+        line = dev.stdout.readline()
+        assert line, f"dev exited early:\n{banner}"
+        banner += line
+    return banner
+
 def test_dev_stack_runs_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     web_port = free_port()
     dev = subprocess.Popen(
@@ -52,12 +63,7 @@ def test_dev_stack_runs_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        banner = ""
-        assert dev.stdout is not None
-        while "Ctrl-C stops everything" not in banner:
-            line = dev.stdout.readline()
-            assert line, f"dev exited early:\n{banner}"
-            banner += line
+        banner = _banner(dev)
         bootstrap = re.search(r"TICKTIDE_BROKER=(\S+)\)", banner)
         assert bootstrap, banner
 
@@ -107,12 +113,7 @@ def test_dev_with_a_recording_as_feed_shows_the_recordings_own_candles(tmp_path:
     expected = {key: candle for key, candle in plain_1m_candles(recorded_ws_trades(RECORDING)).items()
                 if key[0] == "BTCUSDT"}
     try:
-        banner = ""
-        assert dev.stdout is not None
-        while "Ctrl-C stops everything" not in banner:
-            line = dev.stdout.readline()
-            assert line, f"dev exited early:\n{banner}"
-            banner += line
+        banner = _banner(dev)
         assert f"dashboard  http://localhost:{web_port}/" in banner
         assert "(--format binance-ws) -> market.trades, once, no synthetic feed" in banner
         url = f"http://127.0.0.1:{web_port}/candles/BTCUSDT?interval=1m&limit=50"
