@@ -122,7 +122,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     if not settings.engine.list_offsets_is_end:
         use_fetched_high_watermarks(app, settings)
     if not settings.engine.fetch_answers_early:
-        short_fetch_waits(settings.fetch_max_wait_ms)
+        short_fetch_waits(settings.engine.agent_fetch_max_wait_ms)
     return app
 
 

@@ -2,7 +2,8 @@
 
 Tansu answers a fetch only when its max wait is over, not when records arrive, and Faust
 fixes its consumer's wait at 1.5 s: on Tansu the worker's consumer waits
-``Settings.fetch_max_wait_ms`` instead (a trade's candle otherwise came ~0.5 s late).
+``EngineTraits.agent_fetch_max_wait_ms`` instead (0.1 s; the candle fold's trade reader,
+the hot path, waits ``fetch_max_wait_ms``, 10 ms).
 
 Tansu answers ListOffsets "latest" with the base offset of a partition's last record
 batch, not its end. Faust's table recovery reads each changelog partition up to that
