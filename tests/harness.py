@@ -133,6 +133,14 @@ store in the consumer's thread, which on a loaded 2-core machine (a parallel sui
 stall heartbeats past 6 s and evict the member again and again."""
 
 
+FEED_STALL_IDLE_CLOSE_S = 20.0
+"""Idle close (``idle_close_s``) for tests whose worker folds while the feed is still being
+produced and whose candles are compared with a reference over the whole feed. The suite's
+2 s default lets a producer stalled that long on a loaded machine have a caught-up worker
+close windows mid-feed, as it should live, leaving later trades late where the reference
+has none (it failed whole runs, in four tests)."""
+
+
 SESSION_TIMEOUT_S: dict[Engine, float] = {"tansu": 6, "kafka": SHARED_GROUP_SESSION_TIMEOUT_S}
 """Consumer-group session timeout of a test's workers. Tansu: short, because a join waits about
 half of it. Apache Kafka evicts a member whose heartbeats stop that long, and opening the

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness import DATA, REPO, cli_env, free_port, http_json, run_cli
+from tests.harness import DATA, FEED_STALL_IDLE_CLOSE_S, REPO, cli_env, free_port, http_json, run_cli
 from tests.reference import as_plain_candle, plain_1m_candles, recorded_ws_trades
 
 RECORDING = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
@@ -104,10 +104,8 @@ def test_dev_with_a_recording_as_feed_shows_the_recordings_own_candles(tmp_path:
     dev = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "dev", "--broker-port", "0", "--web-port", str(web_port),
          "--feed", str(RECORDING)],  # no --format: guessed from the file
-        # The last minute closes once the symbol is quiet for 20 s: with 2 s, a feed stalled that
-        # long on a loaded machine had it closed before its last trades came (they went late).
         env=cli_env(TICKTIDE_DATA_DIR=str(tmp_path / "state"), TICKTIDE_SESSION_TIMEOUT_S="6",
-                    TICKTIDE_IDLE_CLOSE_S="20", TICKTIDE_WINDOWS="1m"),
+                    TICKTIDE_IDLE_CLOSE_S=str(FEED_STALL_IDLE_CLOSE_S), TICKTIDE_WINDOWS="1m"),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     expected = {key: candle for key, candle in plain_1m_candles(recorded_ws_trades(RECORDING)).items()

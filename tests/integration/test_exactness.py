@@ -17,7 +17,14 @@ from streams.kafka.admin import create_topics
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.exactness import assert_exact as _assert_exact
-from tests.harness import SHARED_GROUP_SESSION_TIMEOUT_S, BrokerUnderTest, WorkerProcess, settings_for, start_worker
+from tests.harness import (
+    FEED_STALL_IDLE_CLOSE_S,
+    SHARED_GROUP_SESSION_TIMEOUT_S,
+    BrokerUnderTest,
+    WorkerProcess,
+    settings_for,
+    start_worker,
+)
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"]
 TRADES = 40_000  # 8 symbols, 100 s of market time: thousands of candles, and the suite's CPU is shared
@@ -38,12 +45,9 @@ def _feed(count: int = TRADES) -> list[Trade]:
 
 @pytest.fixture
 def exact_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
-    """A 1 s grace, so the feed's out-of-order share leaves some trades late; quiet symbols'
-    windows close after 20 s, not the suite's 2 s: workers fold while the feed is produced,
-    and a producer stalled for 2 s on a loaded machine lets a worker reach the end of a
-    partition and close windows mid-feed, as it should live, which the reference (and a
-    worker re-folding after a crash, with the whole feed in the topic) does not."""
-    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=20.0)
+    """A 1 s grace, so the feed's out-of-order share leaves some trades late; workers fold
+    while the feed is produced (``FEED_STALL_IDLE_CLOSE_S``)."""
+    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S)
     create_topics(settings)
     return settings
 

@@ -44,7 +44,15 @@ from streams.kafka.json_form import event_to_json
 from streams.kafka.producer import EventProducer
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tests.harness import DATA, BrokerUnderTest, WorkerProcess, http_json, settings_for, start_worker
+from tests.harness import (
+    DATA,
+    FEED_STALL_IDLE_CLOSE_S,
+    BrokerUnderTest,
+    WorkerProcess,
+    http_json,
+    settings_for,
+    start_worker,
+)
 from tests.hostile import MIB, MISROUTED, UNDECODABLE, Forger, Hostile, hostile_records
 from tests.reference import fold_reference
 
@@ -274,11 +282,9 @@ def _wait_until_ready(worker: WorkerProcess, timeout: float = 60) -> None:
 @pytest.fixture
 def settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
     """A 1 s grace, so the synthetic feed's out-of-order trades leave some late: a hostile
-    record that moved a symbol's clock would change which. Quiet windows close after 20 s,
-    not the suite's 2 s: the worker folds as fast as the feed is produced, and a producer
-    stalled for 2 s on a loaded machine let it close windows mid-feed, as it should live,
-    which the reference does not (a whole run once failed on it: 9,522 late trades)."""
-    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=20.0)
+    record that moved a symbol's clock would change which. The worker folds while the feed
+    is produced (``FEED_STALL_IDLE_CLOSE_S``)."""
+    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S)
     create_topics(settings)
     return settings
 

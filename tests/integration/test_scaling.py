@@ -20,6 +20,7 @@ from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.harness import (
+    FEED_STALL_IDLE_CLOSE_S,
     SHARED_GROUP_SESSION_TIMEOUT_S,
     BrokerUnderTest,
     WorkerProcess,
@@ -104,10 +105,7 @@ def assert_no_order_filled_twice(settings: Settings) -> None:
 
 @pytest.fixture
 def scaling_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings:
-    # Quiet windows close after 20 s, not the suite's 2 s: the feed thread can stall for 2 s on
-    # a loaded machine, and a worker at the end of its partitions would then close windows
-    # mid-feed (as it should live), leaving later trades late where the reference has none.
-    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=20.0,
+    settings = settings_for(isolated_broker, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S,
                             session_timeout_s=SHARED_GROUP_SESSION_TIMEOUT_S)
     create_topics(settings)
     return settings
