@@ -228,3 +228,23 @@ def test_produce_names_the_format_and_the_unreachable_broker_in_one_line() -> No
     reading = run_cli("consume", "market.trades", "--broker", "127.0.0.1:1", timeout=60)
     assert down.returncode == reading.returncode == 1
     assert down.stderr == reading.stderr and "cannot reach the broker at 127.0.0.1:1" in down.stderr
+
+
+def test_a_hostile_trade_on_the_topic_does_not_make_produce_call_a_file_late(
+        stack_settings: Settings, tmp_path: Path) -> None:
+    """A trade dated 2999 on market.trades is dead-lettered by the worker and moves no clock, so
+    it moves none in produce's lateness check either (it made every trade of a file look late)."""
+    from streams.kafka.codec import AvroCodec
+    from streams.kafka.json_form import event_to_json
+    from streams.kafka.producer import EventProducer
+    from streams.kafka.registry import registry_for
+    from tests.factories import T0, make_trade
+
+    with EventProducer(stack_settings) as producer:
+        producer.send_raw("market.trades", b"BTCUSDT", AvroCodec(registry_for(stack_settings)).encode(
+            make_trade(symbol="BTCUSDT", trade_time=T0.replace(year=2999))))
+    rows = tmp_path / "trades.jsonl"
+    rows.write_text(json.dumps(event_to_json(make_trade(symbol="BTCUSDT", trade_id=7, trade_time=T0))) + "\n")
+    sent = run_cli("produce", "market.trades", "--file", str(rows), settings=stack_settings)
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 1" in sent.stdout + sent.stderr and "late" not in sent.stderr, sent.stderr
