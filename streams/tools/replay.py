@@ -37,7 +37,7 @@ from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import parse_time
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import Raw, TimestampSearch, read_all, read_range
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 from streams.tools.event_time_search import EventTimeSearch, TimeWindow
 
@@ -164,7 +164,7 @@ def _event_time_source(settings: Settings, topic: str, start: Bound, stop: Bound
                                                                   for s, e in zip(starts, ends, strict=True)]
     window = TimeWindow(start.time_us, None if stop is None else stop.time_us)
     if window.bounded:
-        search = EventTimeSearch(settings, topic, AvroCodec(make_registry(settings.schema_registry_url),
+        search = EventTimeSearch(settings, topic, AvroCodec(registry_for(settings),
                                                             settings.max_record_bytes))
         try:
             for partition, (first, end) in enumerate(zip(starts, stops, strict=True)):

@@ -23,7 +23,7 @@ from streams.cli.safe_text import plain, printable
 from streams.errors import ConfigError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.producer import EventProducer
-from streams.kafka.registry import make_registry
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
 from streams.tools.backfill import (
     Found,
@@ -106,7 +106,7 @@ class Run:
 
     def ask(self, topics: list[str], start_us: int, end_us: int, chars_per_token: float, dry_run: bool) -> None:
         """Find what the range lacks, send it as one batch, write its answers."""
-        codec = AvroCodec(make_registry(self.settings.schema_registry_url), self.settings.max_record_bytes)
+        codec = AvroCodec(registry_for(self.settings), self.settings.max_record_bytes)
         with self.console.status(f"reading {', '.join(topics)} and the response log"):
             cache = logged_cache(self.settings, codec, time.time())
             found = scan(self.settings, codec, topics, start_us, end_us, self.client.model, chars_per_token,
