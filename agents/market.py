@@ -31,7 +31,8 @@ def install(app: WorkerApp) -> None:
     owners, reader = app.trade_owners, app.trade_reader
     ports = glue.CandleTables(app, owners.get_topic_name())
     fold = CandleFold(settings.window_specs, int(settings.grace_s * 1_000_000))
-    driver = app.candle_driver = CandleDriver(fold, TickDecoder(app.codec), ports, settings.idle_close_s)
+    driver = app.candle_driver = CandleDriver(fold, TickDecoder(app.codec), ports, settings.idle_close_s,
+                                              settings.idle_close_all)
 
     @app.on_partitions_revoked.connect
     async def forget_on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

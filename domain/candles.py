@@ -235,8 +235,17 @@ class CandleFold:
                 del panes[start]
         return closed
 
+    def close_quiet(self, state: SymbolCandles, quiet_us: int) -> list[ClosedCandle]:
+        """A symbol without a trade for ``quiet_us`` of wall time: its clock runs on from its
+        newest trade by as much, and the windows that have ended on it (grace included)
+        close, as a trade at that time would close them. Windows still open stay open, so a
+        later trade inside them counts: live, a window closes when its end has passed."""
+        boundary = state.watermark_us + quiet_us - self.grace_us
+        return self.close_until(state, boundary) if boundary >= state.next_close_us else []
+
     def close_all(self, state: SymbolCandles) -> list[ClosedCandle]:
-        """Close every open window (idle timeout): later trades inside them will be late."""
+        """Close every open window (the end of a recording or a backtest): later trades
+        inside them will be late."""
         ends = [start + self._longest.get(step, step) for step, panes in state.panes.items() for start in panes]
         return self.close_until(state, max(ends)) if ends else []
 

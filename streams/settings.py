@@ -83,7 +83,10 @@ class Settings(BaseSettings):
     worker_id: str = Field(default_factory=_default_worker_id, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}$")
     windows: str = Field(DEFAULT_WINDOWS, description="Candle windows: 1m tumbling, 5m/1m hopping")
     grace_s: float = Field(5.0, ge=0, description="How late (event time) a trade may still count")
-    idle_close_s: float = Field(10.0, gt=0, description="Close a quiet symbol's windows after this")
+    idle_close_s: float = Field(10.0, gt=0, description="After this much quiet a symbol's clock runs on with "
+                                "wall time: its windows close as their end (plus grace) passes on it")
+    idle_close_all: bool = Field(False, description="After idle_close_s of quiet close every open window at "
+                                 "once (the end of a recording or a backtest): later trades inside are late")
     checkpoint_s: float = Field(1.0, gt=0, le=60, description="How often the candle fold writes the "
                                 "rows it changed (a crash re-reads at most this much of market.trades)")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")

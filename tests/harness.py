@@ -149,9 +149,12 @@ table stores on a rebalance stalls them for 6 s and more on this loaded 2-core m
 
 
 def settings_for(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> Settings:
-    """Settings for a test: its own app id, data dir and web port; ``extra`` overrides."""
+    """Settings for a test: its own app id, data dir and web port; ``extra`` overrides.
+    Quiet symbols close every window after 2 s (``idle_close_all``), as at the end of a
+    recording: tests fold recorded or synthetic times sent at once, then compare with a
+    reference closed at the end (live, a quiet symbol's clock runs on with wall time)."""
     defaults: dict[str, Any] = {"session_timeout_s": SESSION_TIMEOUT_S[flavor_of(broker)],
-                                "heartbeat_interval_s": 1, "idle_close_s": 2}
+                                "heartbeat_interval_s": 1, "idle_close_s": 2, "idle_close_all": True}
     return load_settings(
         broker=broker.bootstrap, broker_flavor=flavor_of(broker), app_id=f"test-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path / "data", web_port=free_port(), **{**defaults, **extra},
@@ -189,6 +192,7 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
             "TICKTIDE_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
             "TICKTIDE_IDLE_CLOSE_S": str(settings.idle_close_s),
+            "TICKTIDE_IDLE_CLOSE_ALL": str(settings.idle_close_all).lower(),
             "TICKTIDE_GRACE_S": str(settings.grace_s),
             "TICKTIDE_WINDOWS": settings.windows,
             "TICKTIDE_HEARTBEAT_PERIOD_S": str(settings.heartbeat_period_s),

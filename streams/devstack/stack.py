@@ -58,6 +58,8 @@ class DevStack:
         env = {**os.environ, "TICKTIDE_BROKER": bootstrap, "TICKTIDE_BROKER_FLAVOR": "tansu",
                "TICKTIDE_SESSION_TIMEOUT_S": "6", "TICKTIDE_WEB_PORT": str(settings.web_port),
                "TICKTIDE_DATA_DIR": str(log_dir / "worker-0")}
+        if self.feed not in (SYNTHETIC, NO_FEED):  # a recording ends: its last windows close once it is quiet
+            env["TICKTIDE_IDLE_CLOSE_ALL"] = "true"
         self._spawn("worker", ["worker"], env, None)
         if self.feed == SYNTHETIC:
             self._spawn("feed", ["produce", "market.trades", "--synthetic", "--symbols", self.symbols,

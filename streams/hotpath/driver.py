@@ -13,7 +13,10 @@ records to ``CandleDriver``, which
   output sent so far, writes the changed rows (with each symbol's applied offset), then
   the partition's progress row: not once per batch, so what a trade costs does not grow
   with the number of symbols, and never a row ahead of its outputs;
-* closes the windows of symbols that have gone quiet, once their partition is read to the end.
+* closes the windows of symbols that have gone quiet, once their partition is read to the end:
+  a quiet symbol's clock runs on with wall time, so only windows that have ended close (a
+  later trade inside an open one still counts), or, for a recording or a backtest that has
+  ended, every window at once (``close_all_when_idle``).
 
 A crash loses at most what came after the last checkpoint: the next owner starts from the
 rows and re-reads those trades from market.trades as a gap. Folding is deterministic, so the
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,14 +103,22 @@ class CandlePorts(Protocol):
         """Dead-letter one record."""
 
 
+def wall_clock_us() -> int:
+    """Wall time in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
 class CandleDriver:
     """Folds runs of trades into candles for the partitions this worker owns."""
 
-    def __init__(self, fold: CandleFold, decoder: TickDecoder, ports: CandlePorts, idle_close_s: float) -> None:
+    def __init__(self, fold: CandleFold, decoder: TickDecoder, ports: CandlePorts, idle_close_s: float,
+                 close_all_when_idle: bool = False, wall_us: Callable[[], int] = wall_clock_us) -> None:
         self.fold = fold
         self.decoder = decoder
         self.ports = ports
         self.idle_close_us = int(idle_close_s * 1_000_000)
+        self.close_all_when_idle = close_all_when_idle
+        self.wall_us = wall_us
         self.lock = asyncio.Lock()  # the agent and the timers: one at a time
         self.states: dict[str, SymbolCandles] = {}  # ahead of the table by up to one checkpoint
         self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade
@@ -173,7 +184,8 @@ class CandleDriver:
         partition, source = run.partition, self.ports.source_topic
         evolve, decode = self.fold.evolve, self.decoder.decode_checked
         last_offset: dict[str, int] = {}
-        now_ms = time.time() * 1000
+        now_us = self.wall_us()
+        now_ms = now_us / 1000
         skip_through = self.applied_through.get(partition, -1)
         for offset, timestamp_ms, key, value in zip(run.offsets, run.timestamps_ms, run.keys, run.values,
                                                     strict=True):
@@ -208,7 +220,6 @@ class CandleDriver:
             return out  # forgotten meanwhile: the next owner folds these trades again
         for symbol, offset in last_offset.items():
             self.states[symbol].applied = Position(partition, offset)
-        now_us = time.time_ns() // 1000
         self.touched_us.update(dict.fromkeys(last_offset, now_us))
         self.dirty.setdefault(partition, set()).update(last_offset)
         if run.offsets:
@@ -234,9 +245,10 @@ class CandleDriver:
             return written
 
     async def close_idle(self) -> list[ClosedCandle]:
-        """Close every window of a symbol with no trade for idle_close_s, once its partition
-        is folded to the true end of market.trades (a worker catching up on a backlog must
-        not close windows that later records still fill); the candles closed."""
+        """Close the windows of symbols with no trade for idle_close_s that have ended on
+        their clock run on with wall time (or all of them: ``close_all_when_idle``), once
+        their partition is folded to the true end of market.trades (a worker catching up on
+        a backlog must not close windows that later records still fill); the candles closed."""
         quiet = self._quiet()
         if not quiet:
             return []
@@ -244,10 +256,13 @@ class CandleDriver:
         closed: list[ClosedCandle] = []
         async with self.lock:
             generation = self.generation
+            now_us = self.wall_us()
             for symbol, partition in self._quiet():
                 if ends.get(partition, 0) > self._applied_through(partition) + 1:
                     continue
-                done = self.fold.close_all(self.states[symbol])
+                state = self.states[symbol]
+                done = (self.fold.close_all(state) if self.close_all_when_idle
+                        else self.fold.close_quiet(state, now_us - self.touched_us.get(symbol, now_us)))
                 if done:
                     closed.extend(done)
                     self.dirty.setdefault(partition, set()).add(symbol)
@@ -271,6 +286,6 @@ class CandleDriver:
                 if symbol not in self.states:
                     self.states[symbol] = from_row(row, self.fold)
                     self.touched_us[symbol] = int(row.get("updated_at_us", 0))
-        cutoff = time.time_ns() // 1000 - self.idle_close_us
+        cutoff = self.wall_us() - self.idle_close_us
         return [(symbol, state.applied.partition) for symbol, state in self.states.items()
                 if self.touched_us.get(symbol, 0) <= cutoff and any(state.panes.values())]

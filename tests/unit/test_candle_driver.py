@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -211,7 +212,7 @@ def test_idle_close_waits_for_the_end_of_the_partition() -> None:
     log, ticks = feed(500, symbols=("BTCUSDT",))
     ports = FakePorts(log)
     driver = driver_for(ports)
-    driver.idle_close_us = 0
+    driver.idle_close_us, driver.close_all_when_idle = 0, True
 
     async def scenario() -> tuple[list[ClosedCandle], list[ClosedCandle]]:
         await deliver(driver, log, 0, 400)
@@ -224,6 +225,39 @@ def test_idle_close_waits_for_the_end_of_the_partition() -> None:
     early, closed = asyncio.run(scenario())
     assert early == [] and closed
     everything = fold_reference(ticks, SPECS, GRACE, close_at_end=True)
+    assert published(ports) == {k: bar_summary(b) for k, b in everything.candles.items()}
+
+
+def test_an_illiquid_symbol_loses_no_trade_to_idle_close() -> None:
+    """A symbol trading every 25 s, live (the wall clock runs with its trades): idle close
+    after 10 s of quiet closes what has ended on the symbol's clock, never a minute that its
+    next trade still falls in; after the feed, quiet closes everything in time."""
+    gap_s = 25
+    trades = [make_trade(symbol="DOGEUSDT", trade_id=i, trade_time=T0 + timedelta(seconds=gap_s * i))
+              for i in range(30)]
+    now_ms = int(time.time() * 1000)
+    log = [(i, now_ms, t.symbol.encode(), CODEC.encode(t)) for i, t in enumerate(trades)]
+    ports = FakePorts([])  # market.trades grows as the trades come
+    wall_us = [tick_of(trades[0]).time_us]
+    driver = CandleDriver(CandleFold(SPECS, GRACE), TickDecoder(CODEC), ports, idle_close_s=10.0,
+                          wall_us=lambda: wall_us[0])
+
+    async def quiet_for(seconds: int) -> None:
+        for _ in range(seconds):
+            wall_us[0] += 1_000_000
+            await driver.close_idle()
+
+    async def scenario() -> None:
+        for at in range(len(log)):
+            ports.log.append(log[at])
+            await driver.on_run(run_of(log[at:at + 1], at - 1), bounds_now(300))
+            await quiet_for(gap_s)
+        await quiet_for(6 * 60)  # the feed has ended: every window's end passes
+        await driver.checkpoint()
+
+    asyncio.run(scenario())
+    everything = fold_reference([tick_of(t) for t in trades], SPECS, GRACE, close_at_end=True)
+    assert driver.states["DOGEUSDT"].late == 0
     assert published(ports) == {k: bar_summary(b) for k, b in everything.candles.items()}
 
 

@@ -126,6 +126,22 @@ def test_idle_close_then_late_trade_and_row_round_trip() -> None:
     assert [type(o) for o in outputs] == [Late] and state.late == 1
 
 
+def test_a_quiet_symbol_closes_only_the_windows_that_ended_on_its_clock() -> None:
+    """Live, an illiquid symbol's trade 30 s after the last one still counts in its minute:
+    idle close runs the symbol's clock on with wall time, it does not close every window."""
+    state = SymbolCandles("ETHUSDT")
+    FOLD.evolve(state, Tick("ETHUSDT", 1, 70_000_000, 3000 * UNITS, UNITS, True))  # 00:01:10
+    closed = FOLD.close_quiet(state, 15_000_000)  # 15 s quiet: its clock is at 00:01:25 (minus grace)
+    assert [(c.interval, c.bar.start_us) for c in closed] == [("1s", 70_000_000)]
+    _, outputs = FOLD.evolve(state, Tick("ETHUSDT", 2, 100_000_000, 3001 * UNITS, UNITS, False))  # 00:01:40
+    assert not any(isinstance(o, Late) for o in outputs) and state.late == 0
+    later = FOLD.close_quiet(state, 60_000_000)  # a minute more of quiet: 00:02:40 - grace
+    minute = [c.bar for c in later if c.interval == "1m"]
+    assert [(b.start_us, b.count, b.close) for b in minute] == [(60_000_000, 2, 3001 * UNITS)]
+    assert "5m" not in {c.interval for c in later}  # 00:05:00 has not passed on its clock
+    assert FOLD.close_quiet(state, 60_000_000) == []  # nothing more has ended
+
+
 def test_a_row_written_before_panes_still_loads() -> None:
     state = SymbolCandles("ETHUSDT")
     for i in range(3):

@@ -98,9 +98,12 @@ def instance_commands(settings: Settings, the_plan: Plan, broker: str | None) ->
     app = the_plan.new_app
     port = next(p for p in range(settings.web_port + 1, settings.web_port + 100) if port_is_free(p))
     given = f" --broker {broker}" if broker else ""
+    trades = settings.topic_prefix + "market.trades"
+    # the copied trades end: their last windows close once quiet, not as wall time passes their ends
+    close_all = "TICKTIDE_IDLE_CLOSE_ALL=true " if any(s.topic == trades for s in the_plan.sources) else ""
     return [
-        f"start its worker:  ticktide worker --app {app} --web-port {port} --data-dir .ticktide-{app}{given}"
-        "  (--refresh-fallbacks asks Claude again for live's fallbacks)",
+        f"start its worker:  {close_all}ticktide worker --app {app} --web-port {port} --data-dir .ticktide-{app}"
+        f"{given}  (--refresh-fallbacks asks Claude again for live's fallbacks)",
         f"read its outputs:  ticktide consume market.candles --app {app}{given}   (or {app}.market.candles)",
         f"                   curl 'localhost:{port}/candles/BTCUSDT?interval=1m'   (and the dashboard at"
         f" http://localhost:{port}/)",
