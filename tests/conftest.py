@@ -4,9 +4,17 @@ import os
 
 import pytest
 
-from tests.harness import ENGINE_VARIABLE, broker, chosen_engine, isolated_broker, stack_settings, worker
+from tests.harness import (
+    ENGINE_VARIABLE,
+    broker,
+    chosen_engine,
+    isolated_broker,
+    shared_worker,
+    stack_settings,
+    worker,
+)
 
-__all__ = ["broker", "isolated_broker", "stack_settings", "worker"]
+__all__ = ["broker", "isolated_broker", "shared_worker", "stack_settings", "worker"]
 
 LONGEST_FIRST = (
     "test_backtest_parity.py", "test_broker_failures.py", "test_compaction.py", "test_scaling.py",
@@ -38,6 +46,7 @@ def pytest_report_header() -> str:
     return f"broker engine: {chosen_engine()} ({ENGINE_VARIABLE})"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest test files first, then integration before unit tests (a stable sort).
     Under `--dist loadgroup` each unit test module runs in one process, so its module

@@ -303,3 +303,22 @@ def worker(stack_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     started = start_worker(stack_settings, tmp_path / "worker.log")
     yield started
     started.discard()
+
+
+@pytest.fixture(scope="module")
+def shared_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A broker with its topics and one running worker for a whole test module (its settings
+    and the worker). The module's tests each use their own symbols and check what changed,
+    never totals; the module is one ``xdist_group``, so the worker starts once."""
+    root = tmp_path_factory.mktemp("shared")
+    started_broker = start_broker(root / "broker")
+    try:
+        settings = settings_for(started_broker, root)
+        create_topics(settings)
+        started = start_worker(settings, root / "worker.log")
+        try:
+            yield settings, started
+        finally:
+            started.discard()
+    finally:
+        stop_broker(started_broker)
