@@ -1,5 +1,5 @@
 """Closed candles flow on into indicators and anomalies, queryable over HTTP, with
-lineage back to the candle that caused them."""
+lineage back to the candle that caused them. The tests share one worker (one xdist group)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import urllib.request
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from schemas.records import Anomaly, IndicatorSnapshot, Side
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from tests.factories import T0, make_trade
 from tests.harness import WorkerProcess, http_json
+
+pytestmark = pytest.mark.xdist_group("analysis")
 
 MINUTES = 40
 BURST_MINUTE = 35
@@ -43,8 +47,8 @@ def _wait(url: str, ready, timeout: float = 90) -> dict:  # type: ignore[no-unty
     raise AssertionError(f"{url} never got ready: {body}")
 
 
-def test_indicators_and_volume_anomaly_from_closed_candles(
-        stack_settings: Settings, worker: WorkerProcess) -> None:
+def test_indicators_and_volume_anomaly_from_closed_candles(shared_worker: tuple[Settings, WorkerProcess]) -> None:
+    stack_settings, worker = shared_worker
     with EventProducer(stack_settings) as producer:
         for trade in _trades("BTCUSDT"):
             producer.send("market.trades", trade)
@@ -75,7 +79,8 @@ def test_indicators_and_volume_anomaly_from_closed_candles(
     assert any(isinstance(a, Anomaly) and a.rule == "volume_zscore" for a in found)
 
 
-def test_analysis_queries_validate_parameters(worker: WorkerProcess) -> None:
+def test_analysis_queries_validate_parameters(shared_worker: tuple[Settings, WorkerProcess]) -> None:
+    _, worker = shared_worker
     status, body = http_json(f"{worker.url}/anomalies")
     assert status == 400 and body["parameter"] == "symbol"
     status, body = http_json(f"{worker.url}/indicators/NOPE")
