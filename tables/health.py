@@ -16,13 +16,14 @@ from domain.clock import to_micros as _us
 from schemas.records import ComponentStatus, Heartbeat
 from streams.faust.context import WorkerApp
 from tables.names import HEALTH, health_key
+from tables.symbol_table import STORE_OPTIONS
 
 
 def declare(app: WorkerApp) -> TableT[str, Any]:
     """The health table (declared once)."""
     # not `app.tables.get(name) or ...`: an empty table is falsy
     table = app.tables[HEALTH] if HEALTH in app.tables else app.Table(
-        HEALTH, key_type=str, value_type=None, partitions=1,
+        HEALTH, key_type=str, value_type=None, partitions=1, options=dict(STORE_OPTIONS),
         help="Health of every component instance, folded from heartbeats and status changes.")
     return cast("TableT[str, Any]", table)
 
