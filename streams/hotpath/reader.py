@@ -167,7 +167,8 @@ class TradeReader(Service):
             except (KafkaError, OSError) as error:
                 backoff = await self._retry_later(error, backoff)
                 continue
-            await self._let_the_next_fetch_go()
+            if fetched:
+                await self._let_the_next_fetch_go()
             for tp, records in fetched.items():
                 if self._assignment_changed.is_set():
                     break  # fetched for an assignment that has changed: the new one re-reads it
