@@ -7,6 +7,9 @@ QUIX := $(QUIX_VENV)/bin
 # Parallel test processes (the suite mostly waits). On 2 cores a 4th made the multi-worker group tests
 # (scaling, exactness) CPU-starved and flaky; 3 passed.
 TEST_WORKERS ?= 3
+# Each xdist_group (a unit module, a module sharing one worker) runs in one process; groups start
+# in tests/conftest.py's order (longest first), not xdist's default of the biggest group first.
+DIST := --dist loadgroup --no-loadscope-reorder
 # The Apache Kafka run: each test starts its own Kafka node (a JVM), so fewer at once.
 KAFKA_TEST_WORKERS ?= 3
 
@@ -37,7 +40,7 @@ run: $(BIN)/.installed
 	$(BIN)/ticktide dev
 
 test: $(BIN)/.installed test-tools  # the whole suite on the embedded broker; pytest's addopts print the 15 slowest tests
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/kafka
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(DIST) --ignore=tests/kafka
 
 kafka-jars: $(BIN)/.installed  # Apache Kafka's jars (deploy/kafka/pom.xml) through Maven, once; needs Java 17 + Maven
 	$(BIN)/python -c "from streams.devstack.kafka_jars import jars_dir, java_binary; java_binary(); print('kafka jars in', jars_dir())"
@@ -45,7 +48,7 @@ kafka-jars: $(BIN)/.installed  # Apache Kafka's jars (deploy/kafka/pom.xml) thro
 # The integration tests on Apache Kafka in parallel, then the Kafka-only tests (compaction, broker
 # failures: 3-node clusters, timed failovers) one at a time, so that they do not starve each other.
 test-kafka: $(BIN)/.installed kafka-jars
-	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/integration -n $(KAFKA_TEST_WORKERS) --dist loadgroup
+	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/integration -n $(KAFKA_TEST_WORKERS) $(DIST)
 	TICKTIDE_TEST_ENGINE=kafka $(BIN)/python -m pytest tests/kafka -n 0
 
 test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
