@@ -8,12 +8,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from rocksdict import Options, Rdict
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict
 
 from domain.enrich.cache import MemoryStore, OutcomeStore
 from streams.errors import ConfigError
 
 WRITE_BUFFER_BYTES = 8 << 20  # RocksDB's memtable (64 MB by default): the memory a store holds before it flushes
+BLOCK_CACHE_BYTES = 8 << 20  # as the tables' stores (tables/symbol_table.py)
 
 
 class RocksStore:
@@ -30,6 +31,10 @@ class RocksStore:
             options = Options(raw_mode=True)
             options.create_if_missing(True)
             options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+            options.set_max_write_buffer_number(2)
+            table = BlockBasedOptions()
+            table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+            options.set_block_based_table_factory(table)
             try:
                 self._db = Rdict(str(self.path), options)
             except Exception as error:  # rocksdict raises plain Exceptions (e.g. the lock of another process)
