@@ -19,7 +19,6 @@ from faust.types import EventT
 
 from domain.enrich.breaker import CircuitBreaker
 from domain.enrich.budget import Budget
-from domain.enrich.cache import ResponseCache
 from domain.enrich.context import Context, Subject, build_context, snapshot_subject
 from domain.enrich.outcome import Outcome, enrichment_record
 from schemas.records import Enrichment, EnrichmentSource, Event, utc_now
@@ -29,7 +28,8 @@ from streams.faust.context import WorkerApp
 from streams.faust.internals import partition_scope
 from streams.kafka.json_form import event_to_json
 from tables import enrichment as glue
-from tables.enrichment import PRODUCER, EnrichmentInputs, LoggedCache
+from tables.enrichment import PRODUCER, EnrichmentInputs
+from tables.response_log import LoggedCache
 
 log = logging.getLogger(__name__)
 AGENT = "enrichment"
@@ -51,7 +51,7 @@ def make_enricher(app: WorkerApp, cache: LoggedCache) -> Enricher:
 def install(app: WorkerApp) -> None:
     """Register the enrichment agent and GET /assess/{symbol}."""
     settings = app.settings
-    cache = LoggedCache(app, ResponseCache(settings.enrich_cache_ttl_s))
+    cache = LoggedCache.on_disk(app)
     enricher = make_enricher(app, cache)
     inputs = EnrichmentInputs(settings)
     out = app.typed_topics["analysis.enrichments"]

@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     enrich_breaker_failures: int = Field(5, ge=1, description="Failures in a row that open the breaker")
     enrich_breaker_cooldown_s: float = Field(30.0, gt=0, description="Open breaker waits this, then probes")
     enrich_cache_ttl_s: float = Field(7 * 86_400.0, gt=0, description="How long a cached answer holds")
+    enrich_cache_memory_entries: int = Field(
+        10_000, ge=0, description="Response-log entries a worker keeps in memory (all are on disk, in DATA_DIR)")
     enrich_refresh_fallbacks: bool = Field(
         False, description="Ask Claude again (within the budget) for events whose logged outcome was a fallback")
     assess_timeout_s: float = Field(20.0, gt=0, description="GET /assess answers 504 after this")

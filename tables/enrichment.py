@@ -5,10 +5,9 @@ latest enrichments of each input partition, for the dashboard).
 The cache is not a Faust table: its keys are cache keys (hashes), not symbols, so it
 cannot be co-partitioned with the inputs, and it must outlive an app id (a replay under a
 new consumer group re-uses it). Every Claude answer is sent to
-``analysis.enrichment_cache`` keyed by its cache key; a worker reads that topic before it
-enriches anything, up to the end offsets seen when it starts (a busy topic cannot keep it
-reading), and serves only the answers that pass the validation of a live answer.
-Every outcome the agent publishes (Claude's, the cache's, or the fallback's with its
+``analysis.enrichment_cache`` keyed by its cache key; a worker keeps that log in its own
+store on disk and serves only the answers that pass the validation of a live answer
+(``tables.response_log``). Every outcome the agent publishes (Claude's, the cache's, or the fallback's with its
 reason) is logged there too, keyed ``subject:<subject id>``, before the Enrichment is
 sent: a replay of the same events publishes exactly the same enrichments, with no call.
 The topic is this instance's (``TICKTIDE_TOPIC_PREFIX``); ``ticktide replay --into APP``
@@ -17,20 +16,15 @@ copies the live log into the new instance's.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
-from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 from faust.types import TableT
 
-from domain.enrich.assessment import InvalidAnswer
-from domain.enrich.cache import SUBJECT_PREFIX, ResponseCache, cached_outcome, published_outcome, subject_key
+from domain.enrich.cache import subject_key
 from domain.enrich.context import (
     INPUTS,
     Context,
@@ -42,11 +36,9 @@ from domain.enrich.context import (
 )
 from domain.enrich.outcome import Outcome
 from schemas.records import Enrichment, EnrichmentSource, Event, IndicatorSnapshot
-from streams.errors import BrokerError, DecodeError, UnexpectedRecordType
+from streams.errors import UnexpectedRecordType
 from streams.faust.context import WorkerApp
-from streams.kafka.codec import AvroCodec
 from streams.kafka.json_form import event_to_json
-from streams.kafka.ranges import read_all
 from streams.settings import Settings
 from tables import names
 from tables.symbol_table import symbol_table
@@ -95,102 +87,6 @@ def published_record(subject_id: str, outcome: Outcome, stored_at: float) -> Enr
     return dataclasses.replace(record, subject_type="published", source=outcome.source,
                                cache_hit=outcome.source is EnrichmentSource.CACHE,
                                fallback_reason=outcome.reason if fallback else None)
-
-
-@dataclass
-class LoggedAnswers:
-    """What reading the cache topic found: valid answers, published outcomes, and why the
-    others were ignored."""
-
-    answers: list[tuple[str, str, Outcome, float]] = field(default_factory=list)  # key, subject, ...
-    published: dict[str, Outcome] = field(default_factory=dict)  # subject id -> outcome
-    ignored: Counter[str] = field(default_factory=Counter)
-
-    def fill(self, cache: ResponseCache) -> None:
-        """Put every answer and published outcome found into a response cache."""
-        for key, subject_id, outcome, stored_at in self.answers:
-            cache.remember(key, subject_id, outcome, stored_at)
-        for subject_id, outcome in self.published.items():
-            cache.publish(subject_id, outcome)
-
-
-def read_logged_answers(settings: Settings, codec: AvroCodec, now: float) -> LoggedAnswers:
-    """Every answer logged up to the end offsets seen at the start, validated like a live
-    answer (``cached_outcome``); an undecodable or invalid one is counted, not kept."""
-    found = LoggedAnswers()
-    for raw in read_all(settings, settings.topic_prefix + CACHE_TOPIC):
-        try:
-            key = raw.key.decode() if raw.key is not None else ""
-            if raw.value is None:  # a tombstone: forget what the key held so far
-                found.answers = [answer for answer in found.answers if answer[0] != key]
-                found.published.pop(key.removeprefix(SUBJECT_PREFIX), None)
-                continue
-            record = codec.decode(raw.value)
-            if not isinstance(record, Enrichment):
-                raise InvalidAnswer(f"a {type(record).__name__}, not an Enrichment")
-            if key.startswith(SUBJECT_PREFIX):
-                found.published.pop(record.subject_event_id, None)  # the newest wins
-                found.published[record.subject_event_id] = published_outcome(key, record, now)
-                continue
-            outcome, stored_at = cached_outcome(key, record, now)
-        except (DecodeError, InvalidAnswer, UnicodeDecodeError) as problem:
-            found.ignored[type(problem).__name__ if isinstance(problem, DecodeError) else str(problem)[:80]] += 1
-            continue
-        found.answers.append((key, record.subject_event_id, outcome, stored_at))
-    return found
-
-
-class LoggedCache:
-    """The response cache of a worker and its log topic."""
-
-    def __init__(self, app: WorkerApp, cache: ResponseCache, clock: Callable[[], float] = time.time) -> None:
-        self.app = app
-        self.cache = cache
-        self.clock = clock
-        self.ignored = 0
-        self._loaded = False
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> int:
-        """Read every logged answer (once per worker); how many were kept."""
-        async with self._lock:
-            if self._loaded:
-                return 0
-            try:
-                found = await asyncio.to_thread(read_logged_answers, self.app.settings, self.app.codec,
-                                                self.clock())
-            except BrokerError as error:  # enrich anyway: answers are asked again, on the budget
-                log.error("enrichment cache: could not read %s (%s); starting empty", CACHE_TOPIC, error)
-                found = LoggedAnswers()
-            found.fill(self.cache)
-            self._loaded = True
-            self.ignored = sum(found.ignored.values())
-            log.info("enrichment cache: %d answers and %d published outcomes loaded from %s",
-                     len(found.answers), len(found.published), self.app.settings.topic_prefix + CACHE_TOPIC)
-            if self.ignored:
-                log.warning("enrichment cache: %d logged answers ignored as invalid (%s)", self.ignored,
-                            "; ".join(f"{n} x {why}" for why, n in found.ignored.most_common(5)))
-            return len(found.answers)
-
-    async def persist(self, key: str, subject_id: str, outcome: Outcome, stored_at: float) -> None:
-        """Log one answer, keyed by its cache key."""
-        await self.app.typed_topics[CACHE_TOPIC].send(cache_record(key, subject_id, outcome, stored_at), key=key)
-
-    async def log_published(self, published: list[tuple[str, Outcome]]) -> None:
-        """Log the outcomes about to be published (subject id, outcome) and wait for the
-        broker: a replay must find every one. A subject logged before is logged again
-        only when a fallback was replaced (``enrich_refresh_fallbacks``)."""
-        topic = self.app.typed_topics[CACHE_TOPIC]
-        pending = []
-        for subject_id, outcome in published:
-            before = self.cache.published.get(subject_id)
-            if before is not None and (before.source is not EnrichmentSource.FALLBACK
-                                       or outcome.source is EnrichmentSource.FALLBACK):
-                continue
-            self.cache.publish(subject_id, outcome)
-            record = published_record(subject_id, outcome, self.clock())
-            pending.append(await topic.send_pending(record, key=record.envelope.event_id))
-        await asyncio.gather(*pending)
 
 
 class EnrichmentInputs:

@@ -47,15 +47,18 @@ def _raw(message: Message) -> Raw:
 
 
 def read_range(settings: Settings, topic: str, starts: list[int], ends: list[int],
-               poll_timeout: float = 30.0) -> Generator[Raw, None, None]:
+               poll_timeout: float = 30.0, prefetch_kb: int | None = None) -> Generator[Raw, None, None]:
     """Every record of ``topic`` with starts[p] <= offset < ends[p] (a start may be
-    OFFSET_BEGINNING), each partition in order.
+    OFFSET_BEGINNING), each partition in order. ``prefetch_kb`` caps what the client
+    fetches ahead per partition (librdkafka's default, 64 MB each, grows a long read's
+    memory with the topic's size).
 
     Ends once every partition reached its end offset, however busy the topic is: a
     partition is done at its end, at the first record past it (a gap at the end) or at the
     end of its log (records before the end gone, e.g. by retention), and then paused.
     BrokerError if a pending partition delivers nothing for ``poll_timeout`` seconds."""
-    consumer = _consumer(settings, **{"enable.partition.eof": True})
+    limits = {} if prefetch_kb is None else {"queued.max.messages.kbytes": prefetch_kb}
+    consumer = _consumer(settings, **{"enable.partition.eof": True, **limits})
     pending = {p for p, (s, e) in enumerate(zip(starts, ends, strict=True)) if e > 0 and s < e}
     consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
 

@@ -52,7 +52,7 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import Raw, read_all
 from streams.settings import Settings
 from streams.validation import checked
-from tables.enrichment import CACHE_TOPIC, EnrichmentInputs, cache_record, read_logged_answers
+from tables.enrichment import CACHE_TOPIC, EnrichmentInputs, cache_record
 
 HISTORY = "analysis.indicators"  # the context of every kind
 KEEP_WHERE = 5  # locations of skipped records shown
@@ -80,13 +80,6 @@ class Found:
     def events(self) -> int:
         """Events without an answer."""
         return sum(len(contexts) for contexts in self.wanted.values())
-
-
-def logged_cache(settings: Settings, codec: AvroCodec, now: float) -> ResponseCache:
-    """The response log as a starting worker reads it."""
-    cache = ResponseCache(settings.enrich_cache_ttl_s)
-    read_logged_answers(settings, codec, now).fill(cache)
-    return cache
 
 
 def _decoded(settings: Settings, codec: AvroCodec, topic: str, end_us: int,
@@ -129,7 +122,7 @@ def scan(settings: Settings, codec: AvroCodec, topics: list[str], start_us: int,
             found.answered += 1
         else:
             found.wanted.setdefault(key, []).append(context)
-            published = cache.published.get(subject.event_id)
+            published = cache.published(subject.event_id)
             found.fallbacks += published is not None and published.source is EnrichmentSource.FALLBACK
     return found
 

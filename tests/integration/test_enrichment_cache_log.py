@@ -25,7 +25,8 @@ from streams.claude.enricher import Enricher
 from streams.claude.metrics import EnrichmentMetrics
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from tables.enrichment import CACHE_TOPIC, cache_record, read_logged_answers
+from tables.enrichment import CACHE_TOPIC, cache_record
+from tables.response_log import sync_log
 from tests.factories import make_anomaly, make_trade
 from tests.fakes.anthropic_server import FakeAnthropic
 
@@ -73,13 +74,10 @@ def test_hostile_cache_entries_are_ignored_and_their_events_asked_again(
         wrong_type, garbage = keys[-2], keys[-1]
         producer.send_raw(CACHE_TOPIC, wrong_type.encode(), producer.codec.encode(make_trade()))
         producer.send_raw(CACHE_TOPIC, garbage.encode(), b"\x00\x00\x00\x00\x07garbage")
-    found = read_logged_answers(stack_settings, producer.codec, utc_now().timestamp())
-    assert [key for key, *_ in found.answers] == [keys[0]]
-    assert sum(found.ignored.values()) == len(HOSTILE) + 2
-
     cache = ResponseCache(ttl_s=3600)
-    for key, subject_id, outcome, stored_at in found.answers:
-        cache.remember(key, subject_id, outcome, stored_at)
+    synced = sync_log(stack_settings, producer.codec, cache, utc_now().timestamp())
+    assert synced.read == len(HOSTILE) + 3
+    assert sum(synced.ignored.values()) == len(HOSTILE) + 2
     client = ClaudeClient(api_key="test-key", model=MODEL, base_url=fake.url, timeout_s=5)
     enricher = Enricher(client=client, budget=Budget(Limits()), breaker=CircuitBreaker(), cache=cache,
                         metrics=EnrichmentMetrics(CollectorRegistry()))
@@ -114,10 +112,10 @@ def test_loading_stops_at_the_end_offsets_seen_at_the_start(stack_settings: Sett
     try:
         while sent[0] < before + 3:  # the topic is busy before the load starts
             stop.wait(0.05)
-        found = read_logged_answers(stack_settings, producer.codec, utc_now().timestamp())
+        synced = sync_log(stack_settings, producer.codec, ResponseCache(ttl_s=3600), utc_now().timestamp())
         still_writing = writer.is_alive() and not stop.is_set()
     finally:
         stop.set()
         writer.join(30)
     assert still_writing  # the load returned while the topic kept growing
-    assert before + 3 <= len(found.answers) <= sent[0] and not found.ignored
+    assert before + 3 <= synced.read <= sent[0] and not synced.ignored

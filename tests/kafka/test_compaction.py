@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from domain.enrich.assessment import validate_item
+from domain.enrich.cache import ResponseCache
 from domain.enrich.outcome import Outcome
 from schemas.records import EnrichmentSource
 from streams.devstack.kafka_cluster import KafkaCluster
@@ -28,7 +29,8 @@ from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_all
 from streams.kafka.registry import make_registry
 from streams.settings import Settings
-from tables.enrichment import CACHE_TOPIC, cache_record, read_logged_answers
+from tables.enrichment import CACHE_TOPIC, cache_record
+from tables.response_log import sync_log
 from tests.harness import http_json, start_worker
 from tests.kafka.cluster import cluster_settings, real_trades, report, start_cluster
 
@@ -83,9 +85,11 @@ def test_an_overwritten_key_of_the_enrichment_cache_is_gone_after_cleaning(
         if keys[key] == 1 or time.monotonic() > deadline:
             break
     assert keys[key] == 1, f"the overwritten key is still stored {keys[key]} times"
-    answers = {k: outcome for k, _, outcome, _ in read_logged_answers(settings, codec, time.time()).answers}
-    assert answers[key].assessment.rationale == "The third answer.", "the newest answer survives"
-    assert other in answers
+    cache = ResponseCache(ttl_s=86_400)
+    sync_log(settings, codec, cache, time.time())
+    newest = cache.get(key, "another-subject", time.time())
+    assert newest is not None and newest.assessment.rationale == "The third answer.", "the newest answer survives"
+    assert cache.get(other, "another-subject", time.time()) is not None
 
 
 def _roll(settings: Settings, topic: str) -> None:

@@ -25,7 +25,7 @@ from domain.enrich.budget import (
     OverBudget,
     worst_input_tokens,
 )
-from domain.enrich.cache import ResponseCache, cached_outcome
+from domain.enrich.cache import MemoryStore, ResponseCache, cached_outcome
 from domain.enrich.context import (
     Context,
     build_context,
@@ -290,8 +290,8 @@ def test_the_periodic_snapshot_is_picked_by_its_candle_end_alone() -> None:
     assert snapshot_due(make_indicator_snapshot(), "1m", 0)  # 0: every snapshot
 
 
-def test_the_cache_keeps_at_most_max_entries_the_oldest_leaving_first() -> None:
-    cache = ResponseCache(ttl_s=60, max_entries=2)
+def test_a_bounded_memory_store_keeps_at_most_max_entries_the_oldest_leaving_first() -> None:
+    cache = ResponseCache(ttl_s=60, store=MemoryStore(max_entries=4))  # an answer and its subject: 2 entries
     outcome = Outcome(validate_item(GOOD)[1], EnrichmentSource.CLAUDE, model="m")
     for n in range(3):
         cache.remember(f"k{n}", f"e{n}", outcome, stored_at=n)

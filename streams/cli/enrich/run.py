@@ -31,13 +31,13 @@ from streams.tools.backfill import (
     StateFile,
     Written,
     follow,
-    logged_cache,
     plan,
     remembered,
     scan,
     write_answers,
 )
 from tables.enrichment import CACHE_TOPIC
+from tables.response_log import logged_cache
 
 
 class Run:
@@ -107,8 +107,8 @@ class Run:
     def ask(self, topics: list[str], start_us: int, end_us: int, chars_per_token: float, dry_run: bool) -> None:
         """Find what the range lacks, send it as one batch, write its answers."""
         codec = AvroCodec(registry_for(self.settings), self.settings.max_record_bytes)
-        with self.console.status(f"reading {', '.join(topics)} and the response log"):
-            cache = logged_cache(self.settings, codec, time.time())
+        with (self.console.status(f"reading {', '.join(topics)} and the response log"),
+              logged_cache(self.settings, codec, time.time(), reader="backfill") as cache):
             found = scan(self.settings, codec, topics, start_us, end_us, self.client.model, chars_per_token,
                          cache, time.time())
         _report_found(found)
