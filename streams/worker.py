@@ -23,7 +23,12 @@ from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config
 from streams.faust.context import WorkerApp
 from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_watermarks
-from streams.faust.lifecycle_fixes import bound_wait_empty, resume_flow_before_fetching, start_replies_in_background
+from streams.faust.lifecycle_fixes import (
+    bound_wait_empty,
+    resume_flow_before_fetching,
+    start_replies_in_background,
+    wait_for_created_topics,
+)
 from streams.faust.runtime import FaustRuntime
 from streams.faust.typed_topic import declare_topics
 from streams.hotpath.reader import TradeReader, declare_owner_topic
@@ -119,6 +124,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     resume_flow_before_fetching(app)
     bound_wait_empty()
     start_replies_in_background()
+    wait_for_created_topics()
     if not settings.engine.list_offsets_is_end:
         use_fetched_high_watermarks(app, settings)
     if not settings.engine.fetch_answers_early:

@@ -11,19 +11,35 @@ offsets, resume the flow, and only then resume fetching.
 
 Bound the wait for in-flight records before a rebalance (``bound_wait_empty``).
 
-Start without waiting for the reply topic. The consumer of ask()'s replies sleeps 3 s
-after declaring its topic, and the worker's start waited for it: start it in the background
-(nothing can ask before the web views are up).
+Start without waiting 3 s for the reply topic (``start_replies_in_background``). Faust's
+consumer of ask()'s replies declares its topic, registers it, sleeps 3 s and only then
+iterates it, which registers a *copy* of the topic: the copy is what its stream reads, and
+the conductor routes a partition's records only to the topics registered when the
+partition was assigned. The worker's start waited those 3 s. Started in the background, the
+group's first assignment came before the copy on Apache Kafka (a join takes ~0.5 s there,
+~3 s on the embedded broker): every reply went to the original, unread, and each
+``GET /assess`` timed out. Now the iterating copy is registered before the worker
+subscribes, and nothing sleeps.
+
+Wait until a created topic is in the cluster's metadata (``wait_for_created_topics``).
+Apache Kafka answers CreateTopics once the controller has the topic; a broker's metadata
+has it a moment later. Faust creates its internal topics (the trade owners topic, the
+changelogs) and subscribes right away: a topic the group's first assignment did not see was
+"ignored" until the next metadata refresh (minutes), so the worker folded no trade.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import types
 from typing import Any
 
+from aiokafka.structs import TopicPartition
 from faust.agents.replies import ReplyConsumer
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Transport
 
 from streams.faust.internals import require_tested_faust
 
@@ -92,12 +108,59 @@ def bound_wait_empty() -> None:
     Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
 
 
-async def _start_reply_fetcher_in_background(self: Any) -> None:
-    if self.app.conf.reply_create_topic:
-        self.add_future(self._start_fetcher(self.app.conf.reply_to))
+async def _start_reply_fetcher_at_once(self: Any) -> None:
+    name = self.app.conf.reply_to
+    if self.app.conf.reply_create_topic and name not in self._fetchers:
+        self._fetchers[name] = None  # Faust's lock: ask() starts no second fetcher
+        topic = self._reply_topic(name)
+        reading = topic.__aiter__()  # registers the copy the stream reads, before the worker subscribes
+        await topic.maybe_declare()
+        self._fetchers[name] = self.add_future(self._drain_replies(reading))
 
 
 def start_replies_in_background() -> None:
-    """Patch the reply consumer to start in the background (see the module's docstring)."""
+    """Patch the reply consumer to start without its 3 s sleep, its stream registered
+    before the worker subscribes (see the module's docstring)."""
     require_tested_faust("start_replies_in_background")
-    ReplyConsumer.on_start = _start_reply_fetcher_in_background  # type: ignore[method-assign]
+    ReplyConsumer.on_start = _start_reply_fetcher_at_once  # type: ignore[method-assign]
+
+
+CREATED_TOPIC_VISIBLE_S = 15.0
+"""How long a worker waits for a topic it created to show in the metadata (then goes on)."""
+log = logging.getLogger(__name__)
+
+
+def _led(metadata: Any, topic: str) -> bool:
+    """The topic is in ``metadata`` and each of its partitions has a leader."""
+    partitions = metadata.partitions_for_topic(topic)
+    leaders = [metadata.leader_for_partition(TopicPartition(topic, p)) for p in partitions or ()]
+    return bool(leaders) and all(leader is not None and leader >= 0 for leader in leaders)
+
+
+async def _visible(client: Any, topic: str) -> bool:
+    return _led(client.cluster, topic) or _led(await client.fetch_all_metadata(), topic)
+
+
+def wait_for_created_topics() -> None:
+    """Patch Faust's topic creation to return once the topic is in the metadata with a
+    leader for every partition (see the module's docstring)."""
+    require_tested_faust("wait_for_created_topics")
+    original = getattr(Transport._create_topic, "__wrapped__", Transport._create_topic)
+
+    async def create_topic(self: Any, owner: Any, client: Any, topic: str, *args: Any, **kwargs: Any) -> None:
+        await original(self, owner, client, topic, *args, **kwargs)
+        deadline = time.monotonic() + CREATED_TOPIC_VISIBLE_S
+        while not owner.should_stop:
+            try:
+                if await _visible(client, topic):
+                    return
+            except Exception as error:  # a broker going away: ask again until the deadline
+                log.debug("metadata of %s not available yet: %s", topic, error)
+            if time.monotonic() > deadline:
+                log.warning("topic %s is not in the cluster's metadata %.0f s after its creation: going on",
+                            topic, CREATED_TOPIC_VISIBLE_S)
+                return
+            await asyncio.sleep(0.05)
+
+    create_topic.__wrapped__ = original  # type: ignore[attr-defined]
+    Transport._create_topic = create_topic  # type: ignore[method-assign]
