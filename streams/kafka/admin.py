@@ -156,9 +156,30 @@ PROBE_FETCH_WAIT_MS = 10
 """The embedded broker answers a fetch only when its max wait is over: keep the probe's short."""
 
 
+LEADERSHIP_IN_FLUX = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+})
+"""Answers that pass once the partition's leader is settled: a topic created a moment ago
+(Apache Kafka answers CreateTopics before its brokers lead the new partitions) or a leader
+that moved (a broker down). Asked again until the deadline."""
+
+
 def _listed_ends(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> dict[tuple[str, int], int]:
     """End offsets from ListOffsets "latest" (the high watermark: what consumers can read)."""
-    return {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in partitions}
+    deadline = time.monotonic() + timeout
+    ends: dict[tuple[str, int], int] = {}
+    for tp in partitions:
+        while (tp.topic, tp.partition) not in ends:
+            try:
+                left = max(0.5, deadline - time.monotonic())
+                ends[tp.topic, tp.partition] = consumer.get_watermark_offsets(tp, timeout=left)[1]
+            except KafkaException as exc:
+                if exc.args[0].code() not in LEADERSHIP_IN_FLUX or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    return ends
 
 
 def _fetched_ends(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> dict[tuple[str, int], int]:
