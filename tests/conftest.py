@@ -8,13 +8,14 @@ from tests.harness import (
     ENGINE_VARIABLE,
     broker,
     chosen_engine,
+    fake,
     isolated_broker,
     shared_worker,
     stack_settings,
     worker,
 )
 
-__all__ = ["broker", "isolated_broker", "shared_worker", "stack_settings", "worker"]
+__all__ = ["broker", "fake", "isolated_broker", "shared_worker", "stack_settings", "worker"]
 
 LONGEST_FIRST = (
     "test_backtest_parity.py", "test_broker_failures.py", "test_compaction.py", "test_scaling.py",

@@ -30,6 +30,7 @@ from streams.devstack.broker import EmbeddedBroker, port_is_free
 from streams.devstack.kafka_cluster import KafkaCluster
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
+from tests.fakes.anthropic_server import FakeAnthropic
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -303,6 +304,13 @@ def worker(stack_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     started = start_worker(stack_settings, tmp_path / "worker.log")
     yield started
     started.discard()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    """A local server that speaks the Anthropic Messages API, for the real `anthropic` client."""
+    with FakeAnthropic() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

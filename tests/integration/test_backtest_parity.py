@@ -7,7 +7,6 @@ stand-in API sees no new request."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.integration
 REAL = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
 APP = "bt"
 FAULTS = {"normal": 0.6, "overloaded": 0.1, "server_error": 0.1, "slow": 0.1, "malformed": 0.05, "invalid": 0.05}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _enrichment_env(fake: FakeAnthropic) -> dict[str, str]:

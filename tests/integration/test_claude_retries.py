@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -28,12 +27,6 @@ from tests.fakes.anthropic_server import FakeAnthropic
 UNLIMITED = Limits(requests_per_min=0, input_tokens_per_min=0, output_tokens_per_min=0,
                    daily_tokens=0, daily_usd=0)
 CAP_S = 5.0
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _enrich(fake: FakeAnthropic, n: int = 2, deadline: float = 8.0) -> list[Outcome]:

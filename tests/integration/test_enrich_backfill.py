@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,12 +43,6 @@ pytestmark = pytest.mark.integration
 FROM, TO = T0, T0 + timedelta(minutes=30)
 RANGE = ("--from", FROM.isoformat(), "--to", TO.isoformat())
 ALL = ("--topic", "analysis.anomalies,analysis.indicators", "--topic", "market.news")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _env(fake: FakeAnthropic) -> dict[str, str]:

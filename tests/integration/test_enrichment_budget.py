@@ -5,7 +5,6 @@ a headline never shares a call with items of another source or symbol."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -28,12 +27,6 @@ MAX_OUT = 1024
 def _limits(daily_usd: float = 0) -> Limits:
     return Limits(requests_per_min=0, input_tokens_per_min=0, output_tokens_per_min=0,
                   daily_tokens=0, daily_usd=daily_usd)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _enricher(fake: FakeAnthropic, limits: Limits, *, concurrency: int = 2, batch_max: int = 8,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -34,12 +33,6 @@ pytestmark = pytest.mark.integration
 MODEL = "claude-haiku-4-5"
 GOOD = validate_item({"id": "x", "regime": "trending", "sentiment": 0.25, "risk_flags": ["volume_spike"],
                       "confidence": 0.5, "rationale": "Cached answer."})[1]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _contexts(n: int) -> list[Context]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,12 +21,6 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import WorkerProcess, http_json, start_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _env(fake: FakeAnthropic, **extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ API. A restart reads the log from where it was left (the rest is on disk)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,12 +29,6 @@ LOGGED = 24
 MEMORY = 4
 GOOD = validate_item({"id": "0", "regime": "trending", "sentiment": 0.4, "risk_flags": ["volume_spike"],
                       "confidence": 0.8, "rationale": "Higher highs on rising volume."})[1]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 def _live_outcome(n: int, anomaly: Anomaly) -> Outcome:
