@@ -224,12 +224,14 @@ class CandleFold:
         closed: list[ClosedCandle] = []
         for spec in self.specs:
             panes = state.panes.get(spec.step_us)
-            if not panes:
+            if not panes or not _ends_between(spec.step_us, previous, boundary_us):
                 continue
             starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
         for step, panes in state.panes.items():
+            if not _ends_between(step, previous, boundary_us):
+                continue  # no window of this step ended: no pane to drop (a 1s close skips 1m and 5m)
             longest = self._longest.get(step, step)
             for start in [s for s in panes if s + longest <= boundary_us]:
                 del panes[start]
@@ -267,6 +269,11 @@ class CandleFold:
     def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:
         parts = [panes[s] for s in range(start, start + spec.size_us, spec.step_us) if s in panes]
         return Bar.merged(start, start + spec.size_us, parts)
+
+
+def _ends_between(step_us: int, after_us: int, until_us: int) -> bool:
+    """Whether a window of this step ends in (after_us, until_us]: ends are multiples of the step."""
+    return after_us - after_us % step_us + step_us <= until_us
 
 
 UNKNOWN = -(2**400)
