@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from domain.clock import EPOCH
@@ -94,9 +96,19 @@ def _assert_replicated(settings: Settings, topics: tuple[str, ...] = (TOPIC,)) -
         time.sleep(0.2)  # a topic just created: its metadata reaches every node shortly
     topic = admin.list_topics(TOPIC, timeout=10).topics[TOPIC]
     assert {len(p.replicas) for p in topic.partitions.values()} == {3}
-    config = admin.describe_configs([ConfigResource("topic", TOPIC)])
-    entries = next(iter(config.values())).result()
-    assert entries["min.insync.replicas"].value == "2"
+    assert _topic_config(admin, TOPIC, deadline)["min.insync.replicas"].value == "2"
+
+
+def _topic_config(admin: AdminClient, name: str, deadline: float) -> dict[str, Any]:
+    """A topic's config entries; asked again while the node asked does not know the topic yet
+    (DescribeConfigs goes to any node, and a new topic's metadata reaches each one shortly)."""
+    while True:
+        try:
+            return dict(next(iter(admin.describe_configs([ConfigResource("topic", name)]).values())).result())
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _assert_every_trade_once(settings: Settings, trades: list[Trade]) -> int:
