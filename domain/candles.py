@@ -241,9 +241,10 @@ class CandleFold:
             starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
-        slices = state.panes.get(self.mark_step_us or 0, {})
-        closed += [ClosedSlice(state.symbol, slices[start]) for start in sorted(slices)
-                   if previous < slices[start].end_us <= boundary_us]
+        if self.mark_step_us and _ends_between(self.mark_step_us, previous, boundary_us):
+            slices = state.panes.get(self.mark_step_us, {})
+            closed += [ClosedSlice(state.symbol, slices[start]) for start in sorted(slices)
+                       if previous < slices[start].end_us <= boundary_us]
         for step, panes in state.panes.items():
             if not _ends_between(step, previous, boundary_us):
                 continue  # no window of this step ended: no pane to drop (a 1s close skips 1m and 5m)
