@@ -27,6 +27,7 @@ and both carry the order's correlation id.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -224,10 +225,10 @@ def _settle(out: Emitter, symbol: str, recent: list[Mark], as_of_us: int | None 
     for order in sorted(state.open_orders(symbol), key=lambda o: (o.placed_us, o.order_id)):
         after_us = max(order.last_fill_us, _previous_done(state, order))
         deadline = order.placed_us + timeout
-        for mark in recent:
-            if order.status is not OrderStatus.OPEN:
+        for mark in recent[bisect.bisect_right(recent, after_us, key=mark_time):]:
+            if order.status is not OrderStatus.OPEN or mark_time(mark) > deadline:
                 break
-            if after_us < mark_time(mark) <= deadline:
+            if after_us < mark_time(mark):
                 _fill(out, order, mark)
                 after_us = max(after_us, order.last_fill_us)
         if order.status is OrderStatus.OPEN:
