@@ -5,8 +5,9 @@ in order. Each is decoded and checked, then folded by ``domain.fold.step`` with 
 ``domain.account.evolve``; its events are sent and acknowledged by the broker before the
 row (with the input's position) is written. A crash in between re-decides the same input
 from the old row and re-emits events with the same ids, which the fold ignores; an input
-the row already holds is skipped. Orders expire by the inputs' event time; a timer sends
-ExpireOrders for accounts that get no input.
+the row already holds is skipped. Orders expire by their symbol's marks and the inputs'
+event time; a timer sends ExpireOrders for accounts that get no input. The recent marks
+per symbol (and how far back they were dropped) live in this worker's memory.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def install(app: WorkerApp) -> None:
     source = app.typed_topics["trading.commands"]
     events_topic = app.typed_topics["trading.events"]
     marks: dict[str, dict[str, list[Mark]]] = {}  # account -> symbol -> recent marks (memory)
+    forgotten: dict[str, dict[str, int]] = {}  # account -> symbol -> time of the newest mark dropped
     written_at: dict[str, float] = {}  # account -> when its row was last written
     applied_at: dict[str, float] = {}  # account -> when it last applied an input
     started = time.monotonic()
@@ -63,6 +65,7 @@ def install(app: WorkerApp) -> None:
     def load(account: str) -> Account:
         state = glue.load_account(table, account, settings.initial_cash)
         state.marks = marks.setdefault(account, {})
+        state.forgotten_us = forgotten.setdefault(account, {})
         return state
 
     @app.agent(source.faust, name=AGENT)

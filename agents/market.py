@@ -30,7 +30,8 @@ def install(app: WorkerApp) -> None:
     settings = app.settings
     owners, reader = app.trade_owners, app.trade_reader
     ports = glue.CandleTables(app, owners.get_topic_name())
-    fold = CandleFold(settings.window_specs, int(settings.grace_s * 1_000_000))
+    fold = CandleFold(settings.window_specs, int(settings.grace_s * 1_000_000),
+                      mark_step_us=int(settings.mark_interval_s * 1_000_000))
     driver = app.candle_driver = CandleDriver(fold, TickDecoder(app.codec), ports, settings.idle_close_s,
                                               settings.idle_close_all)
 

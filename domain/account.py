@@ -6,13 +6,18 @@ the account (domain.orders, domain.controls) and returns the trading events, alr
 folded into the account's ``Portfolio`` by ``domain.ledger.apply``: the projection of
 trading.events that ``ticktide rebuild portfolio`` rebuilds with the same fold.
 
-Time is the inputs' event time, never a clock: every input first expires the orders whose
-deadline (placed time + the order timeout) is at or before its event time. ExpireOrders
-is such an input that does nothing else: the ledger's timer sends it for accounts that
-get no other input. Nothing is trusted for who sent it: a record's fields are checked by
-its type's rules (domain.validity) before it gets here, and no input can do more than its
-own type allows (an ExpireOrders, or any input, at most closes orders that are due by its
-own validated event time).
+Time is the inputs' event time, never a clock, and a decision does not depend on how
+the inputs of different sources interleave (live, or a replay at max speed where the
+marks run minutes ahead of the orders): an order is decided as of its own event time
+(domain.risk) and fills against its own symbol's marks, kept for it when they came first
+(``KEEP_MARKS`` per symbol; an order older than the marks kept is denied, ``stale_order``,
+rather than filled against part of its market); it expires when its own symbol's marks
+reach its deadline, never on another symbol's. ExpireOrders closes every order due by
+its event time: the ledger's timer sends it for accounts that get no input, and a user
+command first does the same. Nothing is trusted for who sent it: a record's fields are
+checked by its type's rules (domain.validity) before it gets here, and no input can do
+more than its own type allows (an ExpireOrders, or any input, at most closes orders that
+are due by its own validated event time).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from domain.orders import TradingConfig
 from domain.portfolio import Portfolio
 from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder
 
-KEEP_MARKS = 300
-"""Recent marks kept per account and symbol (what a new order can fill against)."""
+KEEP_MARKS = 3600
+"""Recent marks kept per account and symbol (what a new order can fill against): an hour
+of one-second marks, how far the strategy may lag its symbol's marks (the candle fold of
+a replay at max speed runs ahead of the enrichment)."""
 
 Input = PlaceOrder | Mark | ExpireOrders | Command
 """What trading.commands carries."""
@@ -40,14 +47,16 @@ INPUT_TYPES = (PlaceOrder, Mark, ExpireOrders, *COMMAND_TYPES)
 class Account:
     """One account as the ledger holds it: the portfolio (projection of its trading
     events), the latest market price per symbol, the latest input event time, and what
-    was applied. ``marks`` (recent marks per symbol) are kept in memory only: they change
-    many times a second, and a restarted ledger fills against the marks that follow."""
+    was applied. ``marks`` (recent marks per symbol) and ``forgotten_us`` are kept in memory
+    only: they change many times a second, and a restarted ledger fills against the marks
+    that follow."""
 
     portfolio: Portfolio
     prices: dict[str, str] = field(default_factory=dict)
     seen_us: int = 0  # the latest event time of an input applied
     applied: Position = field(default_factory=Position)
     marks: dict[str, list[Mark]] = field(default_factory=dict)
+    forgotten_us: dict[str, int] = field(default_factory=dict)  # per symbol, the newest mark dropped
 
     @classmethod
     def open(cls, account: str, initial_cash: Decimal) -> Account:
@@ -56,20 +65,23 @@ class Account:
 
 
 def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account, list[Event]]:
-    """Decide one input: expire what is due by its event time, then apply it."""
+    """Decide one input: an order is placed (or denied) and filled against its symbol's
+    marks so far; a mark fills and expires its symbol's orders; an expiry request or a user
+    command first expires every order due by its event time."""
     if not isinstance(item, INPUT_TYPES):
         raise TypeError(f"not a trading.commands record: {type(item).__name__}")
     portfolio = state.portfolio
     time_us = to_micros(item.envelope.event_time)
     state.seen_us = max(state.seen_us, time_us)
-    events = orders.expire(portfolio, time_us, config, item)
     if isinstance(item, PlaceOrder):
-        events += orders.place(portfolio, item, config, state.marks)
-    elif isinstance(item, Mark):
-        if orders.remember_mark(state.marks, item, KEEP_MARKS):
-            state.prices[item.symbol] = str(item.price)
-            events += orders.on_mark(portfolio, item, config)
-    elif not isinstance(item, ExpireOrders):
+        return state, orders.place(portfolio, item, config, state.marks, state.forgotten_us.get(item.symbol))
+    if isinstance(item, Mark):
+        if not orders.remember_mark(state.marks, item, KEEP_MARKS, state.forgotten_us):
+            return state, []
+        state.prices[item.symbol] = str(item.price)
+        return state, orders.on_mark(portfolio, item, config, state.marks[item.symbol])
+    events = orders.expire(portfolio, time_us, config, item, state.marks)
+    if not isinstance(item, ExpireOrders):
         events += controls.command(portfolio, item, config, state.marks)
     return state, events
 

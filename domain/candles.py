@@ -155,7 +155,16 @@ class Late:
     tick: Tick
 
 
-Output = ClosedCandle | Late
+@dataclass(frozen=True, slots=True)
+class ClosedSlice:
+    """A closed slice of the mark step (what the paper ledger fills against): its bar, final
+    like a candle's, so it holds the same trades however the input was split into runs."""
+
+    symbol: str
+    bar: Bar
+
+
+Output = ClosedCandle | Late | ClosedSlice
 _NOTHING: tuple[Output, ...] = ()
 
 
@@ -180,11 +189,14 @@ class SymbolCandles:
 class CandleFold:
     """The candle fold of one set of window families: ``evolve(state, tick)``."""
 
-    def __init__(self, specs: tuple[WindowSpec, ...], grace_us: int) -> None:
+    def __init__(self, specs: tuple[WindowSpec, ...], grace_us: int, mark_step_us: int | None = None) -> None:
         self.specs = specs
         self.grace_us = grace_us
-        self.steps = tuple(sorted({spec.step_us for spec in specs}))
-        self._longest = {step: max(s.size_us for s in specs if s.step_us == step) for step in self.steps}
+        self.mark_step_us = mark_step_us  # slices closed with the windows, as ClosedSlice (None: none)
+        marks = {mark_step_us} if mark_step_us else set()
+        self.steps = tuple(sorted({spec.step_us for spec in specs} | marks))
+        self._longest = {step: max((s.size_us for s in specs if s.step_us == step), default=step)
+                         for step in self.steps}
 
     def evolve(self, state: SymbolCandles, tick: Tick) -> tuple[SymbolCandles, Sequence[Output]]:
         """Fold one trade into its symbol's state (updated in place): the state, and the final
@@ -213,15 +225,15 @@ class CandleFold:
                 state.boundary_us = boundary  # no window ends in between: nothing to close
         return state, _NOTHING
 
-    def close_until(self, state: SymbolCandles, boundary_us: int) -> list[ClosedCandle]:
+    def close_until(self, state: SymbolCandles, boundary_us: int) -> list[ClosedCandle | ClosedSlice]:
         """Close every window ending at or before ``boundary_us``; the final candles in
-        (window family, start) order."""
+        (window family, start) order, then the closed mark slices in time order."""
         previous = state.boundary_us
         if boundary_us <= previous:
             return []
         state.boundary_us = boundary_us
         state.next_close_us = self.next_close(boundary_us)
-        closed: list[ClosedCandle] = []
+        closed: list[ClosedCandle | ClosedSlice] = []
         for spec in self.specs:
             panes = state.panes.get(spec.step_us)
             if not panes or not _ends_between(spec.step_us, previous, boundary_us):
@@ -229,6 +241,10 @@ class CandleFold:
             starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
+        if self.mark_step_us and _ends_between(self.mark_step_us, previous, boundary_us):
+            slices = state.panes.get(self.mark_step_us, {})
+            closed += [ClosedSlice(state.symbol, slices[start]) for start in sorted(slices)
+                       if previous < slices[start].end_us <= boundary_us]
         for step, panes in state.panes.items():
             if not _ends_between(step, previous, boundary_us):
                 continue  # no window of this step ended: no pane to drop (a 1s close skips 1m and 5m)
@@ -237,7 +253,7 @@ class CandleFold:
                 del panes[start]
         return closed
 
-    def close_quiet(self, state: SymbolCandles, quiet_us: int) -> list[ClosedCandle]:
+    def close_quiet(self, state: SymbolCandles, quiet_us: int) -> list[ClosedCandle | ClosedSlice]:
         """A symbol without a trade for ``quiet_us`` of wall time: its clock runs on from its
         newest trade by as much, and the windows that have ended on it (grace included)
         close, as a trade at that time would close them. Windows still open stay open, so a
@@ -245,7 +261,7 @@ class CandleFold:
         boundary = state.watermark_us + quiet_us - self.grace_us
         return self.close_until(state, boundary) if boundary >= state.next_close_us else []
 
-    def close_all(self, state: SymbolCandles) -> list[ClosedCandle]:
+    def close_all(self, state: SymbolCandles) -> list[ClosedCandle | ClosedSlice]:
         """Close every open window (the end of a recording or a backtest): later trades
         inside them will be late."""
         ends = [start + self._longest.get(step, step) for step, panes in state.panes.items() for start in panes]

@@ -18,6 +18,7 @@ as its order is among the remembered ones (all open orders and the last 100-200 
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
@@ -104,11 +105,12 @@ def _placed(state: Portfolio, event: OrderPlaced) -> bool:
         order_id=event.order_id, symbol=event.symbol, side=str(event.side),
         quantity=event.quantity, order_type=str(event.order_type), limit_price=event.limit_price,
         placed_us=placed_us, strategy=_strategy(event), last_fill_us=placed_us,
-        event_ids=[event.envelope.event_id])
-    times = state.order_times
-    times.append(placed_us)
+        event_ids=[event.envelope.event_id], correlation_id=event.envelope.correlation_id or "")
+    times = state.order_times  # in time order, whatever order the orders arrived in
+    bisect.insort(times, placed_us)
+    newest = times[-1]
     drop = 0
-    while drop < len(times) and (times[drop] <= placed_us - MINUTE_US or len(times) - drop > MAX_ORDER_TIMES):
+    while drop < len(times) and (times[drop] <= newest - MINUTE_US or len(times) - drop > MAX_ORDER_TIMES):
         drop += 1
     del times[:drop]
     return True
@@ -133,6 +135,7 @@ def _filled(state: Portfolio, event: OrderFilled) -> bool:
     order.last_fill_us = to_micros(event.envelope.event_time)
     if order.filled >= order.quantity:
         order.status = OrderStatus.FILLED
+        order.closed_us = order.last_fill_us
         _trim(state)
     signed = event.fill_quantity if event.side == Side.BUY else -event.fill_quantity
     position = state.positions.setdefault(event.symbol, Position())
@@ -183,6 +186,7 @@ def _closed(state: Portfolio, event: OrderDenied | OrderExpired | OrderCanceled 
     elif order.status is not OrderStatus.OPEN:
         return False
     order.status, order.reason_code, order.reason = status, code, reason
+    order.closed_us = to_micros(event.envelope.event_time)
     order.event_ids.append(event.envelope.event_id)
     _trim(state)
     return True

@@ -47,6 +47,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "strategy": order.strategy, "filled": _num(order.filled), "status": str(order.status),
         "reason_code": order.reason_code, "reason": order.reason,
         "last_fill_us": order.last_fill_us, "fill_ids": order.fill_ids, "event_ids": order.event_ids,
+        "closed_us": order.closed_us, "correlation_id": order.correlation_id,
     }
 
 
@@ -67,6 +68,8 @@ def from_row(row: dict[str, Any]) -> Portfolio:
 def _order(row: dict[str, Any]) -> Order:
     values = dict(row)
     values.pop("placed_wall_us", None)  # rows written before expiry ran on event time
+    values.setdefault("closed_us", 0)  # rows written before orders of a symbol filled one after another
+    values["correlation_id"] = str(values.get("correlation_id") or "")
     for name in ("quantity", "filled"):
         values[name] = Decimal(values[name])
     if values["limit_price"] is not None:

@@ -1,15 +1,19 @@
 """Market marks (pure): a symbol's trades in one slice of event time, as the paper ledger
-fills against them. Ticks in, marks out, per symbol and slice; amounts stay integers of
-1e-18 until the record is built."""
+fills against them; amounts stay integers of 1e-18 until the record is built.
+
+The candle fold closes a symbol's slices with its windows (``domain.candles.ClosedSlice``,
+once the symbol's clock less the grace has passed the slice's end), so a mark holds all of
+the slice's trades however market.trades was fetched in runs: a live worker and a backtest
+of the same trades send the same marks (same ids, same sizes), which the fills derive from."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from domain.candles import ClosedSlice
 from domain.clock import from_micros
 from domain.ids import uuid5
 from schemas.records import Mark
@@ -46,22 +50,10 @@ class MarkSlice:
     count: int
 
 
-def slice_marks(ticks: Iterable[TickLike], slice_us: int) -> list[MarkSlice]:
-    """The marks of a run of ticks: one per symbol and ``slice_us`` slice of event time,
-    in the order each (symbol, slice) first appears."""
-    slices: dict[tuple[str, int], MarkSlice] = {}
-    for tick in ticks:
-        start = tick.time_us // slice_us * slice_us
-        found = slices.get((tick.symbol, start))
-        if found is None:
-            slices[(tick.symbol, start)] = MarkSlice(tick.symbol, start, tick.time_us, tick.trade_id,
-                                                     tick.price, tick.size, 1)
-            continue
-        if (tick.time_us, tick.trade_id) > (found.time_us, found.trade_id):
-            found.time_us, found.trade_id, found.price = tick.time_us, tick.trade_id, tick.price
-        found.size += tick.size
-        found.count += 1
-    return list(slices.values())
+def slice_of(closed: ClosedSlice) -> MarkSlice:
+    """The mark of a closed slice: its last trade (by time, then id), total size and count."""
+    bar = closed.bar
+    return MarkSlice(closed.symbol, bar.start_us, bar.close_time, bar.close_id, bar.close, bar.volume, bar.count)
 
 
 def mark_id(mark: MarkSlice) -> str:

@@ -2,25 +2,32 @@
 Each function returns the trading events it decided, already folded into the state with
 ``domain.ledger.apply`` (the same fold rebuild uses).
 
-* ``place``: a PlaceOrder passes the risk checks (kill switch, paused strategy, quantity,
-  orders per minute, max position per symbol including open orders, max gross exposure)
-  and becomes OrderPlaced, or it becomes OrderDenied with the reason.
-* ``on_mark``: a Mark (the trades of one symbol in a short slice of event time) fills
-  open orders placed before it: at most ``participation`` x its size each, at its price
-  plus slippage against us, paying a fee; limit orders only at their price or better.
-  Every fill is followed by PositionChanged. An order fills only against marks up to its
-  deadline (placed time + ``order_timeout``, event time).
-* ``expire``: an order whose deadline is at or before an input's event time is closed by
-  OrderExpired: no order stays pending.
+* ``place``: a PlaceOrder passes the risk checks (domain.risk, as of its event time) and
+  becomes OrderPlaced, or it becomes OrderDenied with the reason.
+* ``settle`` (after an order, a mark of its symbol or an expiry request): a Mark (the
+  trades of one symbol in a short slice of event time) fills open orders placed before
+  it: at most ``participation`` x its size each, at its price plus slippage against us,
+  paying a fee; limit orders only at their price or better. Every fill is followed by
+  PositionChanged. An order fills only against marks up to its deadline (placed time +
+  ``order_timeout``, event time), and a symbol's orders fill one after another, oldest
+  first: an order takes marks after the one before it was filled or expired, so the
+  fills of a symbol, and the positions after them, come in event-time order whether an
+  order arrived before its marks or long after them.
+* expiry: an order is closed by OrderExpired once its own symbol's marks (which arrive in
+  event-time order) reach its deadline, or an expiry request's event time does: a mark of
+  another symbol, which may run ahead, never expires it.
 * user commands (pause/resume, risk limits, kill switch, flatten) are in domain.controls;
   domain.account is the one fold that calls all of these for each input.
 
 Event ids are derived from what caused them, so deciding again after a crash yields the
-same events and the fold ignores the repeats.
+same events and the fold ignores the repeats. Lineage too is the same whichever input
+happened to decide it: a fill is caused by its mark, an expiry by the order's placement,
+and both carry the order's correlation id.
 """
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,8 +36,9 @@ from typing import Any
 
 from domain.clock import from_micros, to_micros
 from domain.command_rules import limit_value
-from domain.ledger import MINUTE_US, apply
-from domain.portfolio import EXACT, ZERO, Order, OrderStatus, Portfolio, quantize
+from domain.ledger import apply
+from domain.portfolio import EXACT, Order, OrderStatus, Portfolio, quantize
+from domain.risk import risk_problem
 from schemas.records import (
     Envelope,
     Event,
@@ -98,15 +106,24 @@ def price_at(recent: list[Mark], time_us: int) -> Decimal:
     return before[-1].price if before else recent[0].price
 
 
-def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int) -> bool:
-    """Add a mark to its symbol's recent marks (event-time order, the last ``keep``);
-    False if it was already there."""
+def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int,
+                  forgotten_us: dict[str, int] | None = None) -> bool:
+    """Add a mark to its symbol's recent marks (event-time order, the last ``keep``; the time
+    of the newest one dropped goes to ``forgotten_us``); False if it was already there."""
     recent = marks.setdefault(mark.symbol, [])
-    if any(m.envelope.event_id == mark.envelope.event_id for m in recent):
-        return False
+    time_us = mark_time(mark)
+    for kept in reversed(recent):  # a repeat has the same time: look back only that far
+        if mark_time(kept) < time_us:
+            break
+        if kept.envelope.event_id == mark.envelope.event_id:
+            return False
     recent.append(mark)
-    recent.sort(key=lambda m: (m.envelope.event_time, m.last_trade_id))
-    del recent[:-keep]
+    if len(recent) > 1 and mark_time(recent[-2]) > mark_time(mark):
+        recent.sort(key=lambda m: (m.envelope.event_time, m.last_trade_id))
+    if len(recent) > keep:
+        if forgotten_us is not None:
+            forgotten_us[mark.symbol] = mark_time(recent[-keep - 1])
+        del recent[:-keep]
     return True
 
 
@@ -117,12 +134,18 @@ class Emitter:
         self.state, self.config, self.cause = state, config, cause
         self.events: list[Event] = []
 
-    def envelope(self, cls: type[Event], event_id: str, time_us: int) -> Envelope:
-        return cls.envelope_for(
-            event_time=from_micros(time_us), producer=self.config.producer, event_id=event_id,
-            causation_id=self.cause.envelope.event_id,
-            correlation_id=self.cause.envelope.correlation_id or self.cause.envelope.event_id,
-            ingest_time=self.cause.envelope.ingest_time)
+    def envelope(self, cls: type[Event], event_id: str, time_us: int, order: Order | None = None,
+                 causation_id: str | None = None) -> Envelope:
+        """An envelope caused by this input, or (``order``) in that order's flow, caused by
+        ``causation_id`` (default: the order's placement)."""
+        cause = self.cause.envelope
+        if order is not None:
+            causation = causation_id or (order.event_ids[0] if order.event_ids else order.order_id)
+            correlation = order.correlation_id or causation
+        else:
+            causation, correlation = cause.event_id, cause.correlation_id or cause.event_id
+        return cls.envelope_for(event_time=from_micros(time_us), producer=self.config.producer, event_id=event_id,
+                                causation_id=causation, correlation_id=correlation, ingest_time=cause.ingest_time)
 
     def emit(self, event: Event) -> None:
         apply(self.state, event)
@@ -144,7 +167,7 @@ class Emitter:
     def close_expired(self, order: Order, deadline_us: int) -> None:
         """Close an order that outlived its timeout."""
         self.emit(OrderExpired(
-            envelope=self.envelope(OrderExpired, derived_id(order.order_id, "expired"), deadline_us),
+            envelope=self.envelope(OrderExpired, derived_id(order.order_id, "expired"), deadline_us, order),
             order_id=order.order_id, account=self.state.account, symbol=order.symbol,
             filled_quantity=order.filled, remaining_quantity=order.remaining,
             deadline=from_micros(deadline_us)))
@@ -155,41 +178,11 @@ def limits_of(state: Portfolio, config: TradingConfig) -> RiskLimits:
     return config.limits.overridden(state.controls.limits)
 
 
-def _risk_problem(state: Portfolio, command: PlaceOrder, limits: RiskLimits,
-                  prices: dict[str, Decimal]) -> tuple[str, str] | None:
-    if state.controls.killed:
-        return "kill_switch", "the kill switch is on"
-    if command.strategy and command.strategy in state.controls.paused:
-        return "strategy_paused", f"strategy {command.strategy} is paused"
-    if command.quantity <= 0:
-        return "invalid_quantity", f"quantity must be positive, got {command.quantity}"
-    time_us = to_micros(command.envelope.event_time)
-    recent = [t for t in state.order_times if t > time_us - MINUTE_US]
-    if len(recent) >= limits.max_orders_per_minute:
-        return "max_orders_per_minute", (f"{len(recent)} orders in the last minute "
-                                         f"(limit {limits.max_orders_per_minute})")
-    signed = command.quantity if command.side == Side.BUY else -command.quantity
-    symbols = {*state.positions, *(o.symbol for o in state.open_orders()), command.symbol}
-    worst = {s: state.position(s).quantity for s in symbols}
-    for order in state.open_orders():
-        worst[order.symbol] += order.signed_remaining
-    worst[command.symbol] += signed
-    if abs(worst[command.symbol]) > limits.max_position:
-        return "max_position", (f"{command.symbol} position could reach {worst[command.symbol]} "
-                                f"(limit {limits.max_position})")
-    missing = [s for s, q in worst.items() if q and s not in prices]
-    if missing:
-        return "no_market_price", f"no market price yet for {', '.join(sorted(missing))}"
-    gross = sum((abs(q) * prices[s] for s, q in worst.items() if q), ZERO)
-    if gross > limits.max_gross_exposure:
-        return "max_gross_exposure", f"gross exposure could reach {quantize(gross)} (limit {limits.max_gross_exposure})"
-    return None
-
-
 def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
-          marks: dict[str, list[Mark]]) -> list[Event]:
+          marks: dict[str, list[Mark]], forgotten_us: int | None = None) -> list[Event]:
     """Place an order (or deny it), then fill it against the marks after it
-    (``marks``: each symbol's recent marks, oldest first)."""
+    (``marks``: each symbol's recent marks, oldest first; ``forgotten_us``: the time of the
+    newest mark of its symbol no longer among them, if any)."""
     out = Emitter(state, config, command)
     if command.order_id in state.orders:
         return []
@@ -197,7 +190,11 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
     prices = {s: p.last_price for s, p in state.positions.items() if p.last_price}
     prices.update({s: price_at(m, time_us) for s, m in marks.items() if m})
     with localcontext(EXACT):
-        problem = _risk_problem(state, command, limits_of(state, config), prices)
+        problem = risk_problem(state, command, limits_of(state, config), prices, config.order_timeout_us)
+    if problem is None and forgotten_us is not None and forgotten_us > time_us:
+        problem = "stale_order", (f"placed at {from_micros(time_us).isoformat()}, before the marks of "
+                                  f"{command.symbol} still kept (those up to {from_micros(forgotten_us).isoformat()} "
+                                  "are forgotten): it would fill against part of its market")
     if problem is not None:
         out.deny(command.order_id, command.symbol, *problem, time_us)
         return out.events
@@ -206,27 +203,51 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
         order_id=command.order_id, account=state.account, symbol=command.symbol, side=command.side,
         order_type=command.order_type, quantity=command.quantity, limit_price=command.limit_price,
         strategy=command.strategy))
-    order = state.orders[command.order_id]
-    for mark in marks.get(command.symbol, []):
-        if order.status is not OrderStatus.OPEN:
-            break
-        _fill(out, order, mark)
+    _settle(out, command.symbol, marks.get(command.symbol, []))
     return out.events
 
 
-def on_mark(state: Portfolio, mark: Mark, config: TradingConfig) -> list[Event]:
-    """Fill the symbol's open orders that were placed before the mark."""
+def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, recent: list[Mark] | None = None) -> list[Event]:
+    """A new mark of a symbol (``recent``: the symbol's recent marks, oldest first, this one
+    among them): fill and expire the symbol's open orders."""
     out = Emitter(state, config, mark)
-    for order in state.open_orders(mark.symbol):
-        _fill(out, order, mark)
+    _settle(out, mark.symbol, [mark] if recent is None else recent)
     return out.events
+
+
+def _settle(out: Emitter, symbol: str, recent: list[Mark], as_of_us: int | None = None) -> None:
+    """Fill the symbol's open orders against its recent marks, one order after another
+    (oldest first); expire an order once the newest mark (or ``as_of_us``) reaches its
+    deadline; a later order waits while an earlier one is open."""
+    state, timeout = out.state, out.config.order_timeout_us
+    newest = max([*(mark_time(m) for m in recent[-1:]), *([as_of_us] if as_of_us is not None else [])],
+                 default=None)
+    for order in sorted(state.open_orders(symbol), key=lambda o: (o.placed_us, o.order_id)):
+        after_us = max(order.last_fill_us, _previous_done(state, order))
+        deadline = order.placed_us + timeout
+        for mark in recent[bisect.bisect_right(recent, after_us, key=mark_time):]:
+            if order.status is not OrderStatus.OPEN or mark_time(mark) > deadline:
+                break
+            if after_us < mark_time(mark):
+                _fill(out, order, mark)
+                after_us = max(after_us, order.last_fill_us)
+        if order.status is OrderStatus.OPEN:
+            if newest is None or newest < deadline:
+                return  # still working: the symbol's later orders wait for it
+            out.close_expired(order, deadline)
+
+
+def _previous_done(state: Portfolio, order: Order) -> int:
+    """When the symbol's orders placed before this one were over (filled, expired, canceled)."""
+    key = (order.placed_us, order.order_id)
+    return max((o.closed_us for o in state.orders.values()
+                if o.symbol == order.symbol and o.status is not OrderStatus.DENIED
+                and (o.placed_us, o.order_id) < key), default=0)
 
 
 def _fill(out: Emitter, order: Order, mark: Mark) -> None:
     config = out.config
     time_us = mark_time(mark)
-    if time_us <= order.last_fill_us or time_us > order.placed_us + config.order_timeout_us:
-        return  # only trades after the order (and after its last fill), up to its deadline
     with localcontext(EXACT):
         quantity = min(order.remaining, quantize(mark.size * config.participation))
         slip = config.slippage_bps / BPS
@@ -239,27 +260,27 @@ def _fill(out: Emitter, order: Order, mark: Mark) -> None:
         return
     fill_id = derived_id(order.order_id, mark.envelope.event_id)
     out.emit(OrderFilled(
-        envelope=out.envelope(OrderFilled, derived_id(fill_id, "filled"), time_us),
+        envelope=out.envelope(OrderFilled, derived_id(fill_id, "filled"), time_us, order, mark.envelope.event_id),
         order_id=order.order_id, account=out.state.account, symbol=order.symbol, side=Side(order.side),
         fill_id=fill_id, fill_quantity=quantity, fill_price=price, fee=fee,
         remaining_quantity=order.remaining - quantity, source_trade_id=mark.last_trade_id))
     position = out.state.position(order.symbol)
-    changed = PositionChanged(
-        envelope=out.envelope(PositionChanged, derived_id(fill_id, "position"), time_us),
+    out.emit(PositionChanged(
+        envelope=out.envelope(PositionChanged, derived_id(fill_id, "position"), time_us, order,
+                              out.events[-1].envelope.event_id),
         account=out.state.account, symbol=order.symbol, quantity=position.quantity,
         average_price=position.average_price, realised_pnl=position.realised, fees_paid=position.fees,
-        order_id=order.order_id)
-    out.emit(replace(changed, envelope=replace(changed.envelope, causation_id=out.events[-1].envelope.event_id)))
+        order_id=order.order_id))
 
 
-def expire(state: Portfolio, as_of_us: int, config: TradingConfig, cause: Event) -> list[Event]:
-    """Close every open order whose deadline (placed time + the timeout, event time) is at
-    or before ``as_of_us``, the event time of ``cause``: OrderExpired for each."""
+def expire(state: Portfolio, as_of_us: int, config: TradingConfig, cause: Event,
+           marks: dict[str, list[Mark]]) -> list[Event]:
+    """An expiry request (or a user command) at ``as_of_us``, the event time of ``cause``:
+    every open order whose deadline (placed time + the timeout, event time) is at or before
+    it is filled from its symbol's marks still due to it, then closed by OrderExpired."""
     out = Emitter(state, config, cause)
-    for order in state.open_orders():
-        deadline = order.placed_us + config.order_timeout_us
-        if deadline <= as_of_us:
-            out.close_expired(order, deadline)
+    for symbol in sorted({o.symbol for o in state.open_orders()}):
+        _settle(out, symbol, marks.get(symbol, []), as_of_us)
     return out.events
 
 

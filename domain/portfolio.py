@@ -68,6 +68,8 @@ class Order:
     last_fill_us: int = 0
     fill_ids: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    closed_us: int = 0  # event time it was filled, expired or canceled (0: open, or from an old row)
+    correlation_id: str = ""  # the flow it belongs to (the signal's): its fills and expiry carry it
 
     @property
     def remaining(self) -> Decimal:

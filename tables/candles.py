@@ -26,8 +26,8 @@ from typing import Any
 from faust.types import TableT
 
 from domain.candle_rows import bar_text
-from domain.candles import CANDLE_PRODUCER, ClosedCandle, Tick
-from domain.marks import slice_marks
+from domain.candles import CANDLE_PRODUCER, ClosedCandle
+from domain.marks import MarkSlice
 from domain.windows import WindowSpec
 from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
@@ -92,7 +92,6 @@ class CandleTables:
         self.commands_topic = app.typed_topics["trading.commands"].name
         self.mark_encoder = MarkEncoder(app.codec)
         self.account = app.settings.trading_account.encode()  # marks: what the account's orders fill against
-        self.mark_slice_us = int(app.settings.mark_interval_s * 1_000_000)
         self.encoder = CandleEncoder(app.codec, CANDLE_PRODUCER)
         self.specs = {spec.name: spec for spec in app.settings.window_specs}
         self.keep = app.settings.candle_history
@@ -138,7 +137,7 @@ class CandleTables:
             return known
         return dict(enumerate(await asyncio.to_thread(end_offsets, self.app.settings, self.source_topic)))
 
-    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+    async def send(self, closed: list[ClosedCandle], marks: list[MarkSlice], late: list[RawRecord]) -> None:
         ingest_us = time.time_ns() // 1000
         sent = 0
         for candle in closed:
@@ -153,16 +152,16 @@ class CandleTables:
             sent += 1
         for record in late:
             self.producer.send_raw(self.late_topic, record.key, record.value)
-        marks = 0
-        for mark in slice_marks(ticks, self.mark_slice_us):
+        sent_marks = 0
+        for mark in marks:
             try:
                 value = self.mark_encoder.encode(mark, ingest_us)
             except InvalidValue as error:
                 await self.dead_letter(RawRecord(self.commands_topic, 0, 0, self.account, None), error)
                 continue
             self.producer.send_raw(self.commands_topic, self.account, value)
-            marks += 1
-        counts = {"market.candles": sent, "market.late": len(late), "trading.commands": marks}
+            sent_marks += 1
+        counts = {"market.candles": sent, "market.late": len(late), "trading.commands": sent_marks}
         for topic, count in counts.items():
             self.app.metrics.events_sent.labels(topic).inc(count)
 

@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from domain.candle_rows import from_row, to_row
-from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, Tick
+from domain.candles import CandleFold, ClosedCandle, ClosedSlice, Late, Output, SymbolCandles
 from domain.field_rules import TimeBounds
 from domain.fold import Position
+from domain.marks import MarkSlice, slice_of
 from streams.errors import OutOfSequence
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.resilience.deadletter import RawRecord
@@ -56,6 +57,14 @@ class Run:
     values: Sequence[bytes | None]
 
 
+def sort_output(output: Output, closed: list[ClosedCandle], marks: list[MarkSlice]) -> None:
+    """A final candle to ``closed``, a closed mark slice (as its mark) to ``marks``."""
+    if isinstance(output, ClosedSlice):
+        marks.append(slice_of(output))
+    elif isinstance(output, ClosedCandle):
+        closed.append(output)
+
+
 @dataclass(slots=True)
 class Folded:
     """What one run gave: to publish, to dead-letter, and the latency of each folded trade."""
@@ -63,7 +72,7 @@ class Folded:
     closed: list[ClosedCandle] = field(default_factory=list)
     late: list[tuple[RawRecord, str]] = field(default_factory=list)  # the record and its symbol
     rejected: list[tuple[RawRecord, Exception]] = field(default_factory=list)
-    ticks: list[Tick] = field(default_factory=list)
+    marks: list[MarkSlice] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
 
 
@@ -93,8 +102,8 @@ class CandlePorts(Protocol):
     async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
         """The end offsets of (at least) these market.trades partitions."""
 
-    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
-        """Queue final candles, the marks of ``ticks`` and late trades for the broker."""
+    async def send(self, closed: list[ClosedCandle], marks: list[MarkSlice], late: list[RawRecord]) -> None:
+        """Queue final candles, marks (closed slices) and late trades for the broker."""
 
     async def delivered(self) -> None:
         """Return once the broker has everything sent; raise if anything was not delivered."""
@@ -205,14 +214,12 @@ class CandleDriver:
                 if isinstance(output, Late):
                     out.late.append((RawRecord(source, partition, offset, key, value), tick.symbol))
                 else:
-                    out.closed.append(output)
-            if not outputs or not isinstance(outputs[0], Late):
-                out.ticks.append(tick)
+                    sort_output(output, out.closed, out.marks)
             out.latencies_s.append(max(0.0, (now_ms - timestamp_ms) / 1000))
         try:
             for record, problem in out.rejected:
                 await self.ports.dead_letter(record, problem)
-            await self.ports.send(out.closed, out.ticks, [record for record, _ in out.late])
+            await self.ports.send(out.closed, out.marks, [record for record, _ in out.late])
         except BaseException:
             self.forget()  # the states hold trades whose outputs may not be out: re-fold them
             raise
@@ -254,6 +261,7 @@ class CandleDriver:
             return []
         ends = await self.ports.end_offsets({p for _, p in quiet})  # outside the lock: may take seconds
         closed: list[ClosedCandle] = []
+        marks: list[MarkSlice] = []
         async with self.lock:
             generation = self.generation
             now_us = self.wall_us()
@@ -264,11 +272,12 @@ class CandleDriver:
                 done = (self.fold.close_all(state) if self.close_all_when_idle
                         else self.fold.close_quiet(state, now_us - self.touched_us.get(symbol, now_us)))
                 if done:
-                    closed.extend(done)
+                    for output in done:
+                        sort_output(output, closed, marks)
                     self.dirty.setdefault(partition, set()).add(symbol)
-            if closed:
+            if closed or marks:
                 try:
-                    await self.ports.send(closed, [], [])
+                    await self.ports.send(closed, marks, [])
                 except BaseException:
                     self.forget()
                     raise

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import ledger, ledger_rows
-from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles, candle_record
+from domain.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
 from domain.fold import step
 from domain.portfolio import Portfolio
 from schemas.records import Candle, Event, utc_now
@@ -206,8 +206,8 @@ def rebuild_candles(settings: Settings) -> Comparison:
             state = states[tick.symbol] = SymbolCandles(tick.symbol)
         _, done = step(fold.evolve, state, tick, raw.partition, raw.offset)
         for candle in done:
-            if isinstance(candle, Late):
-                continue
+            if not isinstance(candle, ClosedCandle):
+                continue  # late (never applied)
             closed.setdefault(candle.symbol, {})[candle.candle_id] = _payload(candle_record(candle, "rebuild", now))
     result.seconds = time.perf_counter() - started
     result.checksum = checksum(closed)

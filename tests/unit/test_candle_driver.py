@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from domain.candles import CandleFold, ClosedCandle, Tick
+from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
 from streams.hotpath.driver import CandleDriver, Run
@@ -49,7 +50,7 @@ class FakePorts:
     reads: list[tuple[int, int]] = field(default_factory=list)
     fail_publish: bool = False
     gaps: int = 0
-    marked: list[int] = field(default_factory=list)  # trade ids handed over for marks
+    marked: list[MarkSlice] = field(default_factory=list)  # marks sent (closed slices)
     pending: list[ClosedCandle] = field(default_factory=list)  # sent, not yet delivered
     on_publish: Any = None  # called before each publish (to move partitions meanwhile)
 
@@ -76,10 +77,10 @@ class FakePorts:
     async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
         return {0: len(self.log)}
 
-    async def send(self, closed: list[ClosedCandle], ticks: list[Tick], late: list[RawRecord]) -> None:
+    async def send(self, closed: list[ClosedCandle], marks: list[MarkSlice], late: list[RawRecord]) -> None:
         if self.on_publish is not None:
             self.on_publish()
-        self.marked += [tick.trade_id for tick in ticks]
+        self.marked += marks
         self.pending += closed
 
     async def delivered(self) -> None:
@@ -110,7 +111,25 @@ def feed(n: int, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")) -> 
 
 
 def driver_for(ports: FakePorts) -> CandleDriver:
-    return CandleDriver(CandleFold(SPECS, GRACE), TickDecoder(CODEC), ports, idle_close_s=10.0)
+    return CandleDriver(CandleFold(SPECS, GRACE, mark_step_us=MARK_STEP), TickDecoder(CODEC), ports, idle_close_s=10.0)
+
+
+MARK_STEP = 1_000_000
+
+
+def mark_summaries(ports: FakePorts) -> dict[Key, dict[str, int]]:
+    """The marks sent, by symbol and slice (each slice once), in the fields its 1s candle has."""
+    summaries: dict[Key, dict[str, int]] = {}
+    for mark in ports.marked:
+        key = (mark.symbol, "1s", mark.slice_start_us)
+        assert key not in summaries, f"{key}: two marks of one slice"
+        summaries[key] = {"close": mark.price, "volume": mark.size, "count": mark.count}
+    return summaries
+
+
+def one_second_candles(ticks: list[Tick]) -> dict[Key, dict[str, int]]:
+    return {k: {"close": v["close"], "volume": v["volume"], "count": v["count"]}
+            for k, v in expected(ticks).items() if k[1] == "1s"}
 
 
 def expected(ticks: list[Tick]) -> dict[Key, dict[str, int]]:
@@ -142,7 +161,7 @@ def test_runs_give_the_reference_candles_and_a_checkpoint_writes_each_changed_ro
     written = asyncio.run(scenario())
     assert published(ports) == expected(ticks)
     late = fold_reference(ticks, SPECS, GRACE).late
-    assert late and len(ports.marked) == len(ticks) - len(late)  # marks: every trade applied, once
+    assert late and mark_summaries(ports) == one_second_candles(ticks)  # a mark per closed slice, all its trades
     assert written == 4 and ports.writes == [["BTCUSDT", "ETHUSDT", "SOLUSDT", PROGRESS]]
     assert ports.progress(0) == len(log) - 1
 
@@ -279,3 +298,17 @@ def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
     asyncio.run(scenario())
     assert ports.gaps >= 2
     assert published(ports) == expected(ticks)
+
+
+@pytest.mark.parametrize("sizes", [(1, 50), (7, 333), (50, 1000)])
+def test_marks_hold_whole_slices_however_the_trades_were_fetched(sizes: tuple[int, int]) -> None:
+    """A live worker and a backtest fetch the same trades in other runs: the marks (what
+    fills derive from, ids included) are the same, one per closed slice with all its trades."""
+    log, ticks = feed(1500)
+    sent = []
+    for size in sizes:
+        ports = FakePorts(log)
+        asyncio.run(deliver(driver_for(ports), log, 0, len(log), size))
+        assert mark_summaries(ports) == one_second_candles(ticks)
+        sent.append(sorted((mark_id(m), m.time_us, m.trade_id, m.price, m.size) for m in ports.marked))
+    assert sent[0] == sent[1] and len(sent[0]) > 50

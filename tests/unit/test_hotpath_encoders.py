@@ -9,9 +9,20 @@ from dataclasses import replace
 
 import pytest
 
-from domain.candles import UNITS, UNKNOWN, Bar, CandleFold, ClosedCandle, SymbolCandles, Tick, candle_id, candle_record
+from domain.candles import (
+    UNITS,
+    UNKNOWN,
+    Bar,
+    CandleFold,
+    ClosedCandle,
+    ClosedSlice,
+    SymbolCandles,
+    Tick,
+    candle_id,
+    candle_record,
+)
 from domain.clock import from_micros
-from domain.marks import mark_record, slice_marks
+from domain.marks import mark_record, slice_of
 from domain.windows import parse_windows
 from streams.errors import InvalidValue
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
@@ -69,7 +80,10 @@ def test_marks_encode_to_the_codec_bytes() -> None:
                   rng.randrange(1, 10**9 * UNITS), rng.randrange(1, 10**6 * UNITS), rng.random() < 0.5)
              for trade_id in range(500)]
     encoder = MarkEncoder(CODEC)
-    marks = slice_marks(ticks, 1_000_000)
+    fold = CandleFold(parse_windows("1m"), 0, mark_step_us=1_000_000)
+    states: dict[str, SymbolCandles] = {}
+    closed = [o for t in ticks for o in fold.evolve(states.setdefault(t.symbol, SymbolCandles(t.symbol)), t)[1]]
+    marks = [slice_of(o) for o in closed if isinstance(o, ClosedSlice)]
     assert len(marks) > 40
     for mark in marks:
         ingest_us = 1_764_500_000_000_000 + mark.count

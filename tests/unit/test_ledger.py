@@ -169,25 +169,40 @@ def account_at(*items: Input) -> tuple[Account, list[Event]]:
     return state, emitted
 
 
-def test_an_order_expires_when_an_input_at_or_after_its_deadline_arrives() -> None:
+def test_an_order_expires_when_its_own_symbols_marks_pass_its_deadline_not_another_symbols() -> None:
     deadline = T0 + timedelta(microseconds=CONFIG.order_timeout_us)
     opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
     state, events = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0),
-                               mark(2, "ETH", Decimal(50), Decimal(1), deadline - timedelta(microseconds=1)))
-    assert [type(e).__name__ for e in events] == ["OrderPlaced"]  # not yet due
-    state, events = step(decider(CONFIG), state, mark(3, "BTC", Decimal(100), Decimal(9), deadline), 0, 3)
-    assert [type(e).__name__ for e in events] == ["OrderExpired"]  # due before the mark could fill it
+                               mark(2, "ETH", Decimal(50), Decimal(1), deadline + timedelta(seconds=5)))
+    # ETH's marks may run ahead of BTC's (another partition): BTC's marks up to the deadline still fill it
+    assert [type(e).__name__ for e in events] == ["OrderPlaced"]
+    state, events = step(decider(CONFIG), state, mark(3, "BTC", Decimal(100), Decimal(9),
+                                                      deadline + timedelta(microseconds=1)), 0, 3)
+    assert [type(e).__name__ for e in events] == ["OrderExpired"]  # BTC's next trade came after it
     expired = events[0]
     assert isinstance(expired, OrderExpired) and expired.deadline == deadline
-    assert expired.remaining_quantity == 1 and expired.envelope.causation_id == "mark-3"
+    placed = state.portfolio.orders["acct:o1"].event_ids[0]
+    assert expired.remaining_quantity == 1 and expired.envelope.causation_id == placed  # not the mark that noticed
     assert state.portfolio.orders["acct:o1"].status is OrderStatus.EXPIRED and state.portfolio.open_orders() == []
+
+
+def test_a_mark_at_the_deadline_fills_whether_it_came_before_or_after_the_order() -> None:
+    deadline = T0 + timedelta(microseconds=CONFIG.order_timeout_us)
+    opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
+    order, last = place_order(1, "BTC", Side.BUY, Decimal(1), T0), mark(2, "BTC", Decimal(100), Decimal(9), deadline)
+    first, late = account_at(opening, order, last)
+    second, early = account_at(opening, last, order)
+    assert [type(e).__name__ for e in late] == ["OrderPlaced", "OrderFilled", "PositionChanged"]
+    assert [(e.envelope.event_id, e.envelope.causation_id) for e in late] == \
+        [(e.envelope.event_id, e.envelope.causation_id) for e in early]
+    assert first.portfolio.orders["acct:o1"].status is second.portfolio.orders["acct:o1"].status is OrderStatus.FILLED
 
 
 def test_an_order_never_fills_against_trades_after_its_deadline() -> None:
     late = T0 + timedelta(seconds=31)
     recent = {"BTC": [mark(1, "BTC", Decimal(100), Decimal(1), late)]}
     events = orders.place(fresh(), place_order(1, "BTC", Side.BUY, Decimal(1), T0), CONFIG, recent)
-    assert [type(e).__name__ for e in events] == ["OrderPlaced"]
+    assert [type(e).__name__ for e in events] == ["OrderPlaced", "OrderExpired"]  # its market passed it by
 
 
 def expire_orders(n: int, at: datetime) -> ExpireOrders:
@@ -318,7 +333,7 @@ def run(script: list[tuple[Any, ...]], check: Any = None) -> tuple[Portfolio, li
         state, out = step(decide, state, item, 0, len(SYMBOLS) + n)
         events += out
         if check:
-            check(state.portfolio, to_micros(item.envelope.event_time))
+            check(state.portfolio, to_micros(item.envelope.event_time), item)
     return state.portfolio, events
 
 
@@ -353,7 +368,7 @@ def test_the_fold_of_the_events_is_the_live_state_and_replaying_a_prefix_twice_c
 @settings(max_examples=150, deadline=None)
 @given(steps)
 def test_positions_never_exceed_the_limit(script: list[tuple[Any, ...]]) -> None:
-    def within(state: Portfolio, _: int) -> None:
+    def within(state: Portfolio, *_: Any) -> None:
         for p in state.positions.values():
             assert abs(p.quantity) <= CONFIG.limits.max_position
     run(script, within)
@@ -361,9 +376,12 @@ def test_positions_never_exceed_the_limit(script: list[tuple[Any, ...]]) -> None
 
 @settings(max_examples=100, deadline=None)
 @given(steps)
-def test_no_order_is_open_after_an_input_past_its_deadline(script: list[tuple[Any, ...]]) -> None:
-    def none_overdue(state: Portfolio, now_us: int) -> None:
-        assert all(o.placed_us + CONFIG.order_timeout_us > now_us for o in state.open_orders())
+def test_no_order_is_open_after_a_mark_of_its_symbol_or_a_request_past_its_deadline(
+        script: list[tuple[Any, ...]]) -> None:
+    def none_overdue(state: Portfolio, now_us: int, item: Input) -> None:
+        symbol = item.symbol if isinstance(item, Mark) else None  # any other input expires every symbol's
+        assert all(o.placed_us + CONFIG.order_timeout_us > now_us for o in state.open_orders(symbol)
+                   if not isinstance(item, PlaceOrder))
     run(script, none_overdue)
 
 
