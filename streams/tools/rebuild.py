@@ -108,10 +108,26 @@ def _difference(expected: Any, actual: Any, path: str = "") -> str:
            f"!= live {json.dumps(actual, default=str)[:200]}"
 
 
-def rebuild_portfolio(settings: Settings) -> Comparison:
-    """Fold trading.events into fresh portfolios and compare with the live table."""
-    result, rebuilt = fold_portfolios(settings)
+def rebuild_portfolio(settings: Settings, looks: int = 5, pause_s: float = 1.0) -> Comparison:
+    """Fold trading.events into fresh portfolios and compare with the live table.
+
+    A working ledger moves both while they are read. The live rows are read first: the
+    ledger writes a row only once the broker has its events, so every event a row holds is
+    on trading.events by the time the topic is read. The topic may hold newer events than
+    the rows, though, so a difference is looked at again (``looks`` times, ``pause_s``
+    apart) and reported only if it stays."""
+    compared = _look_at_portfolios(settings)
+    for _ in range(looks - 1):
+        if compared.equal:
+            break
+        time.sleep(pause_s)
+        compared = _look_at_portfolios(settings)
+    return compared
+
+
+def _look_at_portfolios(settings: Settings) -> Comparison:
     live = {k: _as_today(v["portfolio"]) for k, v in changelog_rows(settings, names.PORTFOLIO).items()}
+    result, rebuilt = fold_portfolios(settings)
     for account in live.keys() - rebuilt.keys():
         # The ledger writes an account's row on its first input (a market mark), before it
         # has any trading event: with no events, the rebuild's state is the opening one.
