@@ -149,7 +149,8 @@ def log_findings(*logs: Path) -> dict[str, Any]:
     lines = [line for log in logs if log.exists()
              for line in log.read_text(errors="replace").splitlines() if LOG_FINDINGS.search(line)]
     kinds = list(dict.fromkeys(re.sub(r"\d+", "N", line.split("]", 2)[-1].strip())[:160] for line in lines))
-    return {"log_error_lines": len(lines), "log_error_kinds": kinds[:6]}
+    fenced = sum(1 for line in lines if re.search(r"[Ff]enced|[Tt]ransaction", line))
+    return {"log_error_lines": len(lines), "log_fenced_or_transaction_lines": fenced, "log_error_kinds": kinds[:6]}
 
 
 def report(name: str, **figures: Any) -> None:
