@@ -57,9 +57,15 @@ def engine_traits(flavor: str) -> EngineTraits:
 
 
 def refuse_unsupported_guarantee(processing_guarantee: str, engine: EngineTraits) -> None:
-    """ConfigError (one line naming the setting) for ``exactly_once`` on an engine without
-    transactions: Faust's transactional producers cannot start there."""
-    if processing_guarantee == "exactly_once" and not engine.transactions:
-        raise ConfigError("invalid setting processing_guarantee (TICKTIDE_PROCESSING_GUARANTEE): exactly_once "
-                          "needs broker transactions, which the embedded broker (Tansu) does not have: use "
-                          "at_least_once (ticktide's tables skip re-delivered records)")
+    """ConfigError (one line naming the setting) for ``exactly_once``: Faust's transactional
+    producers cannot start without broker transactions (Tansu), and on Apache Kafka they did not
+    hold up under ticktide's broker-failure tests (README, "Delivery on Kafka, measured")."""
+    if processing_guarantee != "exactly_once":
+        return
+    setting = "invalid setting processing_guarantee (TICKTIDE_PROCESSING_GUARANTEE): exactly_once"
+    if not engine.transactions:
+        raise ConfigError(f"{setting} needs broker transactions, which the embedded broker (Tansu) does not "
+                          "have: use at_least_once (ticktide's tables skip re-delivered records)")
+    raise ConfigError(f"{setting} is not offered: on Apache Kafka Faust sent trading.events and trading.signals "
+                      "outside any transaction and aborted every heartbeat (README: Delivery on Kafka, measured); "
+                      "use at_least_once (ticktide's tables skip re-delivered records)")

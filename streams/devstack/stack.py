@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.devstack.broker import EmbeddedBroker, die_with_parent, free_port, port_is_free
-from streams.kafka.admin import create_topics
 from streams.engine import TANSU, refuse_unsupported_guarantee
+from streams.kafka.admin import create_topics
 from streams.settings import Settings
 
 DEFAULT_PORT = 9092
