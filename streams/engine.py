@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from streams.errors import ConfigError
+
 Flavor = Literal["kafka", "tansu"]
 
 
@@ -36,17 +38,34 @@ class EngineTraits:
     "latest" makes it fail a restarted worker)."""
     compaction: bool
     """cleanup.policy=compact is honoured."""
+    transactions: bool
+    """Transactional producers work (Faust's ``exactly_once``; Tansu: InitProducerId fails)."""
 
 
 KAFKA = EngineTraits("kafka", fetch_max_wait_ms=500, agent_fetch_max_wait_ms=500, fetch_answers_early=True,
                      list_offsets_is_end=True, offsets_for_times=True, recovery_consistency_check=True,
-                     compaction=True)
+                     compaction=True, transactions=True)
 TANSU = EngineTraits("tansu", fetch_max_wait_ms=10, agent_fetch_max_wait_ms=100, fetch_answers_early=False,
                      list_offsets_is_end=False, offsets_for_times=False, recovery_consistency_check=False,
-                     compaction=False)
+                     compaction=False, transactions=False)
 
 
 def engine_traits(flavor: str) -> EngineTraits:
     """The traits of a resolved flavor: ``tansu`` or anything else (Apache Kafka and the
     brokers that behave like it)."""
     return TANSU if flavor == "tansu" else KAFKA
+
+
+def refuse_unsupported_guarantee(processing_guarantee: str, engine: EngineTraits) -> None:
+    """ConfigError (one line naming the setting) for ``exactly_once``: Faust's transactional
+    producers cannot start without broker transactions (Tansu), and on Apache Kafka they did not
+    hold up under ticktide's broker-failure tests (README, "Delivery on Kafka, measured")."""
+    if processing_guarantee != "exactly_once":
+        return
+    setting = "invalid setting processing_guarantee (TICKTIDE_PROCESSING_GUARANTEE): exactly_once"
+    if not engine.transactions:
+        raise ConfigError(f"{setting} needs broker transactions, which the embedded broker (Tansu) does not "
+                          "have: use at_least_once (ticktide's tables skip re-delivered records)")
+    raise ConfigError(f"{setting} is not offered: on Apache Kafka Faust sent trading.events and trading.signals "
+                      "outside any transaction and aborted every heartbeat (README: Delivery on Kafka, measured); "
+                      "use at_least_once (ticktide's tables skip re-delivered records)")

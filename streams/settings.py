@@ -91,6 +91,8 @@ class Settings(BaseSettings):
                                 "rows it changed (a crash re-reads at most this much of market.trades)")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="Faust's guarantee for its agents (exactly_once: refused, see the README)")
     batch_max: int = Field(2000, ge=1, description="Most trades folded per batch")
     batch_wait_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch")
     max_future_skew_s: float = Field(DEFAULT_MAX_FUTURE_SKEW_S, ge=0, le=86_400,

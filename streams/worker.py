@@ -19,6 +19,7 @@ from faust.worker import Worker
 
 from agents import analysis, enrichment, health, heartbeat, ledger, market, retry, trading
 from domain.retry import RetryPolicy
+from streams.engine import refuse_unsupported_guarantee
 from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config
 from streams.faust.context import WorkerApp
@@ -112,6 +113,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     """A ready-to-run worker app: services, tables, agents and web views in place."""
     if embedded:  # what differs on the embedded broker follows from the flavor (Settings)
         settings = settings.model_copy(update={"broker_flavor": "tansu"})
+    refuse_unsupported_guarantee(settings.processing_guarantee, settings.engine)
     app = TickTideApp(settings.app_id, **faust_config(settings))
     attach_services(app, settings)
     for declare in TABLES:

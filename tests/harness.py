@@ -198,6 +198,7 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_WINDOWS": settings.windows,
             "TICKTIDE_HEARTBEAT_PERIOD_S": str(settings.heartbeat_period_s),
             "TICKTIDE_STANDBY_REPLICAS": str(settings.standby_replicas),
+            "TICKTIDE_PROCESSING_GUARANTEE": settings.processing_guarantee,
         })
         for name in TRADING_SETTINGS:
             value = getattr(settings, name)

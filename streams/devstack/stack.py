@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.devstack.broker import EmbeddedBroker, die_with_parent, free_port, port_is_free
+from streams.engine import TANSU, refuse_unsupported_guarantee
 from streams.kafka.admin import create_topics
 from streams.settings import Settings
 
@@ -48,6 +49,7 @@ class DevStack:
 
     def start(self) -> str:
         """Start everything; the broker's bootstrap address."""
+        refuse_unsupported_guarantee(self.settings.processing_guarantee, TANSU)
         wanted = self.broker_port
         port = wanted if wanted and port_is_free(wanted) else free_port()
         log_dir = self.settings.data_dir

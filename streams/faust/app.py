@@ -115,6 +115,9 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "consumer_auto_offset_reset": "earliest",
         "table_standby_replicas": settings.standby_replicas,
+        # at_least_once (exactly_once is refused: streams.engine). It would cover Faust's agents
+        # only: the candle fold's reader and producers are not Faust's.
+        "processing_guarantee": settings.processing_guarantee,
         "producer_compression_type": "lz4",
         # Off only where ListOffsets "latest" is wrong (Tansu): see streams.engine.
         "recovery_consistency_check": settings.engine.recovery_consistency_check,

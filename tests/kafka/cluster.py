@@ -4,21 +4,23 @@ at a pace from a thread (so a node can die while they flow), and figures to repo
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from schemas.records import Trade
+from schemas.records import Event, Trade
 from streams.devstack.kafka_cluster import KafkaCluster
 from streams.ingest import ParsedRow, read_trades
 from streams.kafka.admin import create_topics, end_offsets
+from streams.kafka.codec import AvroCodec
 from streams.kafka.producer import EventProducer
+from streams.kafka.registry import registry_for
 from streams.settings import Settings
-from tests.exactness import collect
 from tests.harness import DATA, REPO, free_port_run, settings_for
 
 REAL = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
@@ -93,11 +95,62 @@ def busiest_partition(settings: Settings, topic: str) -> tuple[int, str]:
         consumer.close()
 
 
-def duplicates(settings: Settings, topic: str) -> tuple[int, int]:
+def event_ids(settings: Settings, topic: str, isolation: str = "read_committed",
+              kinds: tuple[type[Event], ...] = (Event,)) -> Counter[str]:
+    """How often each event id of the ``kinds`` given is stored on ``topic``, as a consumer of
+    ``isolation`` sees it (read_committed: what a transaction aborted is not there), read from
+    the beginning until the topic has been quiet for 3 s."""
+    codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"dups-{time.time_ns()}",
+                         "enable.auto.commit": False, "isolation.level": isolation})
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(len(end_offsets(settings, topic)))])
+        seen: Counter[str] = Counter()
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 3:
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            quiet_since = time.monotonic()
+            event = codec.decode(message.value())
+            if isinstance(event, kinds):
+                seen[event.envelope.event_id] += 1
+        return seen
+    finally:
+        consumer.close()
+
+
+def duplicates(settings: Settings, topic: str, isolation: str = "read_committed",
+               kinds: tuple[type[Event], ...] = (Event,)) -> tuple[int, int]:
     """(records, records whose event id was already seen) on ``topic``: an event sent twice
     (a retried produce, an output re-emitted after a crash) keeps its id."""
-    seen: Counter[str] = Counter(event.envelope.event_id for event in collect(settings, topic))
+    seen = event_ids(settings, topic, isolation, kinds)
     return sum(seen.values()), sum(n - 1 for n in seen.values())
+
+
+def settle(settings: Settings, topics: tuple[str, ...], quiet_s: float = 8, timeout: float = 180) -> None:
+    """Wait until no record has been added to ``topics`` for ``quiet_s`` (at most ``timeout``):
+    the figures are then counted on what the worker finished."""
+    last: tuple[int, ...] = ()
+    changed = started = time.monotonic()
+    while time.monotonic() - started < timeout and time.monotonic() - changed < quiet_s:
+        now = tuple(sum(end_offsets(settings, topic)) for topic in topics)
+        if now != last:
+            last, changed = now, time.monotonic()
+        time.sleep(1)
+
+
+LOG_FINDINGS = re.compile(r"\b(ERROR|CRITICAL|Traceback|[Ff]enced|ProducerFenced|[Tt]ransaction\w*Error|"
+                          r"InvalidProducerEpoch|OutOfOrderSequence|ProducerSendError)\b")
+
+
+def log_findings(*logs: Path) -> dict[str, Any]:
+    """What a worker's log says went wrong: how many such lines, and the first few kinds."""
+    lines = [line for log in logs if log.exists()
+             for line in log.read_text(errors="replace").splitlines() if LOG_FINDINGS.search(line)]
+    kinds = list(dict.fromkeys(re.sub(r"\d+", "N", line.split("]", 2)[-1].strip())[:160] for line in lines))
+    fenced = sum(1 for line in lines if re.search(r"[Ff]enced|[Tt]ransaction", line))
+    return {"log_error_lines": len(lines), "log_fenced_or_transaction_lines": fenced, "log_error_kinds": kinds[:6]}
 
 
 def report(name: str, **figures: Any) -> None:

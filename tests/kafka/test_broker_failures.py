@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from domain.clock import EPOCH
-from schemas.records import Trade
+from schemas.records import Event, PlaceOrder, Trade, TradeSignal
 from streams.devstack.kafka_cluster import KafkaCluster
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
@@ -30,8 +31,10 @@ from tests.kafka.cluster import (
     busiest_partition,
     cluster_settings,
     duplicates,
+    log_findings,
     real_trades,
     report,
+    settle,
     start_cluster,
 )
 
@@ -73,6 +76,18 @@ def _wait_for_watermark(worker: WorkerProcess, symbol: str, at_least_us: int, ti
             return time.monotonic() - started
         time.sleep(0.1)
     raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s\n{worker.tail()}")
+
+
+def _wait_ready(worker: WorkerProcess, since: float, timeout: float = 240) -> float:
+    """Seconds from ``since`` until the worker answers /ready with 200 (partitions, tables recovered)."""
+    while time.monotonic() - since < timeout:
+        try:
+            if http_json(f"{worker.url}/ready")[0] == 200:
+                return time.monotonic() - since
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the worker was not ready {timeout:.0f} s after the kill\n{worker.tail()}")
 
 
 def _wait_for_new_leader(cluster: KafkaCluster, partition: int, old: int, timeout: float = 120) -> float:
@@ -126,18 +141,40 @@ def _assert_rebuilds_equal(settings: Settings) -> None:
         assert "equals the live state" in rebuilt.stdout or "nothing to compare" in rebuilt.stdout
 
 
-def _figures(settings: Settings) -> dict[str, int]:
-    candles, candle_dups = duplicates(settings, "market.candles")
-    events, event_dups = duplicates(settings, "trading.events")
-    return {"candles": candles, "candle_duplicates": candle_dups,
-            "trading_events": events, "trading_event_duplicates": event_dups}
+FAUST_OUTPUTS = {"signals": ("trading.signals", (TradeSignal,)), "orders": ("trading.commands", (PlaceOrder,)),
+                 "trading_events": ("trading.events", (Event,))}
+"""What Faust's agents produce (the strategy, the ledger), counted apart from the hot path's candles."""
+
+
+def _trading_settings() -> dict[str, Any]:
+    """The strategy trades the 1 s candles: the recorded trades cross its EMAs, so orders are
+    placed and filled and trading.events has something to count (as in test_backtest_parity)."""
+    return {"trading_interval": "1s", "order_quantity": Decimal("0.001")}
+
+
+def _figures(settings: Settings, *logs: Path) -> dict[str, Any]:
+    """Records and duplicates (an event id stored twice) per topic as a read_committed consumer
+    sees them, the guarantee the worker ran with, and what its logs say went wrong."""
+    settle(settings, ("trading.signals", "trading.commands", "trading.events"))
+    figures: dict[str, Any] = {"processing_guarantee": settings.processing_guarantee}
+    figures["candles"], figures["candle_duplicates"] = duplicates(settings, "market.candles")
+    figures["heartbeats_committed"] = duplicates(settings, "system.heartbeats")[0]  # what the health table can see
+    for name, (topic, kinds) in FAUST_OUTPUTS.items():
+        figures[name], figures[f"{name}_duplicates"] = duplicates(settings, topic, kinds=kinds)
+    return {**figures, **log_findings(*logs)}
+
+
+def _check_figures(figures: dict[str, Any]) -> None:
+    """Orders were placed and filled, so the duplicates of trading.events were counted for real."""
+    assert figures["orders"] > 0 and figures["trading_events"] > 0, f"the feed made no orders: {figures}"
 
 
 def test_leader_sigkill_while_trades_flow_loses_nothing_and_the_pipeline_moves_on(
         cluster: KafkaCluster, tmp_path: Path) -> None:
     # a failover stalls the feed for about the 9 s the controller takes to fence the node: with the
     # suite's 2 s idle close every window was closed meanwhile and the trades after it were late
-    settings = cluster_settings(cluster, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S)
+    settings = cluster_settings(cluster, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S,
+                                **_trading_settings())
     _assert_replicated(settings)
     trades = real_trades()
     half = len(trades) // 2
@@ -171,18 +208,21 @@ def test_leader_sigkill_while_trades_flow_loses_nothing_and_the_pipeline_moves_o
         trade_dups = _assert_every_trade_once(settings, trades)
         assert trade_dups == 0, "the idempotent producer stored a trade twice"
         candle_dups = assert_exact(settings, trades, expect_late=False)
-        _assert_rebuilds_equal(settings)
+        figures = _figures(settings, worker.log)  # settled first: the rebuilds compare finished state
         report("leader_sigkill", trades=len(trades), partition=partition, symbol=symbol, killed_node=leader,
                new_leader_s=round(new_leader_s, 1), fold_moved_again_s=round(moved_s, 1),
                trade_sent_after_kill_folded_s=round(progress_s, 1),
                restarted_node_registered_s=round(rejoin_s, 1), trade_duplicates=trade_dups,
-               reemitted_candles=candle_dups, **_figures(settings))
+               reemitted_candles=candle_dups, **figures)
+        _assert_rebuilds_equal(settings)
+        _check_figures(figures)
     finally:
         worker.discard()
 
 
 def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCluster, tmp_path: Path) -> None:
-    settings = cluster_settings(cluster, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S)
+    settings = cluster_settings(cluster, tmp_path, grace_s=1.0, idle_close_s=FEED_STALL_IDLE_CLOSE_S,
+                                **_trading_settings())
     trades = real_trades()
     half = len(trades) // 2
     first = start_worker(settings, tmp_path / "worker-1.log")
@@ -201,6 +241,7 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
         second = start_worker(settings, tmp_path / "worker-2.log")  # the same worker again, a node still down
         try:
             started_s = time.monotonic() - killed_at
+            ready_s = _wait_ready(second, killed_at)
             with EventProducer(settings) as producer:
                 for trade in trades[half:]:
                     producer.send(TOPIC, trade)
@@ -209,11 +250,13 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
             cluster.restart(down)
             _assert_every_trade_once(settings, trades)
             candle_dups = assert_exact(settings, trades, expect_late=False)
-            _assert_rebuilds_equal(settings)
+            figures = _figures(settings, first.log, second.log)  # settled first: the rebuilds compare finished state
             report("worker_sigkill_broker_down", trades=len(trades), killed_node=down,
-                   leaders_moved_s=round(fenced_s, 1),
-                   worker_ready_after_kill_s=round(started_s, 1), pipeline_moved_after_second_half_s=round(moved_s, 1),
-                   reemitted_candles=candle_dups, **_figures(settings))
+                   leaders_moved_s=round(fenced_s, 1), worker_started_after_kill_s=round(started_s, 1),
+                   worker_ready_after_kill_s=round(ready_s, 1), pipeline_moved_after_second_half_s=round(moved_s, 1),
+                   reemitted_candles=candle_dups, **figures)
+            _assert_rebuilds_equal(settings)
+            _check_figures(figures)
         finally:
             second.discard()
     finally:
