@@ -108,7 +108,7 @@ def _difference(expected: Any, actual: Any, path: str = "") -> str:
            f"!= live {json.dumps(actual, default=str)[:200]}"
 
 
-def rebuild_portfolio(settings: Settings, looks: int = 5, pause_s: float = 1.0) -> Comparison:
+def rebuild_portfolio(settings: Settings, looks: int = 3, pause_s: float = 1.0) -> Comparison:
     """Fold trading.events into fresh portfolios and compare with the live table.
 
     A working ledger moves both while they are read. The live rows are read first: the
