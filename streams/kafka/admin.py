@@ -99,7 +99,26 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise BrokerError(f"cannot create topic {name}: {error.str()}") from None
             outcome[name] = "exists"
+    _await_leaders(admin, [name for name, how in outcome.items() if how == "created"])
     return outcome
+
+
+def _await_leaders(admin: AdminClient, names: list[str], timeout: float = 15.0) -> None:
+    """Wait (up to ``timeout``) until the metadata has every partition of the topics just
+    created, each with a leader: Apache Kafka answers CreateTopics before its brokers know
+    the new topics, and a replay that creates an app's topics writes to them next. Past the
+    timeout, what comes next reports the topic as it finds it."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting and time.monotonic() < deadline:
+        try:
+            topics = admin.list_topics(timeout=5).topics
+        except KafkaException:
+            continue  # no answer: ask again until the deadline
+        waiting = {name for name in waiting if name not in topics or topics[name].error is not None
+                   or not topics[name].partitions or any(p.leader < 0 for p in topics[name].partitions.values())}
+        if waiting:
+            time.sleep(0.1)
 
 
 def list_topics(settings: Settings) -> dict[str, int]:
