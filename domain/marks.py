@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
 from domain.candles import ClosedSlice
 from domain.clock import from_micros
@@ -20,21 +19,6 @@ from schemas.records import Mark
 
 _NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
 PRODUCER = "agent.trading.marks"
-
-
-class TickLike(Protocol):
-    """What a mark needs of a trade (the hot path's decoded tick has it)."""
-
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def time_us(self) -> int: ...
-    @property
-    def trade_id(self) -> int: ...
-    @property
-    def price(self) -> int: ...  # 1e-18 units
-    @property
-    def size(self) -> int: ...  # 1e-18 units
 
 
 @dataclass(slots=True)

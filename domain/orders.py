@@ -220,8 +220,9 @@ def _settle(out: Emitter, symbol: str, recent: list[Mark], as_of_us: int | None 
     (oldest first); expire an order once the newest mark (or ``as_of_us``) reaches its
     deadline; a later order waits while an earlier one is open."""
     state, timeout = out.state, out.config.order_timeout_us
-    newest = max([*(mark_time(m) for m in recent[-1:]), *([as_of_us] if as_of_us is not None else [])],
-                 default=None)
+    newest = mark_time(recent[-1]) if recent else None  # how far the symbol's time has come
+    if as_of_us is not None:
+        newest = as_of_us if newest is None else max(newest, as_of_us)
     for order in sorted(state.open_orders(symbol), key=lambda o: (o.placed_us, o.order_id)):
         after_us = max(order.last_fill_us, _previous_done(state, order))
         deadline = order.placed_us + timeout
