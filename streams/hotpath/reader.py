@@ -14,6 +14,12 @@ the candle table's progress row. The progress lives with the rows, as a Kafka St
 checkpoint does, so there is no consumer group and nothing to commit. Partitions revoked
 are dropped at once (``release``), and a run fetched before an assignment changed is never
 folded.
+
+On a broker that answers a fetch only when its wait is over (the embedded one), the fetch
+wait is short (10 ms) so that a trade is not held back; a worker with nothing to read would
+then ask a hundred times a second. Once its partitions have been quiet for a second, the
+reader pauses them between fetches for the agents' fetch wait (100 ms): an idle worker asks
+about ten times a second, and only the first trade after a quiet second can wait that long.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +51,8 @@ MAX_RETRY_BACKOFF_S = 8.0
 
 FETCH_HANDOFF_YIELDS = 3
 """Loop turns for the fetcher to wake, build the next request and write it."""
+QUIET_AFTER_S = 1.0
+"""Without a record for this long, the reader dozes between fetches (see ``_doze``)."""
 
 OnRun = Callable[[Run], Awaitable[None]]
 
@@ -76,6 +85,8 @@ class TradeReader(Service):
         self._next: dict[int, int] = {}  # partition -> the next offset to fold
         self._assignment_changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        engine = settings.engine
+        self._doze_s = 0.0 if engine.fetch_answers_early else engine.agent_fetch_max_wait_ms / 1000
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -156,18 +167,24 @@ class TradeReader(Service):
     async def _read_forever(self) -> None:
         wait_ms = max(1, int(self.settings.batch_wait_s * 1000))
         backoff = RETRY_BACKOFF_S
+        quiet_since = time.monotonic()
         while not self.should_stop:
             if self._assignment_changed.is_set():
                 self._apply_assignment()
             if not self._owned or self.on_run is None:
                 await self._idle()
                 continue
+            timeout_ms = wait_ms
+            if self._doze_s and time.monotonic() - quiet_since >= QUIET_AFTER_S:
+                await self._doze()
+                timeout_ms = 2 * self.settings.fetch_max_wait_ms  # the one fetch sent on resuming
             try:
-                fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.settings.batch_max)
+                fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_max)
             except (KafkaError, OSError) as error:
                 backoff = await self._retry_later(error, backoff)
                 continue
             if fetched:
+                quiet_since = time.monotonic()
                 await self._let_the_next_fetch_go()
             for tp, records in fetched.items():
                 if self._assignment_changed.is_set():
@@ -193,6 +210,17 @@ class TradeReader(Service):
         following it (on the embedded broker a fetch is answered when its wait is over)."""
         for _ in range(FETCH_HANDOFF_YIELDS):
             await asyncio.sleep(0)
+
+    async def _doze(self) -> None:
+        """Pause the partitions read here for the agents' fetch wait (or until the assignment
+        changes): no fetch is sent meanwhile; resumed, the next fetch asks again."""
+        partitions = self.consumer.assignment()
+        self.consumer.pause(*partitions)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._assignment_changed.wait(), timeout=self._doze_s)
+        finally:
+            self.consumer.resume(*partitions)
 
     async def _idle(self) -> None:
         """Wait for an assignment (or a short while)."""

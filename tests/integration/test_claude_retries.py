@@ -52,7 +52,8 @@ def test_a_429_with_retry_after_ms_is_retried_after_that_delay_and_not_before(fa
 
 
 def test_a_retry_after_http_date_is_waited_until(fake: FakeAnthropic) -> None:
-    fake.state.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1-2 s
+    # whole seconds: 2-3 s after now, so over 1 s after the first request even if that is slow to go
+    fake.state.retry_after = email.utils.formatdate(time.time() + 3, usegmt=True)
     fake.script("rate_limited", "normal")
     outcomes = _enrich(fake)
     assert {o.source for o in outcomes} == {EnrichmentSource.CLAUDE} and fake.calls == 2

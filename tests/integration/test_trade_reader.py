@@ -5,13 +5,15 @@ wait is over, so a fetch sent after the fold added that wait to every trade's la
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from streams.hotpath.driver import Run
-from streams.hotpath.reader import TradeReader
+from streams.hotpath.reader import QUIET_AFTER_S, TradeReader
 from streams.kafka.producer import EventProducer
 from streams.ops.worker_status import WorkerStatus
 from streams.settings import Settings
@@ -69,3 +71,49 @@ def test_runs_arrive_in_order_with_the_next_fetch_already_sent(stack_settings: S
     assert offsets == list(range(BURSTS * PER_BURST))  # every trade once, in order
     assert len(in_flight_while_folding) >= BURSTS
     assert all(in_flight_while_folding), in_flight_while_folding
+
+
+def test_a_quiet_reader_asks_the_broker_seldom_and_still_folds_the_next_trade(stack_settings: Settings) -> None:
+    """An idle worker on the embedded broker: about ten fetches a second once its partitions
+    have been quiet for a second (not a hundred), and a trade sent then is handed over."""
+    status = WorkerStatus(stack_settings, CollectorRegistry(), NoRuntime(), Counter())
+    fetches: list[float] = []
+    handed: list[float] = []
+
+    async def scenario() -> float:
+        reader = TradeReader(stack_settings, status)
+        await reader.start()
+        client = reader.consumer._client  # count the fetch requests the reader's consumer sends
+        send = client.send
+
+        async def counted(node_id: int, request: Any, **kwargs: Any) -> Any:
+            if type(request).__name__.startswith("FetchRequest"):
+                fetches.append(time.monotonic())
+            return await send(node_id, request, **kwargs)
+
+        client.send = counted
+        try:
+            async def on_run(run: Run) -> None:
+                handed.extend([time.monotonic()] * len(run.offsets))
+
+            reader.on_run = on_run
+            reader.follow({1: 0})  # a partition nothing is sent to until the end
+            await asyncio.sleep(QUIET_AFTER_S + 0.5)
+            fetches.clear()
+            await asyncio.sleep(2.0)
+            quiet_fetches = len(fetches)
+            with EventProducer(stack_settings) as producer:
+                producer.send_raw("market.trades", b"ETHUSDT", producer.codec.encode(make_trade(symbol="ETHUSDT")),
+                                  partition=1)
+                producer.flush()
+            for _ in range(100):
+                if handed:
+                    break
+                await asyncio.sleep(0.1)
+            return quiet_fetches / 2.0
+        finally:
+            await reader.stop()
+
+    per_second = asyncio.run(scenario())
+    assert per_second <= 20, f"{per_second:.0f} fetches a second while quiet"  # 100 without dozing
+    assert len(handed) == 1  # the trade after the quiet spell was read
