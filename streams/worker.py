@@ -27,6 +27,7 @@ from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_wat
 from streams.faust.lifecycle_fixes import (
     bound_wait_empty,
     resume_flow_before_fetching,
+    skip_decorator_scanning,
     start_replies_in_background,
     wait_for_created_topics,
 )
@@ -114,6 +115,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
     if embedded:  # what differs on the embedded broker follows from the flavor (Settings)
         settings = settings.model_copy(update={"broker_flavor": "tansu"})
     refuse_unsupported_guarantee(settings.processing_guarantee, settings.engine)
+    skip_decorator_scanning()
     app = TickTideApp(settings.app_id, **faust_config(settings))
     attach_services(app, settings)
     for declare in TABLES:

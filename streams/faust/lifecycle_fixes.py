@@ -21,6 +21,12 @@ group's first assignment came before the copy on Apache Kafka (a join takes ~0.5
 ``GET /assess`` timed out. Now the iterating copy is registered before the worker
 subscribes, and nothing sleeps.
 
+Record no decorator for autodiscovery (``skip_decorator_scanning``). Each agent, timer,
+page and service Faust declares is recorded for venusian's scan, which ``autodiscover``
+uses (off here: the composition root declares everything). Recording asks
+``inspect.getframeinfo``, which walks ``sys.modules`` and so imports every module loaded
+lazily: the anthropic SDK, about 2 s of CPU, in every worker, with or without an API key.
+
 Wait until a created topic is in the cluster's metadata (``wait_for_created_topics``).
 Apache Kafka answers CreateTopics once the controller has the topic; a broker's metadata
 has it a moment later. Faust creates its internal topics (the trade owners topic, the
@@ -40,6 +46,7 @@ from aiokafka.structs import TopicPartition
 from faust.agents.replies import ReplyConsumer
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Transport
+from faust.utils import venusian
 
 from streams.faust.internals import require_tested_faust
 
@@ -106,6 +113,16 @@ def bound_wait_empty() -> None:
     """Patch Faust's consumer so a revocation cannot wait forever for a lost record."""
     require_tested_faust("bound_wait_empty")
     Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
+
+
+def _recorded_by_nobody(*_: Any, **__: Any) -> None:
+    """Nothing scans for Faust's decorators: autodiscover is off."""
+
+
+def skip_decorator_scanning() -> None:
+    """Patch Faust's decorators to record nothing for autodiscovery (before the app is built)."""
+    require_tested_faust("skip_decorator_scanning")
+    venusian.attach = _recorded_by_nobody
 
 
 async def _start_reply_fetcher_at_once(self: Any) -> None:

@@ -3,6 +3,9 @@ tables/names.py is declared, and every table a web view or the dashboard reads i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from streams.settings import load_settings
@@ -34,3 +37,15 @@ def test_health_and_progress_keys() -> None:
     assert names.health_key("w1", "market.trades") == "w1/market.trades"
     assert names.progress_key(3) == "#partition/3" and names.is_progress_key("#partition/3")
     assert names.symbol_rows([("#partition/0", {}), ("BTCUSDT", {"x": 1})]) == [("BTCUSDT", {"x": 1})]
+
+
+def test_a_worker_without_an_api_key_does_not_load_the_anthropic_sdk(tmp_path: Path) -> None:
+    """The SDK costs about 2 s of CPU to import: a worker that never asks Claude skips it
+    (Faust's decorators once imported it for venusian, on every worker start)."""
+    build = ("import sys; from streams.settings import load_settings; from streams.worker import build_worker; "
+             f"build_worker(load_settings(data_dir={str(tmp_path)!r})); "
+             "print(sorted(m for m in sys.modules if m.startswith('anthropic.')))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
+    done = subprocess.run([sys.executable, "-c", build], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
