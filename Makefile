@@ -54,8 +54,8 @@ test-kafka: $(BIN)/.installed kafka-jars
 test-tools:  # chromium, chromium-driver, docker-compose: installed with apt-get when missing
 	@sh tests/install_tools.sh
 
-test-fast: $(BIN)/.installed  # pure unit tests: no broker, under a minute
-	$(BIN)/python -m pytest tests/unit -q
+test-fast: $(BIN)/.installed  # pure unit tests: no broker, two processes, under a minute
+	$(BIN)/python -m pytest tests/unit -q -n 2 $(DIST)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
