@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +24,7 @@ from streams.kafka.codec import AvroCodec
 from streams.kafka.producer import EventProducer
 from streams.kafka.registry import registry_for
 from streams.settings import Settings
-from tests.harness import DATA, REPO, free_port_run, settings_for
+from tests.harness import DATA, REPO, WorkerProcess, free_port_run, http_json, settings_for
 
 REAL = DATA / "binance_usdm_BTCUSDT-ETHUSDT_20240718-20240719.trades.jsonl.gz"
 FIGURES = REPO / ".ticktide" / "kafka-figures.jsonl"
@@ -160,3 +163,21 @@ def report(name: str, **figures: Any) -> None:
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     with FIGURES.open("a") as out:
         out.write(line + "\n")
+
+
+def stall_evidence(worker: WorkerProcess) -> str:
+    """What a worker that stopped moving says about itself, for a failure message: its /health
+    (the trade reader's assignment, lag and read count) and, where py-spy is installed, a dump
+    of every thread's stack (which await or call it sits in)."""
+    try:
+        health = json.dumps(http_json(f"{worker.url}/health")[1], indent=1)
+    except OSError as error:
+        health = f"no answer: {error}"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        stacks = "py-spy not installed"
+    else:
+        dumped = subprocess.run([spy, "dump", "--pid", str(worker.process.pid)], capture_output=True,
+                                text=True, timeout=60, check=False)
+        stacks = dumped.stdout + dumped.stderr
+    return f"/health: {health}\nstacks (py-spy dump):\n{stacks}\nlog:\n{worker.tail()}"

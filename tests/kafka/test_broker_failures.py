@@ -35,6 +35,7 @@ from tests.kafka.cluster import (
     real_trades,
     report,
     settle,
+    stall_evidence,
     start_cluster,
 )
 
@@ -75,7 +76,7 @@ def _wait_for_watermark(worker: WorkerProcess, symbol: str, at_least_us: int, ti
         if _watermark(worker, symbol) >= at_least_us:
             return time.monotonic() - started
         time.sleep(0.1)
-    raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s\n{worker.tail()}")
+    raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s\n{stall_evidence(worker)}")
 
 
 def _wait_ready(worker: WorkerProcess, since: float, timeout: float = 240) -> float:
