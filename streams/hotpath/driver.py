@@ -144,6 +144,12 @@ class CandleDriver:
         self.applied_through.clear()
         self.dirty.clear()
 
+    def report(self) -> dict[str, Any]:
+        """What /health shows: how far each partition is folded (in memory), the symbols held
+        and how often the memory was forgotten."""
+        return {"applied_through": {str(p): o for p, o in sorted(self.applied_through.items())},
+                "symbols_in_memory": len(self.states), "generation": self.generation}
+
     def state_of(self, symbol: str) -> SymbolCandles | None:
         """The symbol's current state (memory, else its row), None if unknown here."""
         state = self.states.get(symbol)

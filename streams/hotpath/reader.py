@@ -154,8 +154,12 @@ class TradeReader(Service):
         return {f"{self.topic}[{p}]": max(0, end - self._next.get(p, 0)) for p, end in sorted(ends.items())}
 
     def report(self) -> dict[str, Any]:
-        """What /health shows: the market.trades partitions read here, and how many records."""
-        return {"assigned_partitions": [f"{SOURCE}[{p}]" for p in sorted(self._owned)], "read": self.read}
+        """What /health shows: the market.trades partitions read here, how many records, the
+        next offset of each and its end as the last fetch saw it."""
+        ends = self.ends()
+        return {"assigned_partitions": [f"{SOURCE}[{p}]" for p in sorted(self._owned)], "read": self.read,
+                "next_offsets": {f"{SOURCE}[{p}]": o for p, o in sorted(self._next.items())},
+                "fetched_ends": {f"{SOURCE}[{p}]": e for p, e in sorted(ends.items())}}
 
     @Service.task
     async def _read(self) -> None:

@@ -43,6 +43,7 @@ def health_report(app: WorkerApp) -> dict[str, Any]:
         "pipeline": {"latency_ms": app.pipeline_latency.percentiles_ms()},
         "assigned_partitions": [f"{topic}[{partition}]" for topic, partition in status.runtime.assigned()],
         "trade_reader": app.trade_reader.report(),
+        "candle_fold": app.candle_driver.report() if app.candle_driver is not None else None,
     }
 
 

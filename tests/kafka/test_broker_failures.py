@@ -72,11 +72,15 @@ def _wait_for_watermark(worker: WorkerProcess, symbol: str, at_least_us: int, ti
                         since: float | None = None) -> float:
     """Seconds (from ``since``, default now) until the worker's fold of ``symbol`` reaches ``at_least_us``."""
     started = time.monotonic() if since is None else since
+    seen = -1
     while time.monotonic() - started < timeout:
-        if _watermark(worker, symbol) >= at_least_us:
+        seen = _watermark(worker, symbol)
+        if seen >= at_least_us:
             return time.monotonic() - started
         time.sleep(0.1)
-    raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s\n{stall_evidence(worker)}")
+    answer = http_json(f"{worker.url}/candles/{symbol}?interval=1m&limit=1")
+    raise AssertionError(f"the pipeline did not move on {symbol} in {timeout:.0f} s: watermark {seen} < "
+                         f"{at_least_us}; /candles answered {answer}\n{stall_evidence(worker)}")
 
 
 def _wait_ready(worker: WorkerProcess, since: float, timeout: float = 240) -> float:
