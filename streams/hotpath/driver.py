@@ -130,7 +130,7 @@ class CandleDriver:
         self.wall_us = wall_us
         self.lock = asyncio.Lock()  # the agent and the timers: one at a time
         self.states: dict[str, SymbolCandles] = {}  # ahead of the table by up to one checkpoint
-        self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade
+        self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade (or of reading its row)
         self.applied_through: dict[int, int] = {}  # partition -> last offset folded
         self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
         self.generation = 0
@@ -294,13 +294,21 @@ class CandleDriver:
     def _quiet(self) -> list[tuple[str, int]]:
         """(symbol, partition) of states with open windows and no trade for idle_close_s.
         The table's rows are read into memory once after each start or rebalance (a symbol
-        may never trade again); from then on every state with open windows is in memory."""
+        may never trade again); from then on every state with open windows is in memory.
+
+        A symbol read from its row is quiet from now on, not from its last trade before: the
+        time no worker folded its partition (a crash, a restart, partitions moving) is not
+        the market's quiet. Counted as such, a worker restarted more than idle_close_s after
+        the last trade closed every window on its first tick (with ``close_all_when_idle``)
+        or the span of the outage, before the trades sent right after its start (by
+        producers the same outage held up) had arrived: they were all late."""
+        now_us = self.wall_us()
         if self._loaded_generation != self.generation:
             self._loaded_generation = self.generation
             for symbol, row in self.ports.symbol_rows():
                 if symbol not in self.states:
                     self.states[symbol] = from_row(row, self.fold)
-                    self.touched_us[symbol] = int(row.get("updated_at_us", 0))
-        cutoff = self.wall_us() - self.idle_close_us
+                    self.touched_us[symbol] = max(now_us, int(row.get("updated_at_us", 0)))
+        cutoff = now_us - self.idle_close_us
         return [(symbol, state.applied.partition) for symbol, state in self.states.items()
                 if self.touched_us.get(symbol, 0) <= cutoff and any(state.panes.values())]
