@@ -250,6 +250,7 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
             with EventProducer(settings) as producer:
                 for trade in trades[half:]:
                     producer.send(TOPIC, trade)
+            sent_s = time.monotonic() - killed_at - ready_s  # the worker idles meanwhile: below idle_close_s
             moved_s = _wait_for_watermark(second, symbol, _us(trades[-1]) if trades[-1].symbol == symbol
                                           else _first_new_time(trades, half, symbol))
             cluster.restart(down)
@@ -258,7 +259,9 @@ def test_worker_sigkill_while_a_broker_is_down_recovers_exactly(cluster: KafkaCl
             figures = _figures(settings, first.log, second.log)  # settled first: the rebuilds compare finished state
             report("worker_sigkill_broker_down", trades=len(trades), killed_node=down,
                    leaders_moved_s=round(fenced_s, 1), worker_started_after_kill_s=round(started_s, 1),
-                   worker_ready_after_kill_s=round(ready_s, 1), pipeline_moved_after_second_half_s=round(moved_s, 1),
+                   worker_ready_after_kill_s=round(ready_s, 1),
+                   second_half_acknowledged_after_ready_s=round(sent_s, 1),
+                   pipeline_moved_after_second_half_s=round(moved_s, 1),
                    reemitted_candles=candle_dups, **figures)
             _assert_rebuilds_equal(settings)
             _check_figures(figures)
