@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,11 @@ def busiest_partition(settings: Settings, topic: str) -> tuple[int, str]:
 
 
 def event_ids(settings: Settings, topic: str, isolation: str = "read_committed",
-              kinds: tuple[type[Event], ...] = (Event,)) -> Counter[str]:
-    """How often each event id of the ``kinds`` given is stored on ``topic``, as a consumer of
-    ``isolation`` sees it (read_committed: what a transaction aborted is not there), read from
-    the beginning until the topic has been quiet for 3 s."""
+              kinds: tuple[type[Event], ...] = (Event,),
+              id_of: Callable[[Event], str | None] = lambda event: event.envelope.event_id) -> Counter[str]:
+    """How often each event id (or other ``id_of``) of the ``kinds`` given is stored on ``topic``,
+    as a consumer of ``isolation`` sees it (read_committed: what a transaction aborted is not
+    there), read from the beginning until the topic has been quiet for 3 s."""
     codec = AvroCodec(registry_for(settings), settings.max_record_bytes)
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"dups-{time.time_ns()}",
                          "enable.auto.commit": False, "isolation.level": isolation})
@@ -116,8 +118,9 @@ def event_ids(settings: Settings, topic: str, isolation: str = "read_committed",
                 continue
             quiet_since = time.monotonic()
             event = codec.decode(message.value())
-            if isinstance(event, kinds):
-                seen[event.envelope.event_id] += 1
+            found = id_of(event) if isinstance(event, kinds) else None
+            if found is not None:
+                seen[found] += 1
         return seen
     finally:
         consumer.close()

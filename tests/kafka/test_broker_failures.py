@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from domain.clock import EPOCH
-from schemas.records import Event, PlaceOrder, Trade, TradeSignal
+from schemas.records import Anomaly, Enrichment, Event, PlaceOrder, Trade, TradeSignal
 from streams.devstack.kafka_cluster import KafkaCluster
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
@@ -31,6 +31,7 @@ from tests.kafka.cluster import (
     busiest_partition,
     cluster_settings,
     duplicates,
+    event_ids,
     log_findings,
     real_trades,
     report,
@@ -166,6 +167,11 @@ def _figures(settings: Settings, *logs: Path) -> dict[str, Any]:
     figures["heartbeats_committed"] = duplicates(settings, "system.heartbeats")[0]  # what the health table can see
     for name, (topic, kinds) in FAUST_OUTPUTS.items():
         figures[name], figures[f"{name}_duplicates"] = duplicates(settings, topic, kinds=kinds)
+    # the strategy decides a snapshot once the enrichments it weighs are in (else 120 s later)
+    anomalies = event_ids(settings, "analysis.anomalies", kinds=(Anomaly,))
+    enriched = event_ids(settings, "analysis.enrichments", kinds=(Enrichment,),
+                         id_of=lambda event: event.envelope.causation_id)
+    figures["anomalies"], figures["anomalies_not_enriched"] = len(anomalies), len(set(anomalies) - set(enriched))
     return {**figures, **log_findings(*logs)}
 
 
