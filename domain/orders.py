@@ -215,6 +215,22 @@ def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, recent: list[Ma
     return out.events
 
 
+def settle(state: Portfolio, config: TradingConfig, cause: Event, marks: dict[str, list[Mark]]) -> list[Event]:
+    """Fill and expire every symbol's open orders against its marks (``marks``: per symbol,
+    the marks decided so far, oldest first); ``cause`` is the input that let time move on."""
+    out = Emitter(state, config, cause)
+    for symbol in sorted({o.symbol for o in state.open_orders()}):
+        _settle(out, symbol, marks.get(symbol, []))
+    return out.events
+
+
+def marks_until(marks: dict[str, list[Mark]], until_us: int | None) -> dict[str, list[Mark]]:
+    """Each symbol's marks up to ``until_us`` (all of them for None)."""
+    if until_us is None:
+        return marks
+    return {s: m[:bisect.bisect_right(m, until_us, key=mark_time)] for s, m in marks.items()}
+
+
 def _settle(out: Emitter, symbol: str, recent: list[Mark], as_of_us: int | None = None) -> None:
     """Fill the symbol's open orders against its recent marks, one order after another
     (oldest first); expire an order once the newest mark (or ``as_of_us``) reaches its
