@@ -22,7 +22,8 @@ before ``through_us`` (one that comes late) is decided when it arrives; so is ev
 of an account no strategy reports progress to (``progress`` empty).
 
 An ExpireOrders at time T says that the account's time has come to T: what was held up
-to T is decided, then every order due by T is closed. The ledger's timer sends one for an
+to T is decided, then every order due by T is closed, and a strategy that had not come
+that far is not waited for until it reports again. The ledger's timer sends one for an
 account that gets no input, and for one whose strategies have gone silent while inputs
 wait (see ``idle_expiry_time``): the one wall-clock decision.
 
@@ -118,6 +119,8 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
         return state, orders.on_mark(state.portfolio, item, config, recent)
     if isinstance(item, ExpireOrders):
         events = _advance(state, config, time_us, item)
+        # strategies that had not come this far are gone until they report again
+        state.progress = {s: p for s, p in state.progress.items() if p >= time_us}
         return state, events + orders.expire(state.portfolio, time_us, config, item,
                                              orders.marks_until(state.marks, state.until_us))
     until = state.until_us
@@ -175,15 +178,28 @@ def decider(config: TradingConfig) -> Callable[[Account, Input], tuple[Account, 
     return decide
 
 
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """How long (wall clock, microseconds) the ledger's timer lets inputs wait for a
+    strategy's progress: with no input at all (the feed has ended), and while inputs come
+    but the account's time does not move (a strategy has gone silent)."""
+
+    idle_us: int
+    stalled_us: int
+
+
 def idle_expiry_time(state: Account, idle_us: int, config: TradingConfig, stalled_us: int = 0,
-                     wait_us: int | None = None) -> int | None:
+                     patience: Patience | None = None) -> int | None:
     """The event time of an ExpireOrders the ledger's timer sends (wall time decides when).
-    While inputs wait for a strategy's progress that has not come for ``stalled_us`` >=
-    ``wait_us``: the latest input time (the silent strategies are taken as gone up to it).
-    Else, for an account that got no input for ``idle_us``: its latest input time moved on
-    by the idle time, if that makes an open order due. None: nothing to ask."""
+    While inputs wait for a strategy's progress and the account got no input for
+    ``idle_us``, or its time has not moved for ``stalled_us``, longer than ``patience``: the
+    latest input time (the silent strategies are taken as gone up to it). Else, for an
+    account that got no input for ``idle_us``: its latest input time moved on by the idle
+    time, if that makes an open order due. None: nothing to ask."""
     if state.waiting():
-        return state.seen_us if wait_us is not None and stalled_us >= wait_us else None
+        if patience is not None and (idle_us >= patience.idle_us or stalled_us >= patience.stalled_us):
+            return state.seen_us
+        return None
     as_of = state.seen_us + idle_us
     due = [o for o in state.portfolio.open_orders() if o.placed_us + config.order_timeout_us <= as_of]
     return as_of if due else None

@@ -52,6 +52,7 @@ from schemas.records import (
     PlaceOrder,
     PositionChanged,
     Side,
+    StrategyProgressed,
     TradeSignal,
 )
 
@@ -313,6 +314,17 @@ def order_for_signal(signal: TradeSignal, account: str, quantity: Decimal, inges
             correlation_id=signal.envelope.correlation_id or signal_id, ingest_time=ingest_time),
         order_id=order_id, account=account, symbol=signal.symbol, side=signal.side,
         order_type=OrderType.MARKET, quantity=quantity, signal_id=signal_id, strategy=signal.strategy)
+
+
+def progress_record(account: str, symbol: str, strategy: str, through: datetime,
+                    ingest_time: datetime) -> StrategyProgressed:
+    """The strategy's progress on a symbol for an account's ledger (its id derives from
+    what it says, so a re-sent one is the same record)."""
+    event_id = derived_id(account, symbol, strategy, through.isoformat(), "progress")
+    return StrategyProgressed(
+        envelope=StrategyProgressed.envelope_for(event_time=through, producer=f"strategy.{strategy}",
+                                                 event_id=event_id, ingest_time=ingest_time),
+        account=account, symbol=symbol, strategy=strategy)
 
 
 def account_of_order(order_id: str) -> str | None:
