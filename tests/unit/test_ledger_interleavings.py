@@ -26,7 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import ledger_rows
-from domain.account import KEEP_MARKS, Account, Input, decider
+from domain.account import KEEP_MARKS, Account, Input, Patience, decider, evolve, idle_expiry_time
+from domain.clock import from_micros, to_micros
 from domain.fold import step
 from domain.orders import RiskLimits, TradingConfig
 from domain.parity import comparable
@@ -40,6 +41,7 @@ from schemas.records import (
     OrderCanceled,
     OrderDenied,
     OrderFilled,
+    OrderPlaced,
     OrderType,
     PauseStrategy,
     PlaceOrder,
@@ -347,3 +349,31 @@ def test_a_kill_switch_replayed_ahead_of_the_strategy_denies_only_the_orders_aft
         assert denied == [("acct:BTC-2", "kill_switch")]
         assert [e.order_id for e in events if isinstance(e, OrderCanceled)] == ["acct:BTC-1"]
     assert published(live) == published(backtest)
+
+
+def test_a_silent_strategy_holds_the_account_until_the_timer_says_it_is_gone_then_the_others_go_on() -> None:
+    """ETH's strategy stops reporting. BTC's orders wait for it; the timer's ExpireOrders at
+    the latest input time decides them, and from then on BTC's orders go by BTC's progress
+    alone; ETH rejoins when it reports again."""
+    patience = Patience(idle_us=20_000_000, stalled_us=140_000_000)
+    inputs: list[Input] = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                           mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                           progressed("BTC", T0), progressed("ETH", T0),
+                           order("BTC", 1, T0 + timedelta(seconds=5), Side.BUY, Decimal(1)),
+                           progressed("BTC", T0 + timedelta(seconds=5))]
+    state, events = decide_with(CONFIG, inputs)
+    assert events == [] and [h.envelope.event_id for h in state.held] == ["cmd-BTC-1"]
+    assert idle_expiry_time(state, 19_000_000, CONFIG, 19_000_000, patience) is None  # not yet
+    as_of = idle_expiry_time(state, 21_000_000, CONFIG, 21_000_000, patience)
+    assert as_of == to_micros(T0 + timedelta(seconds=5))
+    expire = ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=from_micros(as_of), producer="timer",
+                                                             event_id="x-1"), account="acct")
+    state, events = evolve(state, expire, CONFIG)
+    assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-1"] and state.held == []
+    later = order("BTC", 2, T0 + timedelta(seconds=9), Side.BUY, Decimal(1))
+    state, _ = evolve(state, later, CONFIG)
+    assert state.held == [later]  # waits for BTC's own progress, not for ETH's
+    state, events = evolve(state, progressed("BTC", T0 + timedelta(seconds=9)), CONFIG)
+    assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-2"]
+    state, _ = evolve(state, progressed("ETH", T0 + timedelta(seconds=12)), CONFIG)
+    assert set(state.progress) == {"BTC", "ETH"}
