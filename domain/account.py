@@ -153,10 +153,10 @@ def _advance(state: Account, config: TradingConfig, to_us: int, cause: Event) ->
     events: list[Event] = []
     for item in due:
         at_us = to_micros(item.envelope.event_time)
-        events += orders.settle(state.portfolio, config, item, orders.marks_until(state.marks, at_us))
+        events += orders.settle(state.portfolio, config, item, state.marks, at_us)
         events += _decide(state, item, config, at_us)
     state.through_us = to_us
-    return events + orders.settle(state.portfolio, config, cause, orders.marks_until(state.marks, to_us))
+    return events + orders.settle(state.portfolio, config, cause, state.marks, to_us)
 
 
 def _decide(state: Account, item: Held, config: TradingConfig, until_us: int | None) -> list[Event]:

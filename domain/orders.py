@@ -216,12 +216,14 @@ def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, recent: list[Ma
     return out.events
 
 
-def settle(state: Portfolio, config: TradingConfig, cause: Event, marks: dict[str, list[Mark]]) -> list[Event]:
-    """Fill and expire every symbol's open orders against its marks (``marks``: per symbol,
-    the marks decided so far, oldest first); ``cause`` is the input that let time move on."""
+def settle(state: Portfolio, config: TradingConfig, cause: Event, marks: dict[str, list[Mark]],
+           until_us: int) -> list[Event]:
+    """Fill and expire every symbol's open orders against its marks up to ``until_us``
+    (``marks``: per symbol, oldest first); ``cause`` is the input that let time move on."""
     out = Emitter(state, config, cause)
     for symbol in sorted({o.symbol for o in state.open_orders()}):
-        _settle(out, symbol, marks.get(symbol, []))
+        recent = marks.get(symbol, [])
+        _settle(out, symbol, recent[:bisect.bisect_right(recent, until_us, key=mark_time)])
     return out.events
 
 
