@@ -26,6 +26,7 @@ from domain import ledger_rows
 from domain.account import Account
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
+from domain.portfolio import quantize
 from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
 from domain.strategy_gate import GatePlan
 from schemas.records import RECORD_TYPES, TradeSignal
@@ -71,8 +72,17 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
                     Position(*row["input"]))
     state.progress = {str(k): int(v) for k, v in row.get("progress", {}).items()}
     state.through_us = int(row.get("through_us", 0))
-    state.held = [record_from_json(RECORD_TYPES[name], data) for name, data in row.get("held", [])]
+    state.held = [_as_decoded(record_from_json(RECORD_TYPES[name], data)) for name, data in row.get("held", [])]
     return state
+
+
+def _as_decoded(record: Any) -> Any:
+    """A record read back from its JSON form as the codec decodes it: amounts with the
+    contract's 18 places (``0.01`` comes back as ``0.010000000000000000``), so a held order
+    decides to the same figures as one decided when it arrived."""
+    amounts = {f.name: quantize(value) for f in dataclasses.fields(record)
+               if isinstance(value := getattr(record, f.name), Decimal)}
+    return dataclasses.replace(record, **amounts) if amounts else record
 
 
 def open_accounts(table: TableT[str, Any]) -> list[str]:
