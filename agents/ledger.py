@@ -11,7 +11,8 @@ the row. Orders expire by their symbol's marks and the inputs' event time; a tim
 ExpireOrders for accounts that get no input, and for accounts whose inputs have waited for
 a silent strategy longer than ``ledger_wait_s`` (plus the strategy's own wait for its
 enrichments while other inputs come). The recent marks per symbol (and how far back they
-were dropped) live in this worker's memory.
+were dropped), and how far each account's time has come between row writes, live in this
+worker's memory.
 """
 
 from __future__ import annotations
@@ -69,11 +70,20 @@ def install(app: WorkerApp) -> None:
         if pending:
             await asyncio.gather(*pending)
 
+    clocks: dict[str, tuple[dict[str, int], int, int]] = {}  # account -> progress, through_us, seen_us
+
     def load(account: str) -> Account:
         state = glue.load_account(table, account, settings.initial_cash)
         state.marks = marks.setdefault(account, {})
         state.forgotten_us = forgotten.setdefault(account, {})
+        # The row is written at most once a second for an input that emits nothing: how far
+        # the account's time has come lives here between writes (the row has it for a restart).
+        if account in clocks:
+            state.progress, state.through_us, state.seen_us = clocks[account]
         return state
+
+    def keep(account: str, state: Account) -> None:
+        clocks[account] = state.progress, state.through_us, state.seen_us
 
     @app.agent(source.faust, name=AGENT)
     async def ledger(stream: StreamT[bytes]) -> None:
@@ -87,6 +97,7 @@ def install(app: WorkerApp) -> None:
                 state = load(account)
                 before, waited, through, held = state.applied, state.waiting(), state.through_us, len(state.held)
                 state, emitted = step(decide, state, record, message.partition, message.offset)
+                keep(account, state)
                 if state.applied != before:
                     await publish(account, emitted)
                     applied_at[account] = time.monotonic()
