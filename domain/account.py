@@ -67,10 +67,11 @@ Held = PlaceOrder | Command
 @dataclass(slots=True)
 class Account:
     """One account as the ledger holds it: the portfolio (projection of its trading
-    events), the latest market price per symbol, the latest input event time, and what
-    was applied. ``marks`` (recent marks per symbol) and ``forgotten_us`` are kept in memory
-    only: they change many times a second, and a restarted ledger fills against the marks
-    that follow."""
+    events), the latest market price per symbol, the latest input event time, what was
+    applied, and how far it is decided in event time (each symbol's strategy progress, the
+    account's time, the orders and commands waiting for it). ``marks`` (recent marks per
+    symbol) and ``forgotten_us`` are kept in memory only: they change many times a second,
+    and a restarted ledger fills against the marks that follow."""
 
     portfolio: Portfolio
     prices: dict[str, str] = field(default_factory=dict)
