@@ -292,7 +292,7 @@ def decide_with(config: TradingConfig, inputs: list[Input]) -> tuple[Account, li
     return state, emitted
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(markets, commands_of, st.data())
 def test_every_interleaving_decides_alike_where_cross_symbol_limits_bind_and_with_user_commands(
         market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], data: st.DataObject) -> None:
