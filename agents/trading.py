@@ -5,7 +5,9 @@
   PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
   a replay re-emits the same ones). A snapshot is decided once the enrichments it weighs
   have arrived (domain.strategy_gate), so the decisions do not depend on the order in
-  which the three topics arrive.
+  which the three topics arrive. After the orders of the snapshots it decided, a
+  StrategyProgressed (how far the symbol is decided) goes to the account's ledger, which
+  decides the account in event time up to where every symbol's strategy has come.
 * (marks, what the account's orders fill against, come out of the candle fold's runs: each
   trade is decoded once, tables/candles.py publishes them to trading.commands)
 * user.commands (PauseStrategy, SetRiskLimit, ...) -> trading.commands, keyed by the
@@ -21,7 +23,8 @@ import time
 
 from faust import StreamT
 
-from domain.orders import order_for_signal
+from domain.clock import from_micros
+from domain.orders import order_for_signal, progress_record
 from domain.strategy import SymbolContext, Wish, observe_anomaly, signal_record, strategy_named
 from domain.strategy_gate import gated_enrichment, gated_snapshot
 from schemas.records import (
@@ -62,13 +65,14 @@ def install(app: WorkerApp) -> None:
                 record = app.decode_valid(message.value, Event)
                 if isinstance(record, IndicatorSnapshot):
                     context = glue.load_context(strategy_table, record.symbol)
-                    early = context.decided_early
-                    await decide(context, gated_snapshot(context, record, strategy, plan, time.time()), early)
+                    before = context.decided_early, context.last_candle_end_us
+                    await decide(context, gated_snapshot(context, record, strategy, plan, time.time()), before)
                 elif isinstance(record, Enrichment):
                     if record.symbol:  # keyed by symbol only when it has one
                         context = glue.load_context(strategy_table, record.symbol)
-                        early = context.decided_early
-                        await decide(context, gated_enrichment(context, record, strategy, plan, time.time()), early)
+                        before = context.decided_early, context.last_candle_end_us
+                        await decide(context, gated_enrichment(context, record, strategy, plan, time.time()),
+                                     before)
                 elif isinstance(record, Anomaly):
                     context = glue.load_context(strategy_table, record.symbol)
                     observe_anomaly(context, record)
@@ -77,8 +81,11 @@ def install(app: WorkerApp) -> None:
                     raise UnexpectedRecordType(f"{type(record).__name__} on {message.topic}")
             app.count_processed(SIGNALS_AGENT)
 
-    async def decide(context: SymbolContext, decided: list[tuple[IndicatorSnapshot, Wish]], early: int) -> None:
-        """Send the signals and orders of the decisions now due, then write the context."""
+    async def decide(context: SymbolContext, decided: list[tuple[IndicatorSnapshot, Wish]],
+                     before: tuple[int, int]) -> None:
+        """Send the signals and orders of the decisions now due, then the symbol's progress
+        (after its orders, in the same partition), then write the context."""
+        early, through_us = before
         for snapshot, wish in decided:
             now = utc_now()
             signal = signal_record(snapshot, wish, settings.trading_strategy, PRODUCER, now)
@@ -86,6 +93,10 @@ def install(app: WorkerApp) -> None:
             await asyncio.gather(await topics["trading.signals"].send_pending(signal),
                                  await topics["trading.commands"].send_pending(order))
             glue.remember_signal(signals_table, signal)
+        if context.last_candle_end_us > through_us:
+            progress = progress_record(settings.trading_account, context.symbol, settings.trading_strategy,
+                                       from_micros(context.last_candle_end_us), utc_now())
+            await topics["trading.commands"].send(progress, key=settings.trading_account)
         if context.decided_early != early:
             log.warning("%s: decided after %.0f s without all its enrichments (%d times so far)",
                         context.symbol, plan.wait_s, context.decided_early)

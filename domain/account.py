@@ -1,5 +1,6 @@
 """The ledger's fold over its input, trading.commands: one account's PlaceOrder, Mark,
-ExpireOrders and user commands, in order (the one fold shape of domain.fold).
+ExpireOrders, user commands and StrategyProgressed, in order (the one fold shape of
+domain.fold).
 
 ``evolve(account, item, config) -> (account, events)`` decides what the input means for
 the account (domain.orders, domain.controls) and returns the trading events, already
@@ -8,20 +9,36 @@ trading.events that ``ticktide rebuild portfolio`` rebuilds with the same fold.
 
 Time is the inputs' event time, never a clock, and a decision does not depend on how
 the inputs of different sources interleave (live, or a replay at max speed where the
-marks run minutes ahead of the orders): an order is decided as of its own event time
-(domain.risk) and fills against its own symbol's marks, kept for it when they came first
+marks run minutes ahead of the orders). The account is decided in event time up to its
+``through_us``: the time every symbol's strategy has progressed to (StrategyProgressed,
+which follows the symbol's orders up to that time and, as the strategy decides on closed
+candles, the symbol's marks too). An order or a user command later than that is held and
+decided once every strategy has passed its time, held inputs in event-time order (a
+command before an order at the same time, then by id); a mark later than that is kept
+and fills only once the account's time reaches it. So an order's risk checks see every
+order, fill and command before its time and none after, whatever symbol they are of,
+and a command acts on the orders and fills as they stood at its time. An input at or
+before ``through_us`` (one that comes late) is decided when it arrives; so is everything
+of an account no strategy reports progress to (``progress`` empty).
+
+An ExpireOrders at time T says that the account's time has come to T: what was held up
+to T is decided, then every order due by T is closed, and a strategy that had not come
+that far is not waited for until it reports again. The ledger's timer sends one for an
+account that gets no input, and for one whose strategies have gone silent while inputs
+wait (see ``idle_expiry_time``): the one wall-clock decision.
+
+An order fills against its own symbol's marks, kept for it when they came first
 (``KEEP_MARKS`` per symbol; an order older than the marks kept is denied, ``stale_order``,
 rather than filled against part of its market); it expires when its own symbol's marks
-reach its deadline, never on another symbol's. ExpireOrders closes every order due by
-its event time: the ledger's timer sends it for accounts that get no input, and a user
-command first does the same. Nothing is trusted for who sent it: a record's fields are
-checked by its type's rules (domain.validity) before it gets here, and no input can do
-more than its own type allows (an ExpireOrders, or any input, at most closes orders that
-are due by its own validated event time).
+reach its deadline, never on another symbol's. Nothing is trusted for who sent it: a
+record's fields are checked by its type's rules (domain.validity) before it gets here,
+and no input can do more than its own type allows (an ExpireOrders, or any input, at most
+closes orders that are due by its own validated event time).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,25 +48,30 @@ from domain.clock import to_micros
 from domain.fold import Position
 from domain.orders import TradingConfig
 from domain.portfolio import Portfolio
-from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder
+from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder, StrategyProgressed
 
 KEEP_MARKS = 3600
 """Recent marks kept per account and symbol (what a new order can fill against): an hour
 of one-second marks, how far the strategy may lag its symbol's marks (the candle fold of
 a replay at max speed runs ahead of the enrichment)."""
 
-Input = PlaceOrder | Mark | ExpireOrders | Command
+MAX_HELD = 10_000
+"""Most orders and commands held per account; past it the oldest is decided (a guard)."""
+
+Input = PlaceOrder | Mark | ExpireOrders | Command | StrategyProgressed
 """What trading.commands carries."""
-INPUT_TYPES = (PlaceOrder, Mark, ExpireOrders, *COMMAND_TYPES)
+INPUT_TYPES = (PlaceOrder, Mark, ExpireOrders, *COMMAND_TYPES, StrategyProgressed)
+Held = PlaceOrder | Command
 
 
 @dataclass(slots=True)
 class Account:
     """One account as the ledger holds it: the portfolio (projection of its trading
-    events), the latest market price per symbol, the latest input event time, and what
-    was applied. ``marks`` (recent marks per symbol) and ``forgotten_us`` are kept in memory
-    only: they change many times a second, and a restarted ledger fills against the marks
-    that follow."""
+    events), the latest market price per symbol, the latest input event time, what was
+    applied, and how far it is decided in event time (each symbol's strategy progress, the
+    account's time, the orders and commands waiting for it). ``marks`` (recent marks per
+    symbol) and ``forgotten_us`` are kept in memory only: they change many times a second,
+    and a restarted ledger fills against the marks that follow."""
 
     portfolio: Portfolio
     prices: dict[str, str] = field(default_factory=dict)
@@ -57,6 +79,18 @@ class Account:
     applied: Position = field(default_factory=Position)
     marks: dict[str, list[Mark]] = field(default_factory=dict)
     forgotten_us: dict[str, int] = field(default_factory=dict)  # per symbol, the newest mark dropped
+    progress: dict[str, int] = field(default_factory=dict)  # per symbol, how far its strategy decided
+    through_us: int = 0  # the account is decided in event time up to here
+    held: list[Held] = field(default_factory=list)  # orders and commands after through_us, in order
+
+    @property
+    def until_us(self) -> int | None:
+        """How far the account may decide now (None: as inputs come, no strategy reports)."""
+        return self.through_us if self.progress else None
+
+    def waiting(self) -> bool:
+        """Whether inputs wait for a strategy's progress (held, or marks past the account's time)."""
+        return bool(self.progress) and (bool(self.held) or self.seen_us > self.through_us)
 
     @classmethod
     def open(cls, account: str, initial_cash: Decimal) -> Account:
@@ -65,25 +99,75 @@ class Account:
 
 
 def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account, list[Event]]:
-    """Decide one input: an order is placed (or denied) and filled against its symbol's
-    marks so far; a mark fills and expires its symbol's orders; an expiry request or a user
-    command first expires every order due by its event time."""
+    """Decide one input (see the module's doc): hold or decide an order or a command, keep a
+    mark and fill with it once its time has come, move the account's time on with a
+    strategy's progress or an expiry request."""
     if not isinstance(item, INPUT_TYPES):
         raise TypeError(f"not a trading.commands record: {type(item).__name__}")
-    portfolio = state.portfolio
     time_us = to_micros(item.envelope.event_time)
     state.seen_us = max(state.seen_us, time_us)
-    if isinstance(item, PlaceOrder):
-        return state, orders.place(portfolio, item, config, state.marks, state.forgotten_us.get(item.symbol))
+    if isinstance(item, StrategyProgressed):
+        state.progress[item.symbol] = max(state.progress.get(item.symbol, 0), time_us)
+        return state, _advance(state, config, min(state.progress.values()), item)
     if isinstance(item, Mark):
         if not orders.remember_mark(state.marks, item, KEEP_MARKS, state.forgotten_us):
             return state, []
         state.prices[item.symbol] = str(item.price)
-        return state, orders.on_mark(portfolio, item, config, state.marks[item.symbol])
-    events = orders.expire(portfolio, time_us, config, item, state.marks)
-    if not isinstance(item, ExpireOrders):
-        events += controls.command(portfolio, item, config, state.marks)
-    return state, events
+        until = state.until_us
+        if until is not None and time_us > until:
+            return state, []  # fills once the account's time reaches it
+        recent = orders.marks_until({item.symbol: state.marks[item.symbol]}, until)[item.symbol]
+        return state, orders.on_mark(state.portfolio, item, config, recent)
+    if isinstance(item, ExpireOrders):
+        events = _advance(state, config, time_us, item)
+        # strategies that had not come this far are gone until they report again
+        state.progress = {s: p for s, p in state.progress.items() if p >= time_us}
+        return state, events + orders.expire(state.portfolio, time_us, config, item,
+                                             orders.marks_until(state.marks, state.until_us))
+    until = state.until_us
+    if until is not None and time_us > until:
+        return state, _hold(state, item, config)
+    return state, _decide(state, item, config, until)
+
+
+def _order_key(item: Held) -> tuple[int, int, str]:
+    """Held inputs are decided by event time, a command before an order at the same time."""
+    return to_micros(item.envelope.event_time), 1 if isinstance(item, PlaceOrder) else 0, item.envelope.event_id
+
+
+def _hold(state: Account, item: Held, config: TradingConfig) -> list[Event]:
+    if any(h.envelope.event_id == item.envelope.event_id for h in state.held):
+        return []  # a repeat
+    bisect.insort(state.held, item, key=_order_key)
+    if len(state.held) <= MAX_HELD:
+        return []
+    return _advance(state, config, to_micros(state.held[0].envelope.event_time), state.held[0])
+
+
+def _advance(state: Account, config: TradingConfig, to_us: int, cause: Event) -> list[Event]:
+    """Move the account's time on to ``to_us``: the held inputs up to it in order, each after
+    the marks before it, then the marks up to it."""
+    if to_us <= state.through_us:
+        return []
+    due = [h for h in state.held if to_micros(h.envelope.event_time) <= to_us]
+    del state.held[:len(due)]
+    events: list[Event] = []
+    for item in due:
+        at_us = to_micros(item.envelope.event_time)
+        events += orders.settle(state.portfolio, config, item, state.marks, at_us)
+        events += _decide(state, item, config, at_us)
+    state.through_us = to_us
+    return events + orders.settle(state.portfolio, config, cause, state.marks, to_us)
+
+
+def _decide(state: Account, item: Held, config: TradingConfig, until_us: int | None) -> list[Event]:
+    """An order or a command against the marks up to ``until_us``."""
+    marks = orders.marks_until(state.marks, until_us)
+    if isinstance(item, PlaceOrder):
+        return orders.place(state.portfolio, item, config, marks, state.forgotten_us.get(item.symbol))
+    time_us = to_micros(item.envelope.event_time)
+    return orders.expire(state.portfolio, time_us, config, item, marks) + controls.command(
+        state.portfolio, item, config, marks)
 
 
 def decider(config: TradingConfig) -> Callable[[Account, Input], tuple[Account, list[Event]]]:
@@ -95,10 +179,28 @@ def decider(config: TradingConfig) -> Callable[[Account, Input], tuple[Account, 
     return decide
 
 
-def idle_expiry_time(state: Account, idle_us: int, config: TradingConfig) -> int | None:
-    """The event time of an ExpireOrders for an account that got no input for ``idle_us``
-    (wall time): its latest input time moved on by the idle time, if that makes an open
-    order due; else None (nothing to ask)."""
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """How long (wall clock, microseconds) the ledger's timer lets inputs wait for a
+    strategy's progress: with no input at all (the feed has ended), and while inputs come
+    but the account's time does not move (a strategy has gone silent)."""
+
+    idle_us: int
+    stalled_us: int
+
+
+def idle_expiry_time(state: Account, idle_us: int, config: TradingConfig, stalled_us: int = 0,
+                     patience: Patience | None = None) -> int | None:
+    """The event time of an ExpireOrders the ledger's timer sends (wall time decides when).
+    While inputs wait for a strategy's progress and the account got no input for
+    ``idle_us``, or its time has not moved for ``stalled_us``, longer than ``patience``: the
+    latest input time (the silent strategies are taken as gone up to it). Else, for an
+    account that got no input for ``idle_us``: its latest input time moved on by the idle
+    time, if that makes an open order due. None: nothing to ask."""
+    if state.waiting():
+        if patience is not None and (idle_us >= patience.idle_us or stalled_us >= patience.stalled_us):
+            return state.seen_us
+        return None
     as_of = state.seen_us + idle_us
     due = [o for o in state.portfolio.open_orders() if o.placed_us + config.order_timeout_us <= as_of]
     return as_of if due else None

@@ -52,6 +52,7 @@ from schemas.records import (
     PlaceOrder,
     PositionChanged,
     Side,
+    StrategyProgressed,
     TradeSignal,
 )
 
@@ -215,6 +216,24 @@ def on_mark(state: Portfolio, mark: Mark, config: TradingConfig, recent: list[Ma
     return out.events
 
 
+def settle(state: Portfolio, config: TradingConfig, cause: Event, marks: dict[str, list[Mark]],
+           until_us: int) -> list[Event]:
+    """Fill and expire every symbol's open orders against its marks up to ``until_us``
+    (``marks``: per symbol, oldest first); ``cause`` is the input that let time move on."""
+    out = Emitter(state, config, cause)
+    for symbol in sorted({o.symbol for o in state.open_orders()}):
+        recent = marks.get(symbol, [])
+        _settle(out, symbol, recent[:bisect.bisect_right(recent, until_us, key=mark_time)])
+    return out.events
+
+
+def marks_until(marks: dict[str, list[Mark]], until_us: int | None) -> dict[str, list[Mark]]:
+    """Each symbol's marks up to ``until_us`` (all of them for None)."""
+    if until_us is None:
+        return marks
+    return {s: m[:bisect.bisect_right(m, until_us, key=mark_time)] for s, m in marks.items()}
+
+
 def _settle(out: Emitter, symbol: str, recent: list[Mark], as_of_us: int | None = None) -> None:
     """Fill the symbol's open orders against its recent marks, one order after another
     (oldest first); expire an order once the newest mark (or ``as_of_us``) reaches its
@@ -297,6 +316,17 @@ def order_for_signal(signal: TradeSignal, account: str, quantity: Decimal, inges
             correlation_id=signal.envelope.correlation_id or signal_id, ingest_time=ingest_time),
         order_id=order_id, account=account, symbol=signal.symbol, side=signal.side,
         order_type=OrderType.MARKET, quantity=quantity, signal_id=signal_id, strategy=signal.strategy)
+
+
+def progress_record(account: str, symbol: str, strategy: str, through: datetime,
+                    ingest_time: datetime) -> StrategyProgressed:
+    """The strategy's progress on a symbol for an account's ledger (its id derives from
+    what it says, so a re-sent one is the same record)."""
+    event_id = derived_id(account, symbol, strategy, through.isoformat(), "progress")
+    return StrategyProgressed(
+        envelope=StrategyProgressed.envelope_for(event_time=through, producer=f"strategy.{strategy}",
+                                                 event_id=event_id, ingest_time=ingest_time),
+        account=account, symbol=symbol, strategy=strategy)
 
 
 def account_of_order(order_id: str) -> str | None:

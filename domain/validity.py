@@ -120,6 +120,8 @@ def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
                 "last_trade_id": integer(), "slice_start": at}
     if kind is r.ExpireOrders:
         return {"account": ACCOUNT_RULE}
+    if kind is r.StrategyProgressed:
+        return {"account": ACCOUNT_RULE, "symbol": SYMBOL_RULE, "strategy": text(64, pattern=NAME)}
     if kind in (r.OrderDenied, r.OrderCanceled, r.OrderExpired):
         order = {"order_id": ID_RULE, "account": ACCOUNT_RULE, "symbol": SYMBOL_RULE,
                  "remaining_quantity": amount(positive=False)}

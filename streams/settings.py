@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     max_orders_per_minute: int = Field(30, ge=0, le=1000, description="Orders accepted per minute of event time")
     order_timeout_s: float = Field(30.0, gt=0, description="An order still open after this is expired")
     mark_interval_s: float = Field(1.0, gt=0, description="Event-time slice of trades in one fill mark")
+    ledger_wait_s: float = Field(
+        20.0, gt=0, description="Longest (wall clock) an account with no input at all waits for a strategy's "
+        "progress before deciding what waits (the end of a feed; keep it above idle_close_s plus the analysis "
+        "lag); with inputs coming, a silent strategy is waited for this plus trading_enrichment_wait_s")
     api_token: SecretStr | None = Field(
         None, description=f"Enables POST /commands, which requires it as a Bearer token "
                           f"(at least {MIN_API_TOKEN} characters)")

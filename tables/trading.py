@@ -2,11 +2,13 @@
 
 * ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.ledger), "prices":
   the latest market price per symbol, "seen_us": the latest input event time, "input":
-  [partition, offset] of the last trading.commands record applied} (domain.account).
-  Keyed by account like trading.commands and trading.events. Only "portfolio" is the
-  projection of trading.events; ``ticktide rebuild portfolio`` compares exactly that part.
-  The recent marks that orders fill against are kept in the owning worker's memory, not
-  in the row: they change many times a second and are not state (a restarted worker
+  [partition, offset] of the last trading.commands record applied, "progress": per symbol
+  how far its strategy has decided, "through_us": how far the account is decided in event
+  time, "held": the orders and user commands waiting for that, as JSON records}
+  (domain.account). Keyed by account like trading.commands and trading.events. Only
+  "portfolio" is the projection of trading.events; ``ticktide rebuild portfolio`` compares
+  exactly that part. The recent marks that orders fill against are kept in the owning
+  worker's memory, not in the row: they change many times a second (a restarted worker
   fills against the marks that follow).
 * ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy).
 * ``signals``: symbol -> the last KEEP_SIGNALS signals as JSON, oldest first.
@@ -24,11 +26,12 @@ from domain import ledger_rows
 from domain.account import Account
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
+from domain.portfolio import quantize
 from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
 from domain.strategy_gate import GatePlan
-from schemas.records import TradeSignal
+from schemas.records import RECORD_TYPES, TradeSignal
 from streams.faust.context import WorkerApp
-from streams.kafka.json_form import event_to_json
+from streams.kafka.json_form import event_to_json, record_from_json
 from streams.settings import Settings
 from tables.names import PORTFOLIO, SIGNALS, STRATEGY
 from tables.symbol_table import symbol_table
@@ -55,7 +58,9 @@ def trading_config(settings: Settings) -> TradingConfig:
 def account_row(account: Account) -> dict[str, Any]:
     """The row of an account (its recent marks are not part of it)."""
     return {"portfolio": ledger_rows.to_row(account.portfolio), "prices": account.prices,
-            "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset]}
+            "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset],
+            "progress": account.progress, "through_us": account.through_us,
+            "held": [[type(item).AVRO_NAME, event_to_json(item)] for item in account.held]}
 
 
 def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -> Account:
@@ -63,14 +68,29 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     row = table.get(account)
     if row is None:
         return Account.open(account, initial_cash)
-    return Account(ledger_rows.from_row(row["portfolio"]), dict(row["prices"]), int(row.get("seen_us", 0)),
-                   Position(*row["input"]))
+    state = Account(ledger_rows.from_row(row["portfolio"]), dict(row["prices"]), int(row.get("seen_us", 0)),
+                    Position(*row["input"]))
+    state.progress = {str(k): int(v) for k, v in row.get("progress", {}).items()}
+    state.through_us = int(row.get("through_us", 0))
+    state.held = [_as_decoded(record_from_json(RECORD_TYPES[name], data)) for name, data in row.get("held", [])]
+    return state
+
+
+def _as_decoded(record: Any) -> Any:
+    """A record read back from its JSON form as the codec decodes it: amounts with the
+    contract's 18 places (``0.01`` comes back as ``0.010000000000000000``), so a held order
+    decides to the same figures as one decided when it arrived."""
+    amounts = {f.name: quantize(value) for f in dataclasses.fields(record)
+               if isinstance(value := getattr(record, f.name), Decimal)}
+    return dataclasses.replace(record, **amounts) if amounts else record
 
 
 def open_accounts(table: TableT[str, Any]) -> list[str]:
-    """The accounts with open orders (read without unpacking whole rows)."""
+    """The accounts with open orders or inputs waiting for a strategy's progress (read
+    without unpacking whole rows)."""
     return [account for account, row in list(table.items())
-            if any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
+            if row.get("held") or (row.get("progress") and row.get("seen_us", 0) > row.get("through_us", 0))
+            or any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
 
 
 def gate_plan(settings: Settings) -> GatePlan:

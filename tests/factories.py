@@ -49,6 +49,7 @@ from schemas.records import (
     ResumeStrategy,
     SetRiskLimit,
     Side,
+    StrategyProgressed,
     Trade,
     TradeSignal,
     UserCommand,
@@ -430,6 +431,11 @@ def make_expire_orders(**overrides: Any) -> ExpireOrders:
     return _build(ExpireOrders, {"account": ACCOUNT}, overrides)
 
 
+def make_strategy_progressed(**overrides: Any) -> StrategyProgressed:
+    """The strategy's progress on one symbol, for the ledger."""
+    return _build(StrategyProgressed, {"account": ACCOUNT, "symbol": "BTCUSDT", "strategy": "ema_cross"}, overrides)
+
+
 def make_pause_strategy(**overrides: Any) -> PauseStrategy:
     return _build(PauseStrategy, {"user": "alice", "account": ACCOUNT, "strategy": "ema_cross"}, overrides)
 
@@ -460,7 +466,7 @@ ALL_FACTORIES.update({
     Mark: make_mark, ExpireOrders: make_expire_orders, PauseStrategy: make_pause_strategy,
     ResumeStrategy: make_resume_strategy, SetRiskLimit: make_set_risk_limit,
     EngageKillSwitch: make_engage_kill_switch, ReleaseKillSwitch: make_release_kill_switch,
-    FlattenPosition: make_flatten_position,
+    FlattenPosition: make_flatten_position, StrategyProgressed: make_strategy_progressed,
 })
 
 

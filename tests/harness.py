@@ -156,6 +156,8 @@ def settings_for(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> Setti
     reference closed at the end (live, a quiet symbol's clock runs on with wall time)."""
     defaults: dict[str, Any] = {"session_timeout_s": SESSION_TIMEOUT_S[flavor_of(broker)],
                                 "heartbeat_interval_s": 1, "idle_close_s": 2, "idle_close_all": True}
+    # the ledger waits for a silent strategy past the idle close and the analysis after it
+    defaults["ledger_wait_s"] = float(extra.get("idle_close_s", defaults["idle_close_s"])) + 8
     return load_settings(
         broker=broker.bootstrap, broker_flavor=flavor_of(broker), app_id=f"test-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path / "data", web_port=free_port(), **{**defaults, **extra},
@@ -173,7 +175,7 @@ def stack_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings
 TRADING_SETTINGS = (
     "trading_account", "trading_strategy", "trading_interval", "order_quantity", "initial_cash", "fee_bps",
     "slippage_bps", "fill_participation", "max_position", "max_gross_exposure", "max_orders_per_minute",
-    "order_timeout_s", "mark_interval_s", "api_token", "topic_prefix",
+    "order_timeout_s", "mark_interval_s", "api_token", "topic_prefix", "ledger_wait_s",
 )
 """Trading settings a child process inherits from the test's settings (issue 5)."""
 

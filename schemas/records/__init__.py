@@ -32,6 +32,7 @@ from schemas.records.trading import (
     OrderRejected,
     PlaceOrder,
     PositionChanged,
+    StrategyProgressed,
     TradeSignal,
 )
 from schemas.records.user import (
@@ -52,7 +53,7 @@ RECORD_TYPES: dict[str, type[Event]] = {
         Trade, BookTop, News, Candle, IndicatorSnapshot, Anomaly, Enrichment, TradeSignal,
         PlaceOrder, OrderPlaced, OrderFilled, OrderRejected, PositionChanged, Heartbeat,
         ComponentStatus, DeadLetter, UserCommand, CommandAcknowledged,
-        OrderDenied, OrderExpired, OrderCanceled, Mark, ExpireOrders, *COMMAND_TYPES,
+        OrderDenied, OrderExpired, OrderCanceled, Mark, ExpireOrders, *COMMAND_TYPES, StrategyProgressed,
     )
 }
 """Every event record class by its Avro full name."""
@@ -79,5 +80,5 @@ __all__ = [
     "HealthStatus", "Heartbeat", "IndicatorSnapshot", "Lifecycle", "Mark", "News", "OrderCanceled", "OrderDenied",
     "OrderExpired", "OrderFilled", "OrderPlaced", "OrderRejected", "OrderType", "PauseStrategy", "PlaceOrder",
     "PositionChanged", "Priority", "Regime", "ReleaseKillSwitch", "ResumeStrategy", "SetRiskLimit", "Side",
-    "Trade", "TradeSignal", "UserCommand", "utc_now",
+    "StrategyProgressed", "Trade", "TradeSignal", "UserCommand", "utc_now",
 ]

@@ -161,3 +161,14 @@ class ExpireOrders(Event):
 
     AVRO_NAME: ClassVar[str] = "ticktide.trading.ExpireOrders"
     account: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyProgressed(Event):
+    """The strategy decided every snapshot of ``symbol`` up to this event's event time (its
+    orders for them come before this record): how far the ledger may decide in event time."""
+
+    AVRO_NAME: ClassVar[str] = "ticktide.trading.StrategyProgressed"
+    account: str
+    symbol: str
+    strategy: str

@@ -65,9 +65,9 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("analysis.anomalies", (r.Anomaly,), "symbol", "Anomaly rule firings."),
     TopicSpec("analysis.enrichments", (r.Enrichment,), "symbol", "Claude/fallback assessments."),
     TopicSpec("trading.signals", (r.TradeSignal,), "symbol", "Strategy signals."),
-    TopicSpec("trading.commands", (r.PlaceOrder, r.Mark, r.ExpireOrders, *r.COMMAND_TYPES), "account",
-              "Everything the ledger decides on, in one order per account: orders to place, "
-              "market marks, expiry requests, user commands."),
+    TopicSpec("trading.commands", (r.PlaceOrder, r.Mark, r.ExpireOrders, *r.COMMAND_TYPES, r.StrategyProgressed),
+              "account", "Everything the ledger decides on, in one order per account: orders to place, "
+              "market marks, expiry requests, user commands, the strategy's progress per symbol."),
     TopicSpec(
         "trading.events",
         (r.OrderPlaced, r.OrderFilled, r.OrderDenied, r.OrderExpired, r.OrderCanceled, r.PositionChanged,

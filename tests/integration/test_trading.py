@@ -60,11 +60,13 @@ API_TOKEN = "s3cret-token-for-tests"
 
 
 def trading_settings(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> Settings:
-    """1 s candles and a strategy on them, small orders, limits that bind sometimes."""
+    """1 s candles and a strategy on them, small orders, limits that bind sometimes; the
+    ledger waits 4 s for a quiet strategy (what waits at the end of the feed, and an order
+    dated after it, is decided sooner: nothing here compares with another run)."""
     settings = settings_for(
         broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
         order_quantity=Decimal("0.01"), max_position=Decimal("0.02"), fill_participation=Decimal("0.5"),
-        order_timeout_s=8, **extra)
+        order_timeout_s=8, ledger_wait_s=4, **extra)
     create_topics(settings)
     return settings
 

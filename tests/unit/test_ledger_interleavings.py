@@ -4,12 +4,20 @@ Live, marks and orders reach the ledger in one interleaving; a backtest at max s
 the marks minutes ahead of the orders, in another. Each source keeps its own order (a
 symbol's marks in event time, a symbol's orders in event time, an order after the marks of
 its symbol up to its time), and the ledger must give the same trading events (ids, values,
-lineage) and the same portfolio for every such interleaving. Limits across symbols (orders
-per minute, gross exposure) are set so they do not bind: those still see the other
-symbols' orders as they arrive (see domain/risk.py)."""
+lineage) and the same portfolio for every such interleaving.
+
+With the strategy's progress (StrategyProgressed after its orders of each snapshot) the
+account is decided in event time, so this holds too where limits across symbols (orders
+per minute, gross exposure) bind and with user commands (kill switch, pause, limits,
+flatten) interleaved, as long as a command reaches the ledger before every strategy has
+progressed past its time (live it comes within milliseconds, the strategy seconds after
+the market; a replay merges it by event time ahead of the strategies' lag). Without
+progress (an account no strategy reports to) inputs are decided as they come: the first
+test keeps those limits loose."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,20 +26,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import ledger_rows
-from domain.account import KEEP_MARKS, Account, Input, decider
+from domain.account import KEEP_MARKS, Account, Input, Patience, decider, evolve, idle_expiry_time
+from domain.clock import from_micros, to_micros
 from domain.fold import step
 from domain.orders import RiskLimits, TradingConfig
 from domain.parity import comparable
 from domain.portfolio import OrderStatus
 from schemas.records import (
+    EngageKillSwitch,
     Event,
     ExpireOrders,
+    FlattenPosition,
     Mark,
+    OrderCanceled,
     OrderDenied,
     OrderFilled,
+    OrderPlaced,
     OrderType,
+    PauseStrategy,
     PlaceOrder,
+    ReleaseKillSwitch,
+    ResumeStrategy,
+    SetRiskLimit,
     Side,
+    StrategyProgressed,
 )
 
 T0 = datetime(2024, 7, 19, 12, tzinfo=UTC)
@@ -180,3 +198,182 @@ def test_an_order_older_than_the_marks_kept_is_denied_not_filled_against_part_of
     assert [(e.order_id, e.reason_code) for e in denied] == [("acct:BTC-1", "stale_order")]
     assert "marks of BTC" in denied[0].reason
     assert state.portfolio.orders["acct:BTC-2"].status is OrderStatus.FILLED
+
+
+BINDING = TradingConfig(
+    limits=RiskLimits(max_position=Decimal(5), max_gross_exposure=Decimal(700), max_orders_per_minute=3),
+    fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000)
+
+
+def progressed(symbol: str, at: datetime) -> StrategyProgressed:
+    return StrategyProgressed(envelope=StrategyProgressed.envelope_for(
+        event_time=at, producer="agent.trading", event_id=f"progress-{symbol}-{at.isoformat()}"),
+        account="acct", symbol=symbol, strategy="ema_cross")
+
+
+COMMANDS = {
+    "kill": lambda e, s: EngageKillSwitch(envelope=e, user="u", account="acct"),
+    "release": lambda e, s: ReleaseKillSwitch(envelope=e, user="u", account="acct"),
+    "pause": lambda e, s: PauseStrategy(envelope=e, user="u", account="acct", strategy="ema_cross"),
+    "resume": lambda e, s: ResumeStrategy(envelope=e, user="u", account="acct", strategy="ema_cross"),
+    "tight": lambda e, s: SetRiskLimit(envelope=e, user="u", account="acct", limit="max_position", value=Decimal(1)),
+    "loose": lambda e, s: SetRiskLimit(envelope=e, user="u", account="acct", limit="max_position", value=Decimal(5)),
+    "flatten": lambda e, s: FlattenPosition(envelope=e, user="u", account="acct", symbol=s),
+}
+commands_of = st.lists(st.tuples(st.integers(500, 20_000), st.sampled_from(sorted(COMMANDS)),
+                                 st.sampled_from(["BTC", "ETH"])), max_size=5)
+
+
+def strategy_sources(market: list[tuple[Any, Any]], script: list[tuple[int, str, str]]
+                     ) -> tuple[list[Input], list[list[Input]], list[Input]]:
+    """As ``sources``, but each symbol's orders come with its strategy's progress: after
+    every order at its time and at every mark's time (a snapshot decided with no order);
+    and the user's commands, in their time order."""
+    opening, queues = sources(market)
+    symbols = ("BTC", "ETH", "SOL")[:len(market)]
+    opening += [progressed(symbol, T0 - timedelta(seconds=1)) for symbol in symbols]
+    for s in range(len(market)):
+        marks, placed = queues[2 * s], queues[2 * s + 1]
+        times = sorted({m.envelope.event_time for m in marks} | {o.envelope.event_time for o in placed})
+        decided: list[Input] = []
+        for at in times:
+            decided += [o for o in placed if o.envelope.event_time == at]
+            decided.append(progressed(symbols[s], at))
+        queues[2 * s + 1] = decided
+    at, commands = T0, []
+    for n, (gap_ms, kind, symbol) in enumerate(script):
+        at += timedelta(milliseconds=gap_ms)
+        envelope = EngageKillSwitch.envelope_for(event_time=at, producer="user", event_id=f"user-{n}")
+        commands.append(COMMANDS[kind](envelope, symbol))
+    return opening, queues, commands
+
+
+def interleave_timely(queues: list[list[Input]], commands: list[Input], data: st.DataObject) -> list[Input]:
+    """One interleaving as ``interleave`` (a strategy's orders and progress after its
+    symbol's marks up to their time), with each user command arriving before every
+    strategy has progressed past its time."""
+    progress = {q: T0 - timedelta(seconds=1) for q in range(1, len(queues), 2)}
+    heads, merged, next_command = [0] * len(queues), [], 0
+    while True:
+        ready = []
+        for q, queue in enumerate(queues):
+            if heads[q] == len(queue):
+                continue
+            item = queue[heads[q]]
+            marks = queues[q - 1] if q % 2 else []
+            if any(m.envelope.event_time <= item.envelope.event_time for m in marks[heads[q - 1]:]):
+                continue
+            if isinstance(item, StrategyProgressed) and next_command < len(commands):
+                after = min({**progress, q: item.envelope.event_time}.values())
+                if after >= commands[next_command].envelope.event_time:
+                    continue  # the command is due first
+            ready.append(q)
+        if next_command < len(commands):
+            ready.append(-1)
+        if not ready:
+            return merged
+        q = ready[data.draw(st.integers(0, len(ready) - 1))]
+        if q == -1:
+            merged.append(commands[next_command])
+            next_command += 1
+            continue
+        item = queues[q][heads[q]]
+        if isinstance(item, StrategyProgressed):
+            progress[q] = item.envelope.event_time
+        merged.append(item)
+        heads[q] += 1
+
+
+def decide_with(config: TradingConfig, inputs: list[Input]) -> tuple[Account, list[Event]]:
+    state, emitted = Account.open("acct", Decimal(100_000)), []
+    for offset, item in enumerate(inputs):
+        state, events = step(decider(config), state, item, 0, offset)
+        emitted += events
+    return state, emitted
+
+
+@settings(max_examples=100, deadline=None)
+@given(markets, commands_of, st.data())
+def test_every_interleaving_decides_alike_where_cross_symbol_limits_bind_and_with_user_commands(
+        market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], data: st.DataObject) -> None:
+    opening, queues, commands = strategy_sources(market, script)
+    runs = []
+    for _ in range(3):
+        inputs = [*opening, *interleave_timely(queues, commands, data)]
+        runs.append(decide_with(BINDING, [*inputs, expire_all(inputs)]))
+    (first, first_events), *others = runs
+    for state, events in others:
+        assert published(events) == published(first_events)
+        assert ledger_rows.to_row(state.portfolio) == ledger_rows.to_row(first.portfolio)
+    assert first.portfolio.open_orders() == [] and first.held == []  # nothing is left waiting
+
+
+def test_orders_of_two_symbols_count_against_the_limit_in_event_time_not_as_they_arrive() -> None:
+    """ETH's strategy lags BTC's: BTC's order at 0:40 arrives before ETH's at 0:10. Of
+    three orders with a limit of two a minute, the last in event time is denied (BTC's),
+    whichever arrived last."""
+    config = TradingConfig(limits=dataclasses.replace(BINDING.limits, max_orders_per_minute=2),
+                           fee_bps=Decimal(0), slippage_bps=Decimal(0), participation=Decimal(1),
+                           order_timeout_us=30_000_000)
+    opening = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+               mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+               progressed("BTC", T0 - timedelta(seconds=1)), progressed("ETH", T0 - timedelta(seconds=1))]
+    btc = [order("BTC", 1, T0 + timedelta(seconds=5), Side.BUY, Decimal("0.1")),
+           progressed("BTC", T0 + timedelta(seconds=5)),
+           order("BTC", 2, T0 + timedelta(seconds=40), Side.BUY, Decimal("0.1")),
+           progressed("BTC", T0 + timedelta(seconds=40))]
+    eth = [order("ETH", 1, T0 + timedelta(seconds=10), Side.BUY, Decimal("0.1")),
+           progressed("ETH", T0 + timedelta(seconds=50))]
+    _, live = decide_with(config, [*opening, btc[0], btc[1], eth[0], btc[2], btc[3], eth[1]])
+    _, lagging = decide_with(config, [*opening, *btc, *eth])
+    for events in (live, lagging):
+        denied = [(e.order_id, e.reason_code) for e in events if isinstance(e, OrderDenied)]
+        assert denied == [("acct:BTC-2", "max_orders_per_minute")]
+    assert published(live) == published(lagging)
+
+
+def test_a_kill_switch_replayed_ahead_of_the_strategy_denies_only_the_orders_after_its_time() -> None:
+    """In a backtest the user's EngageKillSwitch (merged by event time) reaches the ledger
+    before the orders the strategy decided just before it: those are placed, as live."""
+    opening = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)), progressed("BTC", T0)]
+    kill = EngageKillSwitch(envelope=EngageKillSwitch.envelope_for(
+        event_time=T0 + timedelta(seconds=20), producer="user", event_id="user-kill"), user="u", account="acct")
+    before = order("BTC", 1, T0 + timedelta(seconds=10), Side.BUY, Decimal(1))
+    after = order("BTC", 2, T0 + timedelta(seconds=30), Side.BUY, Decimal(1))
+    strategy = [before, progressed("BTC", T0 + timedelta(seconds=10)), after,
+                progressed("BTC", T0 + timedelta(seconds=30))]
+    _, live = decide_with(CONFIG, [*opening, strategy[0], strategy[1], kill, *strategy[2:]])
+    _, backtest = decide_with(CONFIG, [*opening, kill, *strategy])
+    for events in (live, backtest):
+        denied = [(e.order_id, e.reason_code) for e in events if isinstance(e, OrderDenied)]
+        assert denied == [("acct:BTC-2", "kill_switch")]
+        assert [e.order_id for e in events if isinstance(e, OrderCanceled)] == ["acct:BTC-1"]
+    assert published(live) == published(backtest)
+
+
+def test_a_silent_strategy_holds_the_account_until_the_timer_says_it_is_gone_then_the_others_go_on() -> None:
+    """ETH's strategy stops reporting. BTC's orders wait for it; the timer's ExpireOrders at
+    the latest input time decides them, and from then on BTC's orders go by BTC's progress
+    alone; ETH rejoins when it reports again."""
+    patience = Patience(idle_us=20_000_000, stalled_us=140_000_000)
+    inputs: list[Input] = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                           mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                           progressed("BTC", T0), progressed("ETH", T0),
+                           order("BTC", 1, T0 + timedelta(seconds=5), Side.BUY, Decimal(1)),
+                           progressed("BTC", T0 + timedelta(seconds=5))]
+    state, events = decide_with(CONFIG, inputs)
+    assert events == [] and [h.envelope.event_id for h in state.held] == ["cmd-BTC-1"]
+    assert idle_expiry_time(state, 19_000_000, CONFIG, 19_000_000, patience) is None  # not yet
+    as_of = idle_expiry_time(state, 21_000_000, CONFIG, 21_000_000, patience)
+    assert as_of == to_micros(T0 + timedelta(seconds=5))
+    expire = ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=from_micros(as_of), producer="timer",
+                                                             event_id="x-1"), account="acct")
+    state, events = evolve(state, expire, CONFIG)
+    assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-1"] and state.held == []
+    later = order("BTC", 2, T0 + timedelta(seconds=9), Side.BUY, Decimal(1))
+    state, _ = evolve(state, later, CONFIG)
+    assert state.held == [later]  # waits for BTC's own progress, not for ETH's
+    state, events = evolve(state, progressed("BTC", T0 + timedelta(seconds=9)), CONFIG)
+    assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-2"]
+    state, _ = evolve(state, progressed("ETH", T0 + timedelta(seconds=12)), CONFIG)
+    assert set(state.progress) == {"BTC", "ETH"}
