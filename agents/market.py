@@ -71,8 +71,9 @@ def install(app: WorkerApp) -> None:
 
     @app.timer(interval=settings.checkpoint_s, name="market.checkpoint")
     async def checkpoint() -> None:
-        """Write the rows changed since the last checkpoint (not while partitions move)."""
-        if not app.rebalancing:
+        """Write the rows changed since the last checkpoint (not while partitions move, nor
+        sooner than the last one's cost allows)."""
+        if not app.rebalancing and driver.checkpoint_due():
             await driver.checkpoint()
 
     @app.timer(interval=1.0, name="market.idle_close")

@@ -8,9 +8,11 @@ numbers: each bar is one comma-separated string of its integers, in ``Bar``'s fi
 from __future__ import annotations
 
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
-from domain.candles import UNKNOWN, Bar, CandleFold, SymbolCandles
+from domain.bars import Bar
+from domain.candles import UNKNOWN, CandleFold, SymbolCandles
 from domain.fold import Position
 
 
@@ -52,12 +54,15 @@ def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
     )
 
 
-def bar_text(bar: Bar) -> str:
-    """A bar as one comma-separated string of its integers (the form rows keep it in)."""
-    return ",".join(map(str, (getattr(bar, name) for name in _BAR_FIELDS)))
-
-
 _BAR_FIELDS = tuple(f.name for f in fields(Bar))
+_bar_values = attrgetter(*_BAR_FIELDS)
+_BAR_FORMAT = ",".join(["%d"] * len(_BAR_FIELDS))
+
+
+def bar_text(bar: Bar) -> str:
+    """A bar as one comma-separated string of its integers (the form rows keep it in): one
+    C-level format, it is written for every final candle and every pane checkpointed."""
+    return _BAR_FORMAT % _bar_values(bar)
 
 
 def bar_from_text(text: str) -> Bar:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal
 
+from domain.bars import Bar, Tick, round_units
 from domain.clock import from_micros
 from domain.fold import NOTHING_APPLIED, Position
 from domain.ids import uuid5
@@ -33,100 +34,6 @@ UNITS = 10**18
 """Amount units per 1 (price, size): decimal(38, 18)."""
 
 _CANDLE_NAMESPACE = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """The parts of a trade a candle needs, as integers (hot-path form of a Trade)."""
-
-    symbol: str
-    trade_id: int
-    time_us: int
-    price: int
-    size: int
-    buy: bool  # the taker bought
-
-
-@dataclass(slots=True)
-class Bar:
-    """The running OHLCV of one window. ``quote`` and ``buy_quote`` (the taker buys' part)
-    are in units of 1e-36 (price x size); ``buy_quote`` is ``UNKNOWN`` (below any real sum,
-    and stays so as trades are added) for a bar read from a row written before it existed."""
-
-    start_us: int
-    end_us: int
-    open_time: int
-    open_id: int
-    open: int
-    close_time: int
-    close_id: int
-    close: int
-    high: int
-    low: int
-    volume: int = 0
-    quote: int = 0
-    buy_volume: int = 0
-    sell_volume: int = 0
-    count: int = 0
-    first_id: int = 0
-    last_id: int = 0
-    buy_quote: int = 0
-
-    @classmethod
-    def first(cls, start_us: int, end_us: int, tick: Tick) -> Bar:
-        """A bar holding one trade."""
-        bar = cls(start_us, end_us, tick.time_us, tick.trade_id, tick.price, tick.time_us,
-                  tick.trade_id, tick.price, tick.price, tick.price,
-                  first_id=tick.trade_id, last_id=tick.trade_id)
-        bar.add_amounts(tick)
-        return bar
-
-    @classmethod
-    def merged(cls, start_us: int, end_us: int, parts: Sequence[Bar]) -> Bar:
-        """The bar of a window made of ``parts`` (its panes, at least one)."""
-        first = min(parts, key=lambda b: (b.open_time, b.open_id))
-        last = max(parts, key=lambda b: (b.close_time, b.close_id))
-        return cls(start_us, end_us, first.open_time, first.open_id, first.open, last.close_time,
-                   last.close_id, last.close, max(b.high for b in parts), min(b.low for b in parts),
-                   sum(b.volume for b in parts), sum(b.quote for b in parts),
-                   sum(b.buy_volume for b in parts), sum(b.sell_volume for b in parts),
-                   sum(b.count for b in parts), min(b.first_id for b in parts), max(b.last_id for b in parts),
-                   sum(b.buy_quote for b in parts))
-
-    def add_amounts(self, tick: Tick) -> None:
-        """Add a trade's volume, quote volume, side volumes and count."""
-        size = tick.size
-        quote = tick.price * size
-        self.volume += size
-        self.quote += quote
-        if tick.buy:
-            self.buy_volume += size
-            self.buy_quote += quote
-        else:
-            self.sell_volume += size
-        self.count += 1
-
-    def add(self, tick: Tick) -> None:
-        """Fold one more trade into the bar (order-independent)."""
-        key = (tick.time_us, tick.trade_id)
-        if key < (self.open_time, self.open_id):
-            self.open_time, self.open_id, self.open = tick.time_us, tick.trade_id, tick.price
-        if key > (self.close_time, self.close_id):
-            self.close_time, self.close_id, self.close = tick.time_us, tick.trade_id, tick.price
-        if tick.price > self.high:
-            self.high = tick.price
-        if tick.price < self.low:
-            self.low = tick.price
-        if tick.trade_id < self.first_id:
-            self.first_id = tick.trade_id
-        if tick.trade_id > self.last_id:
-            self.last_id = tick.trade_id
-        self.add_amounts(tick)
-
-    @property
-    def vwap(self) -> int:
-        """Volume-weighted average price in 1e-18 units, rounded half-even."""
-        return round_units(self.quote, self.volume)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +145,8 @@ class CandleFold:
             panes = state.panes.get(spec.step_us)
             if not panes or not _ends_between(spec.step_us, previous, boundary_us):
                 continue
-            starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
+            starts = panes.keys() if spec.size_us == spec.step_us else {
+                start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
         if self.mark_step_us and _ends_between(self.mark_step_us, previous, boundary_us):
@@ -300,14 +208,6 @@ _EXACT = Context(prec=80)  # wide enough for any decimal(38, 18) amount: no roun
 
 def _amount(units: int, scale: int = 18) -> Decimal:
     return Decimal(units).scaleb(-scale, _EXACT)
-
-
-def round_units(value: int, divisor: int) -> int:
-    quotient, remainder = divmod(value, divisor)
-    twice = 2 * remainder
-    if twice > divisor or (twice == divisor and quotient % 2):
-        quotient += 1
-    return quotient
 
 
 def taker_buy_quote_units(bar: Bar) -> int | None:

@@ -8,7 +8,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from domain.candles import ClosedCandle, Tick, candle_record
+from domain.bars import Tick
+from domain.candles import ClosedCandle, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, Trade
 from streams.kafka.consumer import Consumed, read_topic

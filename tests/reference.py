@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from domain.candles import Bar, Tick
+from domain.bars import Bar, Tick
 from domain.windows import WindowSpec
 
 Key = tuple[str, str, int]  # symbol, interval, window start (us)

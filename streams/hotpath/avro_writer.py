@@ -48,7 +48,7 @@ def varint(n: int) -> bytes:
 
 def _text(value: str) -> bytes:
     data = value.encode()
-    return varint(len(data)) + data
+    return _SMALL[len(data) + 8192] + data if len(data) < 8192 else varint(len(data)) + data
 
 
 def _bytes(value: bytes) -> bytes:
@@ -61,8 +61,8 @@ def _decimal(precision: int, name: str) -> Write:
     def write(units: int) -> bytes:
         if not -limit < units < limit:
             raise InvalidValue(name, f"{units} units do not fit decimal({precision}) digits")
-        data = units.to_bytes((units.bit_length() + 8) // 8, "big", signed=True)
-        return varint(len(data)) + data
+        size = (units.bit_length() + 8) // 8
+        return _SMALL[size + 8192] + units.to_bytes(size, "big", signed=True)  # size < 8192: precision
 
     return write
 
@@ -143,14 +143,21 @@ class RawWriter:
         found = tuple(path for path, _ in leaf_writers(schema) if path not in constants)
         if found != fields:
             raise ConfigError(f"schema {schema.get('name')} has the fields {found}, the writer was made for {fields}")
-        self._plan = plan
-        self._tail = pending
+        self.encode = _compiled(plan, pending)
+        """Wire-format bytes of a record from its values (a tuple in ``fields`` order);
+        InvalidValue for a value the contract cannot hold."""
 
-    def encode(self, values: tuple[Any, ...]) -> bytes:
-        """Wire-format bytes of the record; InvalidValue for a value the contract cannot hold."""
-        out = []
-        for (prefix, write), value in zip(self._plan, values, strict=True):
-            out.append(prefix)
-            out.append(write(value))
-        out.append(self._tail)
-        return b"".join(out)
+
+def _compiled(plan: list[tuple[bytes, Write]], tail: bytes) -> Callable[[tuple[Any, ...]], bytes]:
+    """``encode(values)`` for a plan, as one generated function: the record's constant bytes
+    and each field's writer inlined in order, no loop (it runs for every output record)."""
+    scope: dict[str, Any] = {"tail": tail}
+    parts = []
+    for i, (prefix, write) in enumerate(plan):
+        scope[f"p{i}"], scope[f"w{i}"] = prefix, write
+        parts += [f"p{i}"] if prefix else []
+        parts.append(f"w{i}(v{i})")
+    values = "".join(f"v{i}, " for i in range(len(plan)))
+    source = f"def encode(values):\n    {values}= values\n    return b''.join(({', '.join(parts)}, tail))\n"
+    exec(source, scope)  # the source is built above from the plan, never from input
+    return scope["encode"]  # type: ignore[no-any-return]

@@ -11,7 +11,8 @@ true by construction: they are made from trades that passed the Trade rules.
 
 from __future__ import annotations
 
-from domain.candles import UNITS, ClosedCandle, close_time_us, round_units, taker_buy_quote_units
+from domain.bars import round_units
+from domain.candles import UNITS, ClosedCandle, close_time_us, taker_buy_quote_units
 from domain.marks import PRODUCER as MARK_PRODUCER
 from domain.marks import MarkSlice, mark_id
 from schemas.files import latest

@@ -15,7 +15,7 @@ from typing import Any
 import fastavro
 from aiokafka.partitioner import murmur2
 
-from domain.candles import Tick
+from domain.bars import Tick
 from domain.field_rules import MAX_AMOUNT_BYTES, TimeBounds
 from domain.validity import raw_trade_violation, record_time_violation
 from schemas.records import Trade

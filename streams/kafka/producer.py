@@ -12,6 +12,7 @@ one symbol's events stay in order. Delivery failures are collected and raised on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -70,13 +71,26 @@ class EventProducer:
         """Queue already-encoded bytes (dead letters, replays); to ``partition`` if given,
         else to the key's."""
         where: dict[str, Any] = {} if partition is None else {"partition": partition}
+        self._produce(topic, key, value, where)
+        self._producer.poll(0)
+
+    def send_raw_many(self, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+        """Queue already-encoded (key, value) records to their keys' partitions, serving
+        delivery reports once for all of them (the hot path's outputs); how many."""
+        count = 0
+        for key, value in records:
+            self._produce(topic, key, value, {})
+            count += 1
+        self._producer.poll(0)
+        return count
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, where: dict[str, Any]) -> None:
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **where)
-                break
+                return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
-        self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for every queued event; raises BrokerError if any was not delivered."""

@@ -17,7 +17,8 @@ from typing import Any
 
 from faust.web import Request
 
-from domain.candles import UNITS, Bar, close_time_us, round_units, taker_buy_quote_units
+from domain.bars import Bar, round_units
+from domain.candles import UNITS, close_time_us, taker_buy_quote_units
 from domain.windows import WindowSpec
 from streams.web.params import BadParameter, query_limit
 

@@ -34,7 +34,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from domain.candles import ClosedCandle, Tick, candle_record
+from domain.bars import Tick
+from domain.candles import ClosedCandle, candle_record
 from domain.clock import EPOCH
 from schemas.records import Candle, DeadLetter, Trade
 from streams.ingest import ParsedRow, read_trades, synthetic_trades

@@ -296,7 +296,8 @@ def test_rebuild_over_a_topic_written_before_the_split_of_order_rejected_is_equa
 def test_rebuild_candles_compares_v1_candles_on_what_they_say(stack_settings: Settings) -> None:
     """market.candles written before Candle v2 (no taker buy quote, no close time) rebuilds
     equal; a v1 candle that says something else is still a difference."""
-    from domain.candles import CandleFold, ClosedCandle, SymbolCandles, Tick, candle_record
+    from domain.bars import Tick
+    from domain.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
     from domain.clock import to_micros
 
     settings = stack_settings

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from domain.candles import CandleFold, ClosedCandle, Tick
+from domain.bars import Tick
+from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
@@ -312,3 +313,27 @@ def test_marks_hold_whole_slices_however_the_trades_were_fetched(sizes: tuple[in
         assert mark_summaries(ports) == one_second_candles(ticks)
         sent.append(sorted((mark_id(m), m.time_us, m.trade_id, m.price, m.size) for m in ports.marked))
     assert sent[0] == sent[1] and len(sent[0]) > 50
+
+
+def test_checkpoints_take_at_most_their_share_of_the_time_with_thousands_of_symbols() -> None:
+    """With over a thousand symbols changed, a checkpoint writes every changed row once and the next
+    one waits at least nine times as long as it took (rows cost at most a tenth of the time),
+    while a checkpoint of a few symbols is due again almost at once."""
+    symbols = [f"SYM{n}USDT" for n in range(3000)]
+    log, _ = feed(6000, symbols)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+
+    async def scenario() -> tuple[float, bool]:
+        for at in range(0, len(log), 500):
+            await driver.on_run(run_of(log[at:at + 500], at - 1), bounds_now(300))
+        started = time.monotonic()
+        await driver.checkpoint()
+        spent = time.monotonic() - started
+        return spent, driver.checkpoint_due()
+
+    spent, due_at_once = asyncio.run(scenario())
+    assert driver.report()["last_checkpoint"]["rows"] == len(ports.writes[0]) > 1000
+    assert not due_at_once
+    time.sleep(spent * 9.5)
+    assert driver.checkpoint_due()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from domain.bars import Bar
 from domain.candle_rows import bar_text
-from domain.candles import Bar
 from domain.windows import parse_window
 from tables import names
 from tables.candles import history_slot, recent_history

@@ -11,8 +11,9 @@ from itertools import islice
 
 import pytest
 
+from domain.bars import Bar, Tick
 from domain.candle_rows import from_row, to_row
-from domain.candles import UNITS, Bar, CandleFold, Late, SymbolCandles, Tick, candle_record
+from domain.candles import UNITS, CandleFold, Late, SymbolCandles, candle_record
 from domain.clock import EPOCH
 from domain.fold import Position, step
 from domain.windows import parse_windows

@@ -9,15 +9,14 @@ from dataclasses import replace
 
 import pytest
 
+from domain.bars import Bar, Tick
 from domain.candles import (
     UNITS,
     UNKNOWN,
-    Bar,
     CandleFold,
     ClosedCandle,
     ClosedSlice,
     SymbolCandles,
-    Tick,
     candle_id,
     candle_record,
 )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain.candles import CandleFold, ClosedSlice, SymbolCandles, Tick
+from domain.bars import Tick
+from domain.candles import CandleFold, ClosedSlice, SymbolCandles
 from domain.clock import from_micros
 from domain.marks import mark_record, slice_of
 from domain.windows import parse_windows
