@@ -16,8 +16,9 @@ writes with Faust's own would lose the order of its changelog.
 
 from __future__ import annotations
 
+import json
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -38,6 +39,38 @@ PRODUCER_CONFIG: dict[str, Any] = {
 }
 
 
+Encode = Callable[[Any], bytes]
+
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def json_encoder(fallback: Encode) -> Encode:
+    """What Faust's ``json`` serializer writes (stdlib json, compact, ASCII-escaped) without
+    its serializer registry, ~0.5 us a row instead of ~2.2; ``fallback`` (the store's own
+    encoder) for a value that is not JSON-native (Faust's encoder knows more types)."""
+
+    def encode(value: Any) -> bytes:
+        try:
+            return _compact_json(value).encode()
+        except TypeError:
+            return fallback(value)
+
+    return encode
+
+
+def store_encoders(store: Any, key: Any, value: Any) -> tuple[Encode, Encode]:
+    """The store's key and value encoders: ``json_encoder`` for each that writes plain JSON
+    for a sample row (the table's serializer is json), else the store's own."""
+    encoders = []
+    for own, sample in ((store._encode_key, key), (store._encode_value, value)):
+        try:
+            same = _compact_json(sample).encode() == own(sample)
+        except TypeError:  # not JSON-native: no sample to compare
+            same = False
+        encoders.append(json_encoder(own) if same else own)
+    return encoders[0], encoders[1]
+
+
 class RowWriter:
     """Writes rows of one or more Faust tables; rows of a source partition go to the same
     partition of each table's changelog and store."""
@@ -47,15 +80,20 @@ class RowWriter:
         self.source_topic = source_topic  # the topic the tables are co-partitioned with
         self._producer = Producer({**settings.kafka_client_config(), **PRODUCER_CONFIG})
         self._tables: dict[str, weakref.ref[TableT[Any, Any]]] = {}  # changelog topic -> table
+        self._encoders: dict[str, tuple[Encode, Encode]] = {}  # changelog topic -> key, value encoders
         self._persisted: dict[tuple[str, int], int] = {}  # delivered, not yet recorded in the store
         self._failures: list[str] = []
 
     def write(self, table: TableT[Any, Any], partition: int, rows: Mapping[Any, Any]) -> None:
         """Put ``rows`` in ``table``'s store and queue them for its changelog, in ``partition``."""
+        if not rows:
+            return
         store: Any = table.data  # a faust.stores Store (TableT types it as a plain mapping)
         topic = table.changelog_topic.get_topic_name()
         self._tables.setdefault(topic, weakref.ref(table))
-        encode_key, encode_value = store._encode_key, store._encode_value
+        if topic not in self._encoders:
+            self._encoders[topic] = store_encoders(store, *next(iter(rows.items())))
+        encode_key, encode_value = self._encoders[topic]
         serialized = isinstance(store, SerializedStore)
         produce, poll = self._producer.produce, self._producer.poll
         with partition_scope(self.source_topic, partition):

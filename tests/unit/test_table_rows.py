@@ -1,0 +1,35 @@
+"""RowWriter's own JSON encoding writes the bytes Faust's table serializers write, so a row
+written by the candle fold reads back (and recovers from the changelog) as Faust's own."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import faust
+
+from streams.faust.table_rows import store_encoders
+
+ROWS: list[tuple[str, Any]] = [
+    ("BTCUSDT", {"symbol": "BTCUSDT", "watermark_us": -(2**62), "panes": {"1000000": ["1,2,-3", "4,5,6"]}}),
+    ("ÉTH|1s|17", "1721347200000000,1721347201000000,3,-(2**400)"),
+    ("Ω-PERP", {"nested": [1, 2.5, None, True, {"k": "Ω \"quoted\" \\ \n"}]}),
+    ("#partition/3", {"applied_through": 12345}),
+]
+
+
+def test_rows_encode_to_faust_s_own_bytes_and_unknown_types_fall_back() -> None:
+    app = faust.App("rows-test", broker="kafka://127.0.0.1:1", store="memory://")
+    store: Any = app.Table("t", key_type=str, value_type=None).data
+    encode_key, encode_value = store_encoders(store, *ROWS[0])
+    assert encode_key is not store._encode_key and encode_value is not store._encode_value  # the fast path
+    for key, value in [*ROWS, ("with-decimal", {"price": Decimal("1.5")})]:
+        assert encode_key(key) == store._encode_key(key)
+        assert encode_value(value) == store._encode_value(value)
+
+
+def test_a_table_that_is_not_json_keeps_its_own_encoders() -> None:
+    app = faust.App("rows-test-raw", broker="kafka://127.0.0.1:1", store="memory://")
+    store: Any = app.Table("raw", key_type=bytes, value_type=bytes).data  # raw bytes, not JSON
+    encode_key, encode_value = store_encoders(store, b"k", b"v")
+    assert (encode_key, encode_value) == (store._encode_key, store._encode_value)
