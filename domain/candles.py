@@ -102,6 +102,9 @@ class CandleFold:
         self.mark_step_us = mark_step_us  # slices closed with the windows, as ClosedSlice (None: none)
         marks = {mark_step_us} if mark_step_us else set()
         self.steps = tuple(sorted({spec.step_us for spec in specs} | marks))
+        smallest = self.steps[0] if self.steps else 1
+        # every step a multiple of the smallest (1s, 1m, 5m): the smallest step's next end comes first
+        self._end_steps = (smallest,) if all(step % smallest == 0 for step in self.steps) else self.steps
         self._longest = {step: max((s.size_us for s in specs if s.step_us == step), default=step)
                          for step in self.steps}
 
@@ -187,7 +190,7 @@ class CandleFold:
 
     def next_close(self, boundary_us: int) -> int:
         """Window ends are multiples of their step: the first one after ``boundary_us``."""
-        return min(boundary_us - boundary_us % step + step for step in self.steps)
+        return min([boundary_us - boundary_us % step + step for step in self._end_steps])
 
     @staticmethod
     def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:
