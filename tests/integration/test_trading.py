@@ -67,7 +67,7 @@ def trading_settings(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> S
     settings = settings_for(
         broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
         order_quantity=Decimal("0.01"), max_position=Decimal("0.02"), fill_participation=Decimal("0.5"),
-        order_timeout_s=8, ledger_wait_s=4, **extra)
+        **{"order_timeout_s": 8, "ledger_wait_s": 4, **extra})
     create_topics(settings)
     return settings
 
