@@ -8,16 +8,17 @@ from the old row and re-emits events with the same ids, which the fold ignores; 
 the row already holds is skipped. The account is decided in event time up to where every
 symbol's strategy has progressed (domain.account): orders and commands after that wait in
 the row. Orders expire by their symbol's marks and the inputs' event time; a timer sends
-ExpireOrders for accounts that get no input, and for accounts whose inputs have waited for
-a silent strategy longer than ``ledger_wait_s`` (plus the strategy's own wait for its
-enrichments while other inputs come). The recent marks per symbol (and how far back they
-were dropped), and how far each account's time has come between row writes, live in this
-worker's memory.
+ExpireOrders for accounts that got no input for ``ledger_wait_s``, and for accounts whose
+inputs have waited for a silent strategy that long (plus the strategy's own wait for its
+enrichments while other inputs come). The account's state, recent marks included, is in
+its row; this worker holds it in memory between row writes, and a worker that takes an
+account over folds again the inputs its row does not hold yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
@@ -27,11 +28,13 @@ from domain.account import INPUT_TYPES, Account, Patience, decider, idle_expiry_
 from domain.clock import from_micros, to_micros
 from domain.field_rules import ACCOUNT_RULE
 from domain.fold import step
-from schemas.records import Event, ExpireOrders, Mark, utc_now
-from streams.errors import InvalidValue, UnexpectedRecordType
+from schemas.records import Event, ExpireOrders, utc_now
+from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
 from streams.faust.context import WorkerApp
+from streams.kafka.ranges import read_range
 from tables import trading as glue
 
+log = logging.getLogger(__name__)
 AGENT = "trading.ledger"
 PRODUCER = "agent.ledger"
 
@@ -54,8 +57,7 @@ def install(app: WorkerApp) -> None:
     decide = decider(config)
     source = app.typed_topics["trading.commands"]
     events_topic = app.typed_topics["trading.events"]
-    marks: dict[str, dict[str, list[Mark]]] = {}  # account -> symbol -> recent marks (memory)
-    forgotten: dict[str, dict[str, int]] = {}  # account -> symbol -> time of the newest mark dropped
+    accounts: dict[str, Account] = {}  # account -> its state, ahead of its row by what emitted nothing
     written_at: dict[str, float] = {}  # account -> when its row was last written
     applied_at: dict[str, float] = {}  # account -> when it last applied an input
     advanced_at: dict[str, float] = {}  # account -> when its event time last moved on (or began to wait)
@@ -70,20 +72,38 @@ def install(app: WorkerApp) -> None:
         if pending:
             await asyncio.gather(*pending)
 
-    clocks: dict[str, tuple[dict[str, int], int, int]] = {}  # account -> progress, through_us, seen_us
-
     def load(account: str) -> Account:
-        state = glue.load_account(table, account, settings.initial_cash)
-        state.marks = marks.setdefault(account, {})
-        state.forgotten_us = forgotten.setdefault(account, {})
-        # The row is written at most once a second for an input that emits nothing: how far
-        # the account's time has come lives here between writes (the row has it for a restart).
-        if account in clocks:
-            state.progress, state.through_us, state.seen_us = clocks[account]
-        return state
+        """The account as this worker holds it, else (first seen here, or folded on by
+        another worker since) as its row has it."""
+        held = accounts.get(account)
+        row = table.get(account)
+        if held is not None and glue.row_position(row).offset <= held.applied.offset:
+            return held
+        return glue.load_account(table, account, settings.initial_cash)
 
-    def keep(account: str, state: Account) -> None:
-        clocks[account] = state.progress, state.through_us, state.seen_us
+    async def catch_up(account: str, state: Account, partition: int, offset: int) -> Account:
+        """Fold again this account's inputs after its row's position and before ``offset``:
+        a row is written at most once a second for inputs that emit nothing, so a worker
+        that stopped may have applied (and committed) inputs its row does not hold."""
+        start = state.applied.offset + 1
+        if state.applied.partition != partition or start >= offset:
+            return state
+        starts, ends = [0] * (partition + 1), [0] * (partition + 1)
+        starts[partition], ends[partition] = start, offset
+        raws = await asyncio.to_thread(lambda: list(read_range(settings, source.name, starts, ends)))
+        for raw in raws:
+            if raw.key != account.encode():
+                continue
+            try:  # what failed before was dead-lettered then
+                record = app.decode_valid(raw.value, Event)
+                if isinstance(record, INPUT_TYPES):
+                    state, emitted = step(decide, state, record, raw.partition, raw.offset)
+                    await publish(account, emitted)  # the same ids as before, if any was sent
+            except (DecodeError, InvalidValue, TypeError, ValueError, ArithmeticError):
+                continue
+        log.info("ledger %s: folded %d inputs again after its row (offsets %d..%d)",
+                 account, len(raws), start, offset - 1)
+        return state
 
     @app.agent(source.faust, name=AGENT)
     async def ledger(stream: StreamT[bytes]) -> None:
@@ -95,17 +115,22 @@ def install(app: WorkerApp) -> None:
                     raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
                 account = account_of(message.key)
                 state = load(account)
+                if state is not accounts.get(account):
+                    state = await catch_up(account, state, message.partition, message.offset)
+                    written_at[account] = 0.0  # write what it now holds with this input
                 before, waited, through, held = state.applied, state.waiting(), state.through_us, len(state.held)
+                accounts.pop(account, None)  # a failure below: the next input starts again from the row
                 state, emitted = step(decide, state, record, message.partition, message.offset)
-                keep(account, state)
                 if state.applied != before:
                     await publish(account, emitted)
+                accounts[account] = state
+                if state.applied != before:
                     applied_at[account] = time.monotonic()
                     if state.through_us != through or not waited:
                         advanced_at[account] = time.monotonic()
-                    # A mark or a progress that changed nothing is written at most once a
-                    # second: re-deciding it after a crash changes nothing either (a held
-                    # input is written at once: it must not be lost).
+                    # An input that emits nothing is written at most once a second: a restarted
+                    # worker folds again what its row does not hold (``catch_up``); a held
+                    # input is written at once.
                     if emitted or len(state.held) != held or time.monotonic() - written_at.get(account, 0.0) > 1.0:
                         table[account] = glue.account_row(state)
                         written_at[account] = time.monotonic()
@@ -122,7 +147,7 @@ def install(app: WorkerApp) -> None:
         for account in glue.open_accounts(table):
             idle_us = int((now - applied_at.get(account, started)) * 1_000_000)
             stalled_us = int((now - advanced_at.get(account, started)) * 1_000_000)
-            as_of = idle_expiry_time(load(account), idle_us, config, stalled_us, patience)
+            as_of = idle_expiry_time(load(account), idle_us, stalled_us, patience, config)
             if as_of is not None:
                 at = from_micros(min(as_of, now_us))
                 await source.send(ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=at, producer=PRODUCER),

@@ -24,16 +24,24 @@ of an account no strategy reports progress to (``progress`` empty).
 An ExpireOrders at time T says that the account's time has come to T: what was held up
 to T is decided, then every order due by T is closed, and a strategy that had not come
 that far is not waited for until it reports again. The ledger's timer sends one for an
-account that gets no input, and for one whose strategies have gone silent while inputs
-wait (see ``idle_expiry_time``): the one wall-clock decision.
+account that got no input for a while (the feed has ended) and for one whose strategies
+have gone silent while inputs wait (see ``idle_expiry_time``): the one wall-clock
+decision, and it decides only when, never the time asked for.
 
 An order fills against its own symbol's marks, kept for it when they came first
-(``KEEP_MARKS`` per symbol; an order older than the marks kept is denied, ``stale_order``,
-rather than filled against part of its market); it expires when its own symbol's marks
-reach its deadline, never on another symbol's. Nothing is trusted for who sent it: a
-record's fields are checked by its type's rules (domain.validity) before it gets here,
-and no input can do more than its own type allows (an ExpireOrders, or any input, at most
-closes orders that are due by its own validated event time).
+(``KEEP_MARKS`` per symbol; once strategies report, only those a decision can still use:
+see ``_prune``; an order older than the marks kept is denied, ``stale_order``, rather than
+priced or filled against part of its market); it expires when its own symbol's marks
+reach its deadline, never on another symbol's. The marks are part of the state (and of
+the ledger's row), so a ledger restarted from its row decides like one that never stopped.
+
+Nothing is trusted for who sent it: a record's fields are checked by its type's rules
+(domain.validity) before it gets here, and no input can do more than its own type allows
+(an ExpireOrders, or any input, at most closes orders that are due by its own validated
+event time). A StrategyProgressed counts only for what it can speak for: the configured
+strategy of this account (``TradingConfig.account``/``strategy``), on a symbol the account
+has a market for (a mark came), and from no earlier than the account's time; any other is
+ignored, so a forged or stray one can neither hold the account nor move its time back.
 """
 
 from __future__ import annotations
@@ -51,9 +59,15 @@ from domain.portfolio import Portfolio
 from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder, StrategyProgressed
 
 KEEP_MARKS = 3600
-"""Recent marks kept per account and symbol (what a new order can fill against): an hour
-of one-second marks, how far the strategy may lag its symbol's marks (the candle fold of
-a replay at max speed runs ahead of the enrichment)."""
+"""Most recent marks kept per account and symbol (what a new order can fill against): an
+hour of one-second marks, how far the strategy may lag its symbol's marks (the candle fold
+of a replay at max speed runs ahead of the enrichment)."""
+
+LATE_REACH_US = 60_000_000
+"""Once strategies report progress, how far before the account's time a late order (of a
+strategy not reporting yet, or no longer) is still priced and filled against its market:
+older marks are dropped as the account's time moves on; an order before the marks kept
+is denied ``stale_order``."""
 
 MAX_HELD = 10_000
 """Most orders and commands held per account; past it the oldest is decided (a guard)."""
@@ -68,10 +82,11 @@ Held = PlaceOrder | Command
 class Account:
     """One account as the ledger holds it: the portfolio (projection of its trading
     events), the latest market price per symbol, the latest input event time, what was
-    applied, and how far it is decided in event time (each symbol's strategy progress, the
-    account's time, the orders and commands waiting for it). ``marks`` (recent marks per
-    symbol) and ``forgotten_us`` are kept in memory only: they change many times a second,
-    and a restarted ledger fills against the marks that follow."""
+    applied, how far it is decided in event time (each symbol's strategy progress, the
+    account's time, the orders and commands waiting for it), and the recent marks per
+    symbol a decision can still use (with, per symbol that dropped older ones, the time of
+    the newest dropped). All of it is in the ledger's row (tables/trading.py), so a
+    restarted ledger decides as one that never stopped."""
 
     portfolio: Portfolio
     prices: dict[str, str] = field(default_factory=dict)
@@ -105,10 +120,14 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
     if not isinstance(item, INPUT_TYPES):
         raise TypeError(f"not a trading.commands record: {type(item).__name__}")
     time_us = to_micros(item.envelope.event_time)
-    state.seen_us = max(state.seen_us, time_us)
     if isinstance(item, StrategyProgressed):
-        state.progress[item.symbol] = max(state.progress.get(item.symbol, 0), time_us)
+        if not speaks_for(state, item, config):
+            return state, []
+        state.seen_us = max(state.seen_us, time_us)
+        # a symbol joins (or rejoins) at the account's time: it cannot take back what was decided
+        state.progress[item.symbol] = max(state.progress.get(item.symbol, state.through_us), time_us)
         return state, _advance(state, config, min(state.progress.values()), item)
+    state.seen_us = max(state.seen_us, time_us)
     if isinstance(item, Mark):
         if not orders.remember_mark(state.marks, item, KEEP_MARKS, state.forgotten_us):
             return state, []
@@ -128,6 +147,14 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
     if until is not None and time_us > until:
         return state, _hold(state, item, config)
     return state, _decide(state, item, config, until)
+
+
+def speaks_for(state: Account, item: StrategyProgressed, config: TradingConfig) -> bool:
+    """Whether a progress record may move the account's time: from the strategy configured
+    for this account, on a symbol the account has a market for (its marks came first, as
+    the strategy decides on candles of the same trades). Not from who says it sent it."""
+    return (item.account == state.portfolio.account == config.account and item.strategy == config.strategy
+            and item.symbol in state.prices)
 
 
 def _order_key(item: Held) -> tuple[int, int, str]:
@@ -157,14 +184,49 @@ def _advance(state: Account, config: TradingConfig, to_us: int, cause: Event) ->
         events += orders.settle(state.portfolio, config, item, state.marks, at_us)
         events += _decide(state, item, config, at_us)
     state.through_us = to_us
-    return events + orders.settle(state.portfolio, config, cause, state.marks, to_us)
+    events += orders.settle(state.portfolio, config, cause, state.marks, to_us)
+    _prune(state)
+    return events
+
+
+def _prune(state: Account) -> None:
+    """Drop the marks no decision can use any more, now that the account is decided up to
+    ``through_us``: per symbol, those before both ``LATE_REACH_US`` back and its oldest open
+    order, but the newest of them (the price then). What a held or later order, an open
+    order's fills or a late order within the reach needs stays (and so the row stays small)."""
+    if not state.progress:
+        return  # decided as inputs come: KEEP_MARKS alone bounds them
+    horizon = state.through_us - LATE_REACH_US
+    floors: dict[str, int] = {}
+    for order in state.portfolio.open_orders():
+        floors[order.symbol] = min(floors.get(order.symbol, horizon), order.placed_us)
+    for symbol, recent in state.marks.items():
+        cut = bisect.bisect_left(recent, floors.get(symbol, horizon), key=orders.mark_time) - 1
+        if cut > 0:
+            state.forgotten_us[symbol] = max(state.forgotten_us.get(symbol, 0), orders.mark_time(recent[cut - 1]))
+            del recent[:cut]
+
+
+def complete_from(state: Account, symbol: str) -> tuple[str, int] | None:
+    """From when an order of ``symbol`` is priced and filled against its whole market, and
+    the symbol that says so: among those that dropped older marks, the one whose kept marks
+    begin latest; once strategies report, no earlier than ``LATE_REACH_US`` before the
+    account's time (however far ``_prune`` has come, so a late order is decided alike)."""
+    starts = [(orders.mark_time(recent[0]), s) for s, recent in state.marks.items()
+              if recent and s in state.forgotten_us]
+    if state.progress:
+        starts.append((state.through_us - LATE_REACH_US, symbol))
+    if not starts:
+        return None
+    since_us, named = max(starts)
+    return named, since_us
 
 
 def _decide(state: Account, item: Held, config: TradingConfig, until_us: int | None) -> list[Event]:
     """An order or a command against the marks up to ``until_us``."""
     marks = orders.marks_until(state.marks, until_us)
     if isinstance(item, PlaceOrder):
-        return orders.place(state.portfolio, item, config, marks, state.forgotten_us.get(item.symbol))
+        return orders.place(state.portfolio, item, config, marks, complete_from(state, item.symbol))
     time_us = to_micros(item.envelope.event_time)
     return orders.expire(state.portfolio, time_us, config, item, marks) + controls.command(
         state.portfolio, item, config, marks)
@@ -181,26 +243,31 @@ def decider(config: TradingConfig) -> Callable[[Account, Input], tuple[Account, 
 
 @dataclass(frozen=True, slots=True)
 class Patience:
-    """How long (wall clock, microseconds) the ledger's timer lets inputs wait for a
-    strategy's progress: with no input at all (the feed has ended), and while inputs come
-    but the account's time does not move (a strategy has gone silent)."""
+    """How long (wall clock, microseconds) the ledger's timer lets the account be: with no
+    input at all (the feed has ended), and while inputs come but the account's time does
+    not move as inputs wait for a strategy's progress (a strategy has gone silent)."""
 
     idle_us: int
     stalled_us: int
 
 
-def idle_expiry_time(state: Account, idle_us: int, config: TradingConfig, stalled_us: int = 0,
-                     patience: Patience | None = None) -> int | None:
-    """The event time of an ExpireOrders the ledger's timer sends (wall time decides when).
-    While inputs wait for a strategy's progress and the account got no input for
-    ``idle_us``, or its time has not moved for ``stalled_us``, longer than ``patience``: the
-    latest input time (the silent strategies are taken as gone up to it). Else, for an
-    account that got no input for ``idle_us``: its latest input time moved on by the idle
-    time, if that makes an open order due. None: nothing to ask."""
+def idle_expiry_time(state: Account, idle_us: int, stalled_us: int, patience: Patience,
+                     config: TradingConfig) -> int | None:
+    """The event time of an ExpireOrders the ledger's timer sends, or None: nothing to ask.
+    Wall time decides only when, never the time asked for, and only past ``patience``:
+
+    * inputs wait for a strategy's progress, and the account got no input for
+      ``patience.idle_us`` or its time has not moved for ``patience.stalled_us``: the
+      latest input time (the silent strategies are taken as gone up to it);
+    * nothing waits and no input came for ``patience.idle_us`` (the feed has ended): the
+      latest deadline of its open orders, which then close as their market would have.
+
+    Never the latest input time moved on by the idle time: an open order expires by its
+    own symbol's marks, and a pause of the feed (a replay at max speed idles where live did
+    not, and the other way round) must not expire it ahead of the marks still to come."""
     if state.waiting():
-        if patience is not None and (idle_us >= patience.idle_us or stalled_us >= patience.stalled_us):
-            return state.seen_us
+        return state.seen_us if idle_us >= patience.idle_us or stalled_us >= patience.stalled_us else None
+    open_orders = state.portfolio.open_orders()
+    if idle_us < patience.idle_us or not open_orders:
         return None
-    as_of = state.seen_us + idle_us
-    due = [o for o in state.portfolio.open_orders() if o.placed_us + config.order_timeout_us <= as_of]
-    return as_of if due else None
+    return max(o.placed_us for o in open_orders) + config.order_timeout_us

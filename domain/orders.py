@@ -93,6 +93,10 @@ class TradingConfig:
     participation: Decimal
     order_timeout_us: int
     producer: str = "agent.trading"
+    account: str = ""
+    """The account the configured strategy trades (settings' ``trading_account``)."""
+    strategy: str = ""
+    """That strategy (``trading_strategy``): only its progress moves that account's time."""
 
 
 def mark_time(mark: Mark) -> int:
@@ -123,7 +127,7 @@ def remember_mark(marks: dict[str, list[Mark]], mark: Mark, keep: int,
         recent.sort(key=lambda m: (m.envelope.event_time, m.last_trade_id))
     if len(recent) > keep:
         if forgotten_us is not None:
-            forgotten_us[mark.symbol] = mark_time(recent[-keep - 1])
+            forgotten_us[mark.symbol] = max(forgotten_us.get(mark.symbol, 0), mark_time(recent[-keep - 1]))
         del recent[:-keep]
     return True
 
@@ -180,10 +184,11 @@ def limits_of(state: Portfolio, config: TradingConfig) -> RiskLimits:
 
 
 def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
-          marks: dict[str, list[Mark]], forgotten_us: int | None = None) -> list[Event]:
+          marks: dict[str, list[Mark]], complete_from: tuple[str, int] | None = None) -> list[Event]:
     """Place an order (or deny it), then fill it against the marks after it
-    (``marks``: each symbol's recent marks, oldest first; ``forgotten_us``: the time of the
-    newest mark of its symbol no longer among them, if any)."""
+    (``marks``: each symbol's recent marks, oldest first; ``complete_from``: the symbol whose
+    kept marks begin latest among those that dropped older ones, and that time: an order
+    before it would be priced or filled against part of its market)."""
     out = Emitter(state, config, command)
     if command.order_id in state.orders:
         return []
@@ -192,10 +197,11 @@ def place(state: Portfolio, command: PlaceOrder, config: TradingConfig,
     prices.update({s: price_at(m, time_us) for s, m in marks.items() if m})
     with localcontext(EXACT):
         problem = risk_problem(state, command, limits_of(state, config), prices, config.order_timeout_us)
-    if problem is None and forgotten_us is not None and forgotten_us > time_us:
+    if problem is None and complete_from is not None and complete_from[1] > time_us:
+        symbol, since_us = complete_from
         problem = "stale_order", (f"placed at {from_micros(time_us).isoformat()}, before the marks of "
-                                  f"{command.symbol} still kept (those up to {from_micros(forgotten_us).isoformat()} "
-                                  "are forgotten): it would fill against part of its market")
+                                  f"{symbol} still kept (from {from_micros(since_us).isoformat()}): it would "
+                                  "be priced or filled against part of its market")
     if problem is not None:
         out.deny(command.order_id, command.symbol, *problem, time_us)
         return out.events

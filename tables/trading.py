@@ -4,12 +4,12 @@
   the latest market price per symbol, "seen_us": the latest input event time, "input":
   [partition, offset] of the last trading.commands record applied, "progress": per symbol
   how far its strategy has decided, "through_us": how far the account is decided in event
-  time, "held": the orders and user commands waiting for that, as JSON records}
+  time, "held": the orders and user commands waiting for that, as JSON records, "marks":
+  per symbol the recent marks a decision can still use, each a short list (``MARK_FIELDS``),
+  "forgotten_us": per symbol that dropped older marks, the newest dropped}
   (domain.account). Keyed by account like trading.commands and trading.events. Only
   "portfolio" is the projection of trading.events; ``ticktide rebuild portfolio`` compares
-  exactly that part. The recent marks that orders fill against are kept in the owning
-  worker's memory, not in the row: they change many times a second (a restarted worker
-  fills against the marks that follow).
+  exactly that part. A ledger restarted from the row decides as one that never stopped.
 * ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy).
 * ``signals``: symbol -> the last KEEP_SIGNALS signals as JSON, oldest first.
 """
@@ -24,12 +24,13 @@ from faust.types import TableT
 
 from domain import ledger_rows
 from domain.account import Account
+from domain.clock import from_micros, to_micros
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
 from domain.portfolio import quantize
 from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
 from domain.strategy_gate import GatePlan
-from schemas.records import RECORD_TYPES, TradeSignal
+from schemas.records import RECORD_TYPES, Mark, TradeSignal
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json, record_from_json
 from streams.settings import Settings
@@ -52,15 +53,44 @@ def trading_config(settings: Settings) -> TradingConfig:
         limits=RiskLimits(settings.max_position, settings.max_gross_exposure, settings.max_orders_per_minute),
         fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps,
         participation=settings.fill_participation,
-        order_timeout_us=int(settings.order_timeout_s * 1_000_000))
+        order_timeout_us=int(settings.order_timeout_s * 1_000_000),
+        account=settings.trading_account, strategy=settings.trading_strategy)
+
+
+MARK_FIELDS = ("event_id", "time_us", "price", "size", "trade_count", "last_trade_id", "slice_start_us",
+               "ingest_us", "producer")
+"""What the row keeps of a mark: what its fills are made of, and its envelope's origin."""
+
+
+def mark_row(mark: Mark) -> list[Any]:
+    """A kept mark as the row holds it (``MARK_FIELDS``; amounts as their decimal text)."""
+    envelope = mark.envelope
+    return [envelope.event_id, to_micros(envelope.event_time), str(mark.price), str(mark.size), mark.trade_count,
+            mark.last_trade_id, to_micros(mark.slice_start), to_micros(envelope.ingest_time), envelope.producer]
+
+
+def mark_from_row(symbol: str, row: list[Any]) -> Mark:
+    """A kept mark read back from the row."""
+    event_id, time_us, price, size, count, last_id, start_us, ingest_us, producer = row
+    envelope = Mark.envelope_for(event_time=from_micros(time_us), producer=producer, event_id=event_id,
+                                 ingest_time=from_micros(ingest_us))
+    return Mark(envelope=envelope, symbol=symbol, price=Decimal(price), size=Decimal(size), trade_count=count,
+                last_trade_id=last_id, slice_start=from_micros(start_us))
 
 
 def account_row(account: Account) -> dict[str, Any]:
-    """The row of an account (its recent marks are not part of it)."""
+    """The row of an account: everything its next decision needs."""
     return {"portfolio": ledger_rows.to_row(account.portfolio), "prices": account.prices,
             "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset],
             "progress": account.progress, "through_us": account.through_us,
-            "held": [[type(item).AVRO_NAME, event_to_json(item)] for item in account.held]}
+            "held": [[type(item).AVRO_NAME, event_to_json(item)] for item in account.held],
+            "marks": {symbol: [mark_row(m) for m in recent] for symbol, recent in account.marks.items() if recent},
+            "forgotten_us": account.forgotten_us}
+
+
+def row_position(row: dict[str, Any] | None) -> Position:
+    """What the row has applied (nothing, for no row)."""
+    return Position(*row["input"]) if row is not None else Position()
 
 
 def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -> Account:
@@ -73,6 +103,9 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     state.progress = {str(k): int(v) for k, v in row.get("progress", {}).items()}
     state.through_us = int(row.get("through_us", 0))
     state.held = [_as_decoded(record_from_json(RECORD_TYPES[name], data)) for name, data in row.get("held", [])]
+    state.marks = {str(symbol): [mark_from_row(symbol, m) for m in recent]
+                   for symbol, recent in row.get("marks", {}).items()}
+    state.forgotten_us = {str(k): int(v) for k, v in row.get("forgotten_us", {}).items()}
     return state
 
 

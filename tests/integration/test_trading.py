@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -31,6 +31,7 @@ from schemas.records import (
     PauseStrategy,
     PlaceOrder,
     Side,
+    StrategyProgressed,
     TradeSignal,
 )
 from streams.ingest import synthetic_trades
@@ -66,7 +67,7 @@ def trading_settings(broker: BrokerUnderTest, tmp_path: Path, **extra: Any) -> S
     settings = settings_for(
         broker, tmp_path, windows="1s", grace_s=0.5, trading_interval="1s", trading_account=ACCOUNT,
         order_quantity=Decimal("0.01"), max_position=Decimal("0.02"), fill_participation=Decimal("0.5"),
-        order_timeout_s=8, ledger_wait_s=4, **extra)
+        **{"order_timeout_s": 8, "ledger_wait_s": 4, **extra})
     create_topics(settings)
     return settings
 
@@ -327,3 +328,32 @@ def test_replay_ctrl_c_stops_cleanly_and_says_where(broker: BrokerUnderTest, tmp
     copied = int(out.split("replayed ")[1].split(" of ")[0])
     assert 0 < copied < 2000
     assert len(collect(settings, "ctrlc.market.trades")) == copied  # what it says it copied is there
+
+
+def forged_progress(symbol: str, at: datetime, account: str = ACCOUNT, strategy: str = "ema_cross") -> Any:
+    return StrategyProgressed(envelope=StrategyProgressed.envelope_for(event_time=at, producer="strategy.ema_cross"),
+                              account=account, symbol=symbol, strategy=strategy)
+
+
+@pytest.mark.integration
+def test_forged_progress_on_trading_commands_holds_no_order(isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
+    """A broken or hostile producer writes StrategyProgressed records to the account's
+    trading.commands partition (its producer string says it is the strategy): an hour old,
+    for a symbol nobody trades, from another strategy, for another account. The ledger's
+    fallback for a silent strategy is 10 minutes away here, so an order held by them would
+    not be placed within the test: every order is decided by the strategy's own progress."""
+    settings = trading_settings(isolated_broker, tmp_path, ledger_wait_s=600)
+    hour_ago = START - timedelta(hours=1)
+    with EventProducer(settings) as producer:
+        for record in (forged_progress("DOGEUSDT", hour_ago), forged_progress("ETHUSDT", hour_ago, strategy="other"),
+                       forged_progress("BTCUSDT", hour_ago, account="someone-else")):
+            producer.send("trading.commands", record, key=ACCOUNT)
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        produce(settings, feed(240))
+        produce(settings, [forged_progress("DOGEUSDT", START)], "trading.commands")  # mid-feed as well
+        placed = wait_for("orders decided by the strategy's progress", lambda: [
+            e for e in collect(settings, "trading.events") if isinstance(e, OrderPlaced | OrderDenied)])
+        assert placed and all(e.account == ACCOUNT for e in placed)
+    finally:
+        worker.stop()

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import controls, ledger, ledger_rows, orders
-from domain.account import Account, Input, decider, idle_expiry_time
-from domain.clock import to_micros
+from domain.account import Account, Input, Patience, decider, idle_expiry_time
+from domain.clock import from_micros, to_micros
 from domain.fold import step
 from domain.orders import RiskLimits, TradingConfig
 from domain.portfolio import OrderStatus, Portfolio
@@ -222,12 +222,29 @@ def test_an_expiry_request_closes_only_what_is_due_by_its_own_event_time() -> No
     assert [o.order_id for o in state.portfolio.open_orders()] == ["acct:o2"]
 
 
-def test_an_idle_account_is_asked_to_expire_once_its_clock_moved_past_a_deadline() -> None:
+PATIENCE = Patience(idle_us=20_000_000, stalled_us=140_000_000)
+
+
+def test_a_pause_of_the_feed_leaves_an_order_to_its_own_marks_then_the_end_of_the_feed_closes_it() -> None:
+    """A replay at max speed pauses where live did not (and the other way round): the
+    timer must not move the account's time on by the wall clock. After a 2 s pause the
+    order waits for BTC's mark at its deadline, which fills it as live; only with no input
+    for the patience (the feed has ended) is an order asked to close, at its deadline."""
+    deadline = T0 + timedelta(microseconds=CONFIG.order_timeout_us)
     opening = mark(1, "BTC", Decimal(100), Decimal(1), T0 - timedelta(seconds=1))
-    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0))
-    assert idle_expiry_time(state, 29_000_000, CONFIG) is None
-    as_of = idle_expiry_time(state, 31_000_000, CONFIG)
-    assert as_of == to_micros(T0) + 31_000_000
+    state, _ = account_at(opening, place_order(1, "BTC", Side.BUY, Decimal(1), T0),
+                          mark(2, "BTC", Decimal(100), Decimal("0.2"), deadline - timedelta(seconds=1)))
+    assert idle_expiry_time(state, 2_000_000, 2_000_000, PATIENCE, CONFIG) is None  # a pause: its mark may come
+    state, events = step(decider(CONFIG), state, mark(3, "BTC", Decimal(100), Decimal("0.4"), deadline), 0, 3)
+    assert [type(e).__name__ for e in events] == ["OrderFilled", "PositionChanged", "OrderExpired"]  # as live
+    last = place_order(2, "BTC", Side.BUY, Decimal(1), deadline + timedelta(seconds=1))  # no market after it
+    state, _ = step(decider(CONFIG), state, last, 0, 4)
+    assert idle_expiry_time(state, 19_000_000, 19_000_000, PATIENCE, CONFIG) is None
+    as_of = idle_expiry_time(state, 21_000_000, 21_000_000, PATIENCE, CONFIG)
+    assert as_of == to_micros(deadline) + 1_000_000 + CONFIG.order_timeout_us  # from the state, not the wall clock
+    state, events = step(decider(CONFIG), state, expire_orders(1, from_micros(as_of)), 0, 5)
+    assert [type(e).__name__ for e in events] == ["OrderExpired"] and state.portfolio.open_orders() == []
+    assert idle_expiry_time(state, 60_000_000, 60_000_000, PATIENCE, CONFIG) is None  # nothing left to ask
 
 
 def test_an_input_already_applied_is_skipped() -> None:

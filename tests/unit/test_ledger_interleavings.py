@@ -18,6 +18,7 @@ test keeps those limits loose."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import ledger_rows
-from domain.account import KEEP_MARKS, Account, Input, Patience, decider, evolve, idle_expiry_time
+from domain.account import KEEP_MARKS, LATE_REACH_US, Account, Input, Patience, decider, evolve, idle_expiry_time
 from domain.clock import from_micros, to_micros
 from domain.fold import step
 from domain.orders import RiskLimits, TradingConfig
@@ -51,11 +52,15 @@ from schemas.records import (
     Side,
     StrategyProgressed,
 )
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry
+from tables.trading import account_row, load_account
 
 T0 = datetime(2024, 7, 19, 12, tzinfo=UTC)
 CONFIG = TradingConfig(
     limits=RiskLimits(max_position=Decimal(5), max_gross_exposure=Decimal(10**12), max_orders_per_minute=1000),
-    fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000)
+    fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000,
+    account="acct", strategy="ema_cross")
 
 
 def mark(symbol: str, n: int, at: datetime, price: Decimal, size: Decimal) -> Mark:
@@ -202,7 +207,8 @@ def test_an_order_older_than_the_marks_kept_is_denied_not_filled_against_part_of
 
 BINDING = TradingConfig(
     limits=RiskLimits(max_position=Decimal(5), max_gross_exposure=Decimal(700), max_orders_per_minute=3),
-    fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000)
+    fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000,
+    account="acct", strategy="ema_cross")
 
 
 def progressed(symbol: str, at: datetime) -> StrategyProgressed:
@@ -314,7 +320,7 @@ def test_orders_of_two_symbols_count_against_the_limit_in_event_time_not_as_they
     whichever arrived last."""
     config = TradingConfig(limits=dataclasses.replace(BINDING.limits, max_orders_per_minute=2),
                            fee_bps=Decimal(0), slippage_bps=Decimal(0), participation=Decimal(1),
-                           order_timeout_us=30_000_000)
+                           order_timeout_us=30_000_000, account="acct", strategy="ema_cross")
     opening = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
                mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
                progressed("BTC", T0 - timedelta(seconds=1)), progressed("ETH", T0 - timedelta(seconds=1))]
@@ -363,8 +369,8 @@ def test_a_silent_strategy_holds_the_account_until_the_timer_says_it_is_gone_the
                            progressed("BTC", T0 + timedelta(seconds=5))]
     state, events = decide_with(CONFIG, inputs)
     assert events == [] and [h.envelope.event_id for h in state.held] == ["cmd-BTC-1"]
-    assert idle_expiry_time(state, 19_000_000, CONFIG, 19_000_000, patience) is None  # not yet
-    as_of = idle_expiry_time(state, 21_000_000, CONFIG, 21_000_000, patience)
+    assert idle_expiry_time(state, 19_000_000, 19_000_000, patience, CONFIG) is None  # not yet
+    as_of = idle_expiry_time(state, 21_000_000, 21_000_000, patience, CONFIG)
     assert as_of == to_micros(T0 + timedelta(seconds=5))
     expire = ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=from_micros(as_of), producer="timer",
                                                              event_id="x-1"), account="acct")
@@ -377,3 +383,85 @@ def test_a_silent_strategy_holds_the_account_until_the_timer_says_it_is_gone_the
     assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-2"]
     state, _ = evolve(state, progressed("ETH", T0 + timedelta(seconds=12)), CONFIG)
     assert set(state.progress) == {"BTC", "ETH"}
+
+
+CODEC = AvroCodec(EmbeddedRegistry())
+
+
+def restarted(state: Account) -> Account:
+    """The account as a restarted ledger reads it back: its row through the changelog's JSON."""
+    row = json.loads(json.dumps(account_row(state)))
+    return load_account({"acct": row}, "acct", Decimal(1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(markets, commands_of, st.booleans(), st.data())
+def test_a_ledger_restarted_from_its_row_at_any_point_decides_as_one_that_never_stopped(
+        market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], reports: bool,
+        data: st.DataObject) -> None:
+    """Cut the fold anywhere (a SIGKILL, a rebalance): the row written there, read back,
+    then the rest of the inputs give the same events and portfolio as the uncut fold: the
+    marks that held orders, open orders and later orders fill against are in the row."""
+    if reports:  # the strategies report progress: the account is decided in event time
+        opening, queues, commands = strategy_sources(market, script)
+        inputs = [*opening, *interleave_timely(queues, commands, data)]
+    else:  # no progress: decided as inputs come
+        opening, queues = sources(market)
+        inputs = [*opening, *interleave(queues, data)]
+    inputs = [CODEC.decode(CODEC.encode(item)) for item in [*inputs, expire_all(inputs)]]  # as read from the topic
+    config = BINDING if reports else CONFIG
+    whole, whole_events = decide_with(config, inputs)
+    cut = data.draw(st.integers(0, len(inputs)))
+    state, emitted = Account.open("acct", Decimal(100_000)), []
+    for offset, item in enumerate(inputs):
+        if offset == cut:
+            state = restarted(state)
+        state, events = step(decider(config), state, item, 0, offset)
+        emitted += events
+    assert published(emitted) == published(whole_events)
+    assert ledger_rows.to_row(state.portfolio) == ledger_rows.to_row(whole.portfolio)
+    assert account_row(restarted(state)) == account_row(whole)
+
+
+def test_a_row_keeps_only_the_marks_a_decision_can_still_use() -> None:
+    """Once the strategy reports, the row keeps per symbol the marks within LATE_REACH_US of
+    the account's time (and the newest before, the price then): an hour of one-second
+    marks makes a row of about a minute of them, and a late order before them is denied."""
+    marks = [mark("BTC", n, T0 + timedelta(seconds=n), Decimal(100), Decimal(1)) for n in range(3600)]
+    state, _ = decide_with(CONFIG, [*marks, progressed("BTC", T0 + timedelta(seconds=3599))])
+    kept = state.marks["BTC"]
+    assert len(kept) == LATE_REACH_US // 1_000_000 + 2  # 3539 s to 3599 s, and 3538 s
+    assert to_micros(kept[0].envelope.event_time) < to_micros(T0) + 3599_000_000 - LATE_REACH_US
+    late = order("BTC", 1, T0 + timedelta(seconds=3000), Side.BUY, Decimal(1))
+    state, events = evolve(state, late, CONFIG)
+    assert [(type(e).__name__, getattr(e, "reason_code", "")) for e in events] == [("OrderDenied", "stale_order")]
+
+
+def forged_progress(symbol: str, at: datetime, n: int, account: str = "acct",
+                    strategy: str = "ema_cross") -> StrategyProgressed:
+    return StrategyProgressed(envelope=StrategyProgressed.envelope_for(
+        event_time=at, producer="strategy.ema_cross", event_id=f"forged-{n}"),
+        account=account, symbol=symbol, strategy=strategy)
+
+
+def test_a_forged_or_stray_progress_neither_holds_the_account_nor_moves_its_time_back() -> None:
+    """What a broken or hostile producer could put on trading.commands (its producer string
+    says "strategy.ema_cross"): progress for a symbol the account has no market for, from
+    another strategy, for another account, and an old one of a traded symbol that had not
+    reported yet. BTC's order still goes by BTC's progress; the old one joins at the
+    account's time."""
+    opening: list[Input] = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                            mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
+                            progressed("BTC", T0)]
+    forged: list[Input] = [forged_progress("DOGE", T0 - timedelta(hours=1), 1),
+                           forged_progress("ETH", T0 - timedelta(hours=1), 2, strategy="other"),
+                           forged_progress("ETH", T0 - timedelta(hours=1), 3, account="someone-else")]
+    state, _ = decide_with(CONFIG, [*opening, *forged])
+    assert state.progress == {"BTC": to_micros(T0)} and state.seen_us == to_micros(T0)
+    at = T0 + timedelta(seconds=5)
+    btc = [order("BTC", 1, at, Side.BUY, Decimal(1)), progressed("BTC", at)]
+    state, events = decide_with(CONFIG, [*opening, *forged, *btc])
+    assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-1"] and state.held == []
+    old = forged_progress("ETH", T0 - timedelta(hours=1), 4)
+    state, _ = evolve(state, old, CONFIG)
+    assert state.progress["ETH"] == state.through_us == to_micros(at)
