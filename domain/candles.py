@@ -148,8 +148,11 @@ class CandleFold:
             panes = state.panes.get(spec.step_us)
             if not panes or not _ends_between(spec.step_us, previous, boundary_us):
                 continue
-            starts = panes.keys() if spec.size_us == spec.step_us else {
-                start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
+            if spec.size_us == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
+                ends = sorted(s for s in panes if previous < s + spec.size_us <= boundary_us)
+                closed += [ClosedCandle(state.symbol, spec.name, panes[start]) for start in ends]
+                continue
+            starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
         if self.mark_step_us and _ends_between(self.mark_step_us, previous, boundary_us):
