@@ -127,18 +127,20 @@ class RawWriter:
     """Encodes records of one schema from raw values, framed like the codec (magic, id).
 
     ``constants`` fixes fields that are the same in every record this writer writes (their
-    bytes are made once); ``encode`` takes the other fields' values in ``fields`` order,
-    which the caller states so that a schema whose fields moved is noticed at start."""
+    bytes are made once); ``repeating`` names fields whose values recur from record to
+    record (a window's end, the symbol): their bytes are kept for the next time (a bounded
+    memo). ``encode`` takes the other fields' values in ``fields`` order, which the caller
+    states so that a schema whose fields moved is noticed at start."""
 
     def __init__(self, header: bytes, schema: dict[str, Any], fields: tuple[str, ...],
-                 constants: dict[str, Any]) -> None:
+                 constants: dict[str, Any], repeating: tuple[str, ...] = ()) -> None:
         plan: list[tuple[bytes, Write]] = []
         pending = header
         for path, write in leaf_writers(schema):
             if path in constants:
                 pending += write(constants[path])
             else:
-                plan.append((pending, write))
+                plan.append((pending, memo(write) if path in repeating else write))
                 pending = b""
         found = tuple(path for path, _ in leaf_writers(schema) if path not in constants)
         if found != fields:
@@ -146,6 +148,25 @@ class RawWriter:
         self.encode = _compiled(plan, pending)
         """Wire-format bytes of a record from its values (a tuple in ``fields`` order);
         InvalidValue for a value the contract cannot hold."""
+
+
+MEMO_SIZE = 16_384
+"""Values a ``memo`` keeps the bytes of (it starts again when full)."""
+
+
+def memo(write: Write) -> Write:
+    """``write`` remembering the bytes of the last ``MEMO_SIZE`` distinct values."""
+    known: dict[Any, bytes] = {}
+
+    def write_known(value: Any) -> bytes:
+        found = known.get(value)
+        if found is None:
+            if len(known) >= MEMO_SIZE:
+                known.clear()
+            found = known[value] = write(value)
+        return found
+
+    return write_known
 
 
 def _compiled(plan: list[tuple[bytes, Write]], tail: bytes) -> Callable[[tuple[Any, ...]], bytes]:

@@ -21,12 +21,13 @@ from streams.hotpath.avro_writer import RawWriter
 from streams.kafka.codec import AvroCodec
 
 
-def _writer(codec: AvroCodec, cls: type[Event], fields: tuple[str, ...], producer: str) -> RawWriter:
+def _writer(codec: AvroCodec, cls: type[Event], fields: tuple[str, ...], producer: str,
+            repeating: tuple[str, ...]) -> RawWriter:
     constants = {"envelope.event_type": cls.__name__, "envelope.producer": producer,
                  "envelope.schema_version": cls.SCHEMA_VERSION, "envelope.correlation_id": None,
                  "envelope.causation_id": None, "envelope.priority": Priority.NORMAL.value,
                  "envelope.retry_count": 0}
-    return RawWriter(codec.header_of(cls), latest(cls.AVRO_NAME).schema, fields, constants)
+    return RawWriter(codec.header_of(cls), latest(cls.AVRO_NAME).schema, fields, constants, repeating)
 
 
 _ENVELOPE = ("envelope.event_id", "envelope.event_time", "envelope.ingest_time")
@@ -40,7 +41,10 @@ class CandleEncoder:
               "last_trade_id", "taker_buy_quote_volume", "close_time")
 
     def __init__(self, codec: AvroCodec, producer: str) -> None:
-        self.writer = _writer(codec, Candle, self.FIELDS, producer)
+        # thousands of symbols close the same windows, in one send with one ingest time
+        self.writer = _writer(codec, Candle, self.FIELDS, producer, (
+            "envelope.event_time", "envelope.ingest_time", "symbol", "interval", "window_start", "window_end",
+            "close_time"))
 
     def encode(self, closed: ClosedCandle, ingest_us: int) -> bytes:
         """Wire-format bytes of the candle's record; InvalidValue if an amount does not fit."""
@@ -58,7 +62,8 @@ class MarkEncoder:
     FIELDS = (*_ENVELOPE, "symbol", "price", "size", "trade_count", "last_trade_id", "slice_start")
 
     def __init__(self, codec: AvroCodec) -> None:
-        self.writer = _writer(codec, Mark, self.FIELDS, MARK_PRODUCER)
+        self.writer = _writer(codec, Mark, self.FIELDS, MARK_PRODUCER,
+                              ("envelope.ingest_time", "symbol", "slice_start"))
 
     def encode(self, mark: MarkSlice, ingest_us: int) -> bytes:
         """Wire-format bytes of the mark's record; InvalidValue if its size does not fit."""

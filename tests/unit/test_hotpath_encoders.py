@@ -24,6 +24,7 @@ from domain.clock import from_micros
 from domain.marks import mark_record, slice_of
 from domain.windows import parse_windows
 from streams.errors import InvalidValue
+from streams.hotpath.avro_writer import MEMO_SIZE, memo, varint
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
@@ -89,3 +90,16 @@ def test_marks_encode_to_the_codec_bytes() -> None:
         record = mark_record(mark)
         expected = CODEC.encode(replace(record, envelope=replace(record.envelope, ingest_time=from_micros(ingest_us))))
         assert encoder.encode(mark, ingest_us) == expected
+
+
+def test_a_memo_of_repeating_values_writes_the_same_bytes_and_stays_bounded() -> None:
+    calls: list[int] = []
+
+    def write(value: int) -> bytes:
+        calls.append(value)
+        return varint(value)
+
+    memoized = memo(write)
+    values = [1_721_347_200_000_000 + (n % 7) * 1_000_000 for n in range(1000)] + list(range(MEMO_SIZE + 10))
+    assert [memoized(v) for v in values] == [varint(v) for v in values]
+    assert len(calls) < MEMO_SIZE + 30  # the seven repeating times were written once each, then remembered
