@@ -19,7 +19,7 @@ from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
-from streams.hotpath.driver import CandleDriver, Run
+from streams.hotpath.driver import CHECKPOINT_SHARE, CandleDriver, Run
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.ingest import synthetic_trades
 from streams.kafka.codec import AvroCodec
@@ -317,8 +317,7 @@ def test_marks_hold_whole_slices_however_the_trades_were_fetched(sizes: tuple[in
 
 def test_checkpoints_take_at_most_their_share_of_the_time_with_thousands_of_symbols() -> None:
     """With over a thousand symbols changed, a checkpoint writes every changed row once and the next
-    one waits at least nine times as long as it took (rows cost at most a tenth of the time),
-    while a checkpoint of a few symbols is due again almost at once."""
+    one waits until rows have cost at most their share of the time (CHECKPOINT_SHARE)."""
     symbols = [f"SYM{n}USDT" for n in range(3000)]
     log, _ = feed(6000, symbols)
     ports = FakePorts(log)
@@ -335,5 +334,5 @@ def test_checkpoints_take_at_most_their_share_of_the_time_with_thousands_of_symb
     spent, due_at_once = asyncio.run(scenario())
     assert driver.report()["last_checkpoint"]["rows"] == len(ports.writes[0]) > 1000
     assert not due_at_once
-    time.sleep(spent * 9.5)
+    time.sleep(spent / CHECKPOINT_SHARE)
     assert driver.checkpoint_due()
