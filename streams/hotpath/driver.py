@@ -143,7 +143,7 @@ class CandleDriver:
         self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
         self.generation = 0
         self._loaded_generation = -1  # the generation whose table rows are in memory
-        self.last_checkpoint: dict[str, float] = {"rows": 0, "seconds": 0.0}
+        self.last_checkpoint: dict[str, float] = {"rows": 0, "seconds": 0.0, "delivery_wait_s": 0.0}
         self._next_checkpoint = 0.0  # time.monotonic() from which checkpoint_due()
 
     def forget(self) -> None:
@@ -259,6 +259,7 @@ class CandleDriver:
         partition's progress row; the rows written. If an output was not delivered, forget
         (the trades since the last checkpoint are folded and sent again) and raise."""
         async with self.lock:
+            waited = time.perf_counter()
             try:
                 await self.ports.delivered()
             except BaseException:
@@ -272,7 +273,8 @@ class CandleDriver:
                 written += len(rows) + 1
             self.dirty.clear()
             spent = time.perf_counter() - started
-            self.last_checkpoint = {"rows": written, "seconds": round(spent, 4)}
+            self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
+                                    "delivery_wait_s": round(started - waited, 4)}
             self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
             return written
 
