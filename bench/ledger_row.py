@@ -4,11 +4,13 @@ One paper account whose market has N symbols, one mark per symbol per second of 
 time (as domain.marks makes them: derived ids, amounts at 18 places), and, with
 ``--reporting``, each symbol's strategy reporting its progress every second after the
 marks (what keeps about a minute of marks per symbol in the row). After ``--warmup``
-seconds of market time (the row at its steady size), for ``--seconds`` more it times per
-second: the fold of the N marks (and N progress records), and one row write as the agent
-makes it at most once a second (``tables.trading.account_row`` and the JSON the changelog
-gets), and prints the row's bytes, the per-mark cost of fold + row write, and a restart's
-read of the row (JSON decode + ``load_account``). In process: no broker.
+seconds of market time (the row at its steady size, written once), for ``--seconds`` more it
+times the fold of the N marks a second (and N progress records), and a row write every
+``--row-interval`` seconds as the agent makes them for inputs that emit nothing
+(``tables.trading.account_row`` and the JSON the changelog gets; live, a second of market
+time is a second of wall time), and prints the row's bytes, the per-mark cost of fold + row
+writes, and a restart's read of the row (JSON decode + ``load_account``). In process: no
+broker.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def second_of_inputs(symbols: list[str], second: int, reporting: bool) -> list[I
     return inputs
 
 
-def run(count: int, warmup: int, seconds: int, reporting: bool) -> dict[str, float]:
+def run(count: int, warmup: int, seconds: int, reporting: bool, interval: int) -> dict[str, float]:
     """Figures for ``count`` symbols (see the module's doc)."""
     symbols = [f"S{n:05d}USDT" for n in range(count)]
     decide = decider(CONFIG)
@@ -58,24 +60,26 @@ def run(count: int, warmup: int, seconds: int, reporting: bool) -> dict[str, flo
     for second in range(warmup):
         for item in second_of_inputs(symbols, second, reporting):
             state, _ = step(decide, state, item, 0, offset := offset + 1)
+    data = _encode(account_row(state)).encode()
     fold_s = write_s = 0.0
-    size = 0
+    writes = 0
     for second in range(warmup, warmup + seconds):
         inputs = second_of_inputs(symbols, second, reporting)
         began = time.perf_counter()
         for item in inputs:
             state, _ = step(decide, state, item, 0, offset := offset + 1)
         folded = time.perf_counter()
-        data = _encode(account_row(state)).encode()
-        write_s += time.perf_counter() - folded
         fold_s += folded - began
-        size = len(data)
+        if (second - warmup + 1) % interval == 0:
+            data = _encode(account_row(state)).encode()
+            write_s += time.perf_counter() - folded
+            writes += 1
     began = time.perf_counter()
     load_account(cast(Any, {"bench": json.loads(data)}), "bench", Decimal(1))
     read_s = time.perf_counter() - began
     marks = seconds * count
-    return {"symbols": count, "row_bytes": size, "kept_marks": sum(len(m) for m in state.marks.values()),
-            "fold_us_per_mark": fold_s / marks * 1e6, "write_ms": write_s / seconds * 1e3,
+    return {"symbols": count, "row_bytes": len(data), "kept_marks": sum(len(m) for m in state.marks.values()),
+            "fold_us_per_mark": fold_s / marks * 1e6, "write_ms": write_s / max(writes, 1) * 1e3,
             "fold_and_write_us_per_mark": (fold_s + write_s) / marks * 1e6, "read_ms": read_s * 1e3}
 
 
@@ -84,11 +88,12 @@ def main() -> None:
     parser.add_argument("--symbols", default="4,500,5000", help="comma-separated symbol counts")
     parser.add_argument("--warmup", type=int, default=62, help="seconds of market time before timing")
     parser.add_argument("--seconds", type=int, default=3, help="seconds of market time timed")
+    parser.add_argument("--row-interval", type=int, default=1, help="seconds between row writes")
     parser.add_argument("--reporting", action=argparse.BooleanOptionalAction, default=True,
                         help="each symbol's strategy reports progress every second")
     args = parser.parse_args()
     for count in (int(c) for c in args.symbols.split(",")):
-        figures = run(count, args.warmup, args.seconds, args.reporting)
+        figures = run(count, args.warmup, args.seconds, args.reporting, args.row_interval)
         print("  ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v:,}" for k, v in figures.items()),
               flush=True)
 

@@ -189,9 +189,10 @@ class Settings(BaseSettings):
         "progress before deciding what waits (the end of a feed; keep it above idle_close_s plus the analysis "
         "lag); with inputs coming, a silent strategy is waited for this plus trading_enrichment_wait_s")
     ledger_row_interval_s: float = Field(
-        1.0, ge=0, description="Longest (wall clock) the ledger keeps an account's inputs that emitted nothing "
-        "out of its row: a worker that takes the account over folds them again from trading.commands "
-        "(a longer interval writes the row less often and gives a takeover more to read)")
+        5.0, ge=0, description="Longest (wall clock) the ledger keeps an account's inputs that emitted nothing "
+        "(marks, progress) out of its row: a worker that takes the account over folds them again from "
+        "trading.commands. Shorter: the row (and the portfolio view's mark prices) fresher, but rewritten "
+        "more often (~0.1-0.2 s a write at 500 symbols); longer: a takeover reads more")
     api_token: SecretStr | None = Field(
         None, description=f"Enables POST /commands, which requires it as a Bearer token "
                           f"(at least {MIN_API_TOKEN} characters)")
