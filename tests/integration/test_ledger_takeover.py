@@ -125,8 +125,8 @@ def published(events: list[Event]) -> dict[str, Any]:
 
 
 def test_a_worker_that_takes_over_folds_again_what_the_row_missed_and_decides_as_without_a_stop(
-        broker: BrokerUnderTest, tmp_path: Path) -> None:
-    settings = settings_for(broker, tmp_path, trading_account=ACCOUNT, ledger_wait_s=600,
+        isolated_broker: BrokerUnderTest, tmp_path: Path) -> None:
+    settings = settings_for(isolated_broker, tmp_path, trading_account=ACCOUNT, ledger_wait_s=600,
                             ledger_row_interval_s=3600)
     create_topics(settings)
     produce(settings, BEFORE_STOP)
