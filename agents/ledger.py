@@ -36,6 +36,9 @@ from tables import trading as glue
 
 log = logging.getLogger(__name__)
 AGENT = "trading.ledger"
+CAUGHT_UP = "trading.ledger.catch_up"
+"""Counter (in /health and /metrics, as an agent's ``processed``) of the inputs a worker
+folded again after an account's row when it took the account over."""
 PRODUCER = "agent.ledger"
 
 
@@ -58,7 +61,7 @@ def install(app: WorkerApp) -> None:
     source = app.typed_topics["trading.commands"]
     events_topic = app.typed_topics["trading.events"]
     accounts: dict[str, Account] = {}  # account -> its state, ahead of its row by what emitted nothing
-    written_at: dict[str, float] = {}  # account -> when its row was last written
+    written_at: dict[str, float] = {}  # account -> when this worker last wrote its row
     applied_at: dict[str, float] = {}  # account -> when it last applied an input
     advanced_at: dict[str, float] = {}  # account -> when its event time last moved on (or began to wait)
     patience = Patience(idle_us=int(settings.ledger_wait_s * 1_000_000),
@@ -83,17 +86,18 @@ def install(app: WorkerApp) -> None:
 
     async def catch_up(account: str, state: Account, partition: int, offset: int) -> Account:
         """Fold again this account's inputs after its row's position and before ``offset``:
-        a row is written at most once a second for inputs that emit nothing, so a worker
-        that stopped may have applied (and committed) inputs its row does not hold."""
+        the row is written at most every ``ledger_row_interval_s`` for inputs that emit
+        nothing, so a worker that stopped may have applied (and committed) inputs its row
+        does not hold. Counted as ``CAUGHT_UP``."""
         start = state.applied.offset + 1
         if state.applied.partition != partition or start >= offset:
             return state
         starts, ends = [0] * (partition + 1), [0] * (partition + 1)
         starts[partition], ends[partition] = start, offset
-        raws = await asyncio.to_thread(lambda: list(read_range(settings, source.name, starts, ends)))
+        key = account.encode()
+        raws = await asyncio.to_thread(
+            lambda: [raw for raw in read_range(settings, source.name, starts, ends) if raw.key == key])
         for raw in raws:
-            if raw.key != account.encode():
-                continue
             try:  # what failed before was dead-lettered then
                 record = app.decode_valid(raw.value, Event)
                 if isinstance(record, INPUT_TYPES):
@@ -101,6 +105,7 @@ def install(app: WorkerApp) -> None:
                     await publish(account, emitted)  # the same ids as before, if any was sent
             except (DecodeError, InvalidValue, TypeError, ValueError, ArithmeticError):
                 continue
+        app.count_processed(CAUGHT_UP, len(raws))
         log.info("ledger %s: folded %d inputs again after its row (offsets %d..%d)",
                  account, len(raws), start, offset - 1)
         return state
@@ -117,7 +122,7 @@ def install(app: WorkerApp) -> None:
                 state = load(account)
                 if state is not accounts.get(account):
                     state = await catch_up(account, state, message.partition, message.offset)
-                    written_at[account] = 0.0  # write what it now holds with this input
+                    written_at.pop(account, None)  # write what it now holds with this input
                 before, waited, through, held = state.applied, state.waiting(), state.through_us, len(state.held)
                 accounts.pop(account, None)  # a failure below: the next input starts again from the row
                 state, emitted = step(decide, state, record, message.partition, message.offset)
@@ -128,10 +133,13 @@ def install(app: WorkerApp) -> None:
                     applied_at[account] = time.monotonic()
                     if state.through_us != through or not waited:
                         advanced_at[account] = time.monotonic()
-                    # An input that emits nothing is written at most once a second: a restarted
-                    # worker folds again what its row does not hold (``catch_up``); a held
-                    # input is written at once.
-                    if emitted or len(state.held) != held or time.monotonic() - written_at.get(account, 0.0) > 1.0:
+                    # An input that emits nothing is written at most every ``ledger_row_interval_s``
+                    # (the first one this worker folds at once, so the row says where it began):
+                    # a worker that takes over folds again what its row does not hold
+                    # (``catch_up``); a held input is written at once.
+                    last = written_at.get(account)
+                    if (emitted or len(state.held) != held or last is None
+                            or time.monotonic() - last >= settings.ledger_row_interval_s):
                         table[account] = glue.account_row(state)
                         written_at[account] = time.monotonic()
             app.count_processed(AGENT)

@@ -177,8 +177,7 @@ class Settings(BaseSettings):
     initial_cash: Decimal = Field(Decimal(100_000), ge=0, description="Cash of a new paper account")
     fee_bps: Decimal = Field(Decimal(10), ge=0, description="Fee per fill, basis points of notional")
     slippage_bps: Decimal = Field(Decimal(5), ge=0, description="Fill price moved against us, basis points")
-    fill_participation: Decimal = Field(Decimal("0.5"), gt=0, le=1,
-                                        description="Share of a mark's traded size one order may take")
+    fill_participation: Decimal = Field(Decimal("0.5"), gt=0, le=1, description="Share of a mark's size an order takes")
     max_position: Decimal = Field(Decimal(1), ge=0, description="Largest |position| per symbol (units)")
     max_gross_exposure: Decimal = Field(Decimal(1_000_000), ge=0, description="Largest sum |qty| x price")
     max_orders_per_minute: int = Field(30, ge=0, le=1000, description="Orders accepted per minute of event time")
@@ -188,6 +187,7 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Longest (wall clock) an account with no input at all waits for a strategy's "
         "progress before deciding what waits (the end of a feed; keep it above idle_close_s plus the analysis "
         "lag); with inputs coming, a silent strategy is waited for this plus trading_enrichment_wait_s")
+    ledger_row_interval_s: float = Field(5.0, ge=0, description="Most (wall clock) a row lags its account (README)")
     api_token: SecretStr | None = Field(
         None, description=f"Enables POST /commands, which requires it as a Bearer token "
                           f"(at least {MIN_API_TOKEN} characters)")

@@ -5,7 +5,7 @@
   [partition, offset] of the last trading.commands record applied, "progress": per symbol
   how far its strategy has decided, "through_us": how far the account is decided in event
   time, "held": the orders and user commands waiting for that, as JSON records, "marks":
-  per symbol the recent marks a decision can still use, each a short list (``MARK_FIELDS``),
+  per symbol the recent marks a decision can still use, in columns (``domain.marks.kept_columns``),
   "forgotten_us": per symbol that dropped older marks, the newest dropped}
   (domain.account). Keyed by account like trading.commands and trading.events. Only
   "portfolio" is the projection of trading.events; ``ticktide rebuild portfolio`` compares
@@ -22,9 +22,9 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain import ledger_rows
+from domain import ledger_rows, marks
 from domain.account import Account
-from domain.clock import from_micros, to_micros
+from domain.clock import from_micros
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
 from domain.portfolio import quantize
@@ -57,25 +57,20 @@ def trading_config(settings: Settings) -> TradingConfig:
         account=settings.trading_account, strategy=settings.trading_strategy)
 
 
-MARK_FIELDS = ("event_id", "time_us", "price", "size", "trade_count", "last_trade_id", "slice_start_us",
-               "ingest_us", "producer")
-"""What the row keeps of a mark: what its fills are made of, and its envelope's origin."""
-
-
-def mark_row(mark: Mark) -> list[Any]:
-    """A kept mark as the row holds it (``MARK_FIELDS``; amounts as their decimal text)."""
-    envelope = mark.envelope
-    return [envelope.event_id, to_micros(envelope.event_time), str(mark.price), str(mark.size), mark.trade_count,
-            mark.last_trade_id, to_micros(mark.slice_start), to_micros(envelope.ingest_time), envelope.producer]
-
-
-def mark_from_row(symbol: str, row: list[Any]) -> Mark:
-    """A kept mark read back from the row."""
+def _legacy_mark(symbol: str, row: list[Any]) -> Mark:
+    """A kept mark of a row written before ``domain.marks.kept_columns`` (a list per mark:
+    event id, time, price, size, trade count, last trade id, slice start, ingest time, producer)."""
     event_id, time_us, price, size, count, last_id, start_us, ingest_us, producer = row
     envelope = Mark.envelope_for(event_time=from_micros(time_us), producer=producer, event_id=event_id,
                                  ingest_time=from_micros(ingest_us))
     return Mark(envelope=envelope, symbol=symbol, price=Decimal(price), size=Decimal(size), trade_count=count,
                 last_trade_id=last_id, slice_start=from_micros(start_us))
+
+
+def _kept(symbol: str, kept: dict[str, Any] | list[list[Any]]) -> list[Mark]:
+    if isinstance(kept, dict):
+        return marks.kept_marks(symbol, kept)
+    return [_legacy_mark(symbol, m) for m in kept]
 
 
 def account_row(account: Account) -> dict[str, Any]:
@@ -84,7 +79,7 @@ def account_row(account: Account) -> dict[str, Any]:
             "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset],
             "progress": account.progress, "through_us": account.through_us,
             "held": [[type(item).AVRO_NAME, event_to_json(item)] for item in account.held],
-            "marks": {symbol: [mark_row(m) for m in recent] for symbol, recent in account.marks.items() if recent},
+            "marks": {symbol: marks.kept_columns(symbol, recent) for symbol, recent in account.marks.items() if recent},
             "forgotten_us": account.forgotten_us}
 
 
@@ -103,8 +98,7 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     state.progress = {str(k): int(v) for k, v in row.get("progress", {}).items()}
     state.through_us = int(row.get("through_us", 0))
     state.held = [_as_decoded(record_from_json(RECORD_TYPES[name], data)) for name, data in row.get("held", [])]
-    state.marks = {str(symbol): [mark_from_row(symbol, m) for m in recent]
-                   for symbol, recent in row.get("marks", {}).items()}
+    state.marks = {str(symbol): _kept(str(symbol), kept) for symbol, kept in row.get("marks", {}).items()}
     state.forgotten_us = {str(k): int(v) for k, v in row.get("forgotten_us", {}).items()}
     return state
 

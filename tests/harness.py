@@ -175,7 +175,7 @@ def stack_settings(isolated_broker: BrokerUnderTest, tmp_path: Path) -> Settings
 TRADING_SETTINGS = (
     "trading_account", "trading_strategy", "trading_interval", "order_quantity", "initial_cash", "fee_bps",
     "slippage_bps", "fill_participation", "max_position", "max_gross_exposure", "max_orders_per_minute",
-    "order_timeout_s", "mark_interval_s", "api_token", "topic_prefix", "ledger_wait_s",
+    "order_timeout_s", "mark_interval_s", "api_token", "topic_prefix", "ledger_wait_s", "ledger_row_interval_s",
 )
 """Trading settings a child process inherits from the test's settings (issue 5)."""
 

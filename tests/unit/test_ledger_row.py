@@ -4,10 +4,15 @@ decoded them, so a held order decides to the same figures as one decided on arri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
+from typing import Any
 
 from domain.account import Account
+from domain.clock import to_micros
+from domain.marks import PRODUCER, MarkSlice, mark_record
+from schemas.records import Mark
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
 from tables.trading import account_row, load_account
@@ -41,3 +46,37 @@ def test_a_row_written_before_progress_existed_reads_as_an_account_no_strategy_r
         del row[key]
     back = load_account({"paper-main": row}, "paper-main", Decimal(1))
     assert back.until_us is None and back.held == [] and not back.waiting()
+
+
+def _decided_on(mark: Mark) -> tuple[Any, ...]:
+    """What a decision reads of a kept mark (amounts as text: their places count too)."""
+    return (mark.envelope.event_id, mark.envelope.event_time, str(mark.price), str(mark.size), mark.last_trade_id)
+
+
+def test_kept_marks_come_back_from_the_row_as_decided_on_and_the_row_holds_no_id_it_can_derive() -> None:
+    codec = AvroCodec(EmbeddedRegistry())
+    made = [mark_record(MarkSlice("BTCUSDT", 10**15 + n * 10**6, 10**15 + n * 10**6 + 999_000, 700 + n,
+                                  64_000 * 10**18 + n * 10**17, (n + 1) * 10**15, 3)) for n in range(5)]
+    foreign = dataclasses.replace(made[0], envelope=dataclasses.replace(
+        made[0].envelope, event_id="someone-elses-id", event_time=made[4].envelope.event_time))
+    forged = dataclasses.replace(made[1], size=Decimal(2), envelope=dataclasses.replace(
+        made[1].envelope, event_time=made[4].envelope.event_time))  # a genuine mark's id, other content
+    kept = [codec.decode(codec.encode(m)) for m in [*made, foreign, forged]]  # as read from the topic
+    state = Account.open("paper-main", Decimal(1000))
+    state.marks = {"BTCUSDT": kept}
+    row = json.loads(json.dumps(account_row(state)))
+    assert row["marks"]["BTCUSDT"]["id"] == {"5": "someone-elses-id", "6": made[1].envelope.event_id}
+    assert row["marks"]["BTCUSDT"]["p"][1] == "64000.1"  # no trailing zeros in the row
+    back = load_account({"paper-main": row}, "paper-main", Decimal(1)).marks["BTCUSDT"]
+    assert [_decided_on(m) for m in back] == [_decided_on(m) for m in kept]
+    assert str(back[1].price) == "64000.100000000000000000"  # the contract's places, as decoded
+
+
+def test_a_row_written_with_whole_marks_reads_the_same_marks() -> None:
+    kept = mark_record(MarkSlice("ETHUSDT", 10**15, 10**15 + 999_000, 42, 3_000 * 10**18, 5 * 10**17, 2))
+    envelope = kept.envelope
+    row = json.loads(json.dumps(account_row(Account.open("paper-main", Decimal(1000)))))
+    row["marks"] = {"ETHUSDT": [[envelope.event_id, to_micros(envelope.event_time), str(kept.price), str(kept.size),
+                                 2, 42, to_micros(kept.slice_start), to_micros(envelope.ingest_time), PRODUCER]]}
+    back = load_account({"paper-main": row}, "paper-main", Decimal(1)).marks["ETHUSDT"]
+    assert [_decided_on(m) for m in back] == [_decided_on(kept)]
