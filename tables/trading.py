@@ -22,15 +22,14 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain import ledger_rows, marks
+from domain import ledger_rows, marks, orders
 from domain.account import Account
-from domain.clock import from_micros
 from domain.fold import Position
 from domain.orders import RiskLimits, TradingConfig
 from domain.portfolio import quantize
 from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
 from domain.strategy_gate import GatePlan
-from schemas.records import RECORD_TYPES, Mark, TradeSignal
+from schemas.records import RECORD_TYPES, TradeSignal
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json, record_from_json
 from streams.settings import Settings
@@ -57,30 +56,35 @@ def trading_config(settings: Settings) -> TradingConfig:
         account=settings.trading_account, strategy=settings.trading_strategy)
 
 
-def _legacy_mark(symbol: str, row: list[Any]) -> Mark:
-    """A kept mark of a row written before ``domain.marks.kept_columns`` (a list per mark:
-    event id, time, price, size, trade count, last trade id, slice start, ingest time, producer)."""
-    event_id, time_us, price, size, count, last_id, start_us, ingest_us, producer = row
-    envelope = Mark.envelope_for(event_time=from_micros(time_us), producer=producer, event_id=event_id,
-                                 ingest_time=from_micros(ingest_us))
-    return Mark(envelope=envelope, symbol=symbol, price=Decimal(price), size=Decimal(size), trade_count=count,
-                last_trade_id=last_id, slice_start=from_micros(start_us))
+ROW_MARKS = 10_000
+"""Most marks an account's row keeps (~35 bytes each: a changelog record must stay well under
+Kafka's 1 MiB). Past it, each symbol keeps its newest ``ROW_MARKS // symbols`` (at least its
+last, the price) and the row counts the rest as dropped (``forgotten_us``): a ledger restarted
+from such a row denies an order older than what it kept (``stale_order``) where the one that
+never stopped would have filled it. Hundreds of symbols reporting every second stay under it."""
 
 
-def _kept(symbol: str, kept: dict[str, Any] | list[list[Any]]) -> list[Mark]:
-    if isinstance(kept, dict):
-        return marks.kept_marks(symbol, kept)
-    return [_legacy_mark(symbol, m) for m in kept]
+def row_marks(account: Account) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The row's kept marks in columns, bounded by ``ROW_MARKS``, and the dropped marks' times."""
+    kept = {symbol: recent for symbol, recent in account.marks.items() if recent}
+    forgotten = dict(account.forgotten_us)
+    if sum(map(len, kept.values())) > ROW_MARKS:
+        keep = max(1, ROW_MARKS // len(kept))
+        for symbol, recent in kept.items():
+            if len(recent) > keep:
+                forgotten[symbol] = max(forgotten.get(symbol, 0), orders.mark_time(recent[-keep - 1]))
+                kept[symbol] = recent[-keep:]
+    return {symbol: marks.kept_columns(symbol, recent) for symbol, recent in kept.items()}, forgotten
 
 
 def account_row(account: Account) -> dict[str, Any]:
     """The row of an account: everything its next decision needs."""
+    kept, forgotten = row_marks(account)
     return {"portfolio": ledger_rows.to_row(account.portfolio), "prices": account.prices,
             "seen_us": account.seen_us, "input": [account.applied.partition, account.applied.offset],
             "progress": account.progress, "through_us": account.through_us,
             "held": [[type(item).AVRO_NAME, event_to_json(item)] for item in account.held],
-            "marks": {symbol: marks.kept_columns(symbol, recent) for symbol, recent in account.marks.items() if recent},
-            "forgotten_us": account.forgotten_us}
+            "marks": kept, "forgotten_us": forgotten}
 
 
 def row_position(row: dict[str, Any] | None) -> Position:
@@ -98,7 +102,7 @@ def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -
     state.progress = {str(k): int(v) for k, v in row.get("progress", {}).items()}
     state.through_us = int(row.get("through_us", 0))
     state.held = [_as_decoded(record_from_json(RECORD_TYPES[name], data)) for name, data in row.get("held", [])]
-    state.marks = {str(symbol): _kept(str(symbol), kept) for symbol, kept in row.get("marks", {}).items()}
+    state.marks = {str(symbol): marks.kept_marks(str(symbol), kept) for symbol, kept in row.get("marks", {}).items()}
     state.forgotten_us = {str(k): int(v) for k, v in row.get("forgotten_us", {}).items()}
     return state
 

@@ -10,12 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from domain.account import Account
-from domain.clock import to_micros
-from domain.marks import PRODUCER, MarkSlice, mark_record
+from domain.marks import MarkSlice, mark_record
 from schemas.records import Mark
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
-from tables.trading import account_row, load_account
+from tables.trading import ROW_MARKS, account_row, load_account
 from tests.factories import (
     make_engage_kill_switch,
     make_flatten_position,
@@ -72,11 +71,21 @@ def test_kept_marks_come_back_from_the_row_as_decided_on_and_the_row_holds_no_id
     assert str(back[1].price) == "64000.100000000000000000"  # the contract's places, as decoded
 
 
-def test_a_row_written_with_whole_marks_reads_the_same_marks() -> None:
-    kept = mark_record(MarkSlice("ETHUSDT", 10**15, 10**15 + 999_000, 42, 3_000 * 10**18, 5 * 10**17, 2))
-    envelope = kept.envelope
-    row = json.loads(json.dumps(account_row(Account.open("paper-main", Decimal(1000)))))
-    row["marks"] = {"ETHUSDT": [[envelope.event_id, to_micros(envelope.event_time), str(kept.price), str(kept.size),
-                                 2, 42, to_micros(kept.slice_start), to_micros(envelope.ingest_time), PRODUCER]]}
-    back = load_account({"paper-main": row}, "paper-main", Decimal(1)).marks["ETHUSDT"]
-    assert [_decided_on(m) for m in back] == [_decided_on(kept)]
+def test_the_row_keeps_at_most_row_marks_and_counts_the_rest_as_dropped() -> None:
+    """An account with thousands of symbols: the row stays a record Kafka takes; each symbol
+    keeps its newest marks (its price at least), and the older ones count as dropped, so a
+    restarted ledger denies an order it can no longer price rather than pricing it wrongly."""
+    state = Account.open("paper-main", Decimal(1000))
+    symbols = [f"SYM{n}USDT" for n in range(ROW_MARKS // 4)]
+    state.marks = {symbol: [mark_record(MarkSlice(symbol, 10**15 + t * 10**6, 10**15 + t * 10**6 + 5, t + 1,
+                                                  10**18, 10**18, 1)) for t in range(6)] for symbol in symbols}
+    row = json.loads(json.dumps(account_row(state)))
+    back = load_account({"paper-main": row}, "paper-main", Decimal(1))
+    assert sum(len(recent) for recent in back.marks.values()) <= ROW_MARKS
+    assert [m.last_trade_id for m in back.marks["SYM7USDT"]] == [3, 4, 5, 6]  # the newest four
+    assert back.forgotten_us["SYM7USDT"] == 10**15 + 10**6 + 5  # the newest dropped
+    assert state.marks["SYM7USDT"][0].last_trade_id == 1  # the ledger's memory keeps them all
+    small = Account.open("paper-main", Decimal(1000))
+    small.marks = {"BTCUSDT": state.marks["SYM7USDT"]}
+    assert len(load_account({"paper-main": json.loads(json.dumps(account_row(small)))}, "paper-main",
+                            Decimal(1)).marks["BTCUSDT"]) == 6  # under the bound: every mark
