@@ -101,11 +101,16 @@ def resume_flow_before_fetching(app: Any) -> None:
 async def _seek_to_committed_or_beginning(self: Any) -> Any:
     """Seek each assigned partition to its committed offset, and one without (or at 0) to its
     beginning; changelogs are left where table recovery put them. The committed offsets, as
-    Faust's own ``seek_to_committed`` returns them."""
+    Faust's own ``seek_to_committed`` returns them.
+
+    The beginning is offset 0, set at once: where retention has deleted it, the fetch is out
+    of range and aiokafka resets to the earliest offset ('earliest'). aiokafka's
+    ``seek_to_beginning`` would hold the resume until its fetcher has asked for the earliest
+    offset (1.4 s measured on Kafka, behind a pending fetch)."""
     committed = await self._thread.seek_to_committed()
-    uncommitted = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
-    if uncommitted:
-        await self._thread.seek_to_beginning(*uncommitted)
+    for tp, offset in committed.items():
+        if not offset and not self._is_changelog_tp(tp):
+            self._thread.seek(tp, 0)
     return committed
 
 

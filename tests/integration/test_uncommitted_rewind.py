@@ -32,8 +32,8 @@ class ConsumerThread:
     async def seek_to_committed(self) -> Any:
         return await self.consumer.seek_to_committed()
 
-    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
-        await self.consumer.seek_to_beginning(*partitions)
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.consumer.seek(partition, offset)
 
 
 async def _next_offset_after_dropping_a_fetch(settings: Settings, rewind: bool) -> int:

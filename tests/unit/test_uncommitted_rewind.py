@@ -27,8 +27,9 @@ class FakeThread:
     async def seek_to_committed(self) -> dict[TopicPartition, int | None]:
         return dict(COMMITTED)
 
-    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
-        self.rewound.extend(partitions)
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        assert offset == 0, "the beginning (aiokafka resets an offset below the log start to the earliest)"
+        self.rewound.append(partition)
 
 
 class FakeConsumer:
