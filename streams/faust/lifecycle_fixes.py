@@ -16,13 +16,14 @@ active, then pauses them for table recovery, while a fetch may be in flight) and
 them while the flow is stopped. aiokafka's position has moved past them; what brings them
 back is the seek to the committed offsets before streams resume. But aiokafka's
 ``seek_to_committed`` seeks only to a committed offset above 0: a partition nobody had
-committed stayed past the dropped records, and they were never processed. Seen on Apache Kafka: a worker SIGKILLed right after its analysis
-agent wrote anomalies (no enrichment offset committed yet); the worker taking over fetched
-analysis.anomalies offsets 0-3 of a partition during recovery, handed none to the
-enrichment agent, and went on from offset 4: those anomalies were never enriched, and the
-strategy, which waits for the enrichments it weighs, placed no order. The seek now moves
-such a partition to its beginning, where the app's ``consumer_auto_offset_reset``
-(``earliest``) starts a partition nobody committed.
+committed stayed past the dropped records, and they were never processed. Seen on Apache
+Kafka: a worker SIGKILLed right after its analysis agent wrote anomalies (no enrichment
+offset committed yet); the worker taking over fetched analysis.anomalies offsets 0-3 of a
+partition during recovery, handed none to the enrichment agent, and went on from offset 4:
+those anomalies were never enriched, and the strategy, which waits for the enrichments it
+weighs, placed fewer orders or none. The seek now moves such a partition to its beginning,
+where the app's ``consumer_auto_offset_reset`` (``earliest``) starts a partition nobody
+committed.
 
 Bound the wait for in-flight records before a rebalance (``bound_wait_empty``).
 
