@@ -27,6 +27,7 @@ from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_wat
 from streams.faust.lifecycle_fixes import (
     bound_wait_empty,
     resume_flow_before_fetching,
+    rewind_uncommitted_partitions,
     skip_decorator_scanning,
     start_replies_in_background,
     wait_for_created_topics,
@@ -126,6 +127,7 @@ def build_worker(settings: Settings, *, embedded: bool = False) -> TickTideApp:
         install(app)
     install_web(app)
     resume_flow_before_fetching(app)
+    rewind_uncommitted_partitions(app)
     bound_wait_empty()
     start_replies_in_background()
     wait_for_created_topics()
