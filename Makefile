@@ -10,8 +10,8 @@ TEST_WORKERS ?= 3
 # Each xdist_group (a unit module, a module sharing one worker) runs in one process; groups start
 # in tests/conftest.py's order (longest first), not xdist's default of the biggest group first.
 DIST := --dist loadgroup --no-loadscope-reorder
-# The Apache Kafka run: each test starts its own Kafka node (a JVM), so fewer at once.
-KAFKA_TEST_WORKERS ?= 3
+# The Apache Kafka run: each test starts its own Kafka node (a JVM), so fewer at once (2: the clean run measured).
+KAFKA_TEST_WORKERS ?= 2
 
 # The locks: every package pinned with its hashes, resolved for Linux x86_64 and CPython 3.11 (`make lock`).
 RUNTIME_LOCK := requirements/runtime.txt
