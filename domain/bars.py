@@ -48,11 +48,11 @@ class Bar:
     @classmethod
     def first(cls, start_us: int, end_us: int, tick: Tick) -> Bar:
         """A bar holding one trade."""
-        bar = cls(start_us, end_us, tick.time_us, tick.trade_id, tick.price, tick.time_us,
-                  tick.trade_id, tick.price, tick.price, tick.price,
-                  first_id=tick.trade_id, last_id=tick.trade_id)
-        bar.add_amounts(tick)
-        return bar
+        size, quote = tick.size, tick.price * tick.size
+        return cls(start_us, end_us, tick.time_us, tick.trade_id, tick.price, tick.time_us,
+                   tick.trade_id, tick.price, tick.price, tick.price, volume=size, quote=quote,
+                   buy_volume=size if tick.buy else 0, sell_volume=0 if tick.buy else size, count=1,
+                   first_id=tick.trade_id, last_id=tick.trade_id, buy_quote=quote if tick.buy else 0)
 
     @classmethod
     def merged(cls, start_us: int, end_us: int, parts: Sequence[Bar]) -> Bar:
@@ -82,19 +82,6 @@ class Bar:
             bar.buy_quote += part.buy_quote
         return bar
 
-    def add_amounts(self, tick: Tick) -> None:
-        """Add a trade's volume, quote volume, side volumes and count."""
-        size = tick.size
-        quote = tick.price * size
-        self.volume += size
-        self.quote += quote
-        if tick.buy:
-            self.buy_volume += size
-            self.buy_quote += quote
-        else:
-            self.sell_volume += size
-        self.count += 1
-
     def add(self, tick: Tick) -> None:
         """Fold one more trade into the bar (order-independent)."""
         time_us, trade_id, price = tick.time_us, tick.trade_id, tick.price
@@ -110,7 +97,7 @@ class Bar:
             self.first_id = trade_id
         elif trade_id > self.last_id:
             self.last_id = trade_id
-        size = tick.size  # add_amounts, inlined: this runs once per trade and window step
+        size = tick.size
         quote = price * size
         self.volume += size
         self.quote += quote
