@@ -155,8 +155,9 @@ class CandleDriver:
         self.dirty.clear()
 
     def report(self) -> dict[str, Any]:
-        """What /health shows: how far each partition is folded (in memory), the symbols held
-        and how often the memory was forgotten."""
+        """What /health shows: how far each partition is folded (in memory), the symbols held,
+        how often the memory was forgotten and the last checkpoint (rows, seconds writing them,
+        seconds waiting for the broker to have every output)."""
         return {"applied_through": {str(p): o for p, o in sorted(self.applied_through.items())},
                 "symbols_in_memory": len(self.states), "generation": self.generation,
                 "last_checkpoint": self.last_checkpoint}
