@@ -71,8 +71,8 @@ def id_of(symbol: str, trade_id: int, size: Decimal) -> str:
 
 _DERIVED: dict[str, tuple[str, int, Decimal]] = {}
 """Ids found to be ``id_of`` their mark, with what they derive from: a row written every
-second checks each kept mark once, not at every write."""
-_DERIVED_MAX = 2_000_000
+second checks each kept mark once, not at every write (a row keeps at most 10,000 marks)."""
+_DERIVED_MAX = 50_000
 
 
 def _is_derived(symbol: str, mark: Mark) -> bool:
