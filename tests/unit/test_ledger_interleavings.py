@@ -122,6 +122,13 @@ def sources(market: list[tuple[Any, Any]]) -> tuple[list[Input], list[list[Input
     return opening, queues
 
 
+def waits_for_marks(queues: list[list[Input]], heads: list[int], q: int) -> bool:
+    """Whether the next input of strategy queue ``q`` must wait: a mark of its symbol (queue
+    ``q - 1``) at or before its time has not been delivered yet."""
+    at = queues[q][heads[q]].envelope.event_time
+    return any(m.envelope.event_time <= at for m in queues[q - 1][heads[q - 1]:])
+
+
 def interleave(queues: list[list[Input]], data: st.DataObject) -> list[Input]:
     """One interleaving: each queue keeps its order, and an order comes after every mark of
     its symbol up to its time (the strategy decides on closed candles); how far behind is drawn."""
@@ -131,9 +138,7 @@ def interleave(queues: list[list[Input]], data: st.DataObject) -> list[Input]:
         for q, queue in enumerate(queues):
             if heads[q] == len(queue):
                 continue
-            item = queue[heads[q]]
-            marks = queues[q - 1] if isinstance(item, PlaceOrder) else []
-            if all(m.envelope.event_time > item.envelope.event_time for m in marks[heads[q - 1]:]):
+            if not (isinstance(queue[heads[q]], PlaceOrder) and waits_for_marks(queues, heads, q)):
                 ready.append(q)
         if not ready:
             return merged
@@ -266,8 +271,7 @@ def interleave_timely(queues: list[list[Input]], commands: list[Input], data: st
             if heads[q] == len(queue):
                 continue
             item = queue[heads[q]]
-            marks = queues[q - 1] if q % 2 else []
-            if any(m.envelope.event_time <= item.envelope.event_time for m in marks[heads[q - 1]:]):
+            if q % 2 and waits_for_marks(queues, heads, q):
                 continue
             if isinstance(item, StrategyProgressed) and next_command < len(commands):
                 after = min({**progress, q: item.envelope.event_time}.values())
