@@ -10,20 +10,23 @@ trading.events that ``ticktide rebuild portfolio`` rebuilds with the same fold.
 Time is the inputs' event time, never a clock, and a decision does not depend on how
 the inputs of different sources interleave (live, or a replay at max speed where the
 marks run minutes ahead of the orders). The account is decided in event time up to its
-``through_us``: the time every symbol's strategy has progressed to (StrategyProgressed,
-which follows the symbol's orders up to that time and, as the strategy decides on closed
-candles, the symbol's marks too). An order or a user command later than that is held and
+``through_us``: the time the strategy of every symbol it has a market for has progressed
+to (StrategyProgressed, which follows the symbol's orders up to that time and, as the
+strategy decides on closed candles, the symbol's marks too; see ``decided_to``). A symbol
+whose marks came but whose strategy has not reported yet holds the account where it is:
+its first orders may be older than the other symbols' progress. An order or a user command later than that is held and
 decided once every strategy has passed its time, held inputs in event-time order (a
 command before an order at the same time, then by id); a mark later than that is kept
 and fills only once the account's time reaches it. So an order's risk checks see every
 order, fill and command before its time and none after, whatever symbol they are of,
 and a command acts on the orders and fills as they stood at its time. An input at or
 before ``through_us`` (one that comes late) is decided when it arrives; so is everything
-of an account no strategy reports progress to (``progress`` empty).
+of an account no strategy reports progress to (``progress`` empty), which it is until the
+first order or progress of its configured strategy: from then on, in event time.
 
 An ExpireOrders at time T says that the account's time has come to T: what was held up
 to T is decided, then every order due by T is closed, and a strategy that had not come
-that far is not waited for until it reports again. The ledger's timer sends one for an
+that far (or had not reported) is not waited for until it reports again (``GONE``). The ledger's timer sends one for an
 account that got no input for a while (the feed has ended) and for one whose strategies
 have gone silent while inputs wait (see ``idle_expiry_time``): the one wall-clock
 decision, and it decides only when, never the time asked for.
@@ -40,8 +43,10 @@ Nothing is trusted for who sent it: a record's fields are checked by its type's 
 (an ExpireOrders, or any input, at most closes orders that are due by its own validated
 event time). A StrategyProgressed counts only for what it can speak for: the configured
 strategy of this account (``TradingConfig.account``/``strategy``), on a symbol the account
-has a market for (a mark came), and from no earlier than the account's time; any other is
-ignored, so a forged or stray one can neither hold the account nor move its time back.
+has a market for (a mark came); any other is ignored. A symbol's progress only moves on
+and the account's time never goes back, so a forged or stray one cannot take back what
+was decided (one for a symbol that had not reported can at most hold the account, as
+the symbol's silence did).
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ strategy not reporting yet, or no longer) is still priced and filled against its
 older marks are dropped as the account's time moves on; an order before the marks kept
 is denied ``stale_order``."""
 
+GONE = -1
+"""The progress of a symbol whose strategy an ExpireOrders took as gone: the account is not
+held for it until it reports again."""
+
 MAX_HELD = 10_000
 """Most orders and commands held per account; past it the oldest is decided (a guard)."""
 
@@ -94,18 +103,22 @@ class Account:
     applied: Position = field(default_factory=Position)
     marks: dict[str, list[Mark]] = field(default_factory=dict)
     forgotten_us: dict[str, int] = field(default_factory=dict)  # per symbol, the newest mark dropped
-    progress: dict[str, int] = field(default_factory=dict)  # per symbol, how far its strategy decided
+    progress: dict[str, int] = field(default_factory=dict)  # per symbol, how far its strategy decided (or GONE)
     through_us: int = 0  # the account is decided in event time up to here
     held: list[Held] = field(default_factory=list)  # orders and commands after through_us, in order
 
     @property
     def until_us(self) -> int | None:
         """How far the account may decide now (None: as inputs come, no strategy reports)."""
-        return self.through_us if self.progress else None
+        return self.through_us if self.reporting() else None
+
+    def reporting(self) -> bool:
+        """Whether a strategy reports its progress: the account is decided in event time."""
+        return any(p != GONE for p in self.progress.values())
 
     def waiting(self) -> bool:
         """Whether inputs wait for a strategy's progress (held, or marks past the account's time)."""
-        return bool(self.progress) and (bool(self.held) or self.seen_us > self.through_us)
+        return self.reporting() and (bool(self.held) or self.seen_us > self.through_us)
 
     @classmethod
     def open(cls, account: str, initial_cash: Decimal) -> Account:
@@ -124,10 +137,11 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
         if not speaks_for(state, item, config):
             return state, []
         state.seen_us = max(state.seen_us, time_us)
-        # a symbol joins (or rejoins) at the account's time: it cannot take back what was decided
-        state.progress[item.symbol] = max(state.progress.get(item.symbol, state.through_us), time_us)
-        return state, _advance(state, config, min(state.progress.values()), item)
+        state.progress[item.symbol] = max(state.progress.get(item.symbol, time_us), time_us)
+        return state, _advance(state, config, decided_to(state), item)
     state.seen_us = max(state.seen_us, time_us)
+    if isinstance(item, PlaceOrder) and item.symbol not in state.progress and speaks_for(state, item, config):
+        state.progress[item.symbol] = 0  # its strategy's progress follows: decided in event time from here
     if isinstance(item, Mark):
         if not orders.remember_mark(state.marks, item, KEEP_MARKS, state.forgotten_us):
             return state, []
@@ -139,8 +153,10 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
         return state, orders.on_mark(state.portfolio, item, config, recent)
     if isinstance(item, ExpireOrders):
         events = _advance(state, config, time_us, item)
-        # strategies that had not come this far are gone until they report again
-        state.progress = {s: p for s, p in state.progress.items() if p >= time_us}
+        if state.progress:  # strategies that had not come this far are gone until they report again
+            behind = sorted(s for s in state.progress.keys() | state.prices.keys()
+                            if state.progress.get(s, GONE) < time_us)
+            state.progress.update(dict.fromkeys(behind, GONE))
         return state, events + orders.expire(state.portfolio, time_us, config, item,
                                              orders.marks_until(state.marks, state.until_us))
     until = state.until_us
@@ -149,12 +165,30 @@ def evolve(state: Account, item: Input, config: TradingConfig) -> tuple[Account,
     return state, _decide(state, item, config, until)
 
 
-def speaks_for(state: Account, item: StrategyProgressed, config: TradingConfig) -> bool:
-    """Whether a progress record may move the account's time: from the strategy configured
-    for this account, on a symbol the account has a market for (its marks came first, as
-    the strategy decides on candles of the same trades). Not from who says it sent it."""
+def speaks_for(state: Account, item: StrategyProgressed | PlaceOrder, config: TradingConfig) -> bool:
+    """Whether a progress record (or an order) is of the strategy configured for this
+    account, on a symbol the account has a market for (its marks came first, as the
+    strategy decides on candles of the same trades): its progress may move the account's
+    time. Not from who says it sent it."""
     return (item.account == state.portfolio.account == config.account and item.strategy == config.strategy
             and item.symbol in state.prices)
+
+
+def decided_to(state: Account) -> int:
+    """How far every symbol with a market is decided: its strategy's least progress, never
+    past a market whose strategy has not reported yet (the account waits for it: its first
+    orders may be older than the others' progress), nor one still behind the account's
+    time (it rejoined); a strategy taken as gone is not waited for."""
+    if any(symbol not in state.progress for symbol in state.prices):
+        return state.through_us
+    return min((p for p in state.progress.values() if p != GONE), default=state.through_us)
+
+
+def reach_from(state: Account) -> int:
+    """Once strategies report, the earliest time a decision still to come may need the
+    marks from: ``LATE_REACH_US`` before the account's time or before the least progress of
+    a reporting strategy (a strategy's next orders are no older than its progress)."""
+    return min([state.through_us, *(p for p in state.progress.values() if p != GONE)]) - LATE_REACH_US
 
 
 def _order_key(item: Held) -> tuple[int, int, str]:
@@ -191,12 +225,12 @@ def _advance(state: Account, config: TradingConfig, to_us: int, cause: Event) ->
 
 def _prune(state: Account) -> None:
     """Drop the marks no decision can use any more, now that the account is decided up to
-    ``through_us``: per symbol, those before both ``LATE_REACH_US`` back and its oldest open
-    order, but the newest of them (the price then). What a held or later order, an open
+    ``through_us``: per symbol, those before both ``reach_from`` and its oldest open order,
+    but the newest of them (the price then). What a held or later order, an open
     order's fills or a late order within the reach needs stays (and so the row stays small)."""
-    if not state.progress:
+    if not state.reporting():
         return  # decided as inputs come: KEEP_MARKS alone bounds them
-    horizon = state.through_us - LATE_REACH_US
+    horizon = reach_from(state)
     floors: dict[str, int] = {}
     for order in state.portfolio.open_orders():
         floors[order.symbol] = min(floors.get(order.symbol, horizon), order.placed_us)
@@ -210,12 +244,12 @@ def _prune(state: Account) -> None:
 def complete_from(state: Account, symbol: str) -> tuple[str, int] | None:
     """From when an order of ``symbol`` is priced and filled against its whole market, and
     the symbol that says so: among those that dropped older marks, the one whose kept marks
-    begin latest; once strategies report, no earlier than ``LATE_REACH_US`` before the
-    account's time (however far ``_prune`` has come, so a late order is decided alike)."""
+    begin latest; once strategies report, no earlier than ``reach_from`` (however far
+    ``_prune`` has come, so a late order is decided alike)."""
     starts = [(orders.mark_time(recent[0]), s) for s, recent in state.marks.items()
               if recent and s in state.forgotten_us]
-    if state.progress:
-        starts.append((state.through_us - LATE_REACH_US, symbol))
+    if state.reporting():
+        starts.append((reach_from(state), symbol))
     if not starts:
         return None
     since_us, named = max(starts)

@@ -60,7 +60,10 @@ T0 = datetime(2024, 7, 19, 12, tzinfo=UTC)
 CONFIG = TradingConfig(
     limits=RiskLimits(max_position=Decimal(5), max_gross_exposure=Decimal(10**12), max_orders_per_minute=1000),
     fee_bps=Decimal(10), slippage_bps=Decimal(5), participation=Decimal("0.5"), order_timeout_us=30_000_000,
-    account="acct", strategy="ema_cross")
+    account="acct")
+"""An account no strategy reports progress to: its inputs are decided as they come."""
+REPORTED = dataclasses.replace(CONFIG, strategy="ema_cross")
+"""The account of the configured strategy (its orders' ``strategy``): decided in event time."""
 
 
 def mark(symbol: str, n: int, at: datetime, price: Decimal, size: Decimal) -> Mark:
@@ -235,14 +238,15 @@ commands_of = st.lists(st.tuples(st.integers(500, 20_000), st.sampled_from(sorte
                                  st.sampled_from(["BTC", "ETH"])), max_size=5)
 
 
-def strategy_sources(market: list[tuple[Any, Any]], script: list[tuple[int, str, str]]
+def strategy_sources(market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], reporting: int = 3,
                      ) -> tuple[list[Input], list[list[Input]], list[Input]]:
     """As ``sources``, but each symbol's orders come with its strategy's progress: after
-    every order at its time and at every mark's time (a snapshot decided with no order);
-    and the user's commands, in their time order."""
+    every order at its time and at every mark's time (a snapshot decided with no order),
+    and, for the first ``reporting`` symbols, at the opening (the others' strategies report
+    first with their first decision); and the user's commands, in their time order."""
     opening, queues = sources(market)
     symbols = ("BTC", "ETH", "SOL")[:len(market)]
-    opening += [progressed(symbol, T0 - timedelta(seconds=1)) for symbol in symbols]
+    opening += [progressed(symbol, T0 - timedelta(seconds=1)) for symbol in symbols[:reporting]]
     for s in range(len(market)):
         marks, placed = queues[2 * s], queues[2 * s + 1]
         times = sorted({m.envelope.event_time for m in marks} | {o.envelope.event_time for o in placed})
@@ -303,10 +307,13 @@ def decide_with(config: TradingConfig, inputs: list[Input]) -> tuple[Account, li
 
 
 @settings(max_examples=100, deadline=None)
-@given(markets, commands_of, st.data())
+@given(markets, commands_of, st.integers(1, 3), st.data())
 def test_every_interleaving_decides_alike_where_cross_symbol_limits_bind_and_with_user_commands(
-        market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], data: st.DataObject) -> None:
-    opening, queues, commands = strategy_sources(market, script)
+        market: list[tuple[Any, Any]], script: list[tuple[int, str, str]], reporting: int,
+        data: st.DataObject) -> None:
+    """Also where some symbols' strategies report only from their first decision on (they
+    started later, or lag): the account waits for every symbol it has a market for."""
+    opening, queues, commands = strategy_sources(market, script, reporting)
     runs = []
     for _ in range(3):
         inputs = [*opening, *interleave_timely(queues, commands, data)]
@@ -352,8 +359,8 @@ def test_a_kill_switch_replayed_ahead_of_the_strategy_denies_only_the_orders_aft
     after = order("BTC", 2, T0 + timedelta(seconds=30), Side.BUY, Decimal(1))
     strategy = [before, progressed("BTC", T0 + timedelta(seconds=10)), after,
                 progressed("BTC", T0 + timedelta(seconds=30))]
-    _, live = decide_with(CONFIG, [*opening, strategy[0], strategy[1], kill, *strategy[2:]])
-    _, backtest = decide_with(CONFIG, [*opening, kill, *strategy])
+    _, live = decide_with(REPORTED, [*opening, strategy[0], strategy[1], kill, *strategy[2:]])
+    _, backtest = decide_with(REPORTED, [*opening, kill, *strategy])
     for events in (live, backtest):
         denied = [(e.order_id, e.reason_code) for e in events if isinstance(e, OrderDenied)]
         assert denied == [("acct:BTC-2", "kill_switch")]
@@ -371,21 +378,21 @@ def test_a_silent_strategy_holds_the_account_until_the_timer_says_it_is_gone_the
                            progressed("BTC", T0), progressed("ETH", T0),
                            order("BTC", 1, T0 + timedelta(seconds=5), Side.BUY, Decimal(1)),
                            progressed("BTC", T0 + timedelta(seconds=5))]
-    state, events = decide_with(CONFIG, inputs)
+    state, events = decide_with(REPORTED, inputs)
     assert events == [] and [h.envelope.event_id for h in state.held] == ["cmd-BTC-1"]
-    assert idle_expiry_time(state, 19_000_000, 19_000_000, patience, CONFIG) is None  # not yet
-    as_of = idle_expiry_time(state, 21_000_000, 21_000_000, patience, CONFIG)
+    assert idle_expiry_time(state, 19_000_000, 19_000_000, patience, REPORTED) is None  # not yet
+    as_of = idle_expiry_time(state, 21_000_000, 21_000_000, patience, REPORTED)
     assert as_of == to_micros(T0 + timedelta(seconds=5))
     expire = ExpireOrders(envelope=ExpireOrders.envelope_for(event_time=from_micros(as_of), producer="timer",
                                                              event_id="x-1"), account="acct")
-    state, events = evolve(state, expire, CONFIG)
+    state, events = evolve(state, expire, REPORTED)
     assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-1"] and state.held == []
     later = order("BTC", 2, T0 + timedelta(seconds=9), Side.BUY, Decimal(1))
-    state, _ = evolve(state, later, CONFIG)
+    state, _ = evolve(state, later, REPORTED)
     assert state.held == [later]  # waits for BTC's own progress, not for ETH's
-    state, events = evolve(state, progressed("BTC", T0 + timedelta(seconds=9)), CONFIG)
+    state, events = evolve(state, progressed("BTC", T0 + timedelta(seconds=9)), REPORTED)
     assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-2"]
-    state, _ = evolve(state, progressed("ETH", T0 + timedelta(seconds=12)), CONFIG)
+    state, _ = evolve(state, progressed("ETH", T0 + timedelta(seconds=12)), REPORTED)
     assert set(state.progress) == {"BTC", "ETH"}
 
 
@@ -432,12 +439,12 @@ def test_a_row_keeps_only_the_marks_a_decision_can_still_use() -> None:
     the account's time (and the newest before, the price then): an hour of one-second
     marks makes a row of about a minute of them, and a late order before them is denied."""
     marks = [mark("BTC", n, T0 + timedelta(seconds=n), Decimal(100), Decimal(1)) for n in range(3600)]
-    state, _ = decide_with(CONFIG, [*marks, progressed("BTC", T0 + timedelta(seconds=3599))])
+    state, _ = decide_with(REPORTED, [*marks, progressed("BTC", T0 + timedelta(seconds=3599))])
     kept = state.marks["BTC"]
     assert len(kept) == LATE_REACH_US // 1_000_000 + 2  # 3539 s to 3599 s, and 3538 s
     assert to_micros(kept[0].envelope.event_time) < to_micros(T0) + 3599_000_000 - LATE_REACH_US
     late = order("BTC", 1, T0 + timedelta(seconds=3000), Side.BUY, Decimal(1))
-    state, events = evolve(state, late, CONFIG)
+    state, events = evolve(state, late, REPORTED)
     assert [(type(e).__name__, getattr(e, "reason_code", "")) for e in events] == [("OrderDenied", "stale_order")]
 
 
@@ -451,21 +458,40 @@ def forged_progress(symbol: str, at: datetime, n: int, account: str = "acct",
 def test_a_forged_or_stray_progress_neither_holds_the_account_nor_moves_its_time_back() -> None:
     """What a broken or hostile producer could put on trading.commands (its producer string
     says "strategy.ema_cross"): progress for a symbol the account has no market for, from
-    another strategy, for another account, and an old one of a traded symbol that had not
-    reported yet. BTC's order still goes by BTC's progress; the old one joins at the
-    account's time."""
+    another strategy, for another account, and an old one of a traded symbol. BTC's order
+    still goes by the strategies' own progress, and the old one takes nothing back."""
     opening: list[Input] = [mark("BTC", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
                             mark("ETH", 0, T0 - timedelta(seconds=1), Decimal(100), Decimal(1)),
-                            progressed("BTC", T0)]
+                            progressed("BTC", T0), progressed("ETH", T0)]
     forged: list[Input] = [forged_progress("DOGE", T0 - timedelta(hours=1), 1),
-                           forged_progress("ETH", T0 - timedelta(hours=1), 2, strategy="other"),
-                           forged_progress("ETH", T0 - timedelta(hours=1), 3, account="someone-else")]
-    state, _ = decide_with(CONFIG, [*opening, *forged])
-    assert state.progress == {"BTC": to_micros(T0)} and state.seen_us == to_micros(T0)
+                           forged_progress("ETH", T0 + timedelta(hours=1), 2, strategy="other"),
+                           forged_progress("ETH", T0 + timedelta(hours=1), 3, account="someone-else")]
+    state, _ = decide_with(REPORTED, [*opening, *forged])
+    assert state.progress == {"BTC": to_micros(T0), "ETH": to_micros(T0)} and state.seen_us == to_micros(T0)
     at = T0 + timedelta(seconds=5)
-    btc = [order("BTC", 1, at, Side.BUY, Decimal(1)), progressed("BTC", at)]
-    state, events = decide_with(CONFIG, [*opening, *forged, *btc])
+    strategies = [order("BTC", 1, at, Side.BUY, Decimal(1)), progressed("BTC", at), progressed("ETH", at)]
+    state, events = decide_with(REPORTED, [*opening, *forged, *strategies])
     assert [e.order_id for e in events if isinstance(e, OrderPlaced)] == ["acct:BTC-1"] and state.held == []
-    old = forged_progress("ETH", T0 - timedelta(hours=1), 4)
-    state, _ = evolve(state, old, CONFIG)
+    state, _ = evolve(state, forged_progress("ETH", T0 - timedelta(hours=1), 4), REPORTED)
     assert state.progress["ETH"] == state.through_us == to_micros(at)
+
+
+def test_a_market_whose_strategy_has_not_reported_yet_holds_the_account_and_its_late_orders_fill() -> None:
+    """ETH's strategy starts late (its enrichments were slow): BTC's strategy has reported
+    two minutes ahead before ETH's first decision, an order 2 min 30 s old, arrives. It is
+    placed and filled against ETH's marks as if it had come in time, and BTC's later order,
+    held until then, is the one a limit of one order a minute denies."""
+    config = dataclasses.replace(REPORTED, limits=dataclasses.replace(REPORTED.limits, max_orders_per_minute=1))
+    marks = [mark(symbol, n, T0 + timedelta(seconds=n), Decimal(100), Decimal(1))
+             for n in range(181) for symbol in ("BTC", "ETH")]
+    btc = [order("BTC", 1, T0 + timedelta(seconds=40), Side.BUY, Decimal(1)),
+           *(progressed("BTC", T0 + timedelta(seconds=s)) for s in range(20, 181, 20))]
+    eth = [order("ETH", 1, T0 + timedelta(seconds=30), Side.BUY, Decimal(1)), progressed("ETH", T0 + timedelta(seconds=30)),
+           progressed("ETH", T0 + timedelta(seconds=180))]
+    _, in_time = decide_with(config, [*marks[:62], eth[0], eth[1], *marks[62:], *btc, eth[2]])
+    state, lagging = decide_with(config, [*marks, *btc, *eth])
+    for events in (in_time, lagging):
+        assert [(e.order_id, e.reason_code) for e in events if isinstance(e, OrderDenied)] == [
+            ("acct:BTC-1", "max_orders_per_minute")]
+    assert state.portfolio.orders["acct:ETH-1"].status is OrderStatus.FILLED
+    assert published(lagging) == published(in_time)
