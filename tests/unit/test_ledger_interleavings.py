@@ -486,8 +486,8 @@ def test_a_market_whose_strategy_has_not_reported_yet_holds_the_account_and_its_
              for n in range(181) for symbol in ("BTC", "ETH")]
     btc = [order("BTC", 1, T0 + timedelta(seconds=40), Side.BUY, Decimal(1)),
            *(progressed("BTC", T0 + timedelta(seconds=s)) for s in range(20, 181, 20))]
-    eth = [order("ETH", 1, T0 + timedelta(seconds=30), Side.BUY, Decimal(1)), progressed("ETH", T0 + timedelta(seconds=30)),
-           progressed("ETH", T0 + timedelta(seconds=180))]
+    eth = [order("ETH", 1, T0 + timedelta(seconds=30), Side.BUY, Decimal(1)),
+           progressed("ETH", T0 + timedelta(seconds=30)), progressed("ETH", T0 + timedelta(seconds=180))]
     _, in_time = decide_with(config, [*marks[:62], eth[0], eth[1], *marks[62:], *btc, eth[2]])
     state, lagging = decide_with(config, [*marks, *btc, *eth])
     for events in (in_time, lagging):
