@@ -1,6 +1,7 @@
 """The steady-rate latency run: one ticktide worker fed live trades at a steady rate.
 
-A fresh embedded broker and topics, one worker, waited for until it is assigned; then
+A fresh broker (the embedded one, or with ``engine="kafka"`` one Apache Kafka node) and
+topics, one worker, waited for until it is assigned; then
 ``bench.steady_feed`` in its own process encodes its trades and sends them at RATE/s for
 SECONDS (trade times = now). The worker is sampled every SAMPLE_S: /health (processed, ``pipeline.latency_ms``)
 and its RSS. After the feed stops, the worker gets up to DRAIN_TIMEOUT_S to fold what is
@@ -23,6 +24,7 @@ from typing import Any
 from bench.contest import load_note
 from bench.worker_process import REPO, Sample, Worker
 from streams.devstack.broker import EmbeddedBroker, die_with_parent
+from streams.devstack.kafka_cluster import KafkaCluster
 from streams.kafka.admin import create_topics
 from streams.settings import load_settings
 
@@ -39,6 +41,7 @@ class LatencyRun:
     rate: float
     seconds: float
     symbols: int
+    engine: str = "tansu"
     feed: dict[str, Any] = field(default_factory=dict)
     prepared_s: float | None = None
     start: Sample | None = None
@@ -52,12 +55,13 @@ class LatencyRun:
     load_after: str = ""
 
 
-def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: Path) -> subprocess.Popen[str]:
+def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: Path,
+               engine: str = "tansu") -> subprocess.Popen[str]:
     """``python -m bench.steady_feed`` in its own process; its JSON comes on stdout."""
     with log.open("w") as errors:
         return subprocess.Popen(
             [sys.executable, "-m", "bench.steady_feed", "--broker", bootstrap, "--rate", str(rate),
-             "--seconds", str(seconds), "--symbols", str(symbols)],
+             "--seconds", str(seconds), "--symbols", str(symbols), "--flavor", engine],
             cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True, preexec_fn=die_with_parent)
 
 
@@ -90,16 +94,17 @@ def drain(worker: Worker, run: LatencyRun) -> None:
     run.drained = worker.sample()
 
 
-def run_latency(rate: float, seconds: float, symbols: int, workdir: Path) -> LatencyRun:
-    """One steady-rate run on its own broker; a failure is recorded in the result."""
-    run = LatencyRun(rate, seconds, symbols, load_before=load_note())
+def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine: str = "tansu") -> LatencyRun:
+    """One steady-rate run on its own broker (``engine``: ``tansu``, the embedded one, or
+    ``kafka``, one Apache Kafka node); a failure is recorded in the result."""
+    run = LatencyRun(rate, seconds, symbols, engine, load_before=load_note())
     try:
-        with EmbeddedBroker() as broker:
-            create_topics(load_settings(broker=broker.bootstrap, broker_flavor="tansu"))
-            with Worker(broker.bootstrap, workdir) as worker:
+        with EmbeddedBroker() if engine == "tansu" else KafkaCluster(nodes=1) as broker:
+            create_topics(load_settings(broker=broker.bootstrap, broker_flavor=engine))
+            with Worker(broker.bootstrap, workdir, engine) as worker:
                 worker.wait_ready()
                 log = workdir / "feed.log"
-                follow(worker, start_feed(broker.bootstrap, rate, seconds, symbols, log), run, log)
+                follow(worker, start_feed(broker.bootstrap, rate, seconds, symbols, log, engine), run, log)
                 drain(worker, run)
                 run.peak_rss_mb = worker.peak_rss_mb()
     except RuntimeError as exc:
@@ -168,8 +173,9 @@ def kept_up_line(run: LatencyRun) -> str:
 
 def report(run: LatencyRun) -> str:
     """The latency block of one run."""
+    broker = "the embedded broker" if run.engine == "tansu" else "Apache Kafka (one node)"
     head = (f"-- steady {run.rate:,.0f} trades/s for {run.seconds:.0f} s, {run.symbols:,} symbols, one ticktide "
-            f"worker; {run.load_before} before, {run.load_after} after")
+            f"worker on {broker}; {run.load_before} before, {run.load_after} after")
     if run.failure or run.end is None or run.start is None:
         return f"{head}\nFAILED: {run.failure}"
     rss = [s.rss_mb for s in run.during if s.rss_mb is not None]

@@ -2,7 +2,7 @@
 
     python -m bench.pipeline [--trades N] [--symbols 4,5000] [--runs R] [--skip-quix]
                              [--quix-python PATH] [--latency-rate 5000] [--latency-seconds 60]
-                             [--latency-symbols 4] [--skip-latency]
+                             [--latency-symbols 4] [--latency-engines tansu,kafka] [--skip-latency]
 
 Throughput, for each symbol count K: a fresh embedded broker, the catalog topics, N
 synthetic trades spread over K symbols produced once into market.trades (fixed seed,
@@ -25,7 +25,8 @@ two samples around N; "s to N" is N / that rate. Peak RSS is each process's VmHW
 table shows medians over the runs and the ratios b/a (ticktide / limit) and b/c
 (ticktide / Quix).
 
-Latency (``bench.latency_run``): for each --latency-symbols count, a fresh broker, one
+Latency (``bench.latency_run``): for each --latency-engines broker (default the embedded
+one; ``kafka``: one Apache Kafka node) and --latency-symbols count, a fresh broker, one
 worker, and ``bench.steady_feed`` sending live trades (times = now) at --latency-rate for
 --latency-seconds; the worker's /health ``pipeline.latency_ms`` (trade record timestamp
 to fold) at the end and over the second half, its RSS, whether it kept up, and the rate
@@ -300,12 +301,18 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=5000.0, help="trades/s of the latency run")
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of the latency run")
     parser.add_argument("--latency-symbols", type=counts, default=[4], help="symbol counts of the latency run")
+    parser.add_argument("--latency-engines", default="tansu",
+                        help="brokers of the latency run, comma-separated: tansu (embedded), kafka (one Apache "
+                             "Kafka node: Java 17 and Maven, `make kafka-jars`)")
     parser.add_argument("--skip-latency", action="store_true", help="leave out the latency run")
     args = parser.parse_args(argv)
     if args.trades < 1000 or args.runs < 1:
         parser.error("--trades must be at least 1000 and --runs at least 1")
     if args.latency_rate <= 0 or args.latency_seconds < 5:
         parser.error("--latency-rate must be positive and --latency-seconds at least 5")
+    args.latency_engines = args.latency_engines.split(",")
+    if not set(args.latency_engines) <= {"tansu", "kafka"}:
+        parser.error("--latency-engines takes tansu and kafka")
     return args
 
 
@@ -318,11 +325,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         for count in args.symbols:
             tables.append(throughput(count, args, Path(tmp), quix_python))
         if not args.skip_latency:
-            for count in args.latency_symbols:
-                print(f"== latency run: {args.latency_rate:,.0f} trades/s for {args.latency_seconds:.0f} s, "
-                      f"{count:,} symbols", flush=True)
-                run = run_latency(args.latency_rate, args.latency_seconds, count, Path(tmp) / f"latency-{count}")
-                tables.append(latency_report(run))
+            for engine in args.latency_engines:
+                for count in args.latency_symbols:
+                    print(f"== latency run on {engine}: {args.latency_rate:,.0f} trades/s for "
+                          f"{args.latency_seconds:.0f} s, {count:,} symbols", flush=True)
+                    run = run_latency(args.latency_rate, args.latency_seconds, count,
+                                      Path(tmp) / f"latency-{engine}-{count}", engine)
+                    tables.append(latency_report(run))
     print()
     print("\n\n".join(tables))
 

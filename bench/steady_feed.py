@@ -99,9 +99,9 @@ def send(producer: EventProducer, prepared: Prepared, start: datetime, seconds: 
     return pace, time.monotonic() - began
 
 
-def feed(broker: str, rate: float, seconds: float, symbols: list[str]) -> dict[str, Any]:
+def feed(broker: str, rate: float, seconds: float, symbols: list[str], flavor: str = "tansu") -> dict[str, Any]:
     """Prepare, announce, send; what was achieved."""
-    settings = load_settings(broker=broker, broker_flavor="tansu")
+    settings = load_settings(broker=broker, broker_flavor=flavor)
     started = time.monotonic()
     start, prepared = prepare(settings, rate, seconds, symbols)
     print(json.dumps({"sending": True, "prepared_s": time.monotonic() - started}), flush=True)
@@ -119,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=5000.0, help="trades per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send")
     parser.add_argument("--symbols", type=int, default=4, help="symbols in the feed")
+    parser.add_argument("--flavor", choices=("tansu", "kafka"), default="tansu", help="the broker's engine")
     args = parser.parse_args(argv)
-    print(json.dumps(feed(args.broker, args.rate, args.seconds, symbol_names(args.symbols))))
+    print(json.dumps(feed(args.broker, args.rate, args.seconds, symbol_names(args.symbols), args.flavor)))
 
 
 if __name__ == "__main__":

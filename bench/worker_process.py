@@ -80,14 +80,15 @@ class Sample:
 
 
 class Worker:
-    """``python -m streams.cli worker`` on ``bootstrap`` in a fresh app id; stopped on exit."""
+    """``python -m streams.cli worker`` on ``bootstrap`` (a broker of ``flavor``: ``tansu`` or
+    ``kafka``) in a fresh app id; stopped on exit."""
 
-    def __init__(self, bootstrap: str, workdir: Path) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, flavor: str = "tansu") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
         env.update({
-            "TICKTIDE_BROKER": bootstrap, "TICKTIDE_BROKER_FLAVOR": "tansu",
+            "TICKTIDE_BROKER": bootstrap, "TICKTIDE_BROKER_FLAVOR": flavor,
             "TICKTIDE_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "TICKTIDE_DATA_DIR": str(workdir / "data"),
             "TICKTIDE_WEB_PORT": str(port), "TICKTIDE_SESSION_TIMEOUT_S": "6",
             "TICKTIDE_HEARTBEAT_INTERVAL_S": "1",
