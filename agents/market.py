@@ -16,7 +16,8 @@ from faust import StreamT
 
 from domain.candles import CandleFold
 from streams.faust.context import WorkerApp
-from streams.hotpath.driver import CandleDriver, Run
+from streams.hotpath.driver import CandleDriver
+from streams.hotpath.ports import Run
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.kafka.admin import partition_count
 from streams.validation import bounds_now

@@ -32,8 +32,8 @@ from domain.windows import WindowSpec
 from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
-from streams.hotpath.driver import Run
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
+from streams.hotpath.ports import Run
 from streams.hotpath.reader import SOURCE
 from streams.kafka.admin import end_offsets
 from streams.kafka.producer import EventProducer
@@ -111,14 +111,20 @@ class CandleTables:
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return names.symbol_rows(self.state.items())
 
-    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
+    def take_finals(self, symbol: str) -> list[ClosedCandle]:
+        return self.closed.pop(symbol, [])
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]],
+              finals: dict[str, list[ClosedCandle]]) -> None:
         history: dict[str, str] = {}
-        for symbol in rows:
-            for candle in self.closed.pop(symbol, ()):  # a re-emitted candle takes its own slot again
+        for symbol, candles in finals.items():
+            for candle in candles:  # a re-emitted candle takes its own slot again
                 slot = history_slot(candle.bar.start_us, self.specs[candle.interval], self.keep)
                 history[names.history_key(symbol, candle.interval, slot)] = bar_text(candle.bar)
         self.rows.write(self.history, partition, history)
         self.rows.write(self.state, partition, rows)
+
+    def write_progress(self, partition: int, applied_through: int) -> None:
         self.rows.write(self.state, partition, {names.progress_key(partition): {"applied_through": applied_through}})
 
     def gap_found(self, partition: int) -> None:

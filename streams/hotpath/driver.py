@@ -10,11 +10,14 @@ records to ``CandleDriver``, which
   ``CandleFold.evolve`` into its symbol's state, skipping what the state already holds;
 * sends the closed candles, marks and late trades at once (folding goes on meanwhile);
 * keeps the states in memory and, once per checkpoint interval, when the broker has every
-  output sent so far, writes the changed rows (with each symbol's applied offset), then
-  the partition's progress row: not once per batch, so what a trade costs does not grow
-  with the number of symbols, and never a row ahead of its outputs. Writing rows takes at
-  most ``CHECKPOINT_SHARE`` of the time: when thousands of symbols change between two
-  checkpoints the next one waits longer (a crash then re-reads more of market.trades);
+  output sent so far, writes the changed rows as they were then (with each symbol's applied
+  offset and its final candles for the history), then the partition's progress row: not
+  once per batch, so what a trade costs does not grow with the number of symbols, and
+  never a row ahead of its outputs. The fold waits only for the broker: the rows are
+  written in slices while it goes on, a symbol it changes first copied as it was (copy on
+  write). Writing rows takes at most ``CHECKPOINT_SHARE`` of the time: when thousands of
+  symbols change between two checkpoints the next one waits longer (a crash then re-reads
+  more of market.trades);
 * closes the windows of symbols that have gone quiet, once their partition is read to the end:
   a quiet symbol's clock runs on with wall time, so only windows that have ended close (a
   later trade inside an open one still counts), or, for a recording or a backtest that has
@@ -33,91 +36,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from domain.candle_rows import from_row, to_row
-from domain.candles import CandleFold, ClosedCandle, ClosedSlice, Late, Output, SymbolCandles
+from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles
 from domain.field_rules import TimeBounds
 from domain.fold import Position
-from domain.marks import MarkSlice, slice_of
+from domain.marks import MarkSlice
 from streams.errors import OutOfSequence
+from streams.hotpath.ports import CandlePorts, Folded, Row, Run, sort_output
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.resilience.deadletter import RawRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """Consecutive market.trades records of one partition and the offset they follow on from."""
-
-    partition: int
-    follows_offset: int
-    offsets: Sequence[int]
-    timestamps_ms: Sequence[int]
-    keys: Sequence[bytes | None]
-    values: Sequence[bytes | None]
-
-
-def sort_output(output: Output, closed: list[ClosedCandle], marks: list[MarkSlice]) -> None:
-    """A final candle to ``closed``, a closed mark slice (as its mark) to ``marks``."""
-    if isinstance(output, ClosedSlice):
-        marks.append(slice_of(output))
-    elif isinstance(output, ClosedCandle):
-        closed.append(output)
-
-
-@dataclass(slots=True)
-class Folded:
-    """What one run gave: to publish, to dead-letter, and the latency of each folded trade."""
-
-    closed: list[ClosedCandle] = field(default_factory=list)
-    late: list[tuple[RawRecord, str]] = field(default_factory=list)  # the record and its symbol
-    rejected: list[tuple[RawRecord, Exception]] = field(default_factory=list)
-    marks: list[MarkSlice] = field(default_factory=list)
-    latencies_s: list[float] = field(default_factory=list)
-
-
-class CandlePorts(Protocol):
-    """The driver's I/O: the candles table, market.trades, the output topics."""
-
-    source_topic: str
-
-    def row(self, symbol: str) -> dict[str, Any] | None:
-        """A symbol's row of the candles table."""
-
-    def progress(self, partition: int) -> int:
-        """The last offset of a source partition the rows hold (-1: none)."""
-
-    def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every symbol row this worker holds."""
-
-    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
-        """Write symbol rows of a source partition, then its progress (``applied_through``)."""
-
-    def gap_found(self, partition: int) -> None:
-        """A run did not follow on from what was applied: its gap is checked and read."""
-
-    async def read(self, partition: int, start: int, stop: int) -> Run:
-        """market.trades[partition] from ``start`` to before ``stop``."""
-
-    async def end_offsets(self, partitions: set[int]) -> dict[int, int]:
-        """The end offsets of (at least) these market.trades partitions."""
-
-    async def send(self, closed: list[ClosedCandle], marks: list[MarkSlice], late: list[RawRecord]) -> None:
-        """Queue final candles, marks (closed slices) and late trades for the broker."""
-
-    async def delivered(self) -> None:
-        """Return once the broker has everything sent; raise if anything was not delivered."""
-
-    async def dead_letter(self, record: RawRecord, error: Exception) -> None:
-        """Dead-letter one record."""
-
 
 CHECKPOINT_SHARE = 0.05
 """The most of the worker's time that writing checkpoint rows may take: after writing for
 S seconds, the next checkpoint waits at least 19 x S (5,000 changed rows take ~0.1-0.2 s,
 so a crash then re-reads a few seconds of market.trades)."""
+
+ROWS_PER_SLICE = 200
+"""Rows a checkpoint writes before it lets the fold go on (a few milliseconds)."""
 
 
 def wall_clock_us() -> int:
@@ -141,6 +79,8 @@ class CandleDriver:
         self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade (or of reading its row)
         self.applied_through: dict[int, int] = {}  # partition -> last offset folded
         self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
+        self._unwritten: dict[str, int] = {}  # symbol -> partition: rows the checkpoint has still to write
+        self._copies: dict[str, Row] = {}  # of those, the rows the fold changed since, as they were
         self.generation = 0
         self._loaded_generation = -1  # the generation whose table rows are in memory
         self.last_checkpoint: dict[str, float] = {"rows": 0, "seconds": 0.0, "delivery_wait_s": 0.0}
@@ -153,6 +93,8 @@ class CandleDriver:
         self.touched_us.clear()
         self.applied_through.clear()
         self.dirty.clear()
+        self._unwritten.clear()
+        self._copies.clear()
 
     def report(self) -> dict[str, Any]:
         """What /health shows: how far each partition is folded (in memory), the symbols held,
@@ -218,6 +160,7 @@ class CandleDriver:
         now_us = self.wall_us()
         now_ms = now_us / 1000
         skip_through = self.applied_through.get(partition, -1)
+        unwritten = self._unwritten
         for offset, timestamp_ms, key, value in zip(run.offsets, run.timestamps_ms, run.keys, run.values,
                                                     strict=True):
             if offset <= skip_through:
@@ -227,6 +170,8 @@ class CandleDriver:
                 state = self._state(tick.symbol)
                 if state.applied.covers(partition, offset):
                     continue
+                if tick.symbol in unwritten:
+                    self._copy_unwritten(tick.symbol)
                 _, outputs = evolve(state, tick)
             except Exception as error:  # this record only: the rest of the run goes on
                 out.rejected.append((RawRecord(source, partition, offset, key, value), error))
@@ -256,9 +201,12 @@ class CandleDriver:
         return out
 
     async def checkpoint(self) -> int:
-        """Once the broker has every output sent so far, write every changed row, then its
-        partition's progress row; the rows written. If an output was not delivered, forget
-        (the trades since the last checkpoint are folded and sent again) and raise."""
+        """Once the broker has every output sent so far, write every row changed until then
+        as it was then, then its partition's progress row; the rows written. The fold waits
+        only for the broker: rows are written ``ROWS_PER_SLICE`` at a time while it goes on.
+        If an output was not delivered, forget (the trades since the last checkpoint are
+        folded and sent again) and raise; if the memory is forgotten meanwhile (partitions
+        move), stop: the next owner starts from the rows written so far."""
         async with self.lock:
             waited = time.perf_counter()
             try:
@@ -266,18 +214,47 @@ class CandleDriver:
             except BaseException:
                 self.forget()
                 raise
-            started = time.perf_counter()
-            written = 0
-            for partition, symbols in self.dirty.items():
-                rows = {s: to_row(self.states[s], self.touched_us[s]) for s in sorted(symbols)}
-                self.ports.write(partition, rows, self._applied_through(partition))
-                written += len(rows) + 1
+            generation = self.generation
+            plan = {p: (sorted(symbols), self._applied_through(p)) for p, symbols in self.dirty.items()}
+            self._unwritten.update((symbol, p) for p, (symbols, _) in plan.items() for symbol in symbols)
             self.dirty.clear()
-            spent = time.perf_counter() - started
-            self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
-                                    "delivery_wait_s": round(started - waited, 4)}
-            self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
-            return written
+            delivery_wait = time.perf_counter() - waited
+        written, spent = 0, 0.0
+        try:
+            for partition, (symbols, applied_through) in plan.items():
+                for at in range(0, len(symbols), ROWS_PER_SLICE):
+                    if generation != self.generation:
+                        return written
+                    started = time.perf_counter()
+                    rows, finals = {}, {}
+                    for symbol in symbols[at:at + ROWS_PER_SLICE]:
+                        copied = self._copies.pop(symbol, None)
+                        rows[symbol], finals[symbol] = copied if copied is not None else self._unwritten_row(symbol)
+                    self.ports.write(partition, rows, finals)
+                    written += len(rows)
+                    spent += time.perf_counter() - started
+                    await asyncio.sleep(0)  # the fold goes on
+                if generation != self.generation:
+                    return written
+                self.ports.write_progress(partition, applied_through)
+                written += 1
+        finally:
+            self._unwritten.clear()
+            self._copies.clear()
+        self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
+                                "delivery_wait_s": round(delivery_wait, 4)}
+        self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
+        return written
+
+    def _unwritten_row(self, symbol: str) -> Row:
+        """The row of a symbol the checkpoint has still to write, with its final candles."""
+        del self._unwritten[symbol]
+        return to_row(self.states[symbol], self.touched_us[symbol]), self.ports.take_finals(symbol)
+
+    def _copy_unwritten(self, symbol: str) -> None:
+        """Before the fold changes a symbol whose row the checkpoint has still to write: keep
+        the row as it was (copy on write)."""
+        self._copies[symbol] = self._unwritten_row(symbol)
 
     async def close_idle(self) -> list[ClosedCandle]:
         """Close the windows of symbols with no trade for idle_close_s that have ended on
@@ -297,6 +274,8 @@ class CandleDriver:
                 if ends.get(partition, 0) > self._applied_through(partition) + 1:
                     continue
                 state = self.states[symbol]
+                if symbol in self._unwritten:
+                    self._copy_unwritten(symbol)
                 done = (self.fold.close_all(state) if self.close_all_when_idle
                         else self.fold.close_quiet(state, now_us - self.touched_us.get(symbol, now_us)))
                 if done:

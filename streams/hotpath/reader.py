@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 from faust.types import AppT, TopicT
 from mode import Service
 
-from streams.hotpath.driver import Run
+from streams.hotpath.ports import Run
 from streams.ops.worker_status import WorkerStatus
 from streams.settings import Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams.hotpath.driver import Run
+from streams.hotpath.ports import Run
 from streams.hotpath.reader import QUIET_AFTER_S, TradeReader
 from streams.kafka.producer import EventProducer
 from streams.ops.worker_status import WorkerStatus

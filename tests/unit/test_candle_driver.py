@@ -19,7 +19,8 @@ from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
-from streams.hotpath.driver import CHECKPOINT_SHARE, CandleDriver, Run
+from streams.hotpath.driver import CHECKPOINT_SHARE, CandleDriver
+from streams.hotpath.ports import Run
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.ingest import synthetic_trades
 from streams.kafka.codec import AvroCodec
@@ -44,7 +45,9 @@ class FakePorts:
     log: list[tuple[int, int, bytes | None, bytes | None]]  # market.trades[0]: offset, ts, key, value
     source_topic: str = "market.trades"
     table: dict[str, dict[str, Any]] = field(default_factory=dict)
-    writes: list[list[str]] = field(default_factory=list)
+    writes: list[list[str]] = field(default_factory=list)  # per checkpoint, the rows in the order written
+    finals: dict[str, list[ClosedCandle]] = field(default_factory=dict)  # sent, not yet with their row
+    history: dict[Key, ClosedCandle] = field(default_factory=dict)  # written with their rows
     published: dict[Key, ClosedCandle] = field(default_factory=dict)
     emits: int = 0
     letters: list[tuple[RawRecord, Exception]] = field(default_factory=list)
@@ -67,9 +70,21 @@ class FakePorts:
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return [(k, v) for k, v in self.table.items() if not k.startswith("#")]
 
-    def write(self, partition: int, rows: dict[str, dict[str, Any]], applied_through: int) -> None:
-        self.table.update({**rows, PROGRESS: {"applied_through": applied_through}})
-        self.writes.append([*rows, PROGRESS])
+    def take_finals(self, symbol: str) -> list[ClosedCandle]:
+        return self.finals.pop(symbol, [])
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]], finals: dict[str, list[ClosedCandle]]) -> None:
+        if not self.writes or self.writes[-1][-1:] == [PROGRESS]:
+            self.writes.append([])
+        self.table.update(rows)
+        self.writes[-1] += rows
+        self.history.update({(c.symbol, c.interval, c.bar.start_us): c for cs in finals.values() for c in cs})
+
+    def write_progress(self, partition: int, applied_through: int) -> None:
+        if not self.writes or self.writes[-1][-1:] == [PROGRESS]:
+            self.writes.append([])
+        self.table[PROGRESS] = {"applied_through": applied_through}
+        self.writes[-1].append(PROGRESS)
 
     async def read(self, partition: int, start: int, stop: int) -> Run:
         self.reads.append((start, stop))
@@ -83,6 +98,8 @@ class FakePorts:
             self.on_publish()
         self.marked += marks
         self.pending += closed
+        for candle in closed:
+            self.finals.setdefault(candle.symbol, []).append(candle)
 
     async def delivered(self) -> None:
         pending, self.pending = self.pending, []
@@ -336,3 +353,36 @@ def test_checkpoints_take_at_most_their_share_of_the_time_with_thousands_of_symb
     assert not due_at_once
     time.sleep(spent / CHECKPOINT_SHARE)
     assert driver.checkpoint_due()
+
+
+def test_the_fold_goes_on_while_a_checkpoint_writes_and_no_row_gets_ahead_of_its_outputs() -> None:
+    """A checkpoint of a thousand symbols writes its rows a slice at a time and lets runs be
+    folded in between. The rows it writes are as they were when the broker had every output
+    (a symbol the fold changes meanwhile is copied first): no row or history entry holds a
+    trade whose outputs were not delivered, and a new owner starting from these rows, after
+    the outputs sent meanwhile were lost, publishes exactly the reference candles."""
+    symbols = [f"SYM{n}USDT" for n in range(1000)]
+    log, ticks = feed(8000, symbols)
+    ports = FakePorts(log)
+    written_during: list[int] = []
+
+    async def scenario() -> None:
+        first = driver_for(ports)
+        for at in range(0, 4000, 500):
+            await first.on_run(run_of(log[at:at + 500], at - 1), bounds_now(300))
+        checkpoint = asyncio.create_task(first.checkpoint())
+        for at in range(4000, 6000, 500):  # folded while the checkpoint writes
+            await asyncio.sleep(0)
+            await first.on_run(run_of(log[at:at + 500], at - 1), bounds_now(300))
+            written_during.append(len(ports.writes[-1]) if ports.writes else 0)
+        await checkpoint
+        assert ports.progress(0) == 3999
+        assert all(row["source_offset"] <= 3999 for _, row in ports.symbol_rows())  # none ahead of the checkpoint
+        assert set(ports.history) <= set(ports.published)  # history only of delivered candles
+        ports.pending.clear()  # the outputs sent meanwhile are lost with the worker
+        second = driver_for(ports)  # a new owner: only the table survives
+        await deliver(second, log, 4000, len(log), 500)
+
+    asyncio.run(scenario())
+    assert 0 < written_during[0] < len(ports.writes[0]) - 1  # the fold ran between the slices
+    assert published(ports) == expected(ticks)
