@@ -14,22 +14,24 @@ marks run minutes ahead of the orders). The account is decided in event time up 
 to (StrategyProgressed, which follows the symbol's orders up to that time and, as the
 strategy decides on closed candles, the symbol's marks too; see ``decided_to``). A symbol
 whose marks came but whose strategy has not reported yet holds the account where it is:
-its first orders may be older than the other symbols' progress. An order or a user command later than that is held and
-decided once every strategy has passed its time, held inputs in event-time order (a
-command before an order at the same time, then by id); a mark later than that is kept
-and fills only once the account's time reaches it. So an order's risk checks see every
-order, fill and command before its time and none after, whatever symbol they are of,
-and a command acts on the orders and fills as they stood at its time. An input at or
-before ``through_us`` (one that comes late) is decided when it arrives; so is everything
-of an account no strategy reports progress to (``progress`` empty), which it is until the
-first order or progress of its configured strategy: from then on, in event time.
+its first orders may be older than the other symbols' progress. An order or a user
+command later than that is held and decided once every strategy has passed its time,
+held inputs in event-time order (a command before an order at the same time, then by
+id); a mark later than that is kept and fills only once the account's time reaches it.
+So an order's risk checks see every order, fill and command before its time and none
+after, whatever symbol they are of, and a command acts on the orders and fills as they
+stood at its time. An input at or before ``through_us`` (one that comes late) is decided
+when it arrives; so is everything of an account no strategy reports progress to
+(``progress`` empty), which it is until the first order or progress of its configured
+strategy: from then on, in event time.
 
 An ExpireOrders at time T says that the account's time has come to T: what was held up
 to T is decided, then every order due by T is closed, and a strategy that had not come
-that far (or had not reported) is not waited for until it reports again (``GONE``). The ledger's timer sends one for an
-account that got no input for a while (the feed has ended) and for one whose strategies
-have gone silent while inputs wait (see ``idle_expiry_time``): the one wall-clock
-decision, and it decides only when, never the time asked for.
+that far (or had not reported) is not waited for until it reports again (``GONE``). The
+ledger's timer sends one for an account that got no input for a while (the feed has
+ended) and for one whose strategies have gone silent while inputs wait (see
+``idle_expiry_time``): the one wall-clock decision, and it decides only when, never the
+time asked for.
 
 An order fills against its own symbol's marks, kept for it when they came first
 (``KEEP_MARKS`` per symbol; once strategies report, only those a decision can still use:
