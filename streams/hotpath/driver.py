@@ -219,32 +219,43 @@ class CandleDriver:
             self._unwritten.update((symbol, p) for p, (symbols, _) in plan.items() for symbol in symbols)
             self.dirty.clear()
             delivery_wait = time.perf_counter() - waited
-        written, spent = 0, 0.0
         try:
-            for partition, (symbols, applied_through) in plan.items():
-                for at in range(0, len(symbols), ROWS_PER_SLICE):
-                    if generation != self.generation:
-                        return written
-                    started = time.perf_counter()
-                    rows, finals = {}, {}
-                    for symbol in symbols[at:at + ROWS_PER_SLICE]:
-                        copied = self._copies.pop(symbol, None)
-                        rows[symbol], finals[symbol] = copied if copied is not None else self._unwritten_row(symbol)
-                    self.ports.write(partition, rows, finals)
-                    written += len(rows)
-                    spent += time.perf_counter() - started
-                    await asyncio.sleep(0)  # the fold goes on
-                if generation != self.generation:
-                    return written
-                self.ports.write_progress(partition, applied_through)
-                written += 1
+            written, spent = await self._write(plan, generation)
+        except BaseException:
+            self.forget()  # rows the progress rows count on may be unwritten: start again from the table
+            raise
         finally:
             self._unwritten.clear()
             self._copies.clear()
-        self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
-                                "delivery_wait_s": round(delivery_wait, 4)}
-        self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
+        if generation == self.generation:
+            self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
+                                    "delivery_wait_s": round(delivery_wait, 4)}
+            self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
         return written
+
+    async def _write(self, plan: dict[int, tuple[list[str], int]], generation: int) -> tuple[int, float]:
+        """Write the planned rows a slice at a time (the fold goes on in between), then each
+        partition's progress row; the rows written and the seconds spent writing. Stops if
+        the memory is forgotten meanwhile."""
+        written, spent = 0, 0.0
+        for partition, (symbols, applied_through) in plan.items():
+            for at in range(0, len(symbols), ROWS_PER_SLICE):
+                if generation != self.generation:
+                    return written, spent
+                started = time.perf_counter()
+                rows, finals = {}, {}
+                for symbol in symbols[at:at + ROWS_PER_SLICE]:
+                    copied = self._copies.pop(symbol, None)
+                    rows[symbol], finals[symbol] = copied if copied is not None else self._unwritten_row(symbol)
+                self.ports.write(partition, rows, finals)
+                written += len(rows)
+                spent += time.perf_counter() - started
+                await asyncio.sleep(0)  # the fold goes on
+            if generation != self.generation:
+                return written, spent
+            self.ports.write_progress(partition, applied_through)
+            written += 1
+        return written, spent
 
     def _unwritten_row(self, symbol: str) -> Row:
         """The row of a symbol the checkpoint has still to write, with its final candles."""

@@ -53,6 +53,7 @@ class FakePorts:
     letters: list[tuple[RawRecord, Exception]] = field(default_factory=list)
     reads: list[tuple[int, int]] = field(default_factory=list)
     fail_publish: bool = False
+    fail_write: bool = False
     gaps: int = 0
     marked: list[MarkSlice] = field(default_factory=list)  # marks sent (closed slices)
     pending: list[ClosedCandle] = field(default_factory=list)  # sent, not yet delivered
@@ -74,6 +75,8 @@ class FakePorts:
         return self.finals.pop(symbol, [])
 
     def write(self, partition: int, rows: dict[str, dict[str, Any]], finals: dict[str, list[ClosedCandle]]) -> None:
+        if self.fail_write:
+            raise ConnectionError("store gone")
         if not self.writes or self.writes[-1][-1:] == [PROGRESS]:
             self.writes.append([])
         self.table.update(rows)
@@ -386,3 +389,25 @@ def test_the_fold_goes_on_while_a_checkpoint_writes_and_no_row_gets_ahead_of_its
     asyncio.run(scenario())
     assert 0 < written_during[0] < len(ports.writes[0]) - 1  # the fold ran between the slices
     assert published(ports) == expected(ticks)
+
+
+def test_rows_that_fail_to_be_written_are_folded_again_from_the_last_checkpoint() -> None:
+    """A checkpoint whose rows cannot be written forgets the memory (those rows' changes
+    would otherwise be in no checkpoint): the trades since the last one come back as a gap."""
+    log, ticks = feed(2000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+
+    async def scenario() -> None:
+        await deliver(driver, log, 0, 600)
+        for at in range(600, 900, 50):
+            await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
+        ports.fail_write = True
+        with pytest.raises(ConnectionError):
+            await driver.checkpoint()
+        ports.fail_write = False
+        await deliver(driver, log, 900, len(log))
+
+    asyncio.run(scenario())
+    assert ports.reads == [(600, 900)]
+    assert published(ports) == expected(ticks) and ports.progress(0) == len(log) - 1
