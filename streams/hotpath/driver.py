@@ -51,8 +51,8 @@ from streams.resilience.deadletter import RawRecord
 
 CHECKPOINT_SHARE = 0.05
 """The most of the worker's time that writing checkpoint rows may take: after writing for
-S seconds, the next checkpoint waits at least 19 x S (5,000 changed rows take ~0.1-0.2 s,
-so a crash then re-reads a few seconds of market.trades)."""
+S seconds, the next checkpoint waits at least 19 x S (5,000 changed rows and their history
+take ~0.3-0.6 s, so a crash then re-reads ten seconds or so of market.trades)."""
 
 ROWS_PER_SLICE = 200
 """Rows a checkpoint writes before it lets the fold go on (a few milliseconds)."""
@@ -79,7 +79,7 @@ class CandleDriver:
         self.touched_us: dict[str, int] = {}  # symbol -> wall time of its last trade (or of reading its row)
         self.applied_through: dict[int, int] = {}  # partition -> last offset folded
         self.dirty: dict[int, set[str]] = {}  # partition -> symbols changed since the checkpoint
-        self._unwritten: dict[str, int] = {}  # symbol -> partition: rows the checkpoint has still to write
+        self._unwritten: set[str] = set()  # symbols whose rows the checkpoint has still to write
         self._copies: dict[str, Row] = {}  # of those, the rows the fold changed since, as they were
         self.generation = 0
         self._loaded_generation = -1  # the generation whose table rows are in memory
@@ -216,7 +216,7 @@ class CandleDriver:
                 raise
             generation = self.generation
             plan = {p: (sorted(symbols), self._applied_through(p)) for p, symbols in self.dirty.items()}
-            self._unwritten.update((symbol, p) for p, (symbols, _) in plan.items() for symbol in symbols)
+            self._unwritten.update(symbol for symbols, _ in plan.values() for symbol in symbols)
             self.dirty.clear()
             delivery_wait = time.perf_counter() - waited
         try:
@@ -259,7 +259,7 @@ class CandleDriver:
 
     def _unwritten_row(self, symbol: str) -> Row:
         """The row of a symbol the checkpoint has still to write, with its final candles."""
-        del self._unwritten[symbol]
+        self._unwritten.remove(symbol)
         return to_row(self.states[symbol], self.touched_us[symbol]), self.ports.take_finals(symbol)
 
     def _copy_unwritten(self, symbol: str) -> None:
