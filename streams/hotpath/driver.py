@@ -14,10 +14,10 @@ records to ``CandleDriver``, which
   offset and its final candles for the history), then the partition's progress row: not
   once per batch, so what a trade costs does not grow with the number of symbols, and
   never a row ahead of its outputs. The fold waits only for the broker: the rows are
-  written in slices while it goes on, a symbol it changes first copied as it was (copy on
-  write). Writing rows takes at most ``CHECKPOINT_SHARE`` of the time: when thousands of
-  symbols change between two checkpoints the next one waits longer (a crash then re-reads
-  more of market.trades);
+  written in slices while it goes on (at most half of the loop's time), a symbol it
+  changes first copied as it was (copy on write). Writing rows takes at most
+  ``CHECKPOINT_SHARE`` of the time: when thousands of symbols change between two
+  checkpoints the next one waits longer (a crash then re-reads more of market.trades);
 * closes the windows of symbols that have gone quiet, once their partition is read to the end:
   a quiet symbol's clock runs on with wall time, so only windows that have ended close (a
   later trade inside an open one still counts), or, for a recording or a backtest that has
@@ -55,7 +55,8 @@ S seconds, the next checkpoint waits at least 19 x S (5,000 changed rows and the
 take ~0.3-0.6 s, so a crash then re-reads ten seconds or so of market.trades)."""
 
 ROWS_PER_SLICE = 200
-"""Rows a checkpoint writes before it lets the fold go on (a few milliseconds)."""
+"""Rows a checkpoint writes before it lets the fold go on for as long as the slice took (a
+few milliseconds each): writing takes at most half of the loop while trades flow."""
 
 
 def wall_clock_us() -> int:
@@ -234,9 +235,9 @@ class CandleDriver:
         return written
 
     async def _write(self, plan: dict[int, tuple[list[str], int]], generation: int) -> tuple[int, float]:
-        """Write the planned rows a slice at a time (the fold goes on in between), then each
-        partition's progress row; the rows written and the seconds spent writing. Stops if
-        the memory is forgotten meanwhile."""
+        """Write the planned rows a slice at a time (the fold goes on in between, for as long
+        as the slice took), then each partition's progress row; the rows written and the
+        seconds spent writing. Stops if the memory is forgotten meanwhile."""
         written, spent = 0, 0.0
         for partition, (symbols, applied_through) in plan.items():
             for at in range(0, len(symbols), ROWS_PER_SLICE):
@@ -250,7 +251,7 @@ class CandleDriver:
                 self.ports.write(partition, rows, finals)
                 written += len(rows)
                 spent += time.perf_counter() - started
-                await asyncio.sleep(0)  # the fold goes on
+                await asyncio.sleep(time.perf_counter() - started)  # the fold goes on, as long again
             if generation != self.generation:
                 return written, spent
             self.ports.write_progress(partition, applied_through)
