@@ -337,6 +337,8 @@ def run(script: list[tuple[Any, ...]], check: Any = None) -> tuple[Portfolio, li
     for n, action in enumerate(script):
         at = T0 + timedelta(seconds=n)
         item: Input
+        if action[0] == "wait":  # a second passes with no input
+            continue
         if action[0] == "order":
             item = place_order(n, action[1], action[2], action[3], at)
         elif action[0] == "mark":
@@ -445,9 +447,14 @@ def test_flatten_after_a_partial_fill_replaces_the_open_orders_and_never_oversho
 @settings(max_examples=100, deadline=None)
 @given(steps)
 def test_a_flatten_then_enough_market_leaves_every_position_flat(script: list[tuple[Any, ...]]) -> None:
+    """The user flattens once the script's orders are over in event time (past their
+    deadlines: a symbol's orders fill one after another, and an expiry request of the
+    script, 15 s ahead of its step, may have closed one at its deadline after the script's
+    end), then the market trades enough within the flatten orders' deadlines."""
+    later = [("wait",)] * 45  # every order of the script is past its deadline (30 s)
     live = [("mark", s, Decimal(100), Decimal(1)) for s in SYMBOLS]  # the market is live when the user flattens
-    state, _ = run([*script, ("kill", "off"), *live, ("flatten", "BTC"), ("flatten", "BTC"), ("flatten", "ETH"),
-                    *[("mark", s, Decimal(100), Decimal(20)) for s in SYMBOLS for _ in range(2)]])
+    state, _ = run([*script, *later, *live, ("kill", "off"), ("flatten", "BTC"), ("flatten", "BTC"),
+                    ("flatten", "ETH"), *[("mark", s, Decimal(100), Decimal(20)) for s in SYMBOLS for _ in range(2)]])
     assert all(p.quantity == 0 for p in state.positions.values())
 
 
