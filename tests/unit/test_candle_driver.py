@@ -206,7 +206,11 @@ def test_a_crash_after_a_checkpoint_re_reads_the_rest_and_counts_every_trade_onc
     assert ports.emits > len(ports.published)
 
 
-def test_outputs_that_fail_leave_nothing_half_applied() -> None:
+@pytest.mark.parametrize("failing", ["fail_publish", "fail_write"])
+def test_a_checkpoint_that_fails_leaves_nothing_half_applied(failing: str) -> None:
+    """Outputs that were not delivered, or rows that cannot be written: the checkpoint
+    forgets the memory (no row is written ahead of its outputs, and no change is left out
+    of every checkpoint), so the trades since the last one come back as a gap."""
     log, ticks = feed(2000)
     ports = FakePorts(log)
     driver = driver_for(ports)
@@ -215,15 +219,15 @@ def test_outputs_that_fail_leave_nothing_half_applied() -> None:
         await deliver(driver, log, 0, 600)
         for at in range(600, 850, 50):
             await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
-        ports.fail_publish = True
+        setattr(ports, failing, True)
         with pytest.raises(ConnectionError):
-            await driver.checkpoint()  # no row is written ahead of its outputs
-        ports.fail_publish = False
-        await deliver(driver, log, 850, len(log))  # the trades since the checkpoint come back as a gap
+            await driver.checkpoint()
+        setattr(ports, failing, False)
+        await deliver(driver, log, 850, len(log))
 
     asyncio.run(scenario())
     assert ports.reads == [(600, 850)]
-    assert published(ports) == expected(ticks)
+    assert published(ports) == expected(ticks) and ports.progress(0) == len(log) - 1
 
 
 def test_a_hostile_record_costs_that_record_only() -> None:
@@ -390,24 +394,3 @@ def test_the_fold_goes_on_while_a_checkpoint_writes_and_no_row_gets_ahead_of_its
     assert 0 < written_during[0] < len(ports.writes[0]) - 1  # the fold ran between the slices
     assert published(ports) == expected(ticks)
 
-
-def test_rows_that_fail_to_be_written_are_folded_again_from_the_last_checkpoint() -> None:
-    """A checkpoint whose rows cannot be written forgets the memory (those rows' changes
-    would otherwise be in no checkpoint): the trades since the last one come back as a gap."""
-    log, ticks = feed(2000)
-    ports = FakePorts(log)
-    driver = driver_for(ports)
-
-    async def scenario() -> None:
-        await deliver(driver, log, 0, 600)
-        for at in range(600, 900, 50):
-            await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
-        ports.fail_write = True
-        with pytest.raises(ConnectionError):
-            await driver.checkpoint()
-        ports.fail_write = False
-        await deliver(driver, log, 900, len(log))
-
-    asyncio.run(scenario())
-    assert ports.reads == [(600, 900)]
-    assert published(ports) == expected(ticks) and ports.progress(0) == len(log) - 1
