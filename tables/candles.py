@@ -5,10 +5,16 @@
   ``#partition/<p>``, how far the fold has got in source partition p ({applied_through}).
   The progress row lives in the same changelog partition as its symbols' rows and is
   written after them, so it is never ahead of them.
-* ``candle_history``: the last N final candles of each symbol and interval, as a ring: the
-  candle of window start s is in slot ``(s // step) % N``, one small row per candle, the
-  comma-separated integers of its bar (rendered as a Candle when asked for). A final
-  candle costs one row, however long the history.
+* ``candle_history``: the last N final candles of each symbol and interval, in blocks.
+  Window ``i`` of a family (its start // step) belongs to block ``i // BLOCK``, and a block
+  is one row under ring slot ``block % ring_blocks(N)``: its candles' bar texts (the
+  comma-separated integers of each bar, rendered as a Candle when asked for), oldest
+  first, joined by ``;``. A checkpoint rewrites each block it adds final candles to, so a
+  symbol costs one row per interval and checkpoint, not one per candle (with 5,000
+  symbols, most of the rows the fold wrote). The ring holds one block more than N needs,
+  so the newest N windows are never on a slot a later lap has taken; every text starts
+  with its window's start, so a reader keeps only the candles of the block and window it
+  asks for, never an older lap's.
 
 Rows live in the partition of their symbol's trades (a web query for a symbol is routed to
 the worker that owns it). The driver writes them at each checkpoint through ``RowWriter``
@@ -21,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from faust.types import TableT
 
+from domain.bars import Bar
 from domain.candle_rows import bar_text
 from domain.candles import CANDLE_PRODUCER, ClosedCandle
 from domain.marks import MarkSlice
@@ -56,28 +64,60 @@ def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
             symbol_table(app, names.CANDLE_HISTORY, "Recent final candles per symbol and interval."))
 
 
-def history_start(item: str) -> int:
-    """The window start of a history entry (a bar's text)."""
-    return int(item.split(",", 1)[0])
+BLOCK = 16
+"""Windows per history row."""
+SEPARATOR = ";"
+"""Between the bar texts of a row (a bar text is comma-separated integers)."""
+
+Read = Callable[[str], str | None]
+"""A history row by key (None if there is none)."""
 
 
-def history_slot(start_us: int, spec: WindowSpec, keep: int) -> int:
-    """The ring slot of the window starting at ``start_us``."""
-    return (start_us // spec.step_us) % keep
+def ring_blocks(keep: int) -> int:
+    """Rows in the ring of a symbol and interval that keeps ``keep`` windows."""
+    return -(-keep // BLOCK) + 1
 
 
-def recent_history(history: TableT[str, Any], symbol: str, spec: WindowSpec, newest_us: int, keep: int,
-                   limit: int) -> list[str]:
+def start_of(text: str) -> int:
+    """The window start of a bar text."""
+    return int(text.split(",", 1)[0])
+
+
+def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, Bar]], keep: int) -> dict[str, str]:
+    """The history rows after adding a symbol's final candles (``read`` gives the rows as
+    they are): each block they fall in, with the candles it held of the same block (a
+    re-emitted candle replaces its copy; an older lap's are dropped, and candles a later lap
+    has passed are not written)."""
+    blocks: dict[tuple[WindowSpec, int], dict[int, str]] = {}
+    for spec, bar in finals:
+        blocks.setdefault((spec, bar.start_us // spec.step_us // BLOCK), {})[bar.start_us] = bar_text(bar)
+    rows: dict[str, str] = {}
+    for (spec, block), texts in blocks.items():
+        key = names.history_key(symbol, spec.name, block % ring_blocks(keep))
+        stored = rows.get(key) or read(key)
+        held = {start_of(text): text for text in stored.split(SEPARATOR)} if stored else {}
+        if any(start // spec.step_us // BLOCK > block for start in held):
+            continue  # a later lap holds the slot: these windows are older than any N shown
+        kept = {start: text for start, text in held.items() if start // spec.step_us // BLOCK == block}
+        kept.update(texts)
+        rows[key] = SEPARATOR.join(kept[start] for start in sorted(kept))
+    return rows
+
+
+def recent_history(read: Read, symbol: str, spec: WindowSpec, newest_us: int, keep: int, limit: int) -> list[str]:
     """Up to ``limit`` final candles of ``spec`` (bar texts, oldest first) among the ``keep``
     windows starting at or before ``newest_us`` (a time no closed window starts after)."""
     newest = newest_us // spec.step_us
+    oldest = newest - keep + 1
     found: list[str] = []
-    for index in range(newest, newest - keep, -1):
-        text = history.get(names.history_key(symbol, spec.name, index % keep))
-        if text is not None and history_start(text) == index * spec.step_us:  # not an older lap's
-            found.append(text)
-            if len(found) == limit:
-                break
+    for block in range(newest // BLOCK, oldest // BLOCK - 1, -1):
+        row = read(names.history_key(symbol, spec.name, block % ring_blocks(keep)))
+        for text in reversed(row.split(SEPARATOR) if row else ()):
+            index, offset = divmod(start_of(text), spec.step_us)
+            if offset == 0 and oldest <= index <= newest and index // BLOCK == block:
+                found.append(text)
+                if len(found) == limit:
+                    return found[::-1]
     return found[::-1]
 
 
@@ -118,9 +158,8 @@ class CandleTables:
               finals: dict[str, list[ClosedCandle]]) -> None:
         history: dict[str, str] = {}
         for symbol, candles in finals.items():
-            for candle in candles:  # a re-emitted candle takes its own slot again
-                slot = history_slot(candle.bar.start_us, self.specs[candle.interval], self.keep)
-                history[names.history_key(symbol, candle.interval, slot)] = bar_text(candle.bar)
+            history.update(history_rows(self.history.get, symbol,
+                                        ((self.specs[c.interval], c.bar) for c in candles), self.keep))
         self.rows.write(self.history, partition, history)
         self.rows.write(self.state, partition, rows)
 

@@ -7,8 +7,8 @@ Table declarations (tables/), agents, web views (streams/web/), offline tools
   ``STRATEGY``, ``SIGNALS``): the symbol, like the market topics' record keys; and in
   ``CANDLES`` the progress row of each source partition, ``progress_key(p)``
   (``#partition/<p>``: a symbol never starts with ``#``, so data cannot reach it);
-* ``CANDLE_HISTORY``: ``history_key(symbol, interval, slot)``, a ring of the last N final
-  candles of each symbol and interval (``|`` is in no symbol or interval);
+* ``CANDLE_HISTORY``: ``history_key(symbol, interval, slot)``, a ring of blocks of the last
+  N final candles of each symbol and interval (``|`` is in no symbol or interval);
 * ``PORTFOLIO``: the account (trading.commands' record key);
 * ``ENRICHMENTS``: ``partition_key(p)``, the latest enrichments of input partition p (its
   inputs are keyed by symbol or by a headline's source: the partition is what they share);
@@ -60,8 +60,9 @@ def symbol_rows(rows: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
 
 
 def history_key(symbol: str, interval: str, slot: int) -> str:
-    """The candle-history key of one slot of a symbol's ring of final candles of ``interval``."""
-    return f"{symbol}|{interval}|{slot}"
+    """The candle-history key of one slot of a symbol's ring of blocks of final candles of
+    ``interval`` (``b``: blocks; versions before them kept one candle a slot, ``|<slot>``)."""
+    return f"{symbol}|{interval}|b{slot}"
 
 
 def health_key(worker_id: str, component: str) -> str:

@@ -57,7 +57,7 @@ def install_market_views(app: WorkerApp) -> None:
         if driver is None or current is None:
             return error(web, 404, f"unknown symbol {symbol!r}")
         now = utc_now()
-        texts = recent_history(history, symbol, specs[interval], current.watermark_us, keep, limit)
+        texts = recent_history(history.get, symbol, specs[interval], current.watermark_us, keep, limit)
         closed = [event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(text)),
                                               CANDLE_PRODUCER, now)) for text in texts]
         return web.json({"symbol": symbol, "interval": interval, "closed": closed,
@@ -83,7 +83,7 @@ def install_market_views(app: WorkerApp) -> None:
             message = f"unknown symbol {symbol!r}"
             return error(web, 404, message, code=binance_code("symbol"), msg=message)
         spec = query.spec
-        texts = recent_history(history, symbol, spec, current.watermark_us, keep, keep)
+        texts = recent_history(history.get, symbol, spec, current.watermark_us, keep, keep)
         bars = [*map(bar_from_text, texts), *driver.fold.open_bars(current, spec.name)]
         return web.json(query.select(bars))
 

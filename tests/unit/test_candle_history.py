@@ -1,12 +1,16 @@
-"""The candle history ring (tables/candles.py): one row per final candle, read back newest N."""
+"""The candle history ring (tables/candles.py): blocks of final candles, written a
+checkpoint at a time, read back newest N."""
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from domain.bars import Bar
-from domain.candle_rows import bar_text
 from domain.windows import parse_window
-from tables import names
-from tables.candles import history_slot, recent_history
+from tables.candles import BLOCK, history_rows, recent_history, ring_blocks
 
 MINUTE = parse_window("1m")
 US = 60_000_000
@@ -17,11 +21,14 @@ def bar(minute: int, close: int) -> Bar:
     return Bar(start, start + US, start, 1, close, start, 1, close, close, close, count=1)
 
 
-def ring(minutes: dict[int, int], keep: int) -> dict[str, str]:
-    """What the writer leaves: each candle in its slot, later laps overwriting earlier ones."""
-    rows: dict[str, str] = {}
-    for minute, close in sorted(minutes.items()):
-        rows[names.history_key("BTCUSDT", "1m", history_slot(minute * US, MINUTE, keep))] = bar_text(bar(minute, close))
+def ring(minutes: dict[int, int], keep: int, rows: dict[str, str] | None = None, per_checkpoint: int = 1,
+         symbol: str = "BTCUSDT") -> dict[str, str]:
+    """What the writer leaves: the candles in time order, ``per_checkpoint`` at a time."""
+    rows = {} if rows is None else rows
+    candles = sorted(minutes.items())
+    for at in range(0, len(candles), per_checkpoint):
+        finals = [(MINUTE, bar(minute, close)) for minute, close in candles[at:at + per_checkpoint]]
+        rows.update(history_rows(rows.get, symbol, finals, keep))
     return rows
 
 
@@ -31,19 +38,44 @@ def closes(texts: list[str]) -> list[int]:
 
 def test_the_newest_candles_come_back_oldest_first_with_gaps_skipped() -> None:
     rows = ring({10: 100, 11: 101, 13: 103, 14: 104}, keep=8)  # no trade in minute 12
-    assert closes(recent_history(rows, "BTCUSDT", MINUTE, 14 * US + 5, keep=8, limit=3)) == [101, 103, 104]
-    assert closes(recent_history(rows, "BTCUSDT", MINUTE, 14 * US + 5, keep=8, limit=100)) == [100, 101, 103, 104]
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, 14 * US + 5, keep=8, limit=3)) == [101, 103, 104]
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, 14 * US + 5, keep=8, limit=100)) == [100, 101, 103, 104]
 
 
 def test_a_lap_of_the_ring_drops_the_oldest_and_never_shows_a_stale_slot() -> None:
-    rows = ring({minute: 1000 + minute for minute in range(20)}, keep=8)
-    assert closes(recent_history(rows, "BTCUSDT", MINUTE, 19 * US, keep=8, limit=100)) == [1012 + n for n in range(8)]
-    # minute 20 has not closed: its slot still holds minute 12, which is not shown as minute 20
-    assert closes(recent_history(rows, "BTCUSDT", MINUTE, 20 * US, keep=8, limit=100)) == [1013 + n for n in range(7)]
+    keep = 20
+    last = BLOCK * ring_blocks(keep) + 5  # the ring has gone round once
+    rows = ring({minute: 1000 + minute for minute in range(last + 1)}, keep=keep)
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, last * US, keep=keep, limit=100)) == [
+        1000 + minute for minute in range(last - keep + 1, last + 1)]
+    # the next minute has not closed: its block's slot still holds a lap before, never shown as it
+    newer = BLOCK * ring_blocks(keep) * 2
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, newer * US, keep=keep, limit=100)) == []
 
 
 def test_a_re_emitted_candle_replaces_its_copy_and_other_symbols_stay_apart() -> None:
     rows = ring({5: 50, 6: 60}, keep=8)
-    rows.update(ring({6: 61}, keep=8))  # minute 6 final again (after a re-fold), corrected
-    assert closes(recent_history(rows, "BTCUSDT", MINUTE, 6 * US, keep=8, limit=10)) == [50, 61]
-    assert recent_history(rows, "ETHUSDT", MINUTE, 6 * US, keep=8, limit=10) == []
+    ring({6: 61}, keep=8, rows=rows)  # minute 6 final again (after a re-fold), corrected
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, 6 * US, keep=8, limit=10)) == [50, 61]
+    assert recent_history(rows.get, "ETHUSDT", MINUTE, 6 * US, keep=8, limit=10) == []
+
+
+def test_a_checkpoint_writes_one_row_per_block_not_one_per_candle() -> None:
+    finals = [(MINUTE, bar(minute, minute)) for minute in range(BLOCK * 3, BLOCK * 3 + 10)]
+    assert len(history_rows({}.get, "BTCUSDT", finals, keep=500)) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.integers(0, 400), max_size=120), st.integers(1, 60), st.integers(1, 40), st.randoms())
+def test_any_checkpointing_reads_back_the_newest_keep_candles(minutes: set[int], keep: int, per_checkpoint: int,
+                                                              order: random.Random) -> None:
+    """However the candles are split into checkpoints (each in time order, as the fold closes
+    them, some re-emitted), the history holds the newest ``keep`` windows' candles."""
+    closed = {minute: 7 * minute for minute in minutes}
+    rows = ring(closed, keep, per_checkpoint=per_checkpoint)
+    for minute in order.sample(sorted(minutes), min(3, len(minutes))):  # re-emitted, the same
+        rows.update(history_rows(rows.get, "BTCUSDT", [(MINUTE, bar(minute, closed[minute]))], keep))
+    newest = max(minutes, default=0)
+    expected = [closed[m] for m in sorted(minutes) if m > newest - keep]
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, newest * US, keep, limit=keep)) == expected
+    assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, newest * US, keep, limit=2)) == expected[-2:]
