@@ -16,8 +16,8 @@ records to ``CandleDriver``, which
   never a row ahead of its outputs. The fold waits only for the broker: the rows are
   written in slices while it goes on (at most half of the loop's time), a symbol it
   changes first copied as it was (copy on write). Writing rows takes at most
-  ``CHECKPOINT_SHARE`` of the time: when thousands of symbols change between two
-  checkpoints the next one waits longer (a crash then re-reads more of market.trades);
+  ``CHECKPOINT_SHARE`` of the time, also while the rows changed grow: when thousands of
+  symbols change, checkpoints come less often (a crash then re-reads more of market.trades);
 * closes the windows of symbols that have gone quiet, once their partition is read to the end:
   a quiet symbol's clock runs on with wall time, so only windows that have ended close (a
   later trade inside an open one still counts), or, for a recording or a backtest that has
@@ -50,9 +50,14 @@ from streams.hotpath.trade_decoder import TickDecoder
 from streams.resilience.deadletter import RawRecord
 
 CHECKPOINT_SHARE = 0.05
-"""The most of the worker's time that writing checkpoint rows may take: after writing for
-S seconds, the next checkpoint waits at least 19 x S (5,000 changed rows and their history
-take ~0.3-0.6 s, so a crash then re-reads ten seconds or so of market.trades)."""
+"""The most of the worker's time that writing checkpoint rows may take. A checkpoint is due
+once the time since the last one, times this share, covers what the rows changed since
+would cost to write at the last checkpoint's cost a row: with 5,000 symbols changing (~1 s
+of rows and their history) about every 20 s, so a crash then re-reads that much of
+market.trades; with a few symbols at every tick of the checkpoint timer."""
+
+FIRST_ROW_COST_S = 100e-6
+"""What a row is taken to cost before a checkpoint has measured it."""
 
 ROWS_PER_SLICE = 200
 """Rows a checkpoint writes before it lets the fold go on for as long as the slice took (a
@@ -85,7 +90,8 @@ class CandleDriver:
         self.generation = 0
         self._loaded_generation = -1  # the generation whose table rows are in memory
         self.last_checkpoint: dict[str, float] = {"rows": 0, "seconds": 0.0, "delivery_wait_s": 0.0}
-        self._next_checkpoint = 0.0  # time.monotonic() from which checkpoint_due()
+        self._checkpointed_at = time.monotonic()  # when the last checkpoint ended
+        self._row_cost_s = FIRST_ROW_COST_S  # writing time a row, as the last checkpoint measured it
 
     def forget(self) -> None:
         """Drop what is in memory (partitions move): start again from the table's rows."""
@@ -106,8 +112,11 @@ class CandleDriver:
                 "last_checkpoint": self.last_checkpoint}
 
     def checkpoint_due(self) -> bool:
-        """Whether the last checkpoint's rows are far enough behind (``CHECKPOINT_SHARE``)."""
-        return time.monotonic() >= self._next_checkpoint
+        """Whether rows have changed and writing them now keeps checkpoints within their
+        share of the time (``CHECKPOINT_SHARE``)."""
+        changed = sum(map(len, self.dirty.values()))
+        waited = time.monotonic() - self._checkpointed_at
+        return changed > 0 and waited * CHECKPOINT_SHARE >= changed * self._row_cost_s
 
     def state_of(self, symbol: str) -> SymbolCandles | None:
         """The symbol's current state (memory, else its row), None if unknown here."""
@@ -231,7 +240,9 @@ class CandleDriver:
         if generation == self.generation:
             self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
                                     "delivery_wait_s": round(delivery_wait, 4)}
-            self._next_checkpoint = time.monotonic() + spent * (1 / CHECKPOINT_SHARE - 1)
+            self._checkpointed_at = time.monotonic()
+            if written:
+                self._row_cost_s = spent / written
         return written
 
     async def _write(self, plan: dict[int, tuple[list[str], int]], generation: int) -> tuple[int, float]:
