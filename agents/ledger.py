@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from faust import StreamT
 
@@ -40,6 +41,10 @@ CAUGHT_UP = "trading.ledger.catch_up"
 """Counter (in /health and /metrics, as an agent's ``processed``) of the inputs a worker
 folded again after an account's row when it took the account over."""
 PRODUCER = "agent.ledger"
+ROW_WRITE_SHARE = 0.01
+"""The most of the worker's time that writing rows for inputs that emit nothing may take. A
+row holding thousands of symbols' marks takes ~0.2 s to write: written every second, it held
+the event loop (and the candle fold in it) that long every second; now about every 20 s."""
 
 
 def account_of(key: bytes | None) -> str:
@@ -62,6 +67,7 @@ def install(app: WorkerApp) -> None:
     events_topic = app.typed_topics["trading.events"]
     accounts: dict[str, Account] = {}  # account -> its state, ahead of its row by what emitted nothing
     written_at: dict[str, float] = {}  # account -> when this worker last wrote its row
+    row_write_s: dict[str, float] = {}  # account -> how long the last write of its row took
     applied_at: dict[str, float] = {}  # account -> when it last applied an input
     advanced_at: dict[str, float] = {}  # account -> when its event time last moved on (or began to wait)
     patience = Patience(idle_us=int(settings.ledger_wait_s * 1_000_000),
@@ -75,14 +81,30 @@ def install(app: WorkerApp) -> None:
         if pending:
             await asyncio.gather(*pending)
 
+    rows_read: dict[str, Account] = {}  # account -> as its row had it, not folded here since
+    # Between two rebalances this worker is the only one that writes its accounts' rows, so it
+    # reads a row once: not for every input (with thousands of symbols a row holds ~10,000
+    # marks, and decoding it took half the worker's time).
+
+    def forget() -> None:
+        """Partitions move: another worker may fold these accounts on; read their rows again."""
+        accounts.clear()
+        rows_read.clear()
+
+    @app.on_partitions_revoked.connect
+    async def forget_on_revoke(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        forget()
+
+    @app.on_rebalance_complete.connect
+    async def forget_on_assignment(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        forget()
+
     def load(account: str) -> Account:
-        """The account as this worker holds it, else (first seen here, or folded on by
-        another worker since) as its row has it."""
-        held = accounts.get(account)
-        row = table.get(account)
-        if held is not None and glue.row_position(row).offset <= held.applied.offset:
-            return held
-        return glue.load_account(table, account, settings.initial_cash)
+        """The account as this worker holds it, else as its row has it."""
+        state = accounts.get(account) or rows_read.get(account)
+        if state is None:
+            state = rows_read[account] = glue.load_account(table, account, settings.initial_cash)
+        return state
 
     async def catch_up(account: str, state: Account, partition: int, offset: int) -> Account:
         """Fold again this account's inputs after its row's position and before ``offset``:
@@ -120,7 +142,8 @@ def install(app: WorkerApp) -> None:
                     raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
                 account = account_of(message.key)
                 state = load(account)
-                if state is not accounts.get(account):
+                if state is not accounts.get(account):  # its row's: fold on what the row does not hold
+                    rows_read.pop(account, None)
                     state = await catch_up(account, state, message.partition, message.offset)
                     written_at.pop(account, None)  # write what it now holds with this input
                 before, waited, through, held = state.applied, state.waiting(), state.through_us, len(state.held)
@@ -133,14 +156,17 @@ def install(app: WorkerApp) -> None:
                     applied_at[account] = time.monotonic()
                     if state.through_us != through or not waited:
                         advanced_at[account] = time.monotonic()
-                    # An input that emits nothing is written at most every ``ledger_row_interval_s``
-                    # (the first one this worker folds at once, so the row says where it began):
-                    # a worker that takes over folds again what its row does not hold
-                    # (``catch_up``); a held input is written at once.
+                    # An input that emits nothing is written at most every ``ledger_row_interval_s``,
+                    # or less often when writes of the row would take over ``ROW_WRITE_SHARE``
+                    # of the time (the first one this worker folds at once, so the row says
+                    # where it began): a worker that takes over folds again what its row does
+                    # not hold (``catch_up``); a held input is written at once.
                     last = written_at.get(account)
-                    if (emitted or len(state.held) != held or last is None
-                            or time.monotonic() - last >= settings.ledger_row_interval_s):
+                    wait_s = max(settings.ledger_row_interval_s, row_write_s.get(account, 0.0) / ROW_WRITE_SHARE)
+                    if emitted or len(state.held) != held or last is None or time.monotonic() - last >= wait_s:
+                        started_write = time.perf_counter()
                         table[account] = glue.account_row(state)
+                        row_write_s[account] = time.perf_counter() - started_write
                         written_at[account] = time.monotonic()
             app.count_processed(AGENT)
 
@@ -152,7 +178,7 @@ def install(app: WorkerApp) -> None:
         other, in order, so re-deciding it gives the same events."""
         now = time.monotonic()
         now_us = to_micros(utc_now())
-        for account in glue.open_accounts(table):
+        for account in list(table.keys()):
             idle_us = int((now - applied_at.get(account, started)) * 1_000_000)
             stalled_us = int((now - advanced_at.get(account, started)) * 1_000_000)
             as_of = idle_expiry_time(load(account), idle_us, stalled_us, patience, config)

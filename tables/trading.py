@@ -87,11 +87,6 @@ def account_row(account: Account) -> dict[str, Any]:
             "marks": kept, "forgotten_us": forgotten}
 
 
-def row_position(row: dict[str, Any] | None) -> Position:
-    """What the row has applied (nothing, for no row)."""
-    return Position(*row["input"]) if row is not None else Position()
-
-
 def load_account(table: TableT[str, Any], account: str, initial_cash: Decimal) -> Account:
     """The account's row (a new account holds only its initial cash)."""
     row = table.get(account)
@@ -114,14 +109,6 @@ def _as_decoded(record: Any) -> Any:
     amounts = {f.name: quantize(value) for f in dataclasses.fields(record)
                if isinstance(value := getattr(record, f.name), Decimal)}
     return dataclasses.replace(record, **amounts) if amounts else record
-
-
-def open_accounts(table: TableT[str, Any]) -> list[str]:
-    """The accounts with open orders or inputs waiting for a strategy's progress (read
-    without unpacking whole rows)."""
-    return [account for account, row in list(table.items())
-            if row.get("held") or (row.get("progress") and row.get("seen_us", 0) > row.get("through_us", 0))
-            or any(order["status"] == "OPEN" for order in row["portfolio"]["orders"].values())]
 
 
 def gate_plan(settings: Settings) -> GatePlan:
