@@ -187,9 +187,7 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Longest (wall clock) an account with no input at all waits for a strategy's "
         "progress before deciding what waits (the end of a feed; keep it above idle_close_s plus the analysis "
         "lag); with inputs coming, a silent strategy is waited for this plus trading_enrichment_wait_s")
-    ledger_row_interval_s: float = Field(
-        1.0, ge=0, description="Most (wall clock) a row lags its account, unless writing it that often "
-                               "would take over 1% of the time (README)")
+    ledger_row_interval_s: float = Field(1.0, ge=0, description="Most a row lags its account, if cheap (README)")
     api_token: SecretStr | None = Field(
         None, description=f"Enables POST /commands, which requires it as a Bearer token "
                           f"(at least {MIN_API_TOKEN} characters)")
