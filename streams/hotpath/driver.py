@@ -59,7 +59,7 @@ market.trades; with a few symbols at every tick of the checkpoint timer."""
 FIRST_ROW_COST_S = 100e-6
 """What a row is taken to cost before a checkpoint has measured it."""
 
-ROWS_PER_SLICE = 200
+ROWS_PER_SLICE = 50
 """Rows a checkpoint writes before it lets the fold go on for as long as the slice took (a
 few milliseconds each): writing takes at most half of the loop while trades flow."""
 
