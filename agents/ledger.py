@@ -142,8 +142,8 @@ def install(app: WorkerApp) -> None:
                     raise UnexpectedRecordType(f"{type(record).__name__} on trading.commands")
                 account = account_of(message.key)
                 state = load(account)
+                rows_read.pop(account, None)  # a failure below: the next input reads the row again
                 if state is not accounts.get(account):  # its row's: fold on what the row does not hold
-                    rows_read.pop(account, None)
                     state = await catch_up(account, state, message.partition, message.offset)
                     written_at.pop(account, None)  # write what it now holds with this input
                 before, waited, through, held = state.applied, state.waiting(), state.through_us, len(state.held)
@@ -152,6 +152,7 @@ def install(app: WorkerApp) -> None:
                 if state.applied != before:
                     await publish(account, emitted)
                 accounts[account] = state
+                rows_read.pop(account, None)  # read meanwhile (the timer) or before: memory is ahead
                 if state.applied != before:
                     applied_at[account] = time.monotonic()
                     if state.through_us != through or not waited:
