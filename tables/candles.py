@@ -78,9 +78,20 @@ def ring_blocks(keep: int) -> int:
     return -(-keep // BLOCK) + 1
 
 
-def start_of(text: str) -> int:
-    """The window start of a bar text."""
-    return int(text.split(",", 1)[0])
+def start_of(text: str) -> int | None:
+    """The window start of a bar text; None for anything else (a row on the changelog is
+    written by whoever can write to it: a malformed one is passed over, then replaced)."""
+    try:
+        return int(text.split(",", 1)[0])
+    except ValueError:
+        return None
+
+
+def texts_of(row: Any) -> dict[int, str]:
+    """The bar texts of a history row by window start, in the row's order."""
+    if not isinstance(row, str):
+        return {}
+    return {start: text for text in row.split(SEPARATOR) if (start := start_of(text)) is not None}
 
 
 def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, Bar]], keep: int) -> dict[str, str]:
@@ -94,8 +105,7 @@ def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, Bar
     rows: dict[str, str] = {}
     for (spec, block), texts in blocks.items():
         key = names.history_key(symbol, spec.name, block % ring_blocks(keep))
-        stored = rows.get(key) or read(key)
-        held = {start_of(text): text for text in stored.split(SEPARATOR)} if stored else {}
+        held = texts_of(rows.get(key) or read(key))
         if any(start // spec.step_us // BLOCK > block for start in held):
             continue  # a later lap holds the slot: these windows are older than any N shown
         kept = {start: text for start, text in held.items() if start // spec.step_us // BLOCK == block}
@@ -111,9 +121,9 @@ def recent_history(read: Read, symbol: str, spec: WindowSpec, newest_us: int, ke
     oldest = newest - keep + 1
     found: list[str] = []
     for block in range(newest // BLOCK, oldest // BLOCK - 1, -1):
-        row = read(names.history_key(symbol, spec.name, block % ring_blocks(keep)))
-        for text in reversed(row.split(SEPARATOR) if row else ()):
-            index, offset = divmod(start_of(text), spec.step_us)
+        row = texts_of(read(names.history_key(symbol, spec.name, block % ring_blocks(keep))))
+        for start, text in reversed(row.items()):
+            index, offset = divmod(start, spec.step_us)
             if offset == 0 and oldest <= index <= newest and index // BLOCK == block:
                 found.append(text)
                 if len(found) == limit:

@@ -62,7 +62,19 @@ def test_a_re_emitted_candle_replaces_its_copy_and_other_symbols_stay_apart() ->
 
 def test_a_checkpoint_writes_one_row_per_block_not_one_per_candle() -> None:
     finals = [(MINUTE, bar(minute, minute)) for minute in range(BLOCK * 3, BLOCK * 3 + 10)]
-    assert len(history_rows({}.get, "BTCUSDT", finals, keep=500)) == 1
+    assert len(history_rows(dict[str, str]().get, "BTCUSDT", finals, keep=500)) == 1
+
+
+def test_a_malformed_row_is_passed_over_then_replaced() -> None:
+    """Whoever can write to the changelog can put anything in a row: it never stops the
+    history being read or written."""
+    rows = ring({5: 50, 6: 60}, keep=8)
+    key = next(iter(rows))
+    for junk in ("", "x;y", "5,not,a,bar", ";;", 42, {"a": 1}, None):
+        rows[key] = junk  # type: ignore[assignment]
+        assert recent_history(rows.get, "BTCUSDT", MINUTE, 7 * US, keep=8, limit=10) == []
+        ring({7: 70}, keep=8, rows=rows)
+        assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, 7 * US, keep=8, limit=10)) == [70]
 
 
 @settings(max_examples=300, deadline=None)
