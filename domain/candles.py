@@ -24,7 +24,7 @@ from decimal import Context, Decimal
 from domain.bars import Bar, Tick, round_units
 from domain.clock import from_micros
 from domain.fold import NOTHING_APPLIED, Position
-from domain.ids import uuid5
+from domain.ids import uuid5_in
 from domain.windows import WindowSpec
 from schemas.records import Candle
 
@@ -34,6 +34,7 @@ UNITS = 10**18
 """Amount units per 1 (price, size): decimal(38, 18)."""
 
 _CANDLE_NAMESPACE = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
+_candle_uuid = uuid5_in(_CANDLE_NAMESPACE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class ClosedCandle:
 
 def candle_id(symbol: str, interval: str, start_us: int) -> str:
     """UUID5 of (symbol, interval, window start)."""
-    return uuid5(_CANDLE_NAMESPACE, f"{symbol}|{interval}|{start_us}")
+    return _candle_uuid(f"{symbol}|{interval}|{start_us}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class CandleFold:
         self._end_steps = (smallest,) if all(step % smallest == 0 for step in self.steps) else self.steps
         self._longest = {step: max((s.size_us for s in specs if s.step_us == step), default=step)
                          for step in self.steps}
+        self._specs_of = {step: tuple(s for s in specs if s.step_us == step) for step in self.steps}
 
     def evolve(self, state: SymbolCandles, tick: Tick) -> tuple[SymbolCandles, Sequence[Output]]:
         """Fold one trade into its symbol's state (updated in place): the state, and the final
@@ -143,28 +145,35 @@ class CandleFold:
             return []
         state.boundary_us = boundary_us
         state.next_close_us = self.next_close(boundary_us)
+        # window ends are multiples of their step: the steps with an end in (previous, boundary]
+        ended = [step for step in self.steps if previous - previous % step + step <= boundary_us]
+        if not ended:
+            return []
+        all_panes = state.panes
         closed: list[ClosedCandle | ClosedSlice] = []
-        for spec in self.specs:
-            panes = state.panes.get(spec.step_us)
-            if not panes or not _ends_between(spec.step_us, previous, boundary_us):
+        specs = self._specs_of[ended[0]] if len(ended) == 1 else [s for s in self.specs if s.step_us in ended]
+        for spec in specs:  # most closes end only the smallest step's windows (a second)
+            panes = all_panes.get(spec.step_us)
+            if not panes:
                 continue
-            if spec.size_us == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
-                ends = sorted(s for s in panes if previous < s + spec.size_us <= boundary_us)
+            size = spec.size_us
+            if size == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
+                ends = sorted(s for s in panes if previous < s + size <= boundary_us)
                 closed += [ClosedCandle(state.symbol, spec.name, panes[start]) for start in ends]
                 continue
-            starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
-            for start in sorted(s for s in starts if previous < s + spec.size_us <= boundary_us):
+            starts = {start - back for start in panes for back in range(0, size, spec.step_us)}
+            for start in sorted(s for s in starts if previous < s + size <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
-        if self.mark_step_us and _ends_between(self.mark_step_us, previous, boundary_us):
-            slices = state.panes.get(self.mark_step_us, {})
+        if self.mark_step_us in ended:
+            slices = all_panes.get(self.mark_step_us, {})
             closed += [ClosedSlice(state.symbol, slices[start]) for start in sorted(slices)
                        if previous < slices[start].end_us <= boundary_us]
-        for step, panes in state.panes.items():
-            if not _ends_between(step, previous, boundary_us):
-                continue  # no window of this step ended: no pane to drop (a 1s close skips 1m and 5m)
-            longest = self._longest.get(step, step)
-            for start in [s for s in panes if s + longest <= boundary_us]:
-                del panes[start]
+        for step in ended:  # a pane goes once every window holding it is closed
+            panes = all_panes.get(step)
+            if panes:
+                longest = self._longest[step]
+                for start in [s for s in panes if s + longest <= boundary_us]:
+                    del panes[start]
         return closed
 
     def close_quiet(self, state: SymbolCandles, quiet_us: int) -> list[ClosedCandle | ClosedSlice]:
@@ -199,11 +208,6 @@ class CandleFold:
     def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:
         parts = [panes[s] for s in range(start, start + spec.size_us, spec.step_us) if s in panes]
         return Bar.merged(start, start + spec.size_us, parts)
-
-
-def _ends_between(step_us: int, after_us: int, until_us: int) -> bool:
-    """Whether a window of this step ends in (after_us, until_us]: ends are multiples of the step."""
-    return after_us - after_us % step_us + step_us <= until_us
 
 
 UNKNOWN = -(2**400)

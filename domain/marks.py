@@ -17,11 +17,11 @@ from typing import Any
 
 from domain.candles import ClosedSlice
 from domain.clock import from_micros, to_micros
-from domain.ids import uuid5
+from domain.ids import uuid5_in
 from domain.portfolio import quantize
 from schemas.records import Mark
 
-_NAMESPACE = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
+_mark_uuid = uuid5_in(uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b"))
 PRODUCER = "agent.trading.marks"
 
 
@@ -50,7 +50,7 @@ def mark_id(mark: MarkSlice) -> str:
 
 
 def _id(symbol: str, trade_id: int, size_units: int) -> str:
-    return uuid5(_NAMESPACE, f"{symbol}|{trade_id}|{size_units}")
+    return _mark_uuid(f"{symbol}|{trade_id}|{size_units}")
 
 
 def mark_record(mark: MarkSlice) -> Mark:

@@ -154,6 +154,17 @@ def test_a_row_written_before_panes_still_loads() -> None:
     assert from_row(old, FOLD) == from_row(row, FOLD)
 
 
+def test_a_row_of_windows_no_longer_configured_loads_without_them() -> None:
+    """Restarted with fewer windows (5m dropped), a symbol's row keeps its 1s and 1m panes
+    and leaves the 5m panes out: nothing would ever close or drop them, or emit them."""
+    state = SymbolCandles("ETHUSDT")
+    FOLD.evolve(state, Tick("ETHUSDT", 1, 10_000_000, 3000 * UNITS, UNITS, True))
+    fewer = CandleFold(parse_windows("1s,1m"), GRACE)
+    loaded = from_row(to_row(state, 1), fewer)
+    assert sorted(loaded.panes) == [1_000_000, 60_000_000]
+    closed = fewer.close_all(loaded)
+    assert [c.interval for c in closed] == ["1s", "1m"] and not any(loaded.panes.values())
+
 def test_candle_record_is_exact_and_has_a_stable_id() -> None:
     state = SymbolCandles("BTCUSDT")
     for i, (price, size) in enumerate([("64000.10", "0.003"), ("64000.30", "0.001")]):

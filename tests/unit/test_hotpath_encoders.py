@@ -21,7 +21,7 @@ from domain.candles import (
     candle_record,
 )
 from domain.clock import from_micros
-from domain.marks import mark_record, slice_of
+from domain.marks import MarkSlice, mark_id, mark_record, slice_of
 from domain.windows import parse_windows
 from streams.errors import InvalidValue
 from streams.hotpath.avro_writer import MEMO_SIZE, memo, varint
@@ -68,10 +68,13 @@ def test_a_candle_past_decimal_38_18_is_refused() -> None:
         CandleEncoder(CODEC, "agent.market").encode(ClosedCandle("BTCUSDT", "1s", bar), 0)
 
 
-def test_candle_ids_are_uuid5() -> None:
-    namespace = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
+def test_candle_and_mark_ids_are_uuid5() -> None:
+    """Consumers de-duplicate re-emits by these ids: they must stay the UUID5s they always were."""
+    candles, marks = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01"), uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
     for symbol, interval, start in [("BTCUSDT", "1m", 0), ("ÉTH", "5m/1m", -5), ("X" * 32, "1s", 10**15)]:
-        assert candle_id(symbol, interval, start) == str(uuid.uuid5(namespace, f"{symbol}|{interval}|{start}"))
+        assert candle_id(symbol, interval, start) == str(uuid.uuid5(candles, f"{symbol}|{interval}|{start}"))
+        mark = MarkSlice(symbol, start, start + 7, 42, 10**20, 3 * UNITS, 2)
+        assert mark_id(mark) == str(uuid.uuid5(marks, f"{symbol}|42|{3 * UNITS}"))
 
 
 def test_marks_encode_to_the_codec_bytes() -> None:
