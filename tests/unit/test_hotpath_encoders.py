@@ -70,7 +70,8 @@ def test_a_candle_past_decimal_38_18_is_refused() -> None:
 
 def test_candle_and_mark_ids_are_uuid5() -> None:
     """Consumers de-duplicate re-emits by these ids: they must stay the UUID5s they always were."""
-    candles, marks = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01"), uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
+    candles = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
+    marks = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
     for symbol, interval, start in [("BTCUSDT", "1m", 0), ("ÉTH", "5m/1m", -5), ("X" * 32, "1s", 10**15)]:
         assert candle_id(symbol, interval, start) == str(uuid.uuid5(candles, f"{symbol}|{interval}|{start}"))
         mark = MarkSlice(symbol, start, start + 7, 42, 10**20, 3 * UNITS, 2)
