@@ -10,8 +10,8 @@ Everything below depends on ``streams.faust.context.WorkerApp``, never on this m
 
 from __future__ import annotations
 
-import gc
 import importlib
+import logging
 from collections import Counter
 from collections.abc import Callable
 
@@ -38,6 +38,7 @@ from streams.hotpath.reader import TradeReader, declare_owner_topic
 from streams.kafka.admin import resolve_flavor
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import registry_for
+from streams.ops import collector
 from streams.ops.metrics import LatencyWindow, Metrics
 from streams.ops.scrape_metrics import install_ops_metrics
 from streams.ops.worker_status import WorkerStatus
@@ -54,6 +55,8 @@ from tables import candles as candle_tables
 from tables import enrichment as enrichment_tables
 from tables import health as health_tables
 from tables import trading as trading_tables
+
+log = logging.getLogger(__name__)
 
 Install = Callable[[WorkerApp], object]
 TABLES: tuple[Install, ...] = (candle_tables.declare, analysis_tables.declare, enrichment_tables.declare,
@@ -142,8 +145,15 @@ def run_worker(settings: Settings) -> None:
     """Build the worker and run it until it is stopped."""
     settings = resolve_flavor(settings)
     app = build_worker(settings)
-    # What is built so far lives as long as the process: out of the collector's sight, so a
-    # full collection (Faust's stores run one per table on every rebalance and stop; Python
-    # runs them as objects pile up) takes microseconds instead of ~150 ms.
-    gc.freeze()
+    # What is built so far lives as long as the process, and so does most of what survives a
+    # full collection (the symbols' state): out of the collector's sight, a full collection
+    # (Faust's stores run one per table on every rebalance and stop; Python runs them as the
+    # state grows) scans only what is new: milliseconds instead of 90-240 ms.
+    collector.freeze_what_survives()
+
+    @app.timer(interval=collector.SWEEP_S, name="ops.collector_sweep")
+    async def sweep_frozen_objects() -> None:
+        """Cycles among frozen objects are collected too, once an hour."""
+        log.info("full collection of every object, frozen ones included: %d collected", collector.sweep())
+
     Worker(app, loglevel=settings.log_level).execute_from_commandline()
