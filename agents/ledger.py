@@ -165,9 +165,10 @@ def install(app: WorkerApp) -> None:
                     last = written_at.get(account)
                     wait_s = max(settings.ledger_row_interval_s, row_write_s.get(account, 0.0) / ROW_WRITE_SHARE)
                     if emitted or len(state.held) != held or last is None or time.monotonic() - last >= wait_s:
+                        row, made_s = await glue.account_row_in_slices(state)
                         started_write = time.perf_counter()
-                        table[account] = glue.account_row(state)
-                        row_write_s[account] = time.perf_counter() - started_write
+                        table[account] = row
+                        row_write_s[account] = made_s + time.perf_counter() - started_write
                         written_at[account] = time.monotonic()
             app.count_processed(AGENT)
 

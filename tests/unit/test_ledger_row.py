@@ -4,6 +4,7 @@ decoded them, so a held order decides to the same figures as one decided on arri
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from decimal import Decimal
@@ -14,7 +15,7 @@ from domain.marks import MarkSlice, mark_record
 from schemas.records import Mark
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
-from tables.trading import ROW_MARKS, account_row, load_account
+from tables.trading import ROW_MARKS, ROW_SLICE, account_row, account_row_in_slices, load_account
 from tests.factories import (
     make_engage_kill_switch,
     make_flatten_position,
@@ -89,3 +90,33 @@ def test_the_row_keeps_at_most_row_marks_and_counts_the_rest_as_dropped() -> Non
     small.marks = {"BTCUSDT": state.marks["SYM7USDT"]}
     assert len(load_account({"paper-main": json.loads(json.dumps(account_row(small)))}, "paper-main",
                             Decimal(1)).marks["BTCUSDT"]) == 6  # under the bound: every mark
+
+
+def test_a_row_of_thousands_of_symbols_is_made_in_slices_the_loop_runs_between() -> None:
+    """With thousands of symbols the row is made a slice of symbols at a time: another task
+    (the trade reader) gets turns meanwhile, and the row is the one made in one go."""
+    state = Account.open("paper-main", Decimal(1000))
+    symbols = [f"SYM{n}USDT" for n in range(3 * ROW_SLICE + 7)]
+    state.marks = {symbol: [mark_record(MarkSlice(symbol, 10**15 + t * 10**6, 10**15 + t * 10**6 + 5, t + 1,
+                                                  10**18 + t, 10**18, 1)) for t in range(2)] for symbol in symbols}
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def make() -> tuple[dict[str, Any], float]:
+        other = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        turns_before = turns
+        try:
+            made = await account_row_in_slices(state)
+        finally:
+            other.cancel()
+        assert turns - turns_before >= 3  # a turn after each slice of ROW_SLICE symbols
+        return made
+
+    row, spent_s = asyncio.run(make())
+    assert row == account_row(state) and spent_s > 0
