@@ -64,6 +64,7 @@ def _decimal(precision: int, name: str) -> Write:
         size = (units.bit_length() + 8) // 8
         return _SMALL[size + 8192] + units.to_bytes(size, "big", signed=True)  # size < 8192: precision
 
+    write.same_bytes_as = f"decimal({precision})"  # type: ignore[attr-defined]
     return write
 
 
@@ -136,11 +137,14 @@ class RawWriter:
                  constants: dict[str, Any], repeating: tuple[str, ...] = ()) -> None:
         plan: list[tuple[bytes, Write]] = []
         pending = header
+        shared: dict[str, dict[Any, bytes]] = {}  # one memo for the fields of one kind (every decimal(38))
         for path, write in leaf_writers(schema):
+            kind = getattr(write, "same_bytes_as", None)
             if path in constants:
                 pending += write(constants[path])
             else:
-                plan.append((pending, memo(write) if path in repeating else write))
+                plan.append((pending, memo(write) if path in repeating else
+                             memo(write, shared.setdefault(kind, {})) if kind else write))
                 pending = b""
         found = tuple(path for path, _ in leaf_writers(schema) if path not in constants)
         if found != fields:
@@ -154,9 +158,11 @@ MEMO_SIZE = 16_384
 """Values a ``memo`` keeps the bytes of (it starts again when full)."""
 
 
-def memo(write: Write) -> Write:
-    """``write`` remembering the bytes of the last ``MEMO_SIZE`` distinct values."""
-    known: dict[Any, bytes] = {}
+def memo(write: Write, known: dict[Any, bytes] | None = None) -> Write:
+    """``write`` remembering the bytes of the last ``MEMO_SIZE`` distinct values (in
+    ``known``, which writers of fields with the same bytes for a value may share: a candle's
+    open, high, low, close and vwap are often one price)."""
+    known = {} if known is None else known
 
     def write_known(value: Any) -> bytes:
         found = known.get(value)
