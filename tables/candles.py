@@ -33,7 +33,7 @@ from typing import Any
 from faust.types import TableT
 
 from domain.bars import Bar
-from domain.candle_rows import bar_text
+from domain.candle_rows import bar_from_text, bar_text
 from domain.candles import CANDLE_PRODUCER, ClosedCandle
 from domain.marks import MarkSlice
 from domain.windows import WindowSpec
@@ -114,18 +114,26 @@ def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, Bar
     return rows
 
 
-def recent_history(read: Read, symbol: str, spec: WindowSpec, newest_us: int, keep: int, limit: int) -> list[str]:
-    """Up to ``limit`` final candles of ``spec`` (bar texts, oldest first) among the ``keep``
-    windows starting at or before ``newest_us`` (a time no closed window starts after)."""
+def recent_history(read: Read, symbol: str, spec: WindowSpec, newest_us: int, keep: int, limit: int) -> list[Bar]:
+    """Up to ``limit`` final candles of ``spec`` (their bars, oldest first) among the ``keep``
+    windows starting at or before ``newest_us`` (a time no closed window starts after). A
+    text that is not a bar (whoever can write to the changelog can put it there) is passed
+    over: it never fails the view that asked."""
     newest = newest_us // spec.step_us
     oldest = newest - keep + 1
-    found: list[str] = []
+    found: list[Bar] = []
     for block in range(newest // BLOCK, oldest // BLOCK - 1, -1):
         row = texts_of(read(names.history_key(symbol, spec.name, block % ring_blocks(keep))))
         for start, text in reversed(row.items()):
             index, offset = divmod(start, spec.step_us)
             if offset == 0 and oldest <= index <= newest and index // BLOCK == block:
-                found.append(text)
+                try:
+                    bar = bar_from_text(text)
+                except (ValueError, TypeError):
+                    continue
+                if bar.end_us != start + spec.size_us:
+                    continue
+                found.append(bar)
                 if len(found) == limit:
                     return found[::-1]
     return found[::-1]

@@ -40,8 +40,8 @@ def stop_freezing() -> None:
 
 
 def sweep() -> int:
-    """Collect every object once, frozen ones included (cycles among them go); the
-    survivors are frozen again (``freeze_survivors``). How many objects were collected."""
+    """Collect every object once, frozen ones included (cycles among them go), then freeze
+    the survivors again; how many objects were collected."""
     gc.unfreeze()
     collected = gc.collect()
     gc.freeze()

@@ -12,7 +12,6 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain.candle_rows import bar_from_text
 from domain.candles import CANDLE_PRODUCER, ClosedCandle, candle_record, live_candles
 from schemas.records import utc_now
 from streams.faust.context import WorkerApp
@@ -57,9 +56,9 @@ def install_market_views(app: WorkerApp) -> None:
         if driver is None or current is None:
             return error(web, 404, f"unknown symbol {symbol!r}")
         now = utc_now()
-        texts = recent_history(history.get, symbol, specs[interval], current.watermark_us, keep, limit)
-        closed = [event_to_json(candle_record(ClosedCandle(symbol, interval, bar_from_text(text)),
-                                              CANDLE_PRODUCER, now)) for text in texts]
+        bars = recent_history(history.get, symbol, specs[interval], current.watermark_us, keep, limit)
+        closed = [event_to_json(candle_record(ClosedCandle(symbol, interval, bar), CANDLE_PRODUCER, now))
+                  for bar in bars]
         return web.json({"symbol": symbol, "interval": interval, "closed": closed,
                          "live": [event_to_json(c) for c in live_candles(current, driver.fold, interval, now)],
                          "watermark": current.watermark_us, "late_trades": current.late})
@@ -83,8 +82,8 @@ def install_market_views(app: WorkerApp) -> None:
             message = f"unknown symbol {symbol!r}"
             return error(web, 404, message, code=binance_code("symbol"), msg=message)
         spec = query.spec
-        texts = recent_history(history.get, symbol, spec, current.watermark_us, keep, keep)
-        bars = [*map(bar_from_text, texts), *driver.fold.open_bars(current, spec.name)]
+        bars = [*recent_history(history.get, symbol, spec, current.watermark_us, keep, keep),
+                *driver.fold.open_bars(current, spec.name)]
         return web.json(query.select(bars))
 
     @app.page("/indicators/{symbol}")

@@ -32,8 +32,8 @@ def ring(minutes: dict[int, int], keep: int, rows: dict[str, str] | None = None,
     return rows
 
 
-def closes(texts: list[str]) -> list[int]:
-    return [int(text.split(",")[4]) for text in texts]
+def closes(bars: list[Bar]) -> list[int]:
+    return [bar.close for bar in bars]
 
 
 def test_the_newest_candles_come_back_oldest_first_with_gaps_skipped() -> None:
@@ -70,7 +70,9 @@ def test_a_malformed_row_is_passed_over_then_replaced() -> None:
     history being read or written."""
     rows = ring({5: 50, 6: 60}, keep=8)
     key = next(iter(rows))
-    for junk in ("", "x;y", "5,not,a,bar", ";;", 42, {"a": 1}, None):
+    other_minute = f"{6 * US},{7 * US}"  # a bar's start and end, then no bar
+    for junk in ("", "x;y", "5,not,a,bar", ";;", 42, {"a": 1}, None, f"{other_minute},not,a,bar",
+                 f"{other_minute}" + ",1" * 30, f"{6 * US},{99 * US}" + ",1" * 16):
         rows[key] = junk  # type: ignore[assignment]
         assert recent_history(rows.get, "BTCUSDT", MINUTE, 7 * US, keep=8, limit=10) == []
         ring({7: 70}, keep=8, rows=rows)
