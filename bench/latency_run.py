@@ -7,7 +7,9 @@ SECONDS (trade times = now). The worker is sampled every SAMPLE_S: /health (proc
 and its RSS. After the feed stops, the worker gets up to DRAIN_TIMEOUT_S to fold what is
 left. Reported: the rate the feed achieved, the worker's latency p50/p99 at the feed's end
 (its window is the last LATENCY_WINDOW folds) and the range of its p99 over the second
-half of the feed, RSS at start and end, and whether it kept up.
+half of the feed, RSS at start and end, and whether it kept up. Beside the worker, the
+broker's floor (``bench.broker_floor``): the same latency seen by a plain consumer of
+market.trades that folds nothing, so what ticktide adds to the broker's own reads apart.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.contest import load_note
+from bench.broker_floor import BrokerFloor
+from bench.contest import TOPIC, load_note
 from bench.worker_process import REPO, Sample, Worker
 from streams.devstack.broker import EmbeddedBroker, die_with_parent
 from streams.devstack.kafka_cluster import KafkaCluster
@@ -47,6 +50,7 @@ class LatencyRun:
     start: Sample | None = None
     during: list[Sample] = field(default_factory=list)
     end: Sample | None = None
+    floor_ms: dict[str, float] | None = None
     drained: Sample | None = None
     drain_s: float | None = None
     peak_rss_mb: float | None = None
@@ -65,8 +69,9 @@ def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: P
             cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True, preexec_fn=die_with_parent)
 
 
-def follow(worker: Worker, feed: subprocess.Popen[str], run: LatencyRun, log: Path) -> None:
-    """Wait while the feed prepares, sample the worker while it sends; its report into ``run``."""
+def follow(worker: Worker, floor: BrokerFloor, feed: subprocess.Popen[str], run: LatencyRun, log: Path) -> None:
+    """Wait while the feed prepares, sample the worker while it sends; its report, and the
+    broker floor's latency at its end, into ``run``."""
     assert feed.stdout is not None
     announced = feed.stdout.readline()  # blocks until the feed starts sending (or dies)
     if announced:
@@ -80,6 +85,7 @@ def follow(worker: Worker, feed: subprocess.Popen[str], run: LatencyRun, log: Pa
         raise RuntimeError(f"feed exited {feed.returncode}: {log.read_text()[-300:] or 'no output'}")
     run.feed = dict(json.loads(lines[-1]))
     run.end = worker.sample()
+    run.floor_ms = floor.latency_ms()
 
 
 def drain(worker: Worker, run: LatencyRun) -> None:
@@ -100,11 +106,14 @@ def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine
     run = LatencyRun(rate, seconds, symbols, engine, load_before=load_note())
     try:
         with EmbeddedBroker() if engine == "tansu" else KafkaCluster(nodes=1) as broker:
-            create_topics(load_settings(broker=broker.bootstrap, broker_flavor=engine))
+            settings = load_settings(broker=broker.bootstrap, broker_flavor=engine)
+            create_topics(settings)
             with Worker(broker.bootstrap, workdir, engine) as worker:
                 worker.wait_ready()
                 log = workdir / "feed.log"
-                follow(worker, start_feed(broker.bootstrap, rate, seconds, symbols, log, engine), run, log)
+                with BrokerFloor(settings, TOPIC) as floor:
+                    feed = start_feed(broker.bootstrap, rate, seconds, symbols, log, engine)
+                    follow(worker, floor, feed, run, log)
                 drain(worker, run)
                 run.peak_rss_mb = worker.peak_rss_mb()
     except RuntimeError as exc:
@@ -142,6 +151,16 @@ def window_line(what: str, latency: dict[str, float] | None) -> str:
             f"{LATENCY_WINDOW:,}): p50 {_ms(latency, 'p50')} ms, p99 {_ms(latency, 'p99')} ms")
 
 
+def floor_line(latency: dict[str, float] | None) -> str:
+    """p50/p99 of the broker floor (``bench.broker_floor``) at the feed's end."""
+    what = ("the broker's floor at the feed's end (a plain aiokafka consumer reading market.trades beside the "
+            "worker, with its trade reader's fetch wait, folding nothing")
+    if latency is None:
+        return f"{what}): n/a (it read nothing)"
+    return (f"{what}; its last {int(latency.get('samples', 0)):,} records): p50 {_ms(latency, 'p50')} ms, "
+            f"p99 {_ms(latency, 'p99')} ms")
+
+
 def latency_lines(run: LatencyRun) -> list[str]:
     """p50/p99 at the feed's end, the p99 range over the feed's second half, and p50/p99
     once the backlog is folded if the worker was behind (the trades it had not folded yet
@@ -153,6 +172,7 @@ def latency_lines(run: LatencyRun) -> list[str]:
         lines.append(f"p99 over the feed's second half ({len(second_half)} readings, one per "
                      f"{SAMPLE_S:.0f} s): min {min(second_half):,.0f}, median "
                      f"{statistics.median(second_half):,.0f}, max {max(second_half):,.0f} ms")
+    lines.append(floor_line(run.floor_ms))
     if run.drained is not None and run.drained.processed > run.end.processed:
         lines.append(window_line("after the backlog", run.drained.latency_ms))
     return lines
