@@ -41,7 +41,7 @@ from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
-from streams.hotpath.ports import Run
+from streams.hotpath.ports import FinalCandle, Run
 from streams.hotpath.reader import SOURCE
 from streams.kafka.admin import end_offsets
 from streams.kafka.producer import EventProducer
@@ -94,14 +94,14 @@ def texts_of(row: Any) -> dict[int, str]:
     return {start: text for text in row.split(SEPARATOR) if (start := start_of(text)) is not None}
 
 
-def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, Bar]], keep: int) -> dict[str, str]:
+def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, int, str]], keep: int) -> dict[str, str]:
     """The history rows after adding a symbol's final candles (``read`` gives the rows as
     they are): each block they fall in, with the candles it held of the same block (a
     re-emitted candle replaces its copy; an older lap's are dropped, and candles a later lap
-    has passed are not written)."""
+    has passed are not written). A final is (window family, window start, bar text)."""
     blocks: dict[tuple[WindowSpec, int], dict[int, str]] = {}
-    for spec, bar in finals:
-        blocks.setdefault((spec, bar.start_us // spec.step_us // BLOCK), {})[bar.start_us] = bar_text(bar)
+    for spec, start, text in finals:
+        blocks.setdefault((spec, start // spec.step_us // BLOCK), {})[start] = text
     rows: dict[str, str] = {}
     for (spec, block), texts in blocks.items():
         key = names.history_key(symbol, spec.name, block % ring_blocks(keep))
@@ -157,7 +157,7 @@ class CandleTables:
         self.rows = RowWriter(app.settings, owners_topic)
         # The hot path's outputs go through librdkafka: a record costs ~2 us there, ~30 in Faust's producer.
         self.producer = EventProducer(app.settings, app.codec, **HOT_PATH_PRODUCER)
-        self.closed: dict[str, list[ClosedCandle]] = {}  # symbol -> final candles not yet in its history row
+        self.closed: dict[str, list[FinalCandle]] = {}  # symbol -> final candles not yet in its history row
 
     def row(self, symbol: str) -> dict[str, Any] | None:
         return self.state.get(symbol)
@@ -169,15 +169,16 @@ class CandleTables:
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return names.symbol_rows(self.state.items())
 
-    def take_finals(self, symbol: str) -> list[ClosedCandle]:
+    def take_finals(self, symbol: str) -> list[FinalCandle]:
         return self.closed.pop(symbol, [])
 
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
-              finals: dict[str, list[ClosedCandle]]) -> None:
+              finals: dict[str, list[FinalCandle]]) -> None:
         history: dict[str, str] = {}
         for symbol, candles in finals.items():
             history.update(history_rows(self.history.get, symbol,
-                                        ((self.specs[c.interval], c.bar) for c in candles), self.keep))
+                                        ((self.specs[interval], start, text) for interval, start, text in candles),
+                                        self.keep))
         self.rows.write(self.history, partition, history)
         self.rows.write(self.state, partition, rows)
 
@@ -211,7 +212,8 @@ class CandleTables:
                 await self.dead_letter(RawRecord(self.candles_topic, 0, 0, candle.symbol.encode(),
                                                  bar_text(candle.bar).encode()), error)
                 continue
-            self.closed.setdefault(candle.symbol, []).append(candle)
+            bar = candle.bar
+            self.closed.setdefault(candle.symbol, []).append((candle.interval, bar.start_us, bar_text(bar)))
         mark_values: list[tuple[bytes, bytes]] = []
         for mark in marks:
             try:

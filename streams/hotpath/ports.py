@@ -25,6 +25,14 @@ class Run:
     values: Sequence[bytes | None]
 
 
+FinalCandle = tuple[str, int, str]
+"""A final candle as its history row keeps it, until the symbol's row is written with it:
+(interval, window start in us, bar text). A plain tuple of a string, an int and a string, so
+Python's collector stops tracking it: with thousands of symbols, tens of thousands wait for
+the next checkpoint, and as objects (with their bars) they were half of what each full
+collection had to scan."""
+
+
 def sort_output(output: Output, closed: list[ClosedCandle], marks: list[MarkSlice]) -> None:
     """A final candle to ``closed``, a closed mark slice (as its mark) to ``marks``."""
     if isinstance(output, ClosedSlice):
@@ -58,11 +66,11 @@ class CandlePorts(Protocol):
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         """Every symbol row this worker holds."""
 
-    def take_finals(self, symbol: str) -> list[ClosedCandle]:
+    def take_finals(self, symbol: str) -> list[FinalCandle]:
         """The symbol's final candles sent since its row was last written (they go with it)."""
 
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
-              finals: dict[str, list[ClosedCandle]]) -> None:
+              finals: dict[str, list[FinalCandle]]) -> None:
         """Write symbol rows of a source partition, with their final candles."""
 
     def write_progress(self, partition: int, applied_through: int) -> None:
@@ -87,5 +95,5 @@ class CandlePorts(Protocol):
         """Dead-letter one record."""
 
 
-Row = tuple[dict[str, Any], list[ClosedCandle]]
+Row = tuple[dict[str, Any], list[FinalCandle]]
 """A symbol's table row and its final candles not yet in the history."""

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from domain.bars import Tick
+from domain.candle_rows import bar_text
 from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
 from streams.hotpath.driver import CHECKPOINT_SHARE, CandleDriver
-from streams.hotpath.ports import Run
+from streams.hotpath.ports import FinalCandle, Run
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.ingest import synthetic_trades
 from streams.kafka.codec import AvroCodec
@@ -46,8 +47,8 @@ class FakePorts:
     source_topic: str = "market.trades"
     table: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[list[str]] = field(default_factory=list)  # per checkpoint, the rows in the order written
-    finals: dict[str, list[ClosedCandle]] = field(default_factory=dict)  # sent, not yet with their row
-    history: dict[Key, ClosedCandle] = field(default_factory=dict)  # written with their rows
+    finals: dict[str, list[FinalCandle]] = field(default_factory=dict)  # sent, not yet with their row
+    history: dict[Key, str] = field(default_factory=dict)  # bar texts written with their rows
     published: dict[Key, ClosedCandle] = field(default_factory=dict)
     emits: int = 0
     letters: list[tuple[RawRecord, Exception]] = field(default_factory=list)
@@ -71,17 +72,18 @@ class FakePorts:
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return [(k, v) for k, v in self.table.items() if not k.startswith("#")]
 
-    def take_finals(self, symbol: str) -> list[ClosedCandle]:
+    def take_finals(self, symbol: str) -> list[FinalCandle]:
         return self.finals.pop(symbol, [])
 
-    def write(self, partition: int, rows: dict[str, dict[str, Any]], finals: dict[str, list[ClosedCandle]]) -> None:
+    def write(self, partition: int, rows: dict[str, dict[str, Any]], finals: dict[str, list[FinalCandle]]) -> None:
         if self.fail_write:
             raise ConnectionError("store gone")
         if not self.writes or self.writes[-1][-1:] == [PROGRESS]:
             self.writes.append([])
         self.table.update(rows)
         self.writes[-1] += rows
-        self.history.update({(c.symbol, c.interval, c.bar.start_us): c for cs in finals.values() for c in cs})
+        self.history.update({(symbol, interval, start): text for symbol, candles in finals.items()
+                             for interval, start, text in candles})
 
     def write_progress(self, partition: int, applied_through: int) -> None:
         if not self.writes or self.writes[-1][-1:] == [PROGRESS]:
@@ -102,7 +104,8 @@ class FakePorts:
         self.marked += marks
         self.pending += closed
         for candle in closed:
-            self.finals.setdefault(candle.symbol, []).append(candle)
+            self.finals.setdefault(candle.symbol, []).append((candle.interval, candle.bar.start_us,
+                                                              bar_text(candle.bar)))
 
     async def delivered(self) -> None:
         pending, self.pending = self.pending, []

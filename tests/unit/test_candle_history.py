@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.bars import Bar
-from domain.windows import parse_window
+from domain.candle_rows import bar_text
+from domain.windows import WindowSpec, parse_window
 from tables.candles import BLOCK, history_rows, recent_history, ring_blocks
 
 MINUTE = parse_window("1m")
@@ -21,13 +22,18 @@ def bar(minute: int, close: int) -> Bar:
     return Bar(start, start + US, start, 1, close, start, 1, close, close, close, count=1)
 
 
+def final(minute: int, close: int) -> tuple[WindowSpec, int, str]:
+    """A final 1m candle as the writer is given it: (window family, start, bar text)."""
+    return MINUTE, minute * US, bar_text(bar(minute, close))
+
+
 def ring(minutes: dict[int, int], keep: int, rows: dict[str, str] | None = None, per_checkpoint: int = 1,
          symbol: str = "BTCUSDT") -> dict[str, str]:
     """What the writer leaves: the candles in time order, ``per_checkpoint`` at a time."""
     rows = {} if rows is None else rows
     candles = sorted(minutes.items())
     for at in range(0, len(candles), per_checkpoint):
-        finals = [(MINUTE, bar(minute, close)) for minute, close in candles[at:at + per_checkpoint]]
+        finals = [final(minute, close) for minute, close in candles[at:at + per_checkpoint]]
         rows.update(history_rows(rows.get, symbol, finals, keep))
     return rows
 
@@ -61,7 +67,7 @@ def test_a_re_emitted_candle_replaces_its_copy_and_other_symbols_stay_apart() ->
 
 
 def test_a_checkpoint_writes_one_row_per_block_not_one_per_candle() -> None:
-    finals = [(MINUTE, bar(minute, minute)) for minute in range(BLOCK * 3, BLOCK * 3 + 10)]
+    finals = [final(minute, minute) for minute in range(BLOCK * 3, BLOCK * 3 + 10)]
     assert len(history_rows(dict[str, str]().get, "BTCUSDT", finals, keep=500)) == 1
 
 
@@ -88,7 +94,7 @@ def test_any_checkpointing_reads_back_the_newest_keep_candles(minutes: set[int],
     closed = {minute: 7 * minute for minute in minutes}
     rows = ring(closed, keep, per_checkpoint=per_checkpoint)
     for minute in order.sample(sorted(minutes), min(3, len(minutes))):  # re-emitted, the same
-        rows.update(history_rows(rows.get, "BTCUSDT", [(MINUTE, bar(minute, closed[minute]))], keep))
+        rows.update(history_rows(rows.get, "BTCUSDT", [final(minute, closed[minute])], keep))
     newest = max(minutes, default=0)
     expected = [closed[m] for m in sorted(minutes) if m > newest - keep]
     assert closes(recent_history(rows.get, "BTCUSDT", MINUTE, newest * US, keep, limit=keep)) == expected
