@@ -172,6 +172,9 @@ class CandleTables:
     def take_finals(self, symbol: str) -> list[FinalCandle]:
         return self.closed.pop(symbol, [])
 
+    def forget_finals(self) -> None:
+        self.closed.clear()
+
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
               finals: dict[str, list[FinalCandle]]) -> None:
         history: dict[str, str] = {}

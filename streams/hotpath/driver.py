@@ -102,6 +102,7 @@ class CandleDriver:
         self.dirty.clear()
         self._unwritten.clear()
         self._copies.clear()
+        self.ports.forget_finals()
 
     def report(self) -> dict[str, Any]:
         """What /health shows: how far each partition is folded (in memory), the symbols held,

@@ -69,6 +69,11 @@ class CandlePorts(Protocol):
     def take_finals(self, symbol: str) -> list[FinalCandle]:
         """The symbol's final candles sent since its row was last written (they go with it)."""
 
+    def forget_finals(self) -> None:
+        """Drop the final candles kept for rows not yet written (the driver forgets its memory:
+        the trades after the rows are folded again, by this worker or the next owner, and
+        send those candles again)."""
+
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
               finals: dict[str, list[FinalCandle]]) -> None:
         """Write symbol rows of a source partition, with their final candles."""

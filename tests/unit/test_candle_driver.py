@@ -75,6 +75,9 @@ class FakePorts:
     def take_finals(self, symbol: str) -> list[FinalCandle]:
         return self.finals.pop(symbol, [])
 
+    def forget_finals(self) -> None:
+        self.finals.clear()
+
     def write(self, partition: int, rows: dict[str, dict[str, Any]], finals: dict[str, list[FinalCandle]]) -> None:
         if self.fail_write:
             raise ConnectionError("store gone")
@@ -326,6 +329,32 @@ def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
     asyncio.run(scenario())
     assert ports.gaps >= 2
     assert published(ports) == expected(ticks)
+
+
+def test_candles_sent_before_partitions_moved_are_not_kept_for_rows_this_worker_no_longer_writes() -> None:
+    """Moved away, a partition's final candles waiting for their rows are dropped (the new
+    owner re-folds and sends them); kept, each re-folded candle waits once, not once a move."""
+    log, ticks = feed(3000)
+    ports = FakePorts(log)
+    driver = driver_for(ports)
+
+    async def scenario() -> None:
+        await deliver(driver, log, 0, 900)
+        for _ in range(3):  # a move, and the partitions come back before the next checkpoint
+            for at in range(900, 1500, 50):
+                await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
+            assert ports.finals
+            driver.forget()
+            assert not ports.finals and not driver.states
+        for at in range(900, 1500, 50):
+            await driver.on_run(run_of(log[at:at + 50], at - 1), bounds_now(300))
+        waiting = [(symbol, final[:2]) for symbol, finals in ports.finals.items() for final in finals]
+        assert len(waiting) == len(set(waiting))
+        await deliver(driver, log, 1500, len(log))
+
+    asyncio.run(scenario())
+    assert published(ports) == expected(ticks)
+    assert set(ports.history) == set(ports.published)
 
 
 @pytest.mark.parametrize("sizes", [(1, 50), (7, 333), (50, 1000)])
