@@ -25,6 +25,7 @@ Faust's. Names and keys: tables/names.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -99,11 +100,12 @@ def history_rows(read: Read, symbol: str, finals: Iterable[tuple[WindowSpec, int
     they are): each block they fall in, with the candles it held of the same block (a
     re-emitted candle replaces its copy; an older lap's are dropped, and candles a later lap
     has passed are not written). A final is (window family, window start, bar text)."""
-    blocks: dict[tuple[WindowSpec, int], dict[int, str]] = {}
+    blocks: dict[tuple[str, int], tuple[WindowSpec, dict[int, str]]] = {}
     for spec, start, text in finals:
-        blocks.setdefault((spec, start // spec.step_us // BLOCK), {})[start] = text
+        block = start // spec.step_us // BLOCK
+        blocks.setdefault((spec.name, block), (spec, {}))[1][start] = text
     rows: dict[str, str] = {}
-    for (spec, block), texts in blocks.items():
+    for (_, block), (spec, texts) in blocks.items():
         key = names.history_key(symbol, spec.name, block % ring_blocks(keep))
         held = texts_of(rows.get(key) or read(key))
         if any(start // spec.step_us // BLOCK > block for start in held):
@@ -178,8 +180,9 @@ class CandleTables:
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
               finals: dict[str, list[FinalCandle]]) -> None:
         history: dict[str, str] = {}
+        read = functools.partial(self.rows.read, self.history, partition)
         for symbol, candles in finals.items():
-            history.update(history_rows(self.history.get, symbol,
+            history.update(history_rows(read, symbol,
                                         ((self.specs[interval], start, text) for interval, start, text in candles),
                                         self.keep))
         self.rows.write(self.history, partition, history)

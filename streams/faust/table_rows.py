@@ -8,6 +8,7 @@ local store (RocksDB or memory) in the source partition, and sent to the table's
 changelog partition through librdkafka (~2 us a record). The bytes are the ones Faust
 would write, so recovery, standbys and reads see no difference.
 
+``read`` takes a row from the store of the partition it was written in (one lookup).
 ``flush`` waits for the broker and then records the changelog offsets as the store's
 persisted offsets (what Faust's own write path does per row), so a restarted worker
 recovers from there. Only the table's owner writes it this way: a table mixing these
@@ -111,6 +112,17 @@ class RowWriter:
                     except BufferError:  # local queue full: let deliveries drain
                         poll(0.1)
         poll(0)
+
+    def read(self, table: TableT[Any, Any], partition: int, key: Any) -> Any:
+        """A row of ``table`` from the store of ``partition``, where ``write`` puts it (None if
+        it has none): one lookup. Faust's own read, not knowing the partition, asks every
+        partition's store (twice: whether it holds the key, then for its value)."""
+        store: Any = table.data
+        if not isinstance(store, SerializedStore):
+            return store.get(key)
+        with partition_scope(self.source_topic, partition):
+            value = store._get(store._encode_key(key))
+        return None if value is None else store._decode_value(value)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
