@@ -84,15 +84,10 @@ def _kept_marks(account: Account) -> tuple[dict[str, list[Any]], dict[str, int]]
     return kept, forgotten
 
 
-def row_marks(account: Account) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """The row's kept marks in columns, bounded by ``ROW_MARKS``, and the dropped marks' times."""
-    kept, forgotten = _kept_marks(account)
-    return {symbol: marks.kept_columns(symbol, recent) for symbol, recent in kept.items()}, forgotten
-
-
 def account_row(account: Account) -> dict[str, Any]:
     """The row of an account: everything its next decision needs."""
-    return _row(account, *row_marks(account))
+    kept, forgotten = _kept_marks(account)
+    return _row(account, {symbol: marks.kept_columns(symbol, recent) for symbol, recent in kept.items()}, forgotten)
 
 
 async def account_row_in_slices(account: Account) -> tuple[dict[str, Any], float]:

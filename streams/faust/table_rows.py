@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
+from faust.exceptions import DecodeError
 from faust.stores.base import SerializedStore
 from faust.types import TP, TableT
 
@@ -116,13 +117,18 @@ class RowWriter:
     def read(self, table: TableT[Any, Any], partition: int, key: Any) -> Any:
         """A row of ``table`` from the store of ``partition``, where ``write`` puts it (None if
         it has none): one lookup. Faust's own read, not knowing the partition, asks every
-        partition's store (twice: whether it holds the key, then for its value)."""
+        partition's store (twice: whether it holds the key, then for its value). A value that
+        does not decode is None too: whoever can write to the changelog can put anything in
+        the store, and the writer's next row replaces it (raised, it failed every write after)."""
         store: Any = table.data
         if not isinstance(store, SerializedStore):
             return store.get(key)
         with partition_scope(self.source_topic, partition):
             value = store._get(store._encode_key(key))
-        return None if value is None else store._decode_value(value)
+        try:
+            return None if value is None else store._decode_value(value)
+        except DecodeError:
+            return None
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:

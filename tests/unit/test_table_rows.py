@@ -4,11 +4,14 @@ written by the candle fold reads back (and recovers from the changelog) as Faust
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import faust
 
-from streams.faust.table_rows import store_encoders
+from streams.faust.internals import partition_scope
+from streams.faust.table_rows import RowWriter, store_encoders
+from streams.settings import load_settings
 
 ROWS: list[tuple[str, Any]] = [
     ("BTCUSDT", {"symbol": "BTCUSDT", "watermark_us": -(2**62), "panes": {"1000000": ["1,2,-3", "4,5,6"]}}),
@@ -33,3 +36,19 @@ def test_a_table_that_is_not_json_keeps_its_own_encoders() -> None:
     store: Any = app.Table("raw", key_type=bytes, value_type=bytes).data  # raw bytes, not JSON
     encode_key, encode_value = store_encoders(store, b"k", b"v")
     assert (encode_key, encode_value) == (store._encode_key, store._encode_value)
+
+
+def test_a_row_reads_back_from_its_partition_and_one_that_is_not_json_reads_as_none(tmp_path: Path) -> None:
+    """The checkpoint reads history rows this way: whoever can write to the changelog can put
+    bytes that are not JSON in the store; read as a missing row, the next write replaces them
+    (raised, every checkpoint of the partition failed after)."""
+    app = faust.App("rows-read", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table("history", key_type=str, value_type=None, partitions=2)
+    store: Any = table.data
+    writer = RowWriter(load_settings(broker="127.0.0.1:1"), "market.trades")
+    with partition_scope("market.trades", 1):
+        store._set(store._encode_key("BTCUSDT|1s|3"), store._encode_value("1,2;3,4"))
+        store._set(store._encode_key("ETHUSDT|1s|3"), b"\xff not json")
+    assert writer.read(table, 1, "BTCUSDT|1s|3") == "1,2;3,4"
+    assert writer.read(table, 0, "BTCUSDT|1s|3") is None  # another partition's store
+    assert writer.read(table, 1, "ETHUSDT|1s|3") is None
