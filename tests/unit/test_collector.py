@@ -1,5 +1,6 @@
-"""The worker's collector policy: what survives a full collection is frozen (the next one
-scans only what is new), and the hourly sweep still collects cycles among frozen objects."""
+"""The worker's collector policy: what survives a collection of generation 1 or 2 is frozen
+(a full collection scans only what is new since), and the hourly sweep still collects cycles
+among frozen objects."""
 
 from __future__ import annotations
 
@@ -36,15 +37,24 @@ def cycle() -> Node:
 
 
 @pytest.mark.usefixtures("freezing")
-def test_what_survives_a_full_collection_is_out_of_the_next_ones_sight() -> None:
+@pytest.mark.parametrize("generation", [1, 2])
+def test_what_survives_a_collection_of_generation_1_or_2_is_out_of_the_next_ones_sight(generation: int) -> None:
     kept = [Node() for _ in range(1000)]
     before = gc.get_freeze_count()
-    gc.collect()
+    gc.collect(generation)
     assert gc.get_freeze_count() >= before + len(kept)  # the survivors, frozen
     tracked = {id(obj) for obj in gc.get_objects()}  # what a collection scans
     assert not any(id(node) in tracked for node in kept)
     collector.freeze_what_survives()  # again (a second worker start in one process): one hook
     assert gc.callbacks.count(collector.freeze_survivors) == 1
+
+
+@pytest.mark.usefixtures("freezing")
+def test_a_young_collection_leaves_what_survives_it_in_sight() -> None:
+    kept = [Node() for _ in range(1000)]
+    gc.collect(0)
+    tracked = {id(obj) for obj in gc.get_objects()}
+    assert all(id(node) in tracked for node in kept)  # promoted to generation 1, not frozen
 
 
 @pytest.mark.usefixtures("freezing")
