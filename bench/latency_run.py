@@ -7,7 +7,9 @@ SECONDS (trade times = now). The worker is sampled every SAMPLE_S: /health (proc
 and its RSS. After the feed stops, the worker gets up to DRAIN_TIMEOUT_S to fold what is
 left. Reported: the rate the feed achieved, the worker's latency p50/p99 at the feed's end
 (its window is the last LATENCY_WINDOW folds) and the range of its p99 over the second
-half of the feed, RSS at start and end, and whether it kept up. Beside the worker, the
+half of the feed, RSS at start and end, and whether it kept up; and how far behind the
+agents after the candle fold were (``DOWNSTREAM``: the analysis reads the candles, the
+ledger the marks) at the feed's end, and when they caught up. Beside the worker, the
 broker's floor (``bench.broker_floor``): the same latency seen by a plain consumer of
 market.trades that folds nothing, so what ticktide adds to the broker's own reads apart.
 """
@@ -25,16 +27,18 @@ from typing import Any
 
 from bench.broker_floor import BrokerFloor
 from bench.contest import TOPIC, load_note
-from bench.worker_process import REPO, Sample, Worker
+from bench.worker_process import REPO, Sample, Worker, dig
 from streams.devstack.broker import EmbeddedBroker, die_with_parent
 from streams.devstack.kafka_cluster import KafkaCluster
-from streams.kafka.admin import create_topics
-from streams.settings import load_settings
+from streams.kafka.admin import create_topics, end_offsets_of
+from streams.settings import Settings, load_settings
 
 SAMPLE_S = 1.0
 DRAIN_TIMEOUT_S = 30.0
 LATENCY_WINDOW = 20_000  # streams.ops.metrics.LatencyWindow's default size
 KEPT_UP_S = 1.0  # at the feed's end, at most this many seconds of trades not yet folded
+DOWNSTREAM = {"market.candles": "analysis.candles", "trading.commands": "trading.ledger"}
+"""The candle fold's outputs the same worker's Faust agents read, and the agent reading each."""
 
 
 @dataclass
@@ -53,6 +57,9 @@ class LatencyRun:
     floor_ms: dict[str, float] | None = None
     drained: Sample | None = None
     drain_s: float | None = None
+    behind_at_end: dict[str, int] = field(default_factory=dict)
+    behind_after: dict[str, int] = field(default_factory=dict)
+    settle_s: float | None = None
     peak_rss_mb: float | None = None
     failure: str | None = None
     load_before: str = ""
@@ -69,7 +76,8 @@ def start_feed(bootstrap: str, rate: float, seconds: float, symbols: int, log: P
             cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True, preexec_fn=die_with_parent)
 
 
-def follow(worker: Worker, floor: BrokerFloor, feed: subprocess.Popen[str], run: LatencyRun, log: Path) -> None:
+def follow(worker: Worker, settings: Settings, floor: BrokerFloor, feed: subprocess.Popen[str], run: LatencyRun,
+           log: Path) -> None:
     """Wait while the feed prepares, sample the worker while it sends; its report, and the
     broker floor's latency at its end, into ``run``."""
     assert feed.stdout is not None
@@ -85,6 +93,7 @@ def follow(worker: Worker, floor: BrokerFloor, feed: subprocess.Popen[str], run:
         raise RuntimeError(f"feed exited {feed.returncode}: {log.read_text()[-300:] or 'no output'}")
     run.feed = dict(json.loads(lines[-1]))
     run.end = worker.sample()
+    run.behind_at_end = behind(settings, run.end)
     run.floor_ms = floor.latency_ms()
 
 
@@ -100,6 +109,26 @@ def drain(worker: Worker, run: LatencyRun) -> None:
     run.drained = worker.sample()
 
 
+def behind(settings: Settings, sample: Sample) -> dict[str, int]:
+    """Per DOWNSTREAM topic, the records on it its agent has not processed yet."""
+    ends = end_offsets_of(settings, DOWNSTREAM)
+    processed = dig(sample.health, ("agents",)) or {}
+    return {topic: sum(ends[topic]) - int((processed.get(agent) or {}).get("processed", 0))
+            for topic, agent in DOWNSTREAM.items()}
+
+
+def settle(worker: Worker, settings: Settings, run: LatencyRun) -> None:
+    """How far behind the agents after the candle fold were when the feed stopped, and
+    whether they caught up within DRAIN_TIMEOUT_S."""
+    started = time.monotonic()
+    while time.monotonic() - started < DRAIN_TIMEOUT_S:
+        run.behind_after = behind(settings, worker.sample())
+        if not any(n > 0 for n in run.behind_after.values()):
+            run.settle_s = time.monotonic() - started
+            return
+        time.sleep(0.5)
+
+
 def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine: str = "tansu") -> LatencyRun:
     """One steady-rate run on its own broker (``engine``: ``tansu``, the embedded one, or
     ``kafka``, one Apache Kafka node); a failure is recorded in the result."""
@@ -113,8 +142,9 @@ def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine
                 log = workdir / "feed.log"
                 with BrokerFloor(settings, TOPIC) as floor:
                     feed = start_feed(broker.bootstrap, rate, seconds, symbols, log, engine)
-                    follow(worker, floor, feed, run, log)
+                    follow(worker, settings, floor, feed, run, log)
                 drain(worker, run)
+                settle(worker, settings, run)
                 run.peak_rss_mb = worker.peak_rss_mb()
     except RuntimeError as exc:
         run.failure = str(exc)
@@ -191,6 +221,17 @@ def kept_up_line(run: LatencyRun) -> str:
     return line + f", {drained:,} after {DRAIN_TIMEOUT_S:.0f} s more"
 
 
+def downstream_line(run: LatencyRun) -> str:
+    """How far behind the candle fold's readers were when the feed stopped, and after."""
+    def counts(behind: dict[str, int]) -> str:
+        return ", ".join(f"{agent} {behind.get(topic, 0):,} records of {topic}" for topic, agent in DOWNSTREAM.items())
+
+    line = f"agents after the candle fold, behind when the feed stopped: {counts(run.behind_at_end)}"
+    if run.settle_s is not None:
+        return line + f"; all read {run.settle_s:.1f} s later"
+    return line + f"; {DRAIN_TIMEOUT_S:.0f} s later: {counts(run.behind_after)}"
+
+
 def report(run: LatencyRun) -> str:
     """The latency block of one run."""
     broker = "the embedded broker" if run.engine == "tansu" else "Apache Kafka (one node)"
@@ -202,5 +243,5 @@ def report(run: LatencyRun) -> str:
     memory = (f"worker RSS MB: {_mb(run.start.rss_mb)} at the feed's start (assigned, idle), "
               f"{_mb(rss[0] if rss else None)} -> {_mb(rss[-1] if rss else None)} first -> last sample while "
               f"it sent, {_mb(run.end.rss_mb)} at its end, peak {_mb(run.peak_rss_mb)}")
-    lines = [head, feed_line(run), *latency_lines(run), kept_up_line(run), memory]
+    lines = [head, feed_line(run), *latency_lines(run), kept_up_line(run), downstream_line(run), memory]
     return "\n".join(lines)
