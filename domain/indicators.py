@@ -2,7 +2,7 @@
 
 ``apply_candle(state, candle, config)`` folds one closed candle and returns the new state and
 the indicators as of that candle. The state holds only JSON-trivial values, so a table can
-store ``dataclasses.asdict(state)`` and rebuild it with ``IndicatorState(**value)``.
+store ``state.to_row()`` and rebuild it with ``IndicatorState(**row)``.
 
 Warm-up (candle numbers are 1-based; with the default config in brackets):
 
@@ -25,8 +25,10 @@ A missing window (no trades) is not filled in: the next candle is simply the nex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from operator import attrgetter
+from typing import Any
 
 from domain.clock import to_micros
 from schemas.records import Candle
@@ -80,6 +82,16 @@ class IndicatorState:
     recent_volumes: list[float]
     realised_volatility: float | None
     """Realised volatility as of the last applied candle (the baseline for the next one)."""
+
+    def to_row(self) -> dict[str, Any]:
+        """The state as a JSON-ready dict: ``dataclasses.asdict`` without its deep copy of
+        every value (~90 us a state, a third of the analysis agent's time per candle)."""
+        return {name: list(value) if isinstance(value, list) else value
+                for name, value in zip(_STATE_FIELDS, _state_values(self), strict=True)}
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(IndicatorState))
+_state_values = attrgetter(*_STATE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

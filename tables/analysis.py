@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +47,7 @@ def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], symbol: str
     row = dict(indicators.get(symbol) or {})
     snapshots = [event_to_json(o) for o in outputs if isinstance(o, IndicatorSnapshot)]
     latest = snapshots[-1] if snapshots else (row.get(interval) or {}).get("latest")
-    row[interval] = {"state": dataclasses.asdict(state.indicators),
+    row[interval] = {"state": state.indicators.to_row(),
                      "applied": [state.applied.partition, state.applied.offset], "latest": latest}
     indicators[symbol] = row
     found = [o for o in outputs if isinstance(o, Anomaly)]

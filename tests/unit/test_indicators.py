@@ -167,7 +167,10 @@ def test_state_survives_a_json_round_trip_and_continues_identically() -> None:
     candles, config = random_walk(300), IndicatorConfig()
     state, _ = fold(candles[:150], config)
     assert state is not None
-    restored = IndicatorState(**json.loads(json.dumps(dataclasses.asdict(state))))
+    row = state.to_row()
+    assert row == dataclasses.asdict(state)
+    assert row["recent_returns"] is not state.recent_returns  # the row's lists are its own
+    restored = IndicatorState(**json.loads(json.dumps(row)))
     assert restored == state
     straight = fold(candles[150:], config, state)
     resumed = fold(candles[150:], config, restored)
