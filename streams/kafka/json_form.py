@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import types
 import typing
 from datetime import UTC, datetime
@@ -28,7 +29,13 @@ def format_decimal(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types whose values are their own JSON form."""
+
+
 def _to_json(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return event_to_json(value)
     if isinstance(value, Enum):
@@ -49,7 +56,12 @@ def _to_json(value: Any) -> Any:
 def event_to_json(event: Any) -> dict[str, Any]:
     """A JSON-ready dict of an event (or any dataclass, e.g. a table value): its fields
     in declaration order, the envelope included."""
-    return {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    return {name: _to_json(getattr(event, name)) for name in _field_names(event.__class__)}
+
+
+@functools.cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def parse_time(value: Any) -> datetime:
