@@ -1,8 +1,9 @@
 """market.candles -> the analysis fold (domain/analysis.py) -> analysis.indicators,
 analysis.anomalies, and the indicators and anomalies tables.
 
-Decode, step the series' fold, send its outputs and wait for the broker, then write the
-row (with the position applied): a crash in between re-emits the same events (ids derive
+Decode, skip a candle of an interval not analysed (``analysis_intervals``), step the
+series' fold, send its outputs and wait for the broker, then write the row (with the
+position applied): a crash in between re-emits the same events (ids derive
 from the candle), and a re-delivered or re-emitted candle changes nothing.
 """
 
@@ -37,12 +38,17 @@ def install(app: WorkerApp) -> None:
                    for o in outputs]
         await asyncio.gather(*pending)
 
+    wanted = app.settings.analysed_intervals
+
     @app.agent(app.typed_topics["market.candles"].faust, name=AGENT)
     async def analyse(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             async with app.retries.guard(message, agent=AGENT):
                 candle = app.decode_valid(message.value, Candle)
+                if candle.interval not in wanted:
+                    app.count_processed(AGENT)
+                    continue  # read, not analysed (settings.analysis_intervals)
                 state = glue.load(indicators, candle.symbol, candle.interval)
                 held = state.applied
                 state, outputs = step(fold.evolve, state, AnalysisInput(candle, utc_now()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _UNITS_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
@@ -52,3 +53,18 @@ def parse_windows(text: str) -> tuple[WindowSpec, ...]:
 
 
 DEFAULT_WINDOWS = "1s,1m,5m,5m/1m"
+
+
+def chosen_intervals(asked: str, specs: Sequence[WindowSpec], required: Iterable[str]) -> frozenset[str]:
+    """The window names listed in ``asked`` (comma-separated), or every window's if it lists
+    none; ValueError for a name no window has, or a list that leaves out one ``required``."""
+    windows = frozenset(spec.name for spec in specs)
+    chosen = frozenset(name.strip() for name in asked.split(",") if name.strip())
+    if not chosen:
+        return windows
+    if chosen - windows:
+        unknown, known = ", ".join(sorted(chosen - windows)), ", ".join(sorted(windows))
+        raise ValueError(f"{unknown} is not one of the windows ({known})")
+    if missing := set(required) - chosen:
+        raise ValueError(f"must include {', '.join(sorted(missing))} (what the strategy and the enrichment read)")
+    return chosen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class TickTideError(Exception):
     """Base of every error ticktide raises on purpose."""
@@ -9,6 +11,36 @@ class TickTideError(Exception):
 
 class ConfigError(TickTideError):
     """A setting is missing or invalid (the message names the setting)."""
+
+
+class MissingSetting(ValueError):
+    """A setting another one requires (raised by a model validator; names the setting)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def explain_settings_error(error: ValidationError, env_prefix: str, secrets: frozenset[str]) -> str:
+    """One line naming the first bad setting and its environment variable; the input of a
+    setting in ``secrets`` is never shown, not even inside the message (a validator may quote it)."""
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "settings"
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {name!r} in the config file"
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, MissingSetting):
+        name = cause.setting
+    message = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    if name in secrets:
+        for text in {str(value), repr(value)} if value not in (None, "") else set():
+            message = message.replace(text, "***")
+        shown = ""
+    else:
+        scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+        shown = f" (got {str(value)[:80]!r})" if scalar and not isinstance(cause, MissingSetting) else ""
+    return f"invalid setting {name} ({env_prefix}{name.upper()}): {message}{shown}"
 
 
 # --- codec ----------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from pydantic_settings import (
 from domain.command_rules import is_account
 from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S
 from domain.strategy import strategy_named
-from domain.windows import DEFAULT_WINDOWS, WindowSpec, parse_windows
+from domain.windows import DEFAULT_WINDOWS, WindowSpec, chosen_intervals, parse_windows
 from streams.engine import EngineTraits, engine_traits
-from streams.errors import ConfigError
+from streams.errors import ConfigError, MissingSetting, explain_settings_error
 
 ENV_PREFIX = "TICKTIDE_"
 CONFIG_ENV = "TICKTIDE_CONFIG"
@@ -41,14 +41,6 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 MIN_API_TOKEN = 16
 MAX_API_TOKEN = 256
-
-
-class MissingSetting(ValueError):
-    """A setting another one requires (raised by a model validator; names the setting)."""
-
-    def __init__(self, setting: str, message: str) -> None:
-        super().__init__(message)
-        self.setting = setting
 
 
 def _default_worker_id() -> str:
@@ -123,6 +115,9 @@ class Settings(BaseSettings):
     anthropic_max_retries: int = Field(2, ge=0, description="Retries of a failed API call")
     anthropic_retry_after_cap_s: float = Field(
         5.0, ge=0, description="Longest retry-after waited (a longer one: not retried) and longest backoff")
+    analysis_intervals: str = Field(
+        "", pattern=r"^[A-Za-z0-9/, ]*$", description="Candle intervals the analysis folds (comma-separated; "
+        "empty: every window's). With thousands of symbols leave 1s out: ~0.3 ms of CPU a candle")
     enrich_inputs: str = Field("anomalies,indicators,news",
                                description="What is enriched: anomalies, indicators, news")
     enrich_snapshot_interval: str = Field("1m", description="Candle interval of the snapshots enriched")
@@ -235,6 +230,20 @@ class Settings(BaseSettings):
         """The candle windows, parsed."""
         return parse_windows(self.windows)
 
+    @property
+    def analysed_intervals(self) -> frozenset[str]:
+        """The candle intervals the analysis folds (``domain.windows.chosen_intervals``)."""
+        return chosen_intervals(self.analysis_intervals, self.window_specs,
+                                (self.trading_interval, self.enrich_snapshot_interval))
+
+    @model_validator(mode="after")
+    def _check_analysed_intervals(self) -> Settings:
+        try:
+            self.analysed_intervals  # noqa: B018 - raises for a name no window has, or one left out
+        except ValueError as error:
+            raise MissingSetting("analysis_intervals", str(error)) from None
+        return self
+
     @field_validator("broker")
     @classmethod
     def _check_broker(cls, value: str) -> str:
@@ -310,28 +319,6 @@ def secret_fields() -> frozenset[str]:
                      if info.annotation is SecretStr or SecretStr in get_args(info.annotation))
 
 
-def _explain(error: ValidationError) -> str:
-    """One line naming the first bad setting; a secret's input is never shown, not even
-    inside the message (a validator may quote it)."""
-    first = error.errors()[0]
-    name = ".".join(str(part) for part in first["loc"]) or "settings"
-    if first["type"] == "extra_forbidden":
-        return f"unknown setting {name!r} in the config file"
-    cause = (first.get("ctx") or {}).get("error")
-    if isinstance(cause, MissingSetting):
-        name = cause.setting
-    message = str(first["msg"]).removeprefix("Value error, ")
-    value = first.get("input")
-    if name in secret_fields():
-        for text in {str(value), repr(value)} if value not in (None, "") else set():
-            message = message.replace(text, "***")
-        shown = ""
-    else:
-        scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
-        shown = f" (got {str(value)[:80]!r})" if scalar and not isinstance(cause, MissingSetting) else ""
-    return f"invalid setting {name} ({ENV_PREFIX}{name.upper()}): {message}{shown}"
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from CLI overrides (None means not given), env, config file, defaults."""
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
@@ -345,6 +332,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return cls(**given)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(explain_settings_error(exc, ENV_PREFIX, secret_fields())) from None
     except ValueError as exc:  # e.g. a malformed TOML file
         raise ConfigError(f"cannot read config file {path}: {exc}") from None

@@ -198,6 +198,7 @@ def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
             "TICKTIDE_IDLE_CLOSE_ALL": str(settings.idle_close_all).lower(),
             "TICKTIDE_GRACE_S": str(settings.grace_s),
             "TICKTIDE_WINDOWS": settings.windows,
+            "TICKTIDE_ANALYSIS_INTERVALS": settings.analysis_intervals,
             "TICKTIDE_HEARTBEAT_PERIOD_S": str(settings.heartbeat_period_s),
             "TICKTIDE_STANDBY_REPLICAS": str(settings.standby_replicas),
             "TICKTIDE_PROCESSING_GUARANTEE": settings.processing_guarantee,
@@ -317,14 +318,16 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="module")
-def shared_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
-    """A broker with its topics and one running worker for a whole test module (its settings
-    and the worker). The module's tests each use their own symbols and check what changed,
-    never totals; the module is one ``xdist_group``, so the worker starts once."""
+def shared_worker(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A broker with its topics and one running worker for a whole test module (its settings,
+    with the module's ``SHARED_WORKER_SETTINGS`` if it has any, and the worker). The module's
+    tests each use their own symbols and check what changed, never totals; the module is one
+    ``xdist_group``, so the worker starts once."""
     root = tmp_path_factory.mktemp("shared")
     started_broker = start_broker(root / "broker")
     try:
-        settings = settings_for(started_broker, root)
+        settings = settings_for(started_broker, root, **getattr(request.module, "SHARED_WORKER_SETTINGS", {}))
         create_topics(settings)
         started = start_worker(settings, root / "worker.log")
         try:

@@ -1,5 +1,6 @@
 """Closed candles flow on into indicators and anomalies, queryable over HTTP, with
-lineage back to the candle that caused them. The tests share one worker (one xdist group)."""
+lineage back to the candle that caused them; candles of an interval the analysis is not
+asked for are read and left alone. The tests share one worker (one xdist group)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.harness import WorkerProcess, http_json
 
 pytestmark = pytest.mark.xdist_group("analysis")
 
+SHARED_WORKER_SETTINGS = {"analysis_intervals": "1m,5m,5m/1m"}
+"""Every window but 1s (the worker folds 1s candles too)."""
 MINUTES = 40
 BURST_MINUTE = 35
 
@@ -56,6 +59,7 @@ def test_indicators_and_volume_anomaly_from_closed_candles(shared_worker: tuple[
     body = _wait(f"{worker.url}/indicators/BTCUSDT",
                  lambda b: "1m" in b["indicators"]
                  and b["indicators"]["1m"]["latest"]["ema_slow"] is not None)
+    assert "1s" not in body["indicators"]  # 1 s candles were closed and published, not analysed
     latest = body["indicators"]["1m"]["latest"]
     assert latest["ema_fast"] is not None and 0 <= latest["rsi"] <= 100
     assert latest["envelope"]["causation_id"] == latest["candle_id"]
@@ -70,6 +74,10 @@ def test_indicators_and_volume_anomaly_from_closed_candles(shared_worker: tuple[
     snapshots = [r.event for r in read_topic(stack_settings, "analysis.indicators", idle_timeout=3, until_end=True)
                  if isinstance(r, Consumed)]
     assert snapshots and all(isinstance(s, IndicatorSnapshot) for s in snapshots)
+    assert {s.interval for s in snapshots} == {"1m", "5m", "5m/1m"}
+    candles = [r.event for r in read_topic(stack_settings, "market.candles", idle_timeout=3, until_end=True)
+               if isinstance(r, Consumed)]
+    assert any(c.interval == "1s" for c in candles)
     one_minute = [s for s in snapshots if s.interval == "1m"]
     assert len({s.candle_id for s in one_minute}) == len(one_minute)  # one per candle
     warm = [s for s in one_minute if s.ema_slow is None]

@@ -49,6 +49,8 @@ def test_settings_are_frozen() -> None:
     ({"TICKTIDE_BROKER": "localhost"}, "invalid setting broker (TICKTIDE_BROKER): expected HOST:PORT"),
     ({"TICKTIDE_STORE": "redis"}, "store"),
     ({"TICKTIDE_CONFIG": "/nonexistent/ticktide.toml"}, "config file /nonexistent/ticktide.toml does not exist"),
+    ({"TICKTIDE_ANALYSIS_INTERVALS": "1m,2m"}, "(TICKTIDE_ANALYSIS_INTERVALS): 2m is not one of the windows"),
+    ({"TICKTIDE_ANALYSIS_INTERVALS": "5m"}, "(TICKTIDE_ANALYSIS_INTERVALS): must include 1m"),
 ])
 def test_bad_values_name_the_setting(env: dict[str, str], needle: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +75,9 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert "very-secret" not in repr(settings) and "hunter2" not in str(settings)
     assert settings.kafka_client_config()["sasl.password"] == "hunter2"
+
+
+def test_the_analysis_folds_every_window_unless_told_which() -> None:
+    every = {spec.name for spec in load_settings().window_specs}
+    assert load_settings().analysed_intervals == every and "1s" in every
+    assert load_settings(analysis_intervals="1m, 5m/1m").analysed_intervals == {"1m", "5m/1m"}

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError, field_validator
 
-from streams.errors import ConfigError
-from streams.settings import Settings, _explain, load_settings, secret_fields
+from streams.errors import ConfigError, explain_settings_error
+from streams.settings import ENV_PREFIX, Settings, load_settings, secret_fields
 
 SECRET = "Sup3r-S3cret-Value"
 NUMBER = 918273645546372819
@@ -43,7 +43,7 @@ def test_a_validator_quoting_a_secret_is_scrubbed() -> None:
 
     with pytest.raises(ValidationError) as caught:
         Quoting(api_token=SecretStr(SECRET))
-    message = _explain(caught.value)
+    message = explain_settings_error(caught.value, ENV_PREFIX, secret_fields())
     assert message.startswith("invalid setting api_token (TICKTIDE_API_TOKEN): token ") and SECRET not in message
 
 
