@@ -14,7 +14,8 @@ class ConfigError(TickTideError):
 
 
 class MissingSetting(ValueError):
-    """A setting another one requires (raised by a model validator; names the setting)."""
+    """A setting a model validator refuses, by name: one another setting requires, or one
+    that does not fit the others."""
 
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(message)
