@@ -80,7 +80,8 @@ def _decoder_for(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names in declaration order, looked up once per class."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
@@ -111,9 +112,9 @@ def _decimal_problem(schema: Schema, data: dict[str, Any], prefix: str) -> str |
 
 def to_avro(event: Event) -> dict[str, Any]:
     """The dict fastavro writes for a typed record."""
-    data = {name: getattr(event, name) for name in _field_names(type(event))}
+    data = {name: getattr(event, name) for name in field_names(type(event))}
     envelope = event.envelope
-    data["envelope"] = {name: getattr(envelope, name) for name in _field_names(Envelope)}
+    data["envelope"] = {name: getattr(envelope, name) for name in field_names(Envelope)}
     return data
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import types
 import typing
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from schemas.records import Envelope, Event
 from streams.errors import InvalidInput
+from streams.kafka.codec import field_names
 
 E = TypeVar("E", bound=Event)
 
@@ -56,12 +56,7 @@ def _to_json(value: Any) -> Any:
 def event_to_json(event: Any) -> dict[str, Any]:
     """A JSON-ready dict of an event (or any dataclass, e.g. a table value): its fields
     in declaration order, the envelope included."""
-    return {name: _to_json(getattr(event, name)) for name in _field_names(event.__class__)}
-
-
-@functools.cache
-def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    return {name: _to_json(getattr(event, name)) for name in field_names(event.__class__)}
 
 
 def parse_time(value: Any) -> datetime:
