@@ -1,24 +1,24 @@
 """market.candles -> the analysis fold (domain/analysis.py) -> analysis.indicators,
 analysis.anomalies, and the indicators and anomalies tables.
 
-Decode, skip a candle of an interval not analysed (``analysis_intervals``), step the
-series' fold, send its outputs and wait for the broker, then write the row (with the
-position applied): a crash in between re-emits the same events (ids derive
-from the candle), and a re-delivered or re-emitted candle changes nothing.
+Each candle is decoded and checked here (a bad one is dead-lettered), then folded by the
+analysis driver (streams/hotpath/analysis_driver.py), which holds the contract: states in
+memory, outputs sent without waiting for each, rows and progress at checkpoints, and the
+candles after the last checkpoint folded again when a partition comes to this worker.
+Candles of an interval not analysed (``analysis_intervals``) are read and passed over.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Sequence
+from typing import Any
 
 from faust import StreamT
 
-from domain.analysis import Analysis, AnalysisInput, Output
-from domain.fold import step
-from schemas.records import Anomaly, Candle, utc_now
+from domain.analysis import Analysis
+from schemas.records import Candle
 from streams.faust.context import WorkerApp
+from streams.hotpath.analysis_driver import AnalysisDriver
 from tables import analysis as glue
 
 AGENT = "analysis.candles"
@@ -26,36 +26,32 @@ PRODUCER = "agent.analysis"
 
 
 def install(app: WorkerApp) -> None:
-    """Register the analysis agent and its tables."""
-    indicators, anomalies = glue.declare(app)
-    fold = Analysis(PRODUCER)
-    snapshots_topic = app.typed_topics["analysis.indicators"]
-    anomalies_topic = app.typed_topics["analysis.anomalies"]
+    """Register the analysis agent and its checkpoint timer."""
+    ports = glue.AnalysisTables(app)
+    driver = AnalysisDriver(Analysis(PRODUCER), ports, lambda value: app.decode_valid(value, Candle),
+                            app.settings.analysed_intervals)
 
-    async def publish(outputs: Sequence[Output]) -> None:
-        """Send the outputs; return once the broker has them all."""
-        pending = [await (anomalies_topic if isinstance(o, Anomaly) else snapshots_topic).send_pending(o)
-                   for o in outputs]
-        await asyncio.gather(*pending)
+    @app.on_partitions_revoked.connect
+    async def forget_on_revoke(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        driver.forget()
 
-    wanted = app.settings.analysed_intervals
+    @app.on_rebalance_complete.connect
+    async def forget_on_assignment(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        driver.forget()
 
-    @app.agent(app.typed_topics["market.candles"].faust, name=AGENT)
+    @app.agent(ports.source.faust, name=AGENT)
     async def analyse(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             async with app.retries.guard(message, agent=AGENT):
-                candle = app.decode_valid(message.value, Candle)
-                if candle.interval not in wanted:
-                    app.count_processed(AGENT)
-                    continue  # read, not analysed (settings.analysis_intervals)
-                state = glue.load(indicators, candle.symbol, candle.interval)
-                held = state.applied
-                state, outputs = step(fold.evolve, state, AnalysisInput(candle, utc_now()),
-                                      message.partition, message.offset)
-                await publish(outputs)
-                if state.applied != held:
-                    glue.store(indicators, anomalies, candle.symbol, candle.interval, state, outputs)
+                await driver.on_candle(message.partition, message.offset, app.decode_valid(message.value, Candle))
             app.count_processed(AGENT)
             if message.time_in is not None:
                 app.worker_status.observe_latency(AGENT, [time.monotonic() - message.time_in])
+
+    @app.timer(interval=app.settings.checkpoint_s, name="analysis.checkpoint")
+    async def checkpoint() -> None:
+        """Write the rows changed since the last checkpoint (not while partitions move, nor
+        sooner than the last one's cost allows)."""
+        if not app.rebalancing and driver.checkpoint_due():
+            await driver.checkpoint()

@@ -49,6 +49,7 @@ class LatencyRun:
     seconds: float
     symbols: int
     engine: str = "tansu"
+    analysis_intervals: str = ""
     feed: dict[str, Any] = field(default_factory=dict)
     prepared_s: float | None = None
     start: Sample | None = None
@@ -129,15 +130,18 @@ def settle(worker: Worker, settings: Settings, run: LatencyRun) -> None:
         time.sleep(0.5)
 
 
-def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine: str = "tansu") -> LatencyRun:
+def run_latency(rate: float, seconds: float, symbols: int, workdir: Path, engine: str = "tansu",
+                analysis_intervals: str = "") -> LatencyRun:
     """One steady-rate run on its own broker (``engine``: ``tansu``, the embedded one, or
-    ``kafka``, one Apache Kafka node); a failure is recorded in the result."""
-    run = LatencyRun(rate, seconds, symbols, engine, load_before=load_note())
+    ``kafka``, one Apache Kafka node), the worker analysing ``analysis_intervals`` (its
+    setting; empty: every window); a failure is recorded in the result."""
+    run = LatencyRun(rate, seconds, symbols, engine, analysis_intervals, load_before=load_note())
     try:
         with EmbeddedBroker() if engine == "tansu" else KafkaCluster(nodes=1) as broker:
             settings = load_settings(broker=broker.bootstrap, broker_flavor=engine)
             create_topics(settings)
-            with Worker(broker.bootstrap, workdir, engine) as worker:
+            chosen = {"TICKTIDE_ANALYSIS_INTERVALS": analysis_intervals} if analysis_intervals else None
+            with Worker(broker.bootstrap, workdir, engine, chosen) as worker:
                 worker.wait_ready()
                 log = workdir / "feed.log"
                 with BrokerFloor(settings, TOPIC) as floor:
@@ -236,7 +240,8 @@ def report(run: LatencyRun) -> str:
     """The latency block of one run."""
     broker = "the embedded broker" if run.engine == "tansu" else "Apache Kafka (one node)"
     head = (f"-- steady {run.rate:,.0f} trades/s for {run.seconds:.0f} s, {run.symbols:,} symbols, one ticktide "
-            f"worker on {broker}; {run.load_before} before, {run.load_after} after")
+            f"worker on {broker}, analysing {run.analysis_intervals or 'every window'}'s candles; "
+            f"{run.load_before} before, {run.load_after} after")
     if run.failure or run.end is None or run.start is None:
         return f"{head}\nFAILED: {run.failure}"
     rss = [s.rss_mb for s in run.during if s.rss_mb is not None]

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -83,7 +83,9 @@ class Worker:
     """``python -m streams.cli worker`` on ``bootstrap`` (a broker of ``flavor``: ``tansu`` or
     ``kafka``) in a fresh app id; stopped on exit."""
 
-    def __init__(self, bootstrap: str, workdir: Path, flavor: str = "tansu") -> None:
+    def __init__(self, bootstrap: str, workdir: Path, flavor: str = "tansu",
+                 settings: Mapping[str, str] | None = None) -> None:
+        """``settings``: more of the worker's settings, as ``TICKTIDE_<NAME>`` variables."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTIDE_")}
@@ -91,7 +93,7 @@ class Worker:
             "TICKTIDE_BROKER": bootstrap, "TICKTIDE_BROKER_FLAVOR": flavor,
             "TICKTIDE_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "TICKTIDE_DATA_DIR": str(workdir / "data"),
             "TICKTIDE_WEB_PORT": str(port), "TICKTIDE_SESSION_TIMEOUT_S": "6",
-            "TICKTIDE_HEARTBEAT_INTERVAL_S": "1",
+            "TICKTIDE_HEARTBEAT_INTERVAL_S": "1", **(settings or {}),
         })
         self.log = workdir / "worker.log"
         self.url = f"http://127.0.0.1:{port}{HEALTH_PATH}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.anomalies import AnomalyRules, Finding, detect
 from domain.fold import Position
@@ -65,6 +66,22 @@ class SeriesState:
     indicators: IndicatorState | None = None
     """None before the series' first candle."""
     applied: Position = field(default_factory=Position)
+
+
+def series_from_entry(entry: Any) -> SeriesState:
+    """A series' state from its entry in the symbol's indicators row; empty without one, or
+    for an entry that is not one (whoever can write the changelog can put anything there:
+    the series starts again and its next row replaces it)."""
+    try:
+        return SeriesState(IndicatorState(**entry["state"]), Position(*entry.get("applied", (-1, -1))))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return SeriesState()
+
+
+def series_entry(indicators: IndicatorState, applied: Position, latest: Any) -> dict[str, Any]:
+    """A series' entry in the symbol's indicators row: its indicator state, the position of
+    the last candle applied and ``latest``, its last snapshot as JSON."""
+    return {"state": indicators.to_row(), "applied": [applied.partition, applied.offset], "latest": latest}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,36 @@
-"""Indicator and anomaly tables, keyed by symbol (co-partitioned with market.candles).
+"""Indicator and anomaly tables, keyed by symbol (co-partitioned with market.candles), and
+the analysis driver's I/O through them.
 
 * ``indicators``: symbol -> {interval: {"state": IndicatorState, "applied": [partition,
-  offset] of the last market.candles record folded, "latest": snapshot JSON}}
+  offset] of the last market.candles record folded, "latest": snapshot JSON}}; and, under
+  ``#partition/<p>``, how far the rows of source partition p hold its candles
+  ({applied_through}), written after them in the same changelog partition.
 * ``anomalies``: symbol -> the last N anomalies, oldest first
+
+The driver (streams/hotpath/analysis_driver.py) writes the rows at its checkpoints through
+``RowWriter`` (each row encoded once, sent through librdkafka) and its outputs through
+librdkafka without waiting for each. Names and keys: tables/names.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from faust.types import TableT
 
-from domain.analysis import Output, SeriesState
-from domain.fold import Position
-from domain.indicators import IndicatorState
-from schemas.records import Anomaly, IndicatorSnapshot
+from domain.analysis import Output
+from schemas.records import Anomaly
 from streams.faust.context import WorkerApp
-from streams.kafka.json_form import event_to_json
+from streams.faust.table_rows import RowWriter
+from streams.kafka.producer import EventProducer
+from streams.kafka.ranges import read_range
 from tables import names
 from tables.symbol_table import symbol_table
 
-KEEP_ANOMALIES = 200
+OUTPUTS_PRODUCER = {"linger.ms": 5, "delivery.report.only.error": True}
+"""Snapshots and anomalies are waited for once a checkpoint: only a failed one calls back."""
 
 
 def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
@@ -30,29 +39,69 @@ def declare(app: WorkerApp) -> tuple[TableT[str, Any], TableT[str, Any]]:
             symbol_table(app, names.ANOMALIES, "Recent anomalies per symbol."))
 
 
-def load(table: TableT[str, Any], symbol: str, interval: str) -> SeriesState:
-    """The fold state of one series (empty before its first candle)."""
-    entry = (table.get(symbol) or {}).get(interval)
-    if not entry:
-        return SeriesState()
-    return SeriesState(IndicatorState(**entry["state"]), Position(*entry.get("applied", (-1, -1))))
+class AnalysisTables:
+    """The analysis driver's I/O (``streams.hotpath.analysis_driver.AnalysisPorts``) in a worker."""
+
+    def __init__(self, app: WorkerApp) -> None:
+        self.app = app
+        self.indicators, self.anomaly_rows = declare(app)
+        self.source = app.typed_topics["market.candles"]
+        self.snapshots_topic = app.typed_topics["analysis.indicators"]
+        self.anomalies_topic = app.typed_topics["analysis.anomalies"]
+        self.rows = RowWriter(app.settings, self.source.name)
+        self.producer = EventProducer(app.settings, app.codec, **OUTPUTS_PRODUCER)
+
+    def progress(self, partition: int) -> int | None:
+        row = self.rows.read(self.indicators, partition, names.progress_key(partition))
+        if row is None:
+            return None
+        try:
+            return int(row["applied_through"])
+        except (TypeError, KeyError, ValueError):  # not a progress row: fold the partition again
+            return -1
+
+    def row(self, partition: int, symbol: str) -> dict[str, Any]:
+        row = self.rows.read(self.indicators, partition, symbol)
+        return dict(row) if isinstance(row, dict) else {}
+
+    def anomalies(self, partition: int, symbol: str) -> list[dict[str, Any]]:
+        row = self.rows.read(self.anomaly_rows, partition, symbol)
+        return [a for a in row if _event_id(a) is not None] if isinstance(row, list) else []
+
+    async def read(self, partition: int, start: int, stop: int) -> list[tuple[int, bytes | None]]:
+        starts, stops = [0] * (partition + 1), [0] * (partition + 1)
+        starts[partition], stops[partition] = start, stop
+        settings, topic = self.app.settings, self.source.name
+        return await asyncio.to_thread(
+            lambda: [(raw.offset, raw.value) for raw in read_range(settings, topic, starts, stops)])
+
+    def send(self, outputs: Sequence[Output]) -> None:
+        if not outputs:
+            return
+        encoded = []
+        for output in outputs:  # all or nothing: a bad output must not leave the others sent
+            topic = self.anomalies_topic if isinstance(output, Anomaly) else self.snapshots_topic
+            encoded.append((topic, topic.spec.key_of(output).encode(), topic.encode(output)))
+        for topic, key, value in encoded:
+            self.producer.send_raw_many(topic.name, ((key, value),))
+            self.app.metrics.events_sent.labels(topic.spec.name).inc()
+
+    async def delivered(self) -> None:
+        await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
+        await asyncio.to_thread(self.rows.flush)
+        self.rows.record_persisted()
+
+    def write(self, partition: int, rows: dict[str, dict[str, Any]],
+              anomalies: dict[str, list[dict[str, Any]]]) -> None:
+        self.rows.write(self.indicators, partition, rows)
+        self.rows.write(self.anomaly_rows, partition, anomalies)
+
+    def write_progress(self, partition: int, applied_through: int) -> None:
+        progress = {names.progress_key(partition): {"applied_through": applied_through}}
+        self.rows.write(self.indicators, partition, progress)
 
 
-def store(indicators: TableT[str, Any], anomalies: TableT[str, Any], symbol: str, interval: str,
-          state: SeriesState, outputs: Sequence[Output]) -> None:
-    """Write a series' state (and its latest snapshot, if the step made one), and append
-    the step's anomalies to the symbol's recent ones."""
-    if state.indicators is None:
-        return
-    row = dict(indicators.get(symbol) or {})
-    snapshots = [event_to_json(o) for o in outputs if isinstance(o, IndicatorSnapshot)]
-    latest = snapshots[-1] if snapshots else (row.get(interval) or {}).get("latest")
-    row[interval] = {"state": state.indicators.to_row(),
-                     "applied": [state.applied.partition, state.applied.offset], "latest": latest}
-    indicators[symbol] = row
-    found = [o for o in outputs if isinstance(o, Anomaly)]
-    if found:
-        recent = list(anomalies.get(symbol) or [])
-        known = {a["envelope"]["event_id"] for a in recent}
-        recent += [event_to_json(a) for a in found if a.envelope.event_id not in known]
-        anomalies[symbol] = recent[-KEEP_ANOMALIES:]
+def _event_id(anomaly: Any) -> Any:
+    """An anomaly row's event id; None for anything that is not an anomaly's JSON."""
+    envelope = anomaly.get("envelope") if isinstance(anomaly, dict) else None
+    return envelope.get("event_id") if isinstance(envelope, dict) else None

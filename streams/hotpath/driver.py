@@ -45,19 +45,10 @@ from domain.field_rules import TimeBounds
 from domain.fold import Position
 from domain.marks import MarkSlice
 from streams.errors import OutOfSequence
+from streams.hotpath.checkpoint_pace import CheckpointPace
 from streams.hotpath.ports import CandlePorts, Folded, Row, Run, sort_output
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.resilience.deadletter import RawRecord
-
-CHECKPOINT_SHARE = 0.05
-"""The most of the worker's time that writing checkpoint rows may take. A checkpoint is due
-once the time since the last one, times this share, covers what the rows changed since
-would cost to write at the last checkpoint's cost a row: with 5,000 symbols changing (~1 s
-of rows and their history) about every 20 s, so a crash then re-reads that much of
-market.trades; with a few symbols at every tick of the checkpoint timer."""
-
-FIRST_ROW_COST_S = 100e-6
-"""What a row is taken to cost before a checkpoint has measured it."""
 
 ROWS_PER_SLICE = 50
 """Rows a checkpoint writes before it lets the fold go on for as long as the slice took (a
@@ -90,8 +81,7 @@ class CandleDriver:
         self.generation = 0
         self._loaded_generation = -1  # the generation whose table rows are in memory
         self.last_checkpoint: dict[str, float] = {"rows": 0, "seconds": 0.0, "delivery_wait_s": 0.0}
-        self._checkpointed_at = time.monotonic()  # when the last checkpoint ended
-        self._row_cost_s = FIRST_ROW_COST_S  # writing time a row, as the last checkpoint measured it
+        self.pace = CheckpointPace()
 
     def forget(self) -> None:
         """Drop what is in memory (partitions move): start again from the table's rows."""
@@ -115,9 +105,7 @@ class CandleDriver:
     def checkpoint_due(self) -> bool:
         """Whether rows have changed and writing them now keeps checkpoints within their
         share of the time (``CHECKPOINT_SHARE``)."""
-        changed = sum(map(len, self.dirty.values()))
-        waited = time.monotonic() - self._checkpointed_at
-        return changed > 0 and waited * CHECKPOINT_SHARE >= changed * self._row_cost_s
+        return self.pace.due(sum(map(len, self.dirty.values())))
 
     def state_of(self, symbol: str) -> SymbolCandles | None:
         """The symbol's current state (memory, else its row), None if unknown here."""
@@ -241,9 +229,7 @@ class CandleDriver:
         if generation == self.generation:
             self.last_checkpoint = {"rows": written, "seconds": round(spent, 4),
                                     "delivery_wait_s": round(delivery_wait, 4)}
-            self._checkpointed_at = time.monotonic()
-            if written:
-                self._row_cost_s = spent / written
+            self.pace.ended(written, spent)
         return written
 
     async def _write(self, plan: dict[int, tuple[list[str], int]], generation: int) -> tuple[int, float]:

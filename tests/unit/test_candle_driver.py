@@ -20,7 +20,8 @@ from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
-from streams.hotpath.driver import CHECKPOINT_SHARE, CandleDriver
+from streams.hotpath.checkpoint_pace import CHECKPOINT_SHARE
+from streams.hotpath.driver import CandleDriver
 from streams.hotpath.ports import FinalCandle, Run
 from streams.hotpath.trade_decoder import TickDecoder
 from streams.ingest import synthetic_trades
