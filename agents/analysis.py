@@ -34,6 +34,7 @@ def install(app: WorkerApp) -> None:
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         driver.forget()
+        await ports.settle()  # what is in flight reaches the broker before the partitions move
 
     @app.on_rebalance_complete.connect
     async def forget_on_assignment(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -86,10 +86,15 @@ def install(app: WorkerApp) -> None:
     # reads a row once: not for every input (with thousands of symbols a row holds ~10,000
     # marks, and decoding it took half the worker's time).
 
+    handed_through: dict[int, int] = {}  # partition -> the last offset Faust handed over
+
     def forget() -> None:
-        """Partitions move: another worker may fold these accounts on; read their rows again."""
+        """Partitions move (another worker may fold these accounts on), or Faust skipped
+        records (after a rebalance it may hand over records from a stale position, then seek
+        on to the committed offset): read the rows again, and fold on from them."""
         accounts.clear()
         rows_read.clear()
+        handed_through.clear()
 
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -136,6 +141,12 @@ def install(app: WorkerApp) -> None:
     async def ledger(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            last = handed_through.get(message.partition, message.offset - 1)
+            if message.offset > last + 1:
+                log.info("ledger: trading.commands[%d] %d..%d not handed over here: folding on from the rows",
+                         message.partition, last + 1, message.offset - 1)
+                forget()
+            handed_through[message.partition] = max(message.offset, last)
             async with app.deadletters.guard(message, agent=AGENT):
                 record = app.decode_valid(message.value, Event)
                 if not isinstance(record, INPUT_TYPES):

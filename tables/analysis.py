@@ -15,6 +15,7 @@ librdkafka without waiting for each. Names and keys: tables/names.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,12 +23,15 @@ from faust.types import TableT
 
 from domain.analysis import Output
 from schemas.records import Anomaly
+from streams.errors import BrokerError
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_range
 from tables import names
 from tables.symbol_table import symbol_table
+
+log = logging.getLogger(__name__)
 
 OUTPUTS_PRODUCER = {"linger.ms": 5, "delivery.report.only.error": True}
 """Snapshots and anomalies are waited for once a checkpoint: only a failed one calls back."""
@@ -90,6 +94,14 @@ class AnalysisTables:
         await asyncio.to_thread(self.producer.flush)  # BrokerError if any was not delivered
         await asyncio.to_thread(self.rows.flush)
         self.rows.record_persisted()
+
+    async def settle(self) -> None:
+        """Let outputs and rows in flight reach the broker (partitions are moving); a failure
+        is only logged: the memory is forgotten already, the next owner folds again."""
+        try:
+            await self.delivered()
+        except BrokerError as error:
+            log.warning("analysis outputs or rows not delivered before a rebalance: %s", error)
 
     def write(self, partition: int, rows: dict[str, dict[str, Any]],
               anomalies: dict[str, list[dict[str, Any]]]) -> None:

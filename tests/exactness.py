@@ -1,6 +1,7 @@
 """Exactness checks shared by the crash tests: the candles on market.candles equal the
 independent reference fold (tests/reference.py) over the trades produced, none missing,
-doubled or different, and the late trades are exactly the reference's."""
+doubled or different, and the late trades are exactly the reference's; the snapshots on
+analysis.indicators are the pure analysis fold's over those candles."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from domain.analysis import Analysis, AnalysisInput, SeriesState
 from domain.bars import Tick
 from domain.candles import ClosedCandle, candle_record
 from domain.clock import EPOCH
-from schemas.records import Candle, Trade
+from schemas.records import Candle, IndicatorSnapshot, Trade
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.json_form import event_to_json
 from streams.settings import Settings
@@ -66,3 +68,42 @@ def assert_exact(settings: Settings, trades: list[Trade], timeout: float = 180, 
     assert late == {(t.symbol, t.trade_id) for t in expected.late}
     assert not expect_late or settings.grace_s > 1 or late, "the feed's out-of-order share should leave some late"
     return len(candles) - len(by_id)
+
+
+INDICATORS = ("ema_fast", "ema_slow", "rsi", "atr", "realised_volatility", "volume_zscore")
+"""What an IndicatorSnapshot says about its candle."""
+
+
+def assert_exact_indicators(settings: Settings, trades: list[Trade], timeout: float = 120) -> None:
+    """Wait (up to ``timeout``) for a snapshot of every reference candle on analysis.indicators,
+    then check each says what the pure analysis fold says over the reference candles of its
+    series in window order: none missing, and one sent again (after a crash) the same."""
+    expected = fold_reference([tick(t) for t in trades], settings.window_specs, int(settings.grace_s * 1_000_000))
+    fold, wanted = Analysis("reference"), {}
+    series: dict[tuple[str, str], list[tuple[int, Candle]]] = {}
+    for (symbol, interval, start), bar in expected.candles.items():
+        series.setdefault((symbol, interval), []).append(
+            (start, candle_record(ClosedCandle(symbol, interval, bar), "reference", EPOCH)))
+    for candles in series.values():
+        state = SeriesState()
+        for _, candle in sorted(candles, key=lambda item: item[0]):
+            state, outputs = fold.evolve(state, AnalysisInput(candle, EPOCH))
+            wanted.update((o.candle_id, _said(o)) for o in outputs if isinstance(o, IndicatorSnapshot))
+    deadline = time.monotonic() + timeout
+    while True:
+        got: dict[str, dict[str, Any]] = {}
+        for snapshot in collect(settings, "analysis.indicators"):
+            said = got.setdefault(snapshot.candle_id, _said(snapshot))
+            assert said == _said(snapshot), "a snapshot sent again differs"
+        if len(got) >= len(wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    missing = sorted(set(wanted) - set(got))
+    assert missing == [], f"{len(missing)} of {len(wanted)} snapshots missing, e.g. {missing[:5]}"
+    assert sorted(set(got) - set(wanted))[:5] == [], "unexpected snapshots"
+    wrong = [k for k in wanted if wanted[k] != got[k]]
+    assert wrong == [], f"{len(wrong)} snapshots differ, e.g. {wanted[wrong[0]]} != {got[wrong[0]]}"
+
+
+def _said(snapshot: IndicatorSnapshot) -> dict[str, Any]:
+    return {name: getattr(snapshot, name) for name in INDICATORS}

@@ -27,6 +27,7 @@ row written through Faust: ~190 candles a second on the embedded broker. The I/O
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
@@ -35,8 +36,11 @@ from typing import Any, Protocol
 from domain.analysis import Analysis, AnalysisInput, Output, SeriesState, series_entry, series_from_entry
 from domain.fold import step
 from schemas.records import Anomaly, Candle, IndicatorSnapshot, utc_now
+from streams.errors import TickTideError, TransientError
 from streams.hotpath.checkpoint_pace import CheckpointPace
 from streams.kafka.json_form import event_to_json
+
+log = logging.getLogger(__name__)
 
 KEEP_ANOMALIES = 200
 """Recent anomalies kept in a symbol's row."""
@@ -113,29 +117,57 @@ class AnalysisDriver:
                 "series_in_memory": len(self.series), "generation": self.generation}
 
     async def on_candle(self, partition: int, offset: int, candle: Candle) -> None:
-        """Fold one market.candles record (after what the partition's rows miss before it)."""
+        """Fold one market.candles record, after what is missing before it: what the
+        partition's rows miss when it is new here, or a gap in what Faust delivers (after a
+        rebalance Faust may hand over records from a stale position, then seek on to the
+        committed offset: the records between were folded by the last owner, not here)."""
         async with self.lock:
-            if partition not in self.applied_through:
-                await self._catch_up(partition, offset)
+            while (through := self.applied_through.get(partition)) is None or offset > through + 1:
+                if through is None:  # again if forgotten meanwhile
+                    await self._catch_up(partition, offset)
+                elif await self._fold_again(partition, through + 1, offset):
+                    log.info("analysis: market.candles[%d] %d..%d not handed over here: read and folded",
+                             partition, through + 1, offset - 1)
+                    self.applied_through[partition] = offset - 1
             self._apply(partition, offset, candle)
+            self.applied_through[partition] = max(offset, through)
 
     async def _catch_up(self, partition: int, offset: int) -> None:
-        """Fold what the partition's rows do not hold before ``offset`` (see the module's doc).
-        A record that fails now failed when it was first read (and was dead-lettered then)."""
+        """Fold what the partition's rows do not hold before ``offset`` (see the module's doc);
+        the partition counts as folded up to there only once all of it is."""
         generation = self.generation
         through = self.ports.progress(partition)
         if through is None:
             self.ports.write_progress(partition, offset - 1)
             await self.ports.delivered()
-        elif through + 1 < offset:
-            for at, value in await self.ports.read(partition, through + 1, offset):
-                try:
-                    self._apply(partition, at, self.decode(value))
-                except Exception:  # see the docstring
-                    continue
+        elif through + 1 < offset and not await self._fold_again(partition, through + 1, offset):
+            return
         if generation == self.generation:
-            self.applied_through.setdefault(partition, offset - 1)
-            self.written_through.setdefault(partition, offset - 1 if through is None else through)
+            self.applied_through[partition] = offset - 1
+            self.written_through[partition] = offset - 1 if through is None else through
+
+    async def _fold_again(self, partition: int, start: int, stop: int) -> bool:
+        """Read the partition's records from ``start`` to before ``stop`` and fold them (what
+        a series already holds is skipped); False, folding nothing, if the memory was
+        forgotten while they were read. A record that does not decode, or that the fold or
+        its outputs' contract refuses, failed the same way when it was first read (and was
+        dead-lettered then); anything else (a store or broker failure) is raised."""
+        generation = self.generation
+        records = await self.ports.read(partition, start, stop)
+        if generation != self.generation:
+            return False
+        for at, value in records:
+            try:
+                candle = self.decode(value)
+            except Exception:  # whatever a broken producer wrote: see the docstring
+                continue
+            try:
+                self._apply(partition, at, candle)
+            except TransientError:
+                raise
+            except (ValueError, ArithmeticError, TickTideError):
+                continue
+        return True
 
     def _apply(self, partition: int, offset: int, candle: Candle) -> None:
         if candle.interval in self.intervals:
@@ -155,7 +187,6 @@ class AnalysisDriver:
                     self._remember(partition, output)
                 else:
                     self.latest[series] = output
-        self.applied_through[partition] = offset
 
     def _load(self, partition: int, series: Series) -> SeriesState:
         symbol, interval = series

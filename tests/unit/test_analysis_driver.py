@@ -261,3 +261,39 @@ def test_partitions_moving_during_a_checkpoint_stop_it_before_the_progress_row()
         return await task
     written = asyncio.run(checkpoint_while_forgetting())
     assert 0 < written < len(symbols) and ports.progress(PARTITION) == -1  # as first written
+
+
+def test_a_gap_in_what_faust_hands_over_is_read_and_folded() -> None:
+    """After a rebalance Faust may hand over records from a stale position and then seek on
+    to the committed offset: the records between must not be lost to the series."""
+    candles = random_walk(20)
+    ports = Ports(Topic())
+    driver = driver_on(ports)
+    feed(driver, ports, candles[:8])
+    for c in candles[8:12]:  # on the topic, never handed to this driver
+        offset, ports.values[offset] = ports.topic.append(c)
+    feed(driver, ports, candles[12:])
+    assert ports.reads == [(8, 12)]
+    checkpoint(driver)
+
+    clean = Ports(Topic())
+    reference = driver_on(clean)
+    feed(reference, clean, candles)
+    checkpoint(reference)
+    assert state_of(ports) == state_of(clean)
+
+
+def test_records_handed_over_again_change_nothing_and_do_not_move_progress_back() -> None:
+    candles = random_walk(10)
+    ports = Ports(Topic())
+    driver = driver_on(ports)
+    feed(driver, ports, candles)
+    checkpoint(driver)
+    before = state_of(ports)
+
+    async def again() -> None:
+        for offset in range(4, 10):
+            await driver.on_candle(PARTITION, offset, candles[offset])
+    asyncio.run(again())
+    checkpoint(driver)
+    assert state_of(ports) == before and ports.progress(PARTITION) == 9
