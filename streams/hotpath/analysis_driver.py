@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 KEEP_ANOMALIES = 200
 """Recent anomalies kept in a symbol's row."""
 ROWS_PER_SLICE = 50
-"""Rows a checkpoint writes before it lets the loop go on (the analysis waits meanwhile)."""
+"""Rows a checkpoint writes before it lets the rest of the worker go on for as long as the
+slice took: writing takes at most half of the loop (the analysis waits meanwhile)."""
 
 Series = tuple[str, str]
 """(symbol, interval)."""
@@ -243,7 +244,7 @@ class AnalysisDriver:
                                  {s: list(self.recent[s]) for s in part if s in found})
                 written += len(part)
                 spent += time.perf_counter() - started
-                await asyncio.sleep(0)
+                await asyncio.sleep(time.perf_counter() - started)  # the rest goes on, as long again
                 if generation != self.generation:
                     return written, spent
             if through != self.written_through.get(partition):
