@@ -81,7 +81,8 @@ class Settings(BaseSettings):
                                  "once (the end of a recording or a backtest): later trades inside are late")
     checkpoint_s: float = Field(1.0, gt=0, le=60, description="How often the candle fold and the analysis "
                                 "write the rows they changed (a crash re-reads about this much of their input; "
-                                "with thousands of symbols changing, longer: rows take at most a twentieth of the time)")
+                                "with thousands of symbols changing, longer: rows take at most a twentieth "
+                                "of the time)")
     candle_history: int = Field(500, ge=1, description="Final candles kept per symbol and interval")
     standby_replicas: int = Field(0, ge=0, description="Standby copies of each table partition")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
