@@ -112,11 +112,6 @@ class AnalysisDriver:
                      self.written_through, self.changed, self.found):
             held.clear()
 
-    def report(self) -> dict[str, Any]:
-        """What /health shows: how far each partition is folded and the series held."""
-        return {"applied_through": {str(p): o for p, o in sorted(self.applied_through.items())},
-                "series_in_memory": len(self.series), "generation": self.generation}
-
     async def on_candle(self, partition: int, offset: int, candle: Candle) -> None:
         """Fold one market.candles record, after what is missing before it: what the
         partition's rows miss when it is new here, or a gap in what Faust delivers (after a

@@ -118,6 +118,15 @@ def state_of(ports: Ports, symbol: str = "BTCUSDT", interval: str = "1m") -> dic
     return ports.row(PARTITION, symbol)[interval]["state"]
 
 
+def folded_in_one_go(candles: list[Candle]) -> dict[str, Any]:
+    """The state of a series of ``candles`` folded by one driver without a hitch."""
+    ports = Ports(Topic())
+    driver = driver_on(ports)
+    feed(driver, ports, candles)
+    checkpoint(driver)
+    return state_of(ports)
+
+
 def with_symbol(candles: list[Candle], symbol: str) -> list[Candle]:
     return [dataclasses.replace(c, symbol=symbol) for c in candles]
 
@@ -138,10 +147,6 @@ def test_outputs_go_at_once_and_rows_only_at_a_checkpoint_after_the_broker_has_t
 
 def test_a_new_owner_folds_again_what_the_rows_miss_to_the_same_state_and_the_same_events() -> None:
     candles = random_walk(40)
-    whole = Ports(Topic())
-    driver = driver_on(whole)
-    feed(driver, whole, candles[:30] + candles[31:])  # the 31st will not decode
-    checkpoint(driver)
 
     ports = Ports(Topic())
     crashed = driver_on(ports)
@@ -157,7 +162,7 @@ def test_a_new_owner_folds_again_what_the_rows_miss_to_the_same_state_and_the_sa
     feed(successor, ports, candles[31:])
     assert ports.reads == [(15, 31)]  # from after the progress row to the first candle handed over
     checkpoint(successor)
-    assert state_of(ports) == state_of(whole)
+    assert state_of(ports) == folded_in_one_go(candles[:30] + candles[31:])  # the 31st did not decode
     again = [o.envelope.event_id for o in ports.sent if o.envelope.event_id in set(sent_before)]
     assert sorted(again) == sorted(sent_before)  # the same events, not new ones
 
@@ -187,11 +192,7 @@ def test_an_output_that_does_not_encode_leaves_the_state_as_it_was() -> None:
     assert [o.candle_id for o in ports.sent if isinstance(o, IndicatorSnapshot)][-2:] == \
         [c.envelope.event_id for c in candles[10:]]  # its snapshot was sent when it was retried
 
-    clean = Ports(Topic())
-    reference = driver_on(clean)
-    feed(reference, clean, candles)
-    checkpoint(reference)
-    assert state_of(ports) == state_of(clean)
+    assert state_of(ports) == folded_in_one_go(candles)
 
 
 def test_candles_of_an_interval_not_analysed_are_read_and_passed_over() -> None:
@@ -276,11 +277,7 @@ def test_a_gap_in_what_faust_hands_over_is_read_and_folded() -> None:
     assert ports.reads == [(8, 12)]
     checkpoint(driver)
 
-    clean = Ports(Topic())
-    reference = driver_on(clean)
-    feed(reference, clean, candles)
-    checkpoint(reference)
-    assert state_of(ports) == state_of(clean)
+    assert state_of(ports) == folded_in_one_go(candles)
 
 
 def test_records_handed_over_again_change_nothing_and_do_not_move_progress_back() -> None:
