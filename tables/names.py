@@ -5,8 +5,9 @@ Table declarations (tables/), agents, web views (streams/web/), offline tools
 
 * symbol tables (``CANDLES``, ``INDICATORS``, ``ANOMALIES``,
   ``STRATEGY``, ``SIGNALS``): the symbol, like the market topics' record keys; and in
-  ``CANDLES`` the progress row of each source partition, ``progress_key(p)``
-  (``#partition/<p>``: a symbol never starts with ``#``, so data cannot reach it);
+  ``CANDLES`` and ``INDICATORS`` the progress row of each source partition,
+  ``progress_key(p)`` (``#partition/<p>``: a symbol never starts with ``#``, so data cannot
+  reach it);
 * ``CANDLE_HISTORY``: ``history_key(symbol, interval, slot)``, a ring of blocks of the last
   N final candles of each symbol and interval (``|`` is in no symbol or interval);
 * ``PORTFOLIO``: the account (trading.commands' record key);
@@ -34,7 +35,7 @@ ALL = (CANDLES, CANDLE_HISTORY, INDICATORS, ANOMALIES, ENRICHMENTS, PORTFOLIO, S
 """Every table a worker declares."""
 
 PROGRESS_PREFIX = "#partition/"
-"""Key prefix of the progress rows in the candles table."""
+"""Key prefix of the progress rows (candles and indicators tables)."""
 SYSTEM_KEY = "system"
 """The key /health/system is routed by (the health table has one partition)."""
 
@@ -45,7 +46,7 @@ def partition_key(partition: int) -> str:
 
 
 def progress_key(partition: int) -> str:
-    """The candles-table key of a source partition's progress row."""
+    """The key of a source partition's progress row (candles and indicators tables)."""
     return partition_key(partition)
 
 
