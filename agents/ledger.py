@@ -32,7 +32,7 @@ from domain.fold import step
 from schemas.records import Event, ExpireOrders, utc_now
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
 from streams.faust.context import WorkerApp
-from streams.kafka.ranges import read_range
+from streams.kafka.ranges import read_partition
 from tables import trading as glue
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,9 @@ def install(app: WorkerApp) -> None:
         start = state.applied.offset + 1
         if state.applied.partition != partition or start >= offset:
             return state
-        starts, ends = [0] * (partition + 1), [0] * (partition + 1)
-        starts[partition], ends[partition] = start, offset
         key = account.encode()
         raws = await asyncio.to_thread(
-            lambda: [raw for raw in read_range(settings, source.name, starts, ends) if raw.key == key])
+            lambda: [raw for raw in read_partition(settings, source.name, partition, start, offset) if raw.key == key])
         for raw in raws:
             try:  # what failed before was dead-lettered then
                 record = app.decode_valid(raw.value, Event)

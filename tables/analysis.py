@@ -27,7 +27,7 @@ from streams.errors import BrokerError
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
 from streams.kafka.producer import EventProducer
-from streams.kafka.ranges import read_range
+from streams.kafka.ranges import read_partition
 from tables import names
 from tables.symbol_table import symbol_table
 
@@ -59,8 +59,8 @@ class AnalysisTables:
         row = self.rows.read(self.indicators, partition, names.progress_key(partition))
         if row is None:
             return None
-        try:
-            return int(row["applied_through"])
+        try:  # whoever can write the changelog can put anything here: below -1 is not an offset
+            return max(-1, int(row["applied_through"]))
         except (TypeError, KeyError, ValueError):  # not a progress row: fold the partition again
             return -1
 
@@ -73,11 +73,9 @@ class AnalysisTables:
         return [a for a in row if _event_id(a) is not None] if isinstance(row, list) else []
 
     async def read(self, partition: int, start: int, stop: int) -> list[tuple[int, bytes | None]]:
-        starts, stops = [0] * (partition + 1), [0] * (partition + 1)
-        starts[partition], stops[partition] = start, stop
         settings, topic = self.app.settings, self.source.name
         return await asyncio.to_thread(
-            lambda: [(raw.offset, raw.value) for raw in read_range(settings, topic, starts, stops)])
+            lambda: [(raw.offset, raw.value) for raw in read_partition(settings, topic, partition, start, stop)])
 
     def send(self, outputs: Sequence[Output]) -> None:
         if not outputs:

@@ -46,7 +46,7 @@ from streams.hotpath.ports import FinalCandle, Run
 from streams.hotpath.reader import SOURCE
 from streams.kafka.admin import end_offsets
 from streams.kafka.producer import EventProducer
-from streams.kafka.ranges import read_range
+from streams.kafka.ranges import read_partition
 from streams.resilience.deadletter import RawRecord
 from tables import names
 from tables.symbol_table import symbol_table
@@ -195,10 +195,8 @@ class CandleTables:
         self.app.metrics.trade_gap_reads.labels(str(partition)).inc()
 
     async def read(self, partition: int, start: int, stop: int) -> Run:
-        settings = self.app.settings
-        starts, stops = [0] * (partition + 1), [0] * (partition + 1)
-        starts[partition], stops[partition] = start, stop
-        missed = await asyncio.to_thread(lambda: list(read_range(settings, self.source_topic, starts, stops)))
+        settings, topic = self.app.settings, self.source_topic
+        missed = await asyncio.to_thread(lambda: list(read_partition(settings, topic, partition, start, stop)))
         return Run(partition, start - 1, [r.offset for r in missed], [r.timestamp_ms for r in missed],
                    [r.key for r in missed], [r.value for r in missed])
 

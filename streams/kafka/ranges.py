@@ -151,6 +151,13 @@ class TimestampSearch:
         self._consumer.close()
 
 
+def read_partition(settings: Settings, topic: str, partition: int, start: int, end: int) -> Iterator[Raw]:
+    """Every record of one partition of ``topic`` with start <= offset < end (``read_range``)."""
+    starts, ends = [0] * (partition + 1), [0] * (partition + 1)
+    starts[partition], ends[partition] = start, end
+    return read_range(settings, topic, starts, ends)
+
+
 def from_beginning(partitions: int) -> list[int]:
     """Start offsets meaning "the oldest record still stored" in each partition."""
     return [OFFSET_BEGINNING] * partitions

@@ -24,7 +24,7 @@ from domain.clock import to_micros
 from streams.errors import BrokerError, DecodeError
 from streams.kafka.admin import resolve_flavor
 from streams.kafka.codec import AvroCodec
-from streams.kafka.ranges import read_range
+from streams.kafka.ranges import read_partition
 from streams.settings import Settings
 
 SLACK_US = 5 * 60 * 1_000_000
@@ -142,9 +142,7 @@ class EventTimeSearch:
         return hull_of(lambda o: self.time_at(partition, o), start, end, window)
 
     def _read_whole(self, partition: int, start: int, end: int, window: TimeWindow) -> tuple[int, int]:
-        starts, ends = [0] * (partition + 1), [0] * (partition + 1)
-        starts[partition], ends[partition] = start, end
-        inside = [raw.offset for raw in read_range(self.settings, self.topic, starts, ends)
+        inside = [raw.offset for raw in read_partition(self.settings, self.topic, partition, start, end)
                   if window.holds(self._event_time(raw.value, raw.timestamp_ms))]
         return (min(inside), max(inside) + 1) if inside else (start, start)
 
