@@ -48,11 +48,13 @@ class Bar:
     @classmethod
     def first(cls, start_us: int, end_us: int, tick: Tick) -> Bar:
         """A bar holding one trade."""
-        size, quote = tick.size, tick.price * tick.size
-        return cls(start_us, end_us, tick.time_us, tick.trade_id, tick.price, tick.time_us,
-                   tick.trade_id, tick.price, tick.price, tick.price, volume=size, quote=quote,
-                   buy_volume=size if tick.buy else 0, sell_volume=0 if tick.buy else size, count=1,
-                   first_id=tick.trade_id, last_id=tick.trade_id, buy_quote=quote if tick.buy else 0)
+        time_us, trade_id, price, size = tick.time_us, tick.trade_id, tick.price, tick.size
+        quote = price * size
+        if tick.buy:  # positional: a bar is made for every new pane
+            return cls(start_us, end_us, time_us, trade_id, price, time_us, trade_id, price, price, price,
+                       size, quote, size, 0, 1, trade_id, trade_id, quote)
+        return cls(start_us, end_us, time_us, trade_id, price, time_us, trade_id, price, price, price,
+                   size, quote, 0, size, 1, trade_id, trade_id, 0)
 
     @classmethod
     def merged(cls, start_us: int, end_us: int, parts: Sequence[Bar]) -> Bar:

@@ -158,16 +158,19 @@ class CandleFold:
                 continue
             size = spec.size_us
             if size == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
-                ends = sorted(s for s in panes if previous < s + size <= boundary_us)
-                closed += [ClosedCandle(state.symbol, spec.name, panes[start]) for start in ends]
+                ending = [s for s in panes if previous < s + size <= boundary_us]
+                ending.sort()
+                closed += [ClosedCandle(state.symbol, spec.name, panes[start]) for start in ending]
                 continue
             starts = {start - back for start in panes for back in range(0, size, spec.step_us)}
             for start in sorted(s for s in starts if previous < s + size <= boundary_us):
                 closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
-        if self.mark_step_us in ended:
-            slices = all_panes.get(self.mark_step_us, {})
-            closed += [ClosedSlice(state.symbol, slices[start]) for start in sorted(slices)
-                       if previous < slices[start].end_us <= boundary_us]
+        mark_step = self.mark_step_us
+        if mark_step in ended:
+            slices = all_panes.get(mark_step, {})
+            ending = [s for s in slices if previous < s + mark_step <= boundary_us]
+            ending.sort()
+            closed += [ClosedSlice(state.symbol, slices[start]) for start in ending]
         for step in ended:  # a pane goes once every window holding it is closed
             panes = all_panes.get(step)
             if panes:
@@ -202,7 +205,11 @@ class CandleFold:
 
     def next_close(self, boundary_us: int) -> int:
         """Window ends are multiples of their step: the first one after ``boundary_us``."""
-        return min([boundary_us - boundary_us % step + step for step in self._end_steps])
+        steps = self._end_steps
+        if len(steps) == 1:  # every step a multiple of the smallest (1s, 1m, 5m)
+            step = steps[0]
+            return boundary_us - boundary_us % step + step
+        return min([boundary_us - boundary_us % step + step for step in steps])
 
     @staticmethod
     def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:

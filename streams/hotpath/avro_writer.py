@@ -135,7 +135,7 @@ class RawWriter:
 
     def __init__(self, header: bytes, schema: dict[str, Any], fields: tuple[str, ...],
                  constants: dict[str, Any], repeating: tuple[str, ...] = ()) -> None:
-        plan: list[tuple[bytes, Write]] = []
+        plan: list[tuple[bytes, Write, dict[Any, bytes] | None]] = []
         pending = header
         shared: dict[str, dict[Any, bytes]] = {}  # one memo for the fields of one kind (every decimal(38))
         for path, write in leaf_writers(schema):
@@ -143,8 +143,8 @@ class RawWriter:
             if path in constants:
                 pending += write(constants[path])
             else:
-                plan.append((pending, memo(write) if path in repeating else
-                             memo(write, shared.setdefault(kind, {})) if kind else write))
+                known = {} if path in repeating else shared.setdefault(kind, {}) if kind else None
+                plan.append((pending, write, known))
                 pending = b""
         found = tuple(path for path, _ in leaf_writers(schema) if path not in constants)
         if found != fields:
@@ -155,36 +155,35 @@ class RawWriter:
 
 
 MEMO_SIZE = 16_384
-"""Values a ``memo`` keeps the bytes of (it starts again when full)."""
+"""Values a field's memo keeps the bytes of (it starts again when full)."""
 
 
-def memo(write: Write, known: dict[Any, bytes] | None = None) -> Write:
-    """``write`` remembering the bytes of the last ``MEMO_SIZE`` distinct values (in
-    ``known``, which writers of fields with the same bytes for a value may share: a candle's
-    open, high, low, close and vwap are often one price)."""
-    known = {} if known is None else known
-
-    def write_known(value: Any) -> bytes:
-        found = known.get(value)
-        if found is None:
-            if len(known) >= MEMO_SIZE:
-                known.clear()
-            found = known[value] = write(value)
-        return found
-
-    return write_known
+def remember(known: dict[Any, bytes], write: Write, value: Any) -> bytes:
+    """``write(value)``, kept in ``known`` for the next time (a memo that starts again when full)."""
+    if len(known) >= MEMO_SIZE:
+        known.clear()
+    found = known[value] = write(value)
+    return found
 
 
-def _compiled(plan: list[tuple[bytes, Write]], tail: bytes) -> Callable[[tuple[Any, ...]], bytes]:
+def _compiled(plan: list[tuple[bytes, Write, dict[Any, bytes] | None]],
+              tail: bytes) -> Callable[[tuple[Any, ...]], bytes]:
     """``encode(values)`` for a plan, as one generated function: the record's constant bytes
-    and each field's writer inlined in order, no loop (it runs for every output record)."""
-    scope: dict[str, Any] = {"tail": tail}
-    parts = []
-    for i, (prefix, write) in enumerate(plan):
-        scope[f"p{i}"], scope[f"w{i}"] = prefix, write
+    and each field's writer inlined in order, no loop (it runs for every output record). A
+    field with a memo looks its value up there first, inline (writers of fields with the same
+    bytes for a value share one: a candle's open, high, low, close and vwap are often one price)."""
+    scope: dict[str, Any] = {"tail": tail, "remember": remember}
+    lines, parts = [], []
+    for i, (prefix, write, known) in enumerate(plan):
+        scope[f"p{i}"], scope[f"w{i}"], scope[f"k{i}"] = prefix, write, known
         parts += [f"p{i}"] if prefix else []
-        parts.append(f"w{i}(v{i})")
+        if known is None:
+            parts.append(f"w{i}(v{i})")
+        else:
+            lines += [f"b{i} = k{i}.get(v{i})", f"if b{i} is None: b{i} = remember(k{i}, w{i}, v{i})"]
+            parts.append(f"b{i}")
     values = "".join(f"v{i}, " for i in range(len(plan)))
-    source = f"def encode(values):\n    {values}= values\n    return b''.join(({', '.join(parts)}, tail))\n"
+    body = "".join(f"    {line}\n" for line in [f"{values}= values", *lines])
+    source = f"def encode(values):\n{body}    return b''.join(({', '.join(parts)}, tail))\n"
     exec(source, scope)  # the source is built above from the plan, never from input
     return scope["encode"]  # type: ignore[no-any-return]

@@ -24,7 +24,7 @@ from domain.clock import from_micros
 from domain.marks import MarkSlice, mark_id, mark_record, slice_of
 from domain.windows import parse_windows
 from streams.errors import InvalidValue
-from streams.hotpath.avro_writer import MEMO_SIZE, memo, varint
+from streams.hotpath.avro_writer import MEMO_SIZE, remember, varint
 from streams.hotpath.encoders import CandleEncoder, MarkEncoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
@@ -96,14 +96,15 @@ def test_marks_encode_to_the_codec_bytes() -> None:
         assert encoder.encode(mark, ingest_us) == expected
 
 
-def test_a_memo_of_repeating_values_writes_the_same_bytes_and_stays_bounded() -> None:
+def test_a_memo_gives_the_bytes_written_and_starts_again_when_full() -> None:
+    known: dict[int, bytes] = {}
     calls: list[int] = []
 
     def write(value: int) -> bytes:
         calls.append(value)
         return varint(value)
 
-    memoized = memo(write)
-    values = [1_721_347_200_000_000 + (n % 7) * 1_000_000 for n in range(1000)] + list(range(MEMO_SIZE + 10))
-    assert [memoized(v) for v in values] == [varint(v) for v in values]
-    assert len(calls) < MEMO_SIZE + 30  # the seven repeating times were written once each, then remembered
+    for value in range(MEMO_SIZE + 10):
+        assert remember(known, write, value) == varint(value)
+    assert len(known) == 10  # full at MEMO_SIZE: it started again
+    assert known[MEMO_SIZE + 9] == varint(MEMO_SIZE + 9) and len(calls) == MEMO_SIZE + 10
