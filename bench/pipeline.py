@@ -231,10 +231,15 @@ def _row(o: Outcome) -> list[str]:
     return [line, f"    failed: {o.failure}"] if o.failure else [line]
 
 
-def _ratio(name: str, b: float | None, other: float | None, meaning: str) -> str:
-    if not b or not other:
+def _ratio(name: str, b: Outcome, other: Outcome, meaning: str) -> str:
+    """The ratio of the medians, then run by run (the two contenders ran one after the other,
+    so a run's ratio is free of what the machine did between runs)."""
+    if not b.rate or not other.rate:
         return f"{name} = n/a"
-    return f"{name} = {b / other:.3f}  ({meaning})"
+    ratio = f"{name} = {b.rate / other.rate:.3f}  ({meaning})"
+    if len(b.rates) != len(other.rates):  # a run failed: which rates pair up is not known
+        return ratio
+    return ratio + "; run by run " + " / ".join(f"{x / y:.3f}" for x, y in zip(b.rates, other.rates, strict=True))
 
 
 def table(c: Contenders, with_quix: bool) -> str:
@@ -243,10 +248,9 @@ def table(c: Contenders, with_quix: bool) -> str:
              "runs (events/s)"]
     for outcome in c.rows(with_quix):
         lines.extend(_row(outcome))
-    b = c.worker.rate
-    lines.append(_ratio("b/a", b, c.limit.rate, "ticktide / limit; issue 14 asks >= 0.5"))
+    lines.append(_ratio("b/a", c.worker, c.limit, "ticktide / limit; issue 14 asks >= 0.5"))
     if with_quix:
-        lines.append(_ratio("b/c", b, c.quix.rate, "ticktide / Quix Streams; issue 14 asks > 1"))
+        lines.append(_ratio("b/c", c.worker, c.quix, "ticktide / Quix Streams; issue 14 asks > 1"))
     rejected = {o.label.split(":")[0].strip(): o.extra.get("rejected") for o in (c.limit, c.quix)}
     if any(rejected.values()):
         lines.append(f"records refused by the decoder: {rejected}")
