@@ -7,7 +7,7 @@ import random
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.ops.metrics import LATENCY_BUCKETS, BatchHistogram
+from streams.ops.metrics import LATENCY_BUCKETS, BatchHistogram, LatencyWindow
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,3 +30,18 @@ def test_batch_histogram_equals_prometheus_histogram_on_the_same_values() -> Non
         reference.labels("a").observe(value)
     assert _samples(ours) == _samples(theirs)
     assert batch.count("a") == len(values) and batch.count("b") == 0
+
+
+def test_the_latency_window_shows_its_percentiles_and_works_them_out_again_only_after_refresh_s() -> None:
+    fresh = LatencyWindow(size=100, refresh_s=0)
+    assert fresh.percentiles_ms() is None
+    fresh.extend([n / 1000 for n in range(1, 201)])  # 1..200 ms, the window keeps the last 100
+    assert fresh.percentiles_ms() == {"p50": 151.0, "p99": 200.0, "samples": 100.0}
+    fresh.extend([1.0] * 100)
+    assert fresh.percentiles_ms() == {"p50": 1000.0, "p99": 1000.0, "samples": 100.0}
+
+    polled = LatencyWindow(size=100, refresh_s=3600)
+    polled.extend([0.002] * 100)
+    shown = polled.percentiles_ms()
+    polled.extend([1.0] * 100)
+    assert polled.percentiles_ms() == shown  # as of the last time they were worked out
