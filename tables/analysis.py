@@ -57,12 +57,7 @@ class AnalysisTables:
 
     def progress(self, partition: int) -> int | None:
         row = self.rows.read(self.indicators, partition, names.progress_key(partition))
-        if row is None:
-            return None
-        try:  # whoever can write the changelog can put anything here: below -1 is not an offset
-            return max(-1, int(row["applied_through"]))
-        except (TypeError, KeyError, ValueError):  # not a progress row: fold the partition again
-            return -1
+        return None if row is None else names.applied_through(row)
 
     def row(self, partition: int, symbol: str) -> dict[str, Any]:
         row = self.rows.read(self.indicators, partition, symbol)
@@ -107,7 +102,7 @@ class AnalysisTables:
         self.rows.write(self.anomaly_rows, partition, anomalies)
 
     def write_progress(self, partition: int, applied_through: int) -> None:
-        progress = {names.progress_key(partition): {"applied_through": applied_through}}
+        progress = {names.progress_key(partition): names.progress_row(applied_through)}
         self.rows.write(self.indicators, partition, progress)
 
 

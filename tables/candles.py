@@ -166,7 +166,7 @@ class CandleTables:
 
     def progress(self, partition: int) -> int:
         row = self.state.get(names.progress_key(partition))
-        return int(row["applied_through"]) if row else -1
+        return -1 if row is None else names.applied_through(row)
 
     def symbol_rows(self) -> list[tuple[str, dict[str, Any]]]:
         return names.symbol_rows(self.state.items())
@@ -189,7 +189,7 @@ class CandleTables:
         self.rows.write(self.state, partition, rows)
 
     def write_progress(self, partition: int, applied_through: int) -> None:
-        self.rows.write(self.state, partition, {names.progress_key(partition): {"applied_through": applied_through}})
+        self.rows.write(self.state, partition, {names.progress_key(partition): names.progress_row(applied_through)})
 
     def gap_found(self, partition: int) -> None:
         self.app.metrics.trade_gap_reads.labels(str(partition)).inc()

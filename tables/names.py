@@ -50,6 +50,22 @@ def progress_key(partition: int) -> str:
     return partition_key(partition)
 
 
+def progress_row(applied_through: int) -> dict[str, int]:
+    """A progress row: the source partition is folded through this offset."""
+    return {"applied_through": applied_through}
+
+
+def applied_through(row: Any) -> int:
+    """The offset a progress row says its partition is folded through; -1 (fold the
+    partition from its start) for anything else: whoever can write the changelog can put
+    anything under the key, and it must not stop the partition's fold or reach the consumer
+    as an offset below -1."""
+    try:
+        return max(-1, int(row["applied_through"]))
+    except (TypeError, KeyError, ValueError, OverflowError):
+        return -1
+
+
 def is_progress_key(key: str) -> bool:
     """Whether a candles-table key is a progress row (not a symbol)."""
     return key.startswith(PROGRESS_PREFIX)

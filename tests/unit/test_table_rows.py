@@ -12,6 +12,7 @@ import faust
 from streams.faust.internals import partition_scope
 from streams.faust.table_rows import RowWriter, store_encoders
 from streams.settings import load_settings
+from tables import names
 
 ROWS: list[tuple[str, Any]] = [
     ("BTCUSDT", {"symbol": "BTCUSDT", "watermark_us": -(2**62), "panes": {"1000000": ["1,2,-3", "4,5,6"]}}),
@@ -52,3 +53,13 @@ def test_a_row_reads_back_from_its_partition_and_one_that_is_not_json_reads_as_n
     assert writer.read(table, 1, "BTCUSDT|1s|3") == "1,2;3,4"
     assert writer.read(table, 0, "BTCUSDT|1s|3") is None  # another partition's store
     assert writer.read(table, 1, "ETHUSDT|1s|3") is None
+
+
+def test_a_progress_row_reads_back_and_a_forged_one_means_fold_the_partition_from_its_start() -> None:
+    assert names.applied_through(names.progress_row(12345)) == 12345
+    assert names.applied_through(names.progress_row(-1)) == -1
+    # whoever can write the changelog can put anything under a progress key: none of it may stop
+    # the partition's fold (it was a ValueError on every run of the candle fold) or become an offset below -1
+    for forged in ({"applied_through": -7}, {"applied_through": "x"}, {"applied_through": None},
+                   {"applied_through": float("inf")}, {"other": 5}, [1, 2], "text", 42, None):
+        assert names.applied_through(forged) == -1, forged
