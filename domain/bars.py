@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tick:
-    """The parts of a trade a candle needs, as integers (hot-path form of a Trade)."""
+    """The parts of a trade a candle needs, as integers (hot-path form of a Trade). Made for
+    every trade and never changed, but not frozen: a frozen dataclass sets each field through
+    ``object.__setattr__``, which made a tick cost four times as much (1.6 us, 0.4 us now)."""
 
     symbol: str
     trade_id: int

@@ -37,9 +37,10 @@ _CANDLE_NAMESPACE = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
 _candle_uuid = uuid5_in(_CANDLE_NAMESPACE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClosedCandle:
-    """A final candle: symbol, window family and its bar."""
+    """A final candle: symbol, window family and its bar (one per window closed: not frozen,
+    which would make it cost three times as much, see ``domain.bars.Tick``)."""
 
     symbol: str
     interval: str
@@ -63,7 +64,7 @@ class Late:
     tick: Tick
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClosedSlice:
     """A closed slice of the mark step (what the paper ledger fills against): its bar, final
     like a candle's, so it holds the same trades however the input was split into runs."""
@@ -150,34 +151,52 @@ class CandleFold:
         if not ended:
             return []
         all_panes = state.panes
+        symbol = state.symbol
+        ending_of: dict[int, list[int]] = {}  # step -> its panes that end in (previous, boundary], in order
+        for step in ended:
+            panes = all_panes.get(step)
+            if panes:
+                ending = [s for s in panes if previous < s + step <= boundary_us]
+                ending.sort()
+                ending_of[step] = ending
         closed: list[ClosedCandle | ClosedSlice] = []
         specs = self._specs_of[ended[0]] if len(ended) == 1 else [s for s in self.specs if s.step_us in ended]
         for spec in specs:  # most closes end only the smallest step's windows (a second)
-            panes = all_panes.get(spec.step_us)
-            if not panes:
+            ending = ending_of.get(spec.step_us)
+            if ending is None:
                 continue
-            size = spec.size_us
-            if size == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
-                ending = [s for s in panes if previous < s + size <= boundary_us]
-                ending.sort()
-                closed += [ClosedCandle(state.symbol, spec.name, panes[start]) for start in ending]
-                continue
-            starts = {start - back for start in panes for back in range(0, size, spec.step_us)}
-            for start in sorted(s for s in starts if previous < s + size <= boundary_us):
-                closed.append(ClosedCandle(state.symbol, spec.name, self._window(panes, spec, start)))
+            panes = all_panes[spec.step_us]
+            if spec.size_us == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
+                closed += [ClosedCandle(symbol, spec.name, panes[start]) for start in ending]
+            else:
+                closed += [ClosedCandle(symbol, spec.name, bar)
+                           for bar in self._hopping(panes, spec, previous, boundary_us)]
         mark_step = self.mark_step_us
-        if mark_step in ended:
-            slices = all_panes.get(mark_step, {})
-            ending = [s for s in slices if previous < s + mark_step <= boundary_us]
-            ending.sort()
-            closed += [ClosedSlice(state.symbol, slices[start]) for start in ending]
-        for step in ended:  # a pane goes once every window holding it is closed
-            panes = all_panes.get(step)
-            if panes:
-                longest = self._longest[step]
-                for start in [s for s in panes if s + longest <= boundary_us]:
-                    del panes[start]
+        if mark_step in ending_of:
+            slices = all_panes[mark_step]
+            closed += [ClosedSlice(symbol, slices[start]) for start in ending_of[mark_step]]
+        for step in ending_of:  # a pane goes once every window holding it is closed
+            panes = all_panes[step]
+            longest = self._longest[step]
+            for start in [s for s in panes if s + longest <= boundary_us]:
+                del panes[start]
         return closed
+
+    @staticmethod
+    def _hopping(panes: dict[int, Bar], spec: WindowSpec, previous: int, boundary_us: int) -> list[Bar]:
+        """The bars of a hopping family's windows that end in (previous, boundary] and hold a
+        pane, oldest first. Window ends are multiples of the step: usually one ends."""
+        size, step = spec.size_us, spec.step_us
+        ends: Sequence[int] = range(previous - previous % step + step, boundary_us + 1, step)
+        if len(ends) > len(panes) * (size // step):  # a long quiet: fewer windows hold a pane than end
+            starts = {start - back for start in panes for back in range(0, size, step)}
+            ends = sorted(s + size for s in starts if previous < s + size <= boundary_us)
+        bars = []
+        for end in ends:
+            parts = [panes[s] for s in range(end - size, end, step) if s in panes]
+            if parts:
+                bars.append(Bar.merged(end - size, end, parts))
+        return bars
 
     def close_quiet(self, state: SymbolCandles, quiet_us: int) -> list[ClosedCandle | ClosedSlice]:
         """A symbol without a trade for ``quiet_us`` of wall time: its clock runs on from its
