@@ -162,12 +162,11 @@ class CandleFold:
         closed: list[ClosedCandle | ClosedSlice] = []
         specs = self._specs_of[ended[0]] if len(ended) == 1 else [s for s in self.specs if s.step_us in ended]
         for spec in specs:  # most closes end only the smallest step's windows (a second)
-            ending = ending_of.get(spec.step_us)
-            if ending is None:
-                continue
+            if spec.step_us not in ending_of:
+                continue  # no panes
             panes = all_panes[spec.step_us]
             if spec.size_us == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
-                closed += [ClosedCandle(symbol, spec.name, panes[start]) for start in ending]
+                closed += [ClosedCandle(symbol, spec.name, panes[start]) for start in ending_of[spec.step_us]]
             else:
                 closed += [ClosedCandle(symbol, spec.name, bar)
                            for bar in self._hopping(panes, spec, previous, boundary_us)]
