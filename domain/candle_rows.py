@@ -34,14 +34,15 @@ def to_row(state: SymbolCandles, updated_at_us: int) -> dict[str, Any]:
 
 
 def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
-    """The state of a table row (a row written before panes, whose "bars" are per window
-    family, gives the panes of its tumbling families: exact for the default windows, whose
-    every step has a tumbling family). Panes of a step the fold no longer has (the windows
-    were reconfigured) are left out: no window of the fold would ever close or drop them."""
+    """The state of a table row. Panes of a step the fold no longer has (the windows were
+    reconfigured) are left out: no window of the fold would ever close or drop them. A row
+    written before panes, whose "bars" are per window family, gives the panes of the families
+    made of their own panes (1s and 1m with the default windows); the others' open windows
+    (5m, 5m/1m) then hold what those panes hold."""
     if "panes" in row:
         panes = {int(step): _bars(texts) for step, texts in row["panes"].items() if int(step) in fold.steps}
     else:
-        tumbling = {spec.name: spec.step_us for spec in fold.specs if spec.size_us == spec.step_us}
+        tumbling = {spec.name: spec.step_us for spec in fold.specs if spec.size_us == fold.pane_step[spec.name]}
         panes = {tumbling[name]: _bars(texts) for name, texts in row["bars"].items() if name in tumbling}
     boundary = row["boundary_us"]
     return SymbolCandles(

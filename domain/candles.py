@@ -82,9 +82,11 @@ class SymbolCandles:
     """One symbol's open panes, its event-time clock and the input last applied.
 
     Windows are built from panes: a window family of step S keeps one bar per S-long slice
-    of time (its pane), and a window is the merge of the panes it spans. Each trade updates
-    one pane per distinct step (3 for the default 1s, 1m, 5m, 5m/1m), not one bar per window
-    holding it (8), and a pane is dropped once every window holding it is closed."""
+    of time (its pane), and a window is the merge of the panes it spans; a family whose step is
+    a multiple of a finer one kept as long as its windows last is made of that step's panes
+    (``pane_steps``). Each trade updates one pane per pane step (2 for the default 1s, 1m, 5m,
+    5m/1m), not one bar per window holding it (8), and a pane is dropped once every window
+    holding it is closed."""
 
     symbol: str
     watermark_us: int = -(2**62)
@@ -95,6 +97,20 @@ class SymbolCandles:
     next_close_us: int = -(2**62)  # the earliest window end after boundary_us (derived)
 
 
+def pane_steps(specs: Sequence[WindowSpec]) -> dict[str, int]:
+    """The step of the panes each window family is made of (by its name): the largest finer
+    step dividing its own whose own families keep their panes at least as long as its windows
+    last anyway (5m windows from the 1m panes the 5m/1m windows keep for five minutes), else its
+    own. One pane fewer to update per trade, and no pane is kept longer than before."""
+    kept: dict[int, int] = {}  # a step -> the longest window of the families of that step
+    for spec in specs:
+        kept[spec.step_us] = max(kept.get(spec.step_us, 0), spec.size_us)
+    return {spec.name: max((step for step, longest in kept.items()
+                            if step < spec.step_us and spec.step_us % step == 0 and longest >= spec.size_us),
+                           default=spec.step_us)
+            for spec in specs}
+
+
 class CandleFold:
     """The candle fold of one set of window families: ``evolve(state, tick)``."""
 
@@ -103,13 +119,13 @@ class CandleFold:
         self.grace_us = grace_us
         self.mark_step_us = mark_step_us  # slices closed with the windows, as ClosedSlice (None: none)
         marks = {mark_step_us} if mark_step_us else set()
-        self.steps = tuple(sorted({spec.step_us for spec in specs} | marks))
+        self.pane_step = pane_steps(specs)  # a family's name -> the step of the panes it is made of
+        self.steps = tuple(sorted(set(self.pane_step.values()) | marks))  # the pane steps
         smallest = self.steps[0] if self.steps else 1
         # every step a multiple of the smallest (1s, 1m, 5m): the smallest step's next end comes first
         self._end_steps = (smallest,) if all(step % smallest == 0 for step in self.steps) else self.steps
-        self._longest = {step: max((s.size_us for s in specs if s.step_us == step), default=step)
-                         for step in self.steps}
-        self._specs_of = {step: tuple(s for s in specs if s.step_us == step) for step in self.steps}
+        self._specs_of = {step: tuple(s for s in specs if self.pane_step[s.name] == step) for step in self.steps}
+        self._longest = {step: max((s.size_us for s in self._specs_of[step]), default=step) for step in self.steps}
 
     def evolve(self, state: SymbolCandles, tick: Tick) -> tuple[SymbolCandles, Sequence[Output]]:
         """Fold one trade into its symbol's state (updated in place): the state, and the final
@@ -160,16 +176,19 @@ class CandleFold:
                 ending.sort()
                 ending_of[step] = ending
         closed: list[ClosedCandle | ClosedSlice] = []
-        specs = self._specs_of[ended[0]] if len(ended) == 1 else [s for s in self.specs if s.step_us in ended]
+        pane_step = self.pane_step
+        specs = (self._specs_of[ended[0]] if len(ended) == 1
+                 else [s for s in self.specs if pane_step[s.name] in ended])
         for spec in specs:  # most closes end only the smallest step's windows (a second)
-            if spec.step_us not in ending_of:
+            step = pane_step[spec.name]
+            if step not in ending_of:
                 continue  # no panes
-            panes = all_panes[spec.step_us]
-            if spec.size_us == spec.step_us:  # tumbling: a window is its one pane (closed, it no longer changes)
-                closed += [ClosedCandle(symbol, spec.name, panes[start]) for start in ending_of[spec.step_us]]
+            panes = all_panes[step]
+            if spec.size_us == step:  # a window is its one pane (closed, it no longer changes)
+                closed += [ClosedCandle(symbol, spec.name, panes[start]) for start in ending_of[step]]
             else:
                 closed += [ClosedCandle(symbol, spec.name, bar)
-                           for bar in self._hopping(panes, spec, previous, boundary_us)]
+                           for bar in self._closing(panes, spec, step, previous, boundary_us)]
         mark_step = self.mark_step_us
         if mark_step in ending_of:
             slices = all_panes[mark_step]
@@ -182,17 +201,18 @@ class CandleFold:
         return closed
 
     @staticmethod
-    def _hopping(panes: dict[int, Bar], spec: WindowSpec, previous: int, boundary_us: int) -> list[Bar]:
-        """The bars of a hopping family's windows that end in (previous, boundary] and hold a
-        pane, oldest first. Window ends are multiples of the step: usually one ends."""
+    def _closing(panes: dict[int, Bar], spec: WindowSpec, pane_step: int, previous: int,
+                 boundary_us: int) -> list[Bar]:
+        """The bars of a family's windows made of several panes that end in (previous, boundary]
+        and hold a pane, oldest first. Window ends are multiples of the step: usually one ends."""
         size, step = spec.size_us, spec.step_us
         ends: Sequence[int] = range(previous - previous % step + step, boundary_us + 1, step)
         if len(ends) > len(panes) * (size // step):  # a long quiet: fewer windows hold a pane than end
-            starts = {start - back for start in panes for back in range(0, size, step)}
+            starts = {start for pane in panes for start in spec.starts_for(pane)}
             ends = sorted(s + size for s in starts if previous < s + size <= boundary_us)
         bars = []
         for end in ends:
-            parts = [panes[s] for s in range(end - size, end, step) if s in panes]
+            parts = [panes[s] for s in range(end - size, end, pane_step) if s in panes]
             if parts:
                 bars.append(Bar.merged(end - size, end, parts))
         return bars
@@ -214,11 +234,12 @@ class CandleFold:
     def open_bars(self, state: SymbolCandles, interval: str) -> list[Bar]:
         """The live (not yet closed) windows of one window family, oldest first."""
         spec = next((s for s in self.specs if s.name == interval), None)
-        panes = state.panes.get(spec.step_us) if spec else None
+        step = self.pane_step[spec.name] if spec else 0
+        panes = state.panes.get(step) if spec else None
         if spec is None or not panes:
             return []
-        starts = {start - back for start in panes for back in range(0, spec.size_us, spec.step_us)}
-        return [self._window(panes, spec, start) for start in sorted(starts)
+        starts = {start for pane in panes for start in spec.starts_for(pane)}
+        return [self._window(panes, spec, step, start) for start in sorted(starts)
                 if start + spec.size_us > state.boundary_us]
 
     def next_close(self, boundary_us: int) -> int:
@@ -230,8 +251,8 @@ class CandleFold:
         return min([boundary_us - boundary_us % step + step for step in steps])
 
     @staticmethod
-    def _window(panes: dict[int, Bar], spec: WindowSpec, start: int) -> Bar:
-        parts = [panes[s] for s in range(start, start + spec.size_us, spec.step_us) if s in panes]
+    def _window(panes: dict[int, Bar], spec: WindowSpec, pane_step: int, start: int) -> Bar:
+        parts = [panes[s] for s in range(start, start + spec.size_us, pane_step) if s in panes]
         return Bar.merged(start, start + spec.size_us, parts)
 
 

@@ -113,7 +113,33 @@ def test_hopping_windows_share_panes() -> None:
     FOLD.evolve(state, Tick("BTCUSDT", 1, 7 * 60_000_000 + 5, 100 * UNITS, UNITS, False))
     assert [bar.start_us for bar in FOLD.open_bars(state, "5m/1m")] == [m * 60_000_000 for m in range(3, 8)]
     assert [bar.start_us for bar in FOLD.open_bars(state, "5m")] == [5 * 60_000_000]
-    assert sum(len(panes) for panes in state.panes.values()) == 3  # one pane per step, not 8 bars
+    assert sum(len(panes) for panes in state.panes.values()) == 2  # a 1s and a 1m pane, not 8 bars
+
+
+def test_five_minute_windows_are_made_of_the_minute_panes_the_hopping_windows_keep() -> None:
+    """The 5m/1m windows keep each 1m pane for five minutes, so the 5m windows are made of
+    them: no 5m pane to update per trade, and a 5m candle still holds its window's trades."""
+    state = SymbolCandles("BTCUSDT")
+    for minute in range(6):
+        FOLD.evolve(state, Tick("BTCUSDT", minute, minute * 60_000_000 + 7, (100 + minute % 5) * UNITS, UNITS, True))
+    assert sorted(state.panes) == [1_000_000, 60_000_000]
+    (five, _) = [c.bar for c in FOLD.close_all(state) if c.interval == "5m"]
+    assert (five.start_us, five.count, five.open, five.close) == (0, 5, 100 * UNITS, 104 * UNITS)
+    assert (five.high, five.low, five.volume) == (104 * UNITS, 100 * UNITS, 5 * UNITS)
+
+
+def test_a_row_with_five_minute_panes_loads_whole_from_its_minute_panes() -> None:
+    """A row written when the 5m windows had panes of their own: those are left out, and its
+    open 5m window is whole, from the 1m panes the row keeps for the 5m/1m windows."""
+    state = SymbolCandles("ETHUSDT")
+    for minute in range(3):
+        FOLD.evolve(state, Tick("ETHUSDT", minute, minute * 60_000_000 + 9, 3000 * UNITS, UNITS, minute == 1))
+    (open_five,) = FOLD.open_bars(state, "5m")
+    row = to_row(state, 1)
+    old = {**row, "panes": {**row["panes"], "300000000": [",".join(map(str, astuple(open_five)))]}}
+    loaded = from_row(old, FOLD)
+    assert sorted(loaded.panes) == [1_000_000, 60_000_000]
+    assert FOLD.open_bars(loaded, "5m") == [open_five] and open_five.count == 3
 
 
 def test_idle_close_then_late_trade_and_row_round_trip() -> None:
