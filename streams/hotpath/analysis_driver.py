@@ -84,11 +84,10 @@ class AnalysisPorts(Protocol):
 class AnalysisDriver:
     """Folds the final candles of the market.candles partitions this worker owns."""
 
-    def __init__(self, fold: Analysis, ports: AnalysisPorts, decode: Callable[[bytes | None], Candle | None],
+    def __init__(self, fold: Analysis, ports: AnalysisPorts, decode: Callable[[bytes | None], Candle],
                  intervals: Collection[str], clock: Callable[[], datetime] = utc_now) -> None:
-        """``decode``: a record's value to a checked Candle, or None for one of an interval not
-        analysed (raises for anything else); ``intervals``: the intervals analysed (the others'
-        candles are read and passed over)."""
+        """``decode``: a record's value to a checked Candle (raises for anything else);
+        ``intervals``: the intervals analysed (the others' candles are read and passed over)."""
         self.fold = fold
         self.ports = ports
         self.decode = decode
@@ -113,12 +112,11 @@ class AnalysisDriver:
                      self.written_through, self.changed, self.found):
             held.clear()
 
-    async def on_candle(self, partition: int, offset: int, candle: Candle | None) -> None:
-        """Fold one market.candles record (None: a candle of an interval not analysed), after
-        what is missing before it: what the partition's rows miss when it is new here, or a
-        gap in what Faust delivers (after a rebalance Faust may hand over records from a stale
-        position, then seek on to the committed offset: the records between were folded by the
-        last owner, not here)."""
+    async def on_candle(self, partition: int, offset: int, candle: Candle) -> None:
+        """Fold one market.candles record, after what is missing before it: what the
+        partition's rows miss when it is new here, or a gap in what Faust delivers (after a
+        rebalance Faust may hand over records from a stale position, then seek on to the
+        committed offset: the records between were folded by the last owner, not here)."""
         async with self.lock:
             while (through := self.applied_through.get(partition)) is None or offset > through + 1:
                 if through is None:  # again if forgotten meanwhile
@@ -167,8 +165,8 @@ class AnalysisDriver:
                 continue
         return True
 
-    def _apply(self, partition: int, offset: int, candle: Candle | None) -> None:
-        if candle is not None and candle.interval in self.intervals:
+    def _apply(self, partition: int, offset: int, candle: Candle) -> None:
+        if candle.interval in self.intervals:
             series = (candle.symbol, candle.interval)
             state = self.series.get(series) or self._load(partition, series)
             before, held = state.indicators, state.applied

@@ -145,7 +145,6 @@ class AvroCodec:
         self.max_record_bytes = max_record_bytes
         self._writers: dict[type[Event], tuple[bytes, Any, SchemaVersion]] = {}
         self._readers: dict[int, tuple[Any, Any, Callable[[dict[str, Any]], Event]]] = {}
-        self._projections: dict[tuple[int, type[Event], str], tuple[Any, Any]] = {}  # -> (writer, reader)
 
     # -- encode ---------------------------------------------------------------------
 
@@ -248,25 +247,6 @@ class AvroCodec:
             raise
         except Exception as exc:
             raise CorruptRecord(f"record does not fit its type: {exc}") from None
-
-    def field_of(self, data: bytes | None, expected: type[Event], name: str) -> Any:
-        """One top-level field of a record of ``expected`` type, the rest of its body read
-        past, not decoded (a Candle's interval: ~10 us where ``decode`` takes ~40): the same
-        wire checks as ``decode``, UnexpectedRecordType for a record of another type."""
-        schema_id = self.schema_id_of(data)
-        found = self._projections.get((schema_id, expected, name))
-        if found is None:
-            writer, _, _ = self._reader(schema_id)
-            schema = self.writer_schema(schema_id)
-            full_name = f"{schema.get('namespace', '')}.{schema.get('name', '')}"
-            field = next((f for f in schema.get("fields", ()) if f.get("name") == name), None)
-            if full_name != expected.AVRO_NAME or field is None:
-                raise UnexpectedRecordType(f"expected {expected.__name__} with {name!r}, got {full_name} "
-                                           f"(schema id {schema_id})")
-            projection = {"type": "record", "name": schema["name"], "namespace": schema.get("namespace", ""),
-                          "fields": [field]}
-            found = self._projections[(schema_id, expected, name)] = (writer, fastavro.parse_schema(projection))
-        return read_body(data, schema_id, *found)[name]  # type: ignore[arg-type]
 
     def decode_as(self, data: bytes | None, expected: type[E]) -> E:
         """Decode and check the type; UnexpectedRecordType for any other event."""

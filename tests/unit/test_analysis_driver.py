@@ -204,19 +204,6 @@ def test_candles_of_an_interval_not_analysed_are_read_and_passed_over() -> None:
     assert ports.row(PARTITION, "BTCUSDT") == {} and ports.progress(PARTITION) == 5
 
 
-def test_a_candle_passed_over_without_being_decoded_moves_progress_on() -> None:
-    ports = Ports(Topic())
-    driver = driver_on(ports)
-
-    async def run() -> None:
-        for offset in range(3):
-            await driver.on_candle(PARTITION, offset, None)  # the agent read only its interval
-
-    asyncio.run(run())
-    checkpoint(driver)
-    assert not ports.queued and ports.progress(PARTITION) == 2
-
-
 def test_anomalies_are_kept_per_symbol_once_each() -> None:
     spike = [*random_walk(30), candle(40, 90000.0, 5000.0)]  # a gap and a volume spike
     ports = Ports(Topic())

@@ -21,7 +21,6 @@ from streams.errors import (
     EncodeError,
     RecordTooLarge,
     TruncatedRecord,
-    UnexpectedRecordType,
     UnknownSchemaId,
 )
 from streams.kafka.codec import AvroCodec, to_avro
@@ -117,30 +116,6 @@ def test_candle_written_with_v1_decodes_with_the_v2_kline_fields_null(codec: Avr
 
     assert decoded == dataclasses.replace(today, taker_buy_quote_volume=None, close_time=None)
     assert codec.decode(codec.encode(today)) == today  # v2 keeps them
-
-
-def test_one_field_is_read_from_any_version_with_the_wire_checks_of_a_decode(codec: AvroCodec) -> None:
-    """What the analysis reads of a candle it passes over: its interval, from a v1 record and
-    today's alike, refused as a full decode refuses a cut, padded or foreign record."""
-    v1 = all_versions()["ticktide.analysis.Candle"][0]
-    today = make_candle(interval="5m/1m", envelope=make_envelope(Candle, schema_version=1))
-    old = to_avro(today)
-    del old["taker_buy_quote_volume"], old["close_time"]
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(v1.schema), old)
-    data = codec.encode(today)
-
-    assert codec.field_of(_header(embedded_schema_id(v1.schema)) + body.getvalue(), Candle, "interval") == "5m/1m"
-    assert codec.field_of(data, Candle, "interval") == "5m/1m"
-    assert codec.field_of(data, Candle, "symbol") == today.symbol
-    with pytest.raises(TruncatedRecord):
-        codec.field_of(data[:-1], Candle, "interval")
-    with pytest.raises(CorruptRecord, match="1 trailing bytes"):
-        codec.field_of(data + b"\x00", Candle, "interval")
-    with pytest.raises(UnexpectedRecordType):
-        codec.field_of(codec.encode(make_trade()), Candle, "interval")
-    with pytest.raises(UnexpectedRecordType):
-        codec.field_of(data, Candle, "no_such_field")
 
 
 # --- decode errors --------------------------------------------------------------------
