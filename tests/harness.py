@@ -100,12 +100,11 @@ def start_broker(directory: Path, engine: Engine | None = None) -> EmbeddedBroke
 
 
 def stop_broker(broker: EmbeddedBroker | KafkaCluster) -> None:
-    """Stop a test's broker at once (its data is thrown away; stopped gracefully, the
-    embedded broker takes ~5 s once topics are written)."""
+    """Stop a test's broker at once (its data is thrown away)."""
     if isinstance(broker, KafkaCluster):
         broker.stop(graceful=False)
     else:
-        broker.kill()
+        broker.stop()
 
 
 def free_port_run(count: int) -> int:
