@@ -234,9 +234,11 @@ class CandleFold:
     def open_bars(self, state: SymbolCandles, interval: str) -> list[Bar]:
         """The live (not yet closed) windows of one window family, oldest first."""
         spec = next((s for s in self.specs if s.name == interval), None)
-        step = self.pane_step[spec.name] if spec else 0
-        panes = state.panes.get(step) if spec else None
-        if spec is None or not panes:
+        if spec is None:
+            return []
+        step = self.pane_step[spec.name]
+        panes = state.panes.get(step)
+        if not panes:
             return []
         starts = {start for pane in panes for start in spec.starts_for(pane)}
         return [self._window(panes, spec, step, start) for start in sorted(starts)

@@ -122,8 +122,7 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         """Stop the broker at once (SIGKILL) and wait for it: its storage is in memory, so a
-        graceful stop keeps nothing, and once topics are written it took ~5 s (Ctrl-C on
-        ``make run`` waited for it)."""
+        graceful stop keeps nothing (and once topics are written it could take ~5 s)."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()
