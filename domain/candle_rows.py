@@ -52,7 +52,7 @@ def from_row(row: dict[str, Any], fold: CandleFold) -> SymbolCandles:
         applied=Position(row["source_partition"], row["source_offset"]),
         late=row["late"],
         panes=panes,
-        next_close_us=fold.next_close(boundary),
+        next_close_us=fold.next_close(boundary, panes),
     )
 
 

@@ -94,7 +94,7 @@ class SymbolCandles:
     applied: Position = NOTHING_APPLIED
     late: int = 0
     panes: dict[int, dict[int, Bar]] = field(default_factory=dict)  # step (us) -> start (us) -> pane
-    next_close_us: int = -(2**62)  # the earliest window end after boundary_us (derived)
+    next_close_us: int = -(2**62)  # no window holding a pane ends before it, after boundary_us (derived)
 
 
 def pane_steps(specs: Sequence[WindowSpec]) -> dict[str, int]:
@@ -121,9 +121,6 @@ class CandleFold:
         marks = {mark_step_us} if mark_step_us else set()
         self.pane_step = pane_steps(specs)  # a family's name -> the step of the panes it is made of
         self.steps = tuple(sorted(set(self.pane_step.values()) | marks))  # the pane steps
-        smallest = self.steps[0] if self.steps else 1
-        # every step a multiple of the smallest (1s, 1m, 5m): the smallest step's next end comes first
-        self._end_steps = (smallest,) if all(step % smallest == 0 for step in self.steps) else self.steps
         self._specs_of = {step: tuple(s for s in specs if self.pane_step[s.name] == step) for step in self.steps}
         self._longest = {step: max((s.size_us for s in self._specs_of[step]), default=step) for step in self.steps}
 
@@ -142,7 +139,10 @@ class CandleFold:
             start = time_us - time_us % step
             bar = bucket.get(start)
             if bar is None:
-                bucket[start] = Bar.first(start, start + step, tick)
+                end = start + step  # the first window holding the new pane ends with it
+                bucket[start] = Bar.first(start, end, tick)
+                if end < state.next_close_us:
+                    state.next_close_us = end
             else:
                 bar.add(tick)
         if time_us > state.watermark_us:
@@ -161,10 +161,10 @@ class CandleFold:
         if boundary_us <= previous:
             return []
         state.boundary_us = boundary_us
-        state.next_close_us = self.next_close(boundary_us)
         # window ends are multiples of their step: the steps with an end in (previous, boundary]
         ended = [step for step in self.steps if previous - previous % step + step <= boundary_us]
         if not ended:
+            state.next_close_us = self.next_close(boundary_us, state.panes)
             return []
         all_panes = state.panes
         symbol = state.symbol
@@ -198,6 +198,7 @@ class CandleFold:
             longest = self._longest[step]
             for start in [s for s in panes if s + longest <= boundary_us]:
                 del panes[start]
+        state.next_close_us = self.next_close(boundary_us, all_panes)
         return closed
 
     @staticmethod
@@ -223,7 +224,10 @@ class CandleFold:
         close, as a trade at that time would close them. Windows still open stay open, so a
         later trade inside them counts: live, a window closes when its end has passed."""
         boundary = state.watermark_us + quiet_us - self.grace_us
-        return self.close_until(state, boundary) if boundary >= state.next_close_us else []
+        if boundary >= state.next_close_us:
+            return self.close_until(state, boundary)
+        state.boundary_us = max(state.boundary_us, boundary)  # no window with trades ends in between
+        return []
 
     def close_all(self, state: SymbolCandles) -> list[ClosedCandle | ClosedSlice]:
         """Close every open window (the end of a recording or a backtest): later trades
@@ -244,13 +248,14 @@ class CandleFold:
         return [self._window(panes, spec, step, start) for start in sorted(starts)
                 if start + spec.size_us > state.boundary_us]
 
-    def next_close(self, boundary_us: int) -> int:
-        """Window ends are multiples of their step: the first one after ``boundary_us``."""
-        steps = self._end_steps
-        if len(steps) == 1:  # every step a multiple of the smallest (1s, 1m, 5m)
-            step = steps[0]
-            return boundary_us - boundary_us % step + step
-        return min([boundary_us - boundary_us % step + step for step in steps])
+    @staticmethod
+    def next_close(boundary_us: int, panes: dict[int, dict[int, Bar]]) -> int:
+        """The first window end after ``boundary_us`` that can close a window with trades in
+        it (``NEVER`` without panes). A window ends on a multiple of the step of its panes, so:
+        the next multiple of each step that holds panes. A quiet symbol whose seconds have all
+        closed is then not looked at again until its minute ends."""
+        ends = [boundary_us - boundary_us % step + step for step, held in panes.items() if held]
+        return min(ends) if ends else NEVER
 
     @staticmethod
     def _window(panes: dict[int, Bar], spec: WindowSpec, pane_step: int, start: int) -> Bar:
@@ -258,6 +263,8 @@ class CandleFold:
         return Bar.merged(start, start + spec.size_us, parts)
 
 
+NEVER = 2**62
+"""``next_close_us`` of a state without panes: no window of it can close."""
 UNKNOWN = -(2**400)
 """``Bar.buy_quote`` of a bar from an old row: far below any sum of real amounts (< 2**260)."""
 _MS_US = 1000

@@ -55,6 +55,10 @@ ROWS_PER_SLICE = 50
 few milliseconds each): writing takes at most half of the loop while trades flow."""
 
 
+QUIET_PER_SLICE = 200
+"""Quiet symbols an idle close looks at before it lets the fold go on (a few milliseconds)."""
+
+
 def wall_clock_us() -> int:
     """Wall time in microseconds since the epoch."""
     return time.time_ns() // 1000
@@ -270,37 +274,50 @@ class CandleDriver:
         """Close the windows of symbols with no trade for idle_close_s that have ended on
         their clock run on with wall time (or all of them: ``close_all_when_idle``), once
         their partition is folded to the true end of market.trades (a worker catching up on
-        a backlog must not close windows that later records still fill); the candles closed."""
+        a backlog must not close windows that later records still fill); the candles closed.
+        ``QUIET_PER_SLICE`` symbols at a time, the fold going on in between: with thousands
+        of symbols, their minutes all end at once."""
         quiet = self._quiet()
+        generation = self.generation
         if not quiet:
             return []
         ends = await self.ports.end_offsets({p for _, p in quiet})  # outside the lock: may take seconds
         closed: list[ClosedCandle] = []
-        marks: list[MarkSlice] = []
-        async with self.lock:
-            generation = self.generation
-            now_us = self.wall_us()
-            for symbol, partition in self._quiet():
-                if ends.get(partition, 0) > self._applied_through(partition) + 1:
-                    continue
-                state = self.states[symbol]
-                if symbol in self._unwritten:
-                    self._copy_unwritten(symbol)
-                done = (self.fold.close_all(state) if self.close_all_when_idle
-                        else self.fold.close_quiet(state, now_us - self.touched_us.get(symbol, now_us)))
-                if done:
-                    for output in done:
-                        sort_output(output, closed, marks)
-                    self.dirty.setdefault(partition, set()).add(symbol)
-            if closed or marks:
-                try:
-                    await self.ports.send(closed, marks, [])
-                except BaseException:
-                    self.forget()
-                    raise
-            if generation != self.generation:
-                return []
+        for at in range(0, len(quiet), QUIET_PER_SLICE):
+            async with self.lock:
+                if generation != self.generation:
+                    break
+                closed += await self._close_quiet(quiet[at:at + QUIET_PER_SLICE], ends, generation)
+            await asyncio.sleep(0)
         return closed
+
+    async def _close_quiet(self, quiet: list[tuple[str, int]], ends: dict[int, int],
+                           generation: int) -> list[ClosedCandle]:
+        """``close_idle`` for some of the quiet symbols, holding the lock: those still quiet."""
+        closed: list[ClosedCandle] = []
+        marks: list[MarkSlice] = []
+        now_us = self.wall_us()
+        cutoff = now_us - self.idle_close_us
+        for symbol, partition in quiet:
+            touched_us = self.touched_us.get(symbol, now_us)
+            if touched_us > cutoff or ends.get(partition, 0) > self._applied_through(partition) + 1:
+                continue  # traded since, or trades of its partition still to fold
+            state = self.states[symbol]
+            if symbol in self._unwritten:
+                self._copy_unwritten(symbol)
+            done = (self.fold.close_all(state) if self.close_all_when_idle
+                    else self.fold.close_quiet(state, now_us - touched_us))
+            if done:
+                for output in done:
+                    sort_output(output, closed, marks)
+                self.dirty.setdefault(partition, set()).add(symbol)
+        if closed or marks:
+            try:
+                await self.ports.send(closed, marks, [])
+            except BaseException:
+                self.forget()
+                raise
+        return closed if generation == self.generation else []
 
     def _quiet(self) -> list[tuple[str, int]]:
         """(symbol, partition) of states with open windows and no trade for idle_close_s.

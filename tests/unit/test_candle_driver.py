@@ -312,6 +312,39 @@ def test_an_illiquid_symbol_loses_no_trade_to_idle_close() -> None:
     assert published(ports) == {k: bar_summary(b) for k, b in everything.candles.items()}
 
 
+def test_a_trade_is_folded_while_thousands_of_quiet_symbols_close() -> None:
+    """The idle close of a whole exchange's quiet symbols (their minutes all end at once)
+    lets the fold go on between slices: a trade that comes meanwhile does not wait for all
+    of them. Every quiet symbol's second closes; the one that traded meanwhile is no longer
+    quiet, and its second stays open for the trades of its grace."""
+    symbols = [f"SYM{n}USDT" for n in range(1000)]
+    trades = [make_trade(symbol=symbol, trade_id=i, trade_time=T0 + timedelta(milliseconds=i))
+              for i, symbol in enumerate(symbols)]
+    later = make_trade(symbol=symbols[-1], trade_id=len(trades), trade_time=T0 + timedelta(seconds=1, milliseconds=500))
+    now_ms = int(time.time() * 1000)
+    log = [(i, now_ms, t.symbol.encode(), CODEC.encode(t)) for i, t in enumerate([*trades, later])]
+    ports = FakePorts(log[:-1])
+    wall_us = [tick_of(trades[-1]).time_us]
+    driver = CandleDriver(CandleFold(SPECS, GRACE), TickDecoder(CODEC), ports, idle_close_s=10.0,
+                          wall_us=lambda: wall_us[0])
+
+    async def scenario() -> bool:
+        await driver.on_run(run_of(log[:-1], -1), bounds_now(300))
+        wall_us[0] += 20_000_000  # 20 s of quiet for every symbol
+        closing = asyncio.create_task(driver.close_idle())
+        await asyncio.sleep(0)  # the idle close has begun
+        ports.log.append(log[-1])
+        await driver.on_run(run_of(log[-1:], len(log) - 2), bounds_now(300))
+        folded_while_closing = not closing.done()
+        await closing
+        await driver.checkpoint()
+        return folded_while_closing
+
+    assert asyncio.run(scenario())
+    seconds = {(t.symbol, "1s", tick_of(t).time_us // 1_000_000 * 1_000_000) for t in trades[:-1]}
+    assert {key for key in ports.published if key[1] == "1s"} == seconds
+
+
 def test_partitions_moving_while_a_run_is_folded_lose_nothing() -> None:
     log, ticks = feed(3000)
     ports = FakePorts(log)

@@ -169,6 +169,19 @@ def test_a_quiet_symbol_closes_only_the_windows_that_ended_on_its_clock() -> Non
     assert FOLD.close_quiet(state, 60_000_000) == []  # nothing more has ended
 
 
+def test_a_quiet_symbol_is_looked_at_again_only_when_a_window_of_it_can_end() -> None:
+    """Once a quiet symbol's second has closed, nothing of it ends before its minute: the idle
+    close, which looks at thousands of such symbols every second, passes over it. Its clock
+    still runs on as a trade at that time would move it: an older trade is late."""
+    state = SymbolCandles("ETHUSDT")
+    FOLD.evolve(state, Tick("ETHUSDT", 1, 70_000_000, 3000 * UNITS, UNITS, True))  # 00:01:10
+    assert [c.interval for c in FOLD.close_quiet(state, 15_000_000)] == ["1s"]
+    assert state.next_close_us == 120_000_000  # 00:02:00, when its 1m pane ends
+    assert FOLD.close_quiet(state, 30_000_000) == [] and state.boundary_us == 100_000_000 - GRACE
+    _, outputs = FOLD.evolve(state, Tick("ETHUSDT", 2, 90_000_000, 3001 * UNITS, UNITS, False))  # 00:01:30
+    assert [type(o) for o in outputs] == [Late]
+
+
 def test_a_row_written_before_panes_still_loads() -> None:
     state = SymbolCandles("ETHUSDT")
     for i in range(3):
