@@ -28,8 +28,8 @@ PRODUCER = "agent.analysis"
 def install(app: WorkerApp) -> None:
     """Register the analysis agent and its checkpoint timer."""
     ports = glue.AnalysisTables(app)
-    driver = AnalysisDriver(Analysis(PRODUCER), ports, lambda value: app.decode_valid(value, Candle),
-                            app.settings.analysed_intervals)
+    driver = app.analysis_driver = AnalysisDriver(
+        Analysis(PRODUCER), ports, lambda value: app.decode_valid(value, Candle), app.settings.analysed_intervals)
 
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

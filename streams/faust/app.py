@@ -16,6 +16,7 @@ from faust.types import TopicT
 
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
+from streams.hotpath.analysis_driver import AnalysisDriver
 from streams.hotpath.driver import CandleDriver
 from streams.hotpath.reader import TradeReader
 from streams.kafka.catalog import letter_bytes
@@ -44,6 +45,7 @@ class TickTideApp(faust.App):
     retries: Retries
     trade_reader: TradeReader
     candle_driver: CandleDriver | None = None
+    analysis_driver: AnalysisDriver | None = None
     processed: Counter[str]
     pipeline_latency: LatencyWindow
 

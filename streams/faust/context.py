@@ -20,6 +20,7 @@ from faust.types.transports import ConsumerT
 
 from schemas.records import Event
 from streams.faust.typed_topic import TypedTopic
+from streams.hotpath.analysis_driver import AnalysisDriver
 from streams.hotpath.driver import CandleDriver
 from streams.hotpath.reader import TradeReader
 from streams.kafka.codec import AvroCodec
@@ -50,6 +51,8 @@ class WorkerApp(Protocol):
     trade_reader: TradeReader
     candle_driver: CandleDriver | None
     """The candle fold of the partitions this worker owns (set by agents/market.py)."""
+    analysis_driver: AnalysisDriver | None
+    """The analysis of the market.candles partitions this worker owns (set by agents/analysis.py)."""
     processed: Counter[str]
     pipeline_latency: LatencyWindow
     # Faust's state flags

@@ -248,16 +248,39 @@ class AnalysisDriver:
                 written += 1
         return written, spent
 
+    def current_row(self, symbol: str) -> dict[str, Any] | None:
+        """The symbol's indicators row as the next checkpoint will write it (the table's is
+        behind by up to one checkpoint); None if nothing of it is held here (the table's row,
+        if any, is then current)."""
+        row = self.rows.get(symbol)  # read before any of its series is folded here
+        if row is None:
+            return None
+        current = dict(row)
+        for interval in self.intervals:
+            series = (symbol, interval)
+            entry = self._entry(series, self.latest.get(series))
+            if entry is not None:
+                current[interval] = entry
+        return current or None
+
     def _row(self, symbol: str, intervals: list[str]) -> dict[str, Any]:
         """The symbol's row with the entries of its changed series brought up to date (a copy:
         a store in memory keeps what it is given)."""
         row = self.rows[symbol]
         for interval in intervals:
             series = (symbol, interval)
-            state, snapshot = self.series[series], self.latest.pop(series, None)
-            if state.indicators is not None:
-                entry = row.get(interval)
-                latest = (event_to_json(snapshot) if snapshot
-                          else entry.get("latest") if isinstance(entry, dict) else None)
-                row[interval] = series_entry(state.indicators, state.applied, latest)
+            entry = self._entry(series, self.latest.pop(series, None))
+            if entry is not None:
+                row[interval] = entry
         return dict(row)
+
+    def _entry(self, series: Series, snapshot: IndicatorSnapshot | None) -> dict[str, Any] | None:
+        """A series' entry in its symbol's row, with ``snapshot`` as its latest if there is one
+        not yet written (None: nothing of the series folded)."""
+        state = self.series.get(series)
+        if state is None or state.indicators is None:
+            return None
+        entry = self.rows[series[0]].get(series[1])
+        latest = (event_to_json(snapshot) if snapshot
+                  else entry.get("latest") if isinstance(entry, dict) else None)
+        return series_entry(state.indicators, state.applied, latest)

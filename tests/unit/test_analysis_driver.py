@@ -294,3 +294,21 @@ def test_records_handed_over_again_change_nothing_and_do_not_move_progress_back(
     asyncio.run(again())
     checkpoint(driver)
     assert state_of(ports) == before and ports.progress(PARTITION) == 9
+
+
+def test_the_current_row_shows_what_is_folded_before_the_checkpoint_writes_it() -> None:
+    """/indicators reads the owner's memory: the snapshot of the last candle folded, while the
+    table's row is still a checkpoint behind; once written, the row is the same."""
+    ports = Ports(Topic())
+    driver = driver_on(ports)
+    walk = random_walk(30)
+    feed(driver, ports, walk[:20])
+    checkpoint(driver)
+    feed(driver, ports, walk[20:])
+    current = driver.current_row("BTCUSDT")
+    assert current is not None and current["1m"]["latest"]["candle_id"] == ports.queued[-1].candle_id
+    assert ports.row(PARTITION, "BTCUSDT")["1m"]["applied"] == [PARTITION, 19]  # the table: a checkpoint behind
+    assert current["1m"]["applied"] == [PARTITION, 29]
+    checkpoint(driver)
+    assert json.loads(json.dumps(current)) == ports.row(PARTITION, "BTCUSDT") == driver.current_row("BTCUSDT")
+    assert driver.current_row("ETHUSDT") is None  # nothing of it here: the table answers
