@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 CHECKPOINT_SHARE = 0.05
 """The most of the worker's time that writing checkpoint rows may take. A checkpoint is due
@@ -18,17 +19,18 @@ FIRST_ROW_COST_S = 100e-6
 class CheckpointPace:
     """Checkpoints within ``CHECKPOINT_SHARE`` of the time, by the last one's cost a row."""
 
-    def __init__(self) -> None:
-        self._ended = time.monotonic()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._ended = clock()
         self._row_cost_s = FIRST_ROW_COST_S
 
     def due(self, changed: int) -> bool:
         """Whether ``changed`` rows may be written now."""
-        waited = time.monotonic() - self._ended
+        waited = self.clock() - self._ended
         return changed > 0 and waited * CHECKPOINT_SHARE >= changed * self._row_cost_s
 
     def ended(self, written: int, spent_s: float) -> None:
         """A checkpoint ended: it wrote ``written`` rows in ``spent_s`` seconds of writing."""
-        self._ended = time.monotonic()
+        self._ended = self.clock()
         if written:
             self._row_cost_s = spent_s / written

@@ -20,7 +20,7 @@ from domain.candles import CandleFold, ClosedCandle
 from domain.marks import MarkSlice, mark_id
 from domain.windows import parse_windows
 from streams.errors import OutOfSequence
-from streams.hotpath.checkpoint_pace import CHECKPOINT_SHARE
+from streams.hotpath.checkpoint_pace import CHECKPOINT_SHARE, CheckpointPace
 from streams.hotpath.driver import CandleDriver
 from streams.hotpath.ports import FinalCandle, Run
 from streams.hotpath.trade_decoder import TickDecoder
@@ -418,16 +418,22 @@ def test_checkpoints_take_at_most_their_share_of_the_time_with_thousands_of_symb
         for at in range(start, stop, 500):
             await driver.on_run(run_of(log[at:at + 500], at - 1), bounds_now(300))
 
+    now_s = [0.0]
+    driver.pace = CheckpointPace(clock=lambda: now_s[0])  # time moves only when the test says so
     asyncio.run(fold(0, 6000))
     asyncio.run(driver.checkpoint())
     rows, writing_s = driver.report()["last_checkpoint"]["rows"], driver.report()["last_checkpoint"]["seconds"]
     assert rows == len(ports.writes[0]) > 1000
     asyncio.run(fold(6000, 12000))  # the same symbols change again
+    changed = sum(map(len, driver.dirty.values()))
+    allowed_s = changed * writing_s / rows / CHECKPOINT_SHARE  # writing their rows then takes the share
     assert not driver.checkpoint_due()
-    time.sleep(writing_s / CHECKPOINT_SHARE)
+    now_s[0] += 0.8 * allowed_s
+    assert not driver.checkpoint_due()
+    now_s[0] += 0.45 * allowed_s
     assert driver.checkpoint_due()
     asyncio.run(driver.checkpoint())
-    time.sleep(driver.report()["last_checkpoint"]["seconds"] / CHECKPOINT_SHARE)
+    now_s[0] += 3600.0
     assert not driver.checkpoint_due()  # nothing changed since
 
 
