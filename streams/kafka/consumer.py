@@ -44,12 +44,22 @@ class Undecodable:
     reason: str
 
 
+FIRST_ANSWER_TIMEOUT_S = 30.0
+"""How long a read waits for the broker's first answer (a record, or a partition's end).
+Before it, a loaded broker can take over a second (connections, offset queries, and a fetch
+of an empty partition that waits ``fetch.wait.max.ms`` while the others queue behind it):
+that is not an idle topic, and the idle timeout starts only after it."""
+FETCH_WAIT_MS = 100
+"""A one-shot reader's fetch wait: an empty partition holds the fetch of the others no longer."""
+
+
 def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
                limit: int | None = None, idle_timeout: float = 5.0, until_end: bool = False,
                codec: AvroCodec | None = None) -> Iterator[Consumed | Undecodable]:
     """Records of every partition of ``topic``; stops after ``limit`` records, after
-    ``idle_timeout`` seconds without one, or (``until_end``) once every partition has been
-    read up to its end offset at the start (what was there when asked, like kcat's ``-e``)."""
+    ``idle_timeout`` seconds without a record once the broker has first answered, or
+    (``until_end``) once every partition has been read up to its end offset at the start
+    (what was there when asked, like kcat's ``-e``)."""
     codec = codec or AvroCodec(registry_for(settings),
                                settings.max_record_bytes)
     ends = end_offsets(settings, topic)  # also checks that the topic exists
@@ -58,27 +68,33 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
         "group.id": f"ticktide-consume-{uuid.uuid4()}",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
     })
     starts = [OFFSET_BEGINNING] * len(ends) if from_beginning else list(ends)
     consumer.assign([TopicPartition(topic, p, o) for p, o in enumerate(starts)])
     count = 0
-    last = time.monotonic()
+    last, answered = time.monotonic(), False
     unread = {p for p, (start, end) in enumerate(zip(starts, ends, strict=True)) if end > max(start, 0)}
     try:
         while (limit is None or count < limit) and (unread or not until_end):
             message = consumer.poll(0.2)
             if message is None:
-                if time.monotonic() - last > idle_timeout:
+                if time.monotonic() - last > (idle_timeout if answered else FIRST_ANSWER_TIMEOUT_S):
                     return
                 continue
+            partition, offset = message.partition() or 0, message.offset() or 0
             error = message.error()
             if error is not None:
-                if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                if error.code() == KafkaError._PARTITION_EOF:  # offset: the partition's end now
+                    last, answered = time.monotonic(), True
+                    if offset >= ends[partition]:
+                        unread.discard(partition)
+                elif error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise BrokerError(f"consuming {topic}: {error.str()}")
                 continue
-            last = time.monotonic()
+            last, answered = time.monotonic(), True
             count += 1
-            partition, offset = message.partition() or 0, message.offset() or 0
             if offset + 1 >= ends[partition]:
                 unread.discard(partition)
             key, value = message.key(), message.value()
@@ -88,4 +104,3 @@ def read_topic(settings: Settings, topic: str, *, from_beginning: bool = True,
                 yield Undecodable(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}")
     finally:
         consumer.close()
-
