@@ -27,7 +27,7 @@ PRODUCER = "agent.analysis"
 
 def install(app: WorkerApp) -> None:
     """Register the analysis agent and its checkpoint timer."""
-    ports = glue.AnalysisTables(app)
+    ports = glue.AnalysisTables(app, PRODUCER)
     driver = app.analysis_driver = AnalysisDriver(
         Analysis(PRODUCER), ports, lambda value: app.decode_valid(value, Candle), app.settings.analysed_intervals)
 

@@ -51,9 +51,13 @@ class TypedTopic:
 
     def encode(self, event: Event) -> bytes:
         """The record's bytes once it is checked for this topic (see ``send_pending``)."""
+        self.check(event)
+        return self.codec.encode(event)
+
+    def check(self, event: Event) -> None:
+        """WrongRecordType or InvalidValue unless the record may go to this topic (its times unbounded)."""
         self.spec.check(event)
         checked(event, self.settings.max_future_skew_s, bound_times=False)
-        return self.codec.encode(event)
 
     async def send(self, event: Event, key: str | None = None) -> None:
         """Type-check, encode and queue (see ``send_pending``)."""

@@ -80,6 +80,15 @@ def _enum(symbols: list[str], name: str) -> Write:
     return write
 
 
+def _array(items: Any, name: str, named: dict[str, Any]) -> Write:
+    item = _leaf(items, f"{name}[]", named)
+
+    def write(values: list[Any]) -> bytes:  # one block, then the empty block that ends the array
+        return b"".join((varint(len(values)), *map(item, values), b"\x00")) if values else b"\x00"
+
+    return write
+
+
 def _union(branches: list[Any], name: str, named: dict[str, Any]) -> Write:
     if len(branches) != 2 or "null" not in branches:
         raise ValueError(f"{name}: only [null, T] unions are written raw")
@@ -114,6 +123,8 @@ def _leaf(schema: Any, name: str, named: dict[str, Any]) -> Write:
     if isinstance(schema, list):
         return _union(schema, name, named)
     kind = schema["type"]
+    if kind == "array":
+        return _array(schema["items"], name, named)
     if kind == "enum":
         named[f"{schema.get('namespace', '')}.{schema['name']}".lstrip(".")] = schema
         return _enum(schema["symbols"], name)

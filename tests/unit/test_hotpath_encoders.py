@@ -1,14 +1,17 @@
-"""The hot-path encoders write exactly the codec's bytes for Candle and Mark records, and
-refuse what no longer fits the contract."""
+"""The hot-path encoders write exactly the codec's bytes for Candle, Mark and IndicatorSnapshot
+records, and refuse what no longer fits the contract."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
+from domain.analysis import snapshot_record
 from domain.bars import Bar, Tick
 from domain.candles import (
     UNITS,
@@ -21,13 +24,16 @@ from domain.candles import (
     candle_record,
 )
 from domain.clock import from_micros
+from domain.indicators import Indicators
 from domain.marks import MarkSlice, mark_id, mark_record, slice_of
 from domain.windows import parse_windows
-from streams.errors import InvalidValue
+from schemas.records import Event, IndicatorSnapshot, Priority
+from streams.errors import EncodeError, InvalidValue
 from streams.hotpath.avro_writer import MEMO_SIZE, remember, varint
-from streams.hotpath.encoders import CandleEncoder, MarkEncoder
+from streams.hotpath.encoders import CandleEncoder, MarkEncoder, SnapshotEncoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
+from tests.unit.test_indicators import random_walk
 
 CODEC = AvroCodec(EmbeddedRegistry())
 FOLD = CandleFold(parse_windows("1s,1m,5m,5m/1m"), 0)
@@ -108,3 +114,51 @@ def test_a_memo_gives_the_bytes_written_and_starts_again_when_full() -> None:
         assert remember(known, write, value) == varint(value)
     assert len(known) == 10  # full at MEMO_SIZE: it started again
     assert known[MEMO_SIZE + 9] == varint(MEMO_SIZE + 9) and len(calls) == MEMO_SIZE + 10
+
+
+def test_snapshots_encode_to_the_codec_bytes_and_what_the_writer_does_not_cover_gets_the_codecs_answer() -> None:
+    rng = random.Random(3)
+    fallback = CountingCodec(EmbeddedRegistry())
+    encoder = SnapshotEncoder(fallback, "agent.analysis")
+    snapshots = []
+    for candle in random_walk(120, seed=9):  # each indicator None (warming up) or a value; 0-3 anomalies
+        values = Indicators(**{name: rng.choice([None, rng.uniform(-1e6, 1e6), 0.0, -0.0, 1e-300, 100])
+                               for name in ("ema_fast", "ema_slow", "rsi", "atr", "realised_volatility",
+                                            "volume_zscore")})
+        ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(rng.choice([0, 0, 1, 3]))]
+        snapshot = snapshot_record(candle, values, "agent.analysis", candle.window_end, ids)
+        snapshots.append(replace(snapshot, envelope=replace(
+            snapshot.envelope, correlation_id=rng.choice([None, "flow-ü"]), causation_id=rng.choice([None, "c"]))))
+    for close in ("0.000000000000000001", "99999999999999999999.999999999999999999", "64000"):
+        snapshots.append(replace(snapshots[-1], close=Decimal(close)))
+    for snapshot in snapshots:
+        assert encoder.encode(snapshot) == CODEC.encode(snapshot)
+    assert sum(s.rsi is None for s in snapshots) > 10 and sum(bool(s.anomaly_ids) for s in snapshots) > 20
+    assert fallback.encoded == 0  # all written raw
+
+    usual = snapshots[50]
+    uncovered = [replace(usual, envelope=replace(usual.envelope, producer="agent.other")),
+                 replace(usual, envelope=replace(usual.envelope, priority=Priority.HIGH, retry_count=2)),
+                 replace(usual, close=Decimal(10**20))]  # 39 digits: the codec writes it, so must this
+    for snapshot in uncovered:
+        assert encoder.encode(snapshot) == CODEC.encode(snapshot)
+    for close in ("1.0000000000000000001", "NaN", "Infinity"):  # the codec refuses these
+        bad = replace(usual, close=Decimal(close))
+        assert refusal(encoder.encode, bad) == refusal(CODEC.encode, bad)
+
+
+class CountingCodec(AvroCodec):
+    """The codec, counting the records it encodes."""
+
+    encoded = 0
+
+    def encode(self, event: Event) -> bytes:
+        self.encoded += 1
+        return super().encode(event)
+
+
+def refusal(encode: Callable[[IndicatorSnapshot], bytes], snapshot: IndicatorSnapshot) -> str:
+    """What ``encode`` says when it refuses ``snapshot``."""
+    with pytest.raises(EncodeError) as refused:
+        encode(snapshot)
+    return str(refused.value)
