@@ -18,7 +18,7 @@ def consume(
     topic: Annotated[str, typer.Argument(help="Topic to read, e.g. market.trades (or bt1.market.candles)")],
     limit: Annotated[int | None, typer.Option(help="Stop after N events", show_default=False)] = None,
     timeout: Annotated[float, typer.Option(
-        help="Stop after S seconds without a new event, once the broker has answered")] = 5.0,
+        help="Stop after S seconds without a new event, once every partition is read to its end")] = 5.0,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning/--from-end", help="Start at the oldest record or at the end")
     ] = True,
