@@ -59,17 +59,34 @@ from schemas import records as r
 Fields = dict[str, Rule]
 
 
-def _envelope_rules(bounds: TimeBounds | None) -> Fields:
+def _market_time(value: Any) -> str | None:
+    """Where a rule says it: a market time, within the bounds of the check (``_check``)."""
+    raise AssertionError("resolved by _check")
+
+
+@functools.cache
+def _envelope_rules() -> Fields:
     return {
         "event_id": ID_RULE, "event_type": text(64, pattern=NAME), "producer": SHORT_TEXT,
         "schema_version": integer(1, 1000), "correlation_id": optional(ID_RULE),
         "causation_id": optional(ID_RULE), "priority": member(r.Priority), "retry_count": integer(0, 1000),
-        "event_time": instant(bounds), "ingest_time": instant(None),
+        "event_time": _market_time, "ingest_time": instant(None),
     }
 
 
-def _record_rules(kind: type[r.Event], bounds: TimeBounds | None) -> Fields:
-    at = instant(bounds)
+_RULES: dict[type[r.Event], Fields] = {}
+
+
+def _record_rules(kind: type[r.Event]) -> Fields:
+    """The rules of a record type's fields, made once (callers do not change them)."""
+    rules = _RULES.get(kind)
+    if rules is None:
+        rules = _RULES[kind] = _rules_of(kind)
+    return rules
+
+
+def _rules_of(kind: type[r.Event]) -> Fields:
+    at = _market_time
     finite = number()
     optional_finite = optional(finite)
     if kind is r.Trade:
@@ -164,8 +181,9 @@ def _strategy_or_none(value: Any) -> str | None:
 def violations(event: r.Event, bounds: TimeBounds | None) -> list[Violation]:
     """Everything wrong with ``event``, one violation per field; empty when it is valid.
     ``bounds`` limits event times (None: any aware time, e.g. for internal records)."""
-    found = _check(event.envelope, _envelope_rules(bounds), prefix="envelope.")
-    found += _check(event, _record_rules(type(event), bounds))
+    at = instant(bounds)
+    found = _check(event.envelope, _envelope_rules(), at, prefix="envelope.")
+    found += _check(event, _record_rules(type(event)), at)
     found += _consistency(event)
     return found
 
@@ -176,10 +194,11 @@ def first_violation(event: r.Event, bounds: TimeBounds | None) -> Violation | No
     return found[0] if found else None
 
 
-def _check(record: Any, rules: Fields, prefix: str = "") -> list[Violation]:
+def _check(record: Any, rules: Fields, at: Rule, prefix: str = "") -> list[Violation]:
+    """The violations of ``record``'s fields, with ``at`` the rule of its market times."""
     found = []
     for name, rule in rules.items():
-        problem = rule(getattr(record, name, None))
+        problem = (at if rule is _market_time else rule)(getattr(record, name, None))
         if problem is not None:
             found.append(Violation(prefix + name, problem))
     return found
@@ -250,11 +269,11 @@ def _units(units: int) -> str:
 
 
 _RAW_TRADE_RULES: tuple[tuple[str, Rule], ...] = tuple(
-    (name, rule) for name, rule in _record_rules(r.Trade, None).items()
+    (name, rule) for name, rule in _record_rules(r.Trade).items()
     if name in ("venue", "trade_type", "first_trade_id", "last_trade_id"))
 """Trade fields whose plain Avro value is their typed value (the tick covers the others)."""
 _RAW_ENVELOPE_RULES: tuple[tuple[str, Rule], ...] = tuple(
-    (name, rule) for name, rule in _envelope_rules(None).items()
+    (name, rule) for name, rule in _envelope_rules().items()
     if name not in ("event_time", "ingest_time", "priority"))
 _MIN_DATETIME_US = int(datetime(1, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
 _MAX_DATETIME_US = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()) * 1_000_000
@@ -318,4 +337,4 @@ def _short(value: Any, max_len: int) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _event_type_ok(value: str) -> bool:
-    return _envelope_rules(None)["event_type"](value) is None
+    return _envelope_rules()["event_type"](value) is None
