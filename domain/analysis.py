@@ -17,15 +17,16 @@ from typing import Any
 
 from domain.anomalies import AnomalyRules, Finding, detect
 from domain.fold import Position
+from domain.ids import uuid5_in
 from domain.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from schemas.records import Anomaly, Candle, IndicatorSnapshot
 
-_NAMESPACE = uuid.UUID("0f6b2a8e-3c1d-4b7a-9e52-d84c7f1a6b30")
+_derived_uuid = uuid5_in(uuid.UUID("0f6b2a8e-3c1d-4b7a-9e52-d84c7f1a6b30"))
 
 
 def derived_id(candle_id: str, what: str) -> str:
-    """A deterministic id for an event derived from a candle."""
-    return str(uuid.uuid5(_NAMESPACE, f"{candle_id}|{what}"))
+    """A deterministic id for an event derived from a candle (a UUID5)."""
+    return _derived_uuid(f"{candle_id}|{what}")
 
 
 def snapshot_record(candle: Candle, values: Indicators, producer: str,

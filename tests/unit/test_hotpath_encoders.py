@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.analysis import snapshot_record
+from domain.analysis import derived_id, snapshot_record
 from domain.bars import Bar, Tick
 from domain.candles import (
     UNITS,
@@ -75,13 +75,17 @@ def test_a_candle_past_decimal_38_18_is_refused() -> None:
 
 
 def test_candle_and_mark_ids_are_uuid5() -> None:
-    """Consumers de-duplicate re-emits by these ids: they must stay the UUID5s they always were."""
+    """Consumers de-duplicate re-emits by these ids (and replays compare them with live's):
+    they must stay the UUID5s they always were."""
     candles = uuid.UUID("5b0f3c3e-6a52-4c1e-9f4e-7c1d2b8e9a01")
     marks = uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b")
     for symbol, interval, start in [("BTCUSDT", "1m", 0), ("ÉTH", "5m/1m", -5), ("X" * 32, "1s", 10**15)]:
         assert candle_id(symbol, interval, start) == str(uuid.uuid5(candles, f"{symbol}|{interval}|{start}"))
         mark = MarkSlice(symbol, start, start + 7, 42, 10**20, 3 * UNITS, 2)
         assert mark_id(mark) == str(uuid.uuid5(marks, f"{symbol}|42|{3 * UNITS}"))
+    derived = uuid.UUID("0f6b2a8e-3c1d-4b7a-9e52-d84c7f1a6b30")  # snapshots and anomalies of a candle
+    for what in ("indicators", "anomaly:volume_spike", "ü"):
+        assert derived_id("5b0f3c3e-candle", what) == str(uuid.uuid5(derived, f"5b0f3c3e-candle|{what}"))
 
 
 def test_marks_encode_to_the_codec_bytes() -> None:
