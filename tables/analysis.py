@@ -26,7 +26,7 @@ from schemas.records import Anomaly
 from streams.errors import BrokerError
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter
-from streams.hotpath.encoders import SnapshotEncoder
+from streams.hotpath.encoders import AnomalyEncoder, SnapshotEncoder
 from streams.kafka.producer import EventProducer
 from streams.kafka.ranges import read_partition
 from tables import names
@@ -48,7 +48,7 @@ class AnalysisTables:
     """The analysis driver's I/O (``streams.hotpath.analysis_driver.AnalysisPorts``) in a worker."""
 
     def __init__(self, app: WorkerApp, producer: str) -> None:
-        """``producer``: the analysis' (its snapshots are written raw)."""
+        """``producer``: the analysis' (its outputs are written raw)."""
         self.app = app
         self.indicators, self.anomaly_rows = declare(app)
         self.source = app.typed_topics["market.candles"]
@@ -56,7 +56,8 @@ class AnalysisTables:
         self.anomalies_topic = app.typed_topics["analysis.anomalies"]
         self.rows = RowWriter(app.settings, self.source.name)
         self.producer = EventProducer(app.settings, app.codec, **OUTPUTS_PRODUCER)
-        self.snapshot_encoder = SnapshotEncoder(app.codec, producer)
+        self.snapshot_encoder = SnapshotEncoder(app.codec, producer)  # the outputs, written raw
+        self.anomaly_encoder = AnomalyEncoder(app.codec, producer)
 
     def progress(self, partition: int) -> int | None:
         row = self.rows.read(self.indicators, partition, names.progress_key(partition))
@@ -80,13 +81,10 @@ class AnalysisTables:
             return
         encoded = []
         for output in outputs:  # all or nothing: a bad output must not leave the others sent
-            if isinstance(output, Anomaly):
-                topic, value = self.anomalies_topic, self.anomalies_topic.encode(output)
-            else:  # one for every candle: written raw
-                topic = self.snapshots_topic
-                topic.check(output)
-                value = self.snapshot_encoder.encode(output)
-            encoded.append((topic, topic.spec.key_of(output).encode(), value))
+            topic, encoder = ((self.anomalies_topic, self.anomaly_encoder) if isinstance(output, Anomaly)
+                              else (self.snapshots_topic, self.snapshot_encoder))
+            topic.check(output)
+            encoded.append((topic, topic.spec.key_of(output).encode(), encoder.encode(output)))
         for topic, key, value in encoded:
             self.producer.send_raw_many(topic.name, ((key, value),))
             self.app.metrics.events_sent.labels(topic.spec.name).inc()

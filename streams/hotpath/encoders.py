@@ -1,5 +1,5 @@
 """The hot path's outputs, encoded from integers: final candles and marks (and the
-analysis' indicator snapshots, one for every candle it folds).
+analysis' outputs: a snapshot for every candle it folds, and its anomalies).
 
 ``AvroCodec.encode(candle_record(...))`` builds a typed record (Decimals, datetimes, an
 Envelope), checks it and hands it to fastavro: about 200 us a record here. With thousands
@@ -13,6 +13,7 @@ true by construction: they are made from trades that passed the Trade rules.
 from __future__ import annotations
 
 from decimal import Context, Inexact, Rounded
+from typing import Any
 
 from domain.bars import round_units
 from domain.candles import UNITS, ClosedCandle, close_time_us, taker_buy_quote_units
@@ -20,7 +21,7 @@ from domain.clock import to_micros
 from domain.marks import PRODUCER as MARK_PRODUCER
 from domain.marks import MarkSlice, mark_id
 from schemas.files import latest
-from schemas.records import Candle, Event, IndicatorSnapshot, Mark, Priority
+from schemas.records import Anomaly, Candle, Event, IndicatorSnapshot, Mark, Priority
 from streams.errors import TickTideError
 from streams.hotpath.avro_writer import RawWriter
 from streams.kafka.codec import AvroCodec
@@ -79,38 +80,68 @@ class MarkEncoder:
                                    mark.count, mark.trade_id, mark.slice_start_us))
 
 
-class SnapshotEncoder:
-    """Indicator snapshots (``domain.analysis.snapshot_record``), as the codec encodes them:
-    ~4 times faster. A snapshot this writer does not cover (another producer or envelope,
-    a close the contract cannot hold) goes through the codec, which names what is wrong."""
+class DerivedEncoder:
+    """Records the analysis derives from a candle, as the codec encodes them, ~4 times faster:
+    one snapshot for every candle it folds, and its anomalies. A record this writer does not
+    cover (another producer or envelope, a decimal the exact context cannot scale) goes
+    through the codec, which gives its bytes or names what is wrong."""
 
-    FIELDS = (*_ENVELOPE, "envelope.correlation_id", "envelope.causation_id", "symbol", "interval", "candle_id",
-              "candle_end", "close", "ema_fast", "ema_slow", "rsi", "atr", "realised_volatility", "volume_zscore",
-              "anomaly_ids")
+    FIELDS: tuple[str, ...] = (*_ENVELOPE, "envelope.correlation_id", "envelope.causation_id")
+    REPEATING: tuple[str, ...] = ("envelope.event_time", "envelope.ingest_time", "symbol", "interval")
 
-    def __init__(self, codec: AvroCodec, producer: str) -> None:
+    def __init__(self, codec: AvroCodec, cls: type[Event], producer: str) -> None:
         self.codec = codec
-        self.usual = ("IndicatorSnapshot", producer, IndicatorSnapshot.SCHEMA_VERSION, Priority.NORMAL, 0)
-        self.writer = _writer(codec, IndicatorSnapshot, self.FIELDS, producer, (
-            "envelope.event_time", "envelope.ingest_time", "symbol", "interval", "candle_end"))
+        self.usual = (cls.__name__, producer, cls.SCHEMA_VERSION, Priority.NORMAL, 0)
+        self.writer = _writer(codec, cls, self.FIELDS, producer, self.REPEATING)
 
-    def encode(self, snapshot: IndicatorSnapshot) -> bytes:
-        """Wire-format bytes of the snapshot's record; the codec's EncodeError if it cannot be encoded."""
-        envelope = snapshot.envelope
+    def values(self, record: Any) -> tuple[Any, ...]:
+        """The record's own fields' values, in ``FIELDS`` order after the envelope's."""
+        raise NotImplementedError
+
+    def encode(self, record: Any) -> bytes:
+        """Wire-format bytes of the record; the codec's EncodeError if it cannot be encoded."""
+        envelope = record.envelope
         if (envelope.event_type, envelope.producer, envelope.schema_version, envelope.priority,
                 envelope.retry_count) != self.usual:
-            return self.codec.encode(snapshot)
+            return self.codec.encode(record)
         try:
-            close = snapshot.close.scaleb(18, _EXACT)  # decimal(38, 18): its unscaled integer
-            units = int(close)
-            if units != close:
-                raise ArithmeticError("more than 18 decimal places")
             data = self.writer.encode((
                 envelope.event_id, to_micros(envelope.event_time), to_micros(envelope.ingest_time),
-                envelope.correlation_id, envelope.causation_id, snapshot.symbol, snapshot.interval,
-                snapshot.candle_id, to_micros(snapshot.candle_end), units, snapshot.ema_fast, snapshot.ema_slow,
-                snapshot.rsi, snapshot.atr, snapshot.realised_volatility, snapshot.volume_zscore,
-                snapshot.anomaly_ids))
+                envelope.correlation_id, envelope.causation_id, *self.values(record)))
         except (ArithmeticError, TypeError, ValueError, TickTideError):  # NaN, a float as text, ...
-            return self.codec.encode(snapshot)
-        return data if len(data) <= self.codec.max_record_bytes else self.codec.encode(snapshot)
+            return self.codec.encode(record)
+        return data if len(data) <= self.codec.max_record_bytes else self.codec.encode(record)
+
+
+class SnapshotEncoder(DerivedEncoder):
+    """Indicator snapshots (``domain.analysis.snapshot_record``)."""
+
+    FIELDS = (*DerivedEncoder.FIELDS, "symbol", "interval", "candle_id", "candle_end", "close", "ema_fast",
+              "ema_slow", "rsi", "atr", "realised_volatility", "volume_zscore", "anomaly_ids")
+    REPEATING = (*DerivedEncoder.REPEATING, "candle_end")
+
+    def __init__(self, codec: AvroCodec, producer: str) -> None:
+        super().__init__(codec, IndicatorSnapshot, producer)
+
+    def values(self, record: IndicatorSnapshot) -> tuple[Any, ...]:
+        close = record.close.scaleb(18, _EXACT)  # decimal(38, 18): its unscaled integer
+        units = int(close)
+        if units != close:
+            raise ArithmeticError("more than 18 decimal places")
+        return (record.symbol, record.interval, record.candle_id, to_micros(record.candle_end), units,
+                record.ema_fast, record.ema_slow, record.rsi, record.atr, record.realised_volatility,
+                record.volume_zscore, record.anomaly_ids)
+
+
+class AnomalyEncoder(DerivedEncoder):
+    """Anomalies (``domain.analysis.anomaly_record``)."""
+
+    FIELDS = (*DerivedEncoder.FIELDS, "symbol", "interval", "rule", "value", "threshold", "candle_id",
+              "description")
+
+    def __init__(self, codec: AvroCodec, producer: str) -> None:
+        super().__init__(codec, Anomaly, producer)
+
+    def values(self, record: Anomaly) -> tuple[Any, ...]:
+        return (record.symbol, record.interval, record.rule, record.value, record.threshold, record.candle_id,
+                record.description)

@@ -1,8 +1,9 @@
-"""The hot-path encoders write exactly the codec's bytes for Candle, Mark and IndicatorSnapshot
-records, and refuse what no longer fits the contract."""
+"""The hot-path encoders write exactly the codec's bytes for Candle and Mark records (and the
+analysis' IndicatorSnapshot and Anomaly records), and refuse what no longer fits the contract."""
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from domain.analysis import derived_id, snapshot_record
+from domain.analysis import anomaly_record, derived_id, snapshot_record
+from domain.anomalies import Finding
 from domain.bars import Bar, Tick
 from domain.candles import (
     UNITS,
@@ -30,7 +32,7 @@ from domain.windows import parse_windows
 from schemas.records import Event, IndicatorSnapshot, Priority
 from streams.errors import EncodeError, InvalidValue
 from streams.hotpath.avro_writer import MEMO_SIZE, remember, varint
-from streams.hotpath.encoders import CandleEncoder, MarkEncoder, SnapshotEncoder
+from streams.hotpath.encoders import AnomalyEncoder, CandleEncoder, MarkEncoder, SnapshotEncoder
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry
 from tests.unit.test_indicators import random_walk
@@ -159,6 +161,24 @@ class CountingCodec(AvroCodec):
     def encode(self, event: Event) -> bytes:
         self.encoded += 1
         return super().encode(event)
+
+
+def test_anomalies_encode_to_the_codec_bytes() -> None:
+    rng = random.Random(4)
+    fallback = CountingCodec(EmbeddedRegistry())
+    encoder = AnomalyEncoder(fallback, "agent.analysis")
+    anomalies = []
+    for candle in random_walk(60, seed=2):
+        finding = Finding(rng.choice(["gap", "return_sigma", "volume_zscore"]),
+                          rng.choice([0.0, -0.0, 1e-300, rng.uniform(-1e9, 1e9), math.inf, math.nan]),
+                          rng.choice([0.0, 4.0, rng.random()]), rng.choice(["", "gap: 1s", "\u03c3 ü 😀" * 50]))
+        anomaly = anomaly_record(candle, finding, "agent.analysis", candle.window_end)
+        anomalies.append(replace(anomaly, envelope=replace(anomaly.envelope, correlation_id=rng.choice([None, "f"]))))
+    for anomaly in anomalies:
+        assert encoder.encode(anomaly) == CODEC.encode(anomaly)
+    assert fallback.encoded == 0  # all written raw
+    other = replace(anomalies[0], envelope=replace(anomalies[0].envelope, producer="agent.other"))
+    assert encoder.encode(other) == CODEC.encode(other) and fallback.encoded == 1
 
 
 def refusal(encode: Callable[[IndicatorSnapshot], bytes], snapshot: IndicatorSnapshot) -> str:
