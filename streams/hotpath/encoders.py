@@ -12,6 +12,7 @@ true by construction: they are made from trades that passed the Trade rules.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from decimal import Context, Inexact, Rounded
 from typing import Any
 
@@ -80,7 +81,7 @@ class MarkEncoder:
                                    mark.count, mark.trade_id, mark.slice_start_us))
 
 
-class DerivedEncoder:
+class DerivedEncoder(ABC):
     """Records the analysis derives from a candle, as the codec encodes them, ~4 times faster:
     one snapshot for every candle it folds, and its anomalies. A record this writer does not
     cover (another producer or envelope, a decimal the exact context cannot scale) goes
@@ -94,9 +95,9 @@ class DerivedEncoder:
         self.usual = (cls.__name__, producer, cls.SCHEMA_VERSION, Priority.NORMAL, 0)
         self.writer = _writer(codec, cls, self.FIELDS, producer, self.REPEATING)
 
+    @abstractmethod
     def values(self, record: Any) -> tuple[Any, ...]:
         """The record's own fields' values, in ``FIELDS`` order after the envelope's."""
-        raise NotImplementedError
 
     def encode(self, record: Any) -> bytes:
         """Wire-format bytes of the record; the codec's EncodeError if it cannot be encoded."""
