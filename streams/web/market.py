@@ -91,17 +91,10 @@ def install_market_views(app: WorkerApp) -> None:
     async def indicator_view(web: View, request: Request, symbol: str) -> Response:
         only_params(request, ())
         symbol = symbol_param(symbol)
-        owner = await routed(app, names.INDICATORS, symbol, web, request)
-        if owner is not None:
-            return owner
         driver = app.analysis_driver  # the owner's memory: ahead of the rows by up to a checkpoint
-        row = driver.current_row(symbol) if driver is not None else None
-        if row is None:
-            rows: Any = app.tables[names.INDICATORS]
-            row = rows.get(symbol)
-        if row is None:
-            return error(web, 404, f"unknown symbol {symbol!r}")
-        return web.json({"symbol": symbol, "indicators": row})
+        return await answer_for_key(app, names.INDICATORS, symbol, web, request,
+                                    lambda row: web.json({"symbol": symbol, "indicators": row}),
+                                    f"unknown symbol {symbol!r}", held=driver.current_row if driver else None)
 
     @app.page("/anomalies")
     @answers_bad_parameters

@@ -179,14 +179,18 @@ def answers_bad_parameters(view: View_) -> View_:
 
 
 async def answer_for_key(app: WorkerApp, table: str, key: str, web: View, request: Request,
-                         answer: Callable[[Any], Response], missing: str | None = None) -> Response:
+                         answer: Callable[[Any], Response], missing: str | None = None,
+                         held: Callable[[str], Any] | None = None) -> Response:
     """A query for ``key`` of ``table`` (checked already): the owning worker's answer, else
-    ``answer(row)`` here; 404 with ``missing`` when given and this worker has no row."""
+    ``answer(row)`` here, the row from ``held`` (the owner's memory, ahead of the table) when
+    it has one; 404 with ``missing`` when given and this worker has no row."""
     owner = await routed(app, table, key, web, request)
     if owner is not None:
         return owner
-    rows: Any = app.tables[table]
-    row = rows.get(key)
+    row = held(key) if held is not None else None
+    if row is None:
+        rows: Any = app.tables[table]
+        row = rows.get(key)
     if row is None and missing is not None:
         return error(web, 404, missing)
     return answer(row)
