@@ -25,7 +25,7 @@ from schemas.records import Enrichment, EnrichmentSource, Event, utc_now
 from streams.claude.enricher import Enricher, client_from, limits_from
 from streams.claude.metrics import EnrichmentMetrics
 from streams.faust.context import WorkerApp
-from streams.faust.internals import partition_scope
+from streams.faust.patches.private_api import partition_scope
 from streams.kafka.json_form import event_to_json
 from tables import enrichment as glue
 from tables.enrichment import PRODUCER, EnrichmentInputs

@@ -23,8 +23,8 @@ from streams.engine import refuse_unsupported_guarantee
 from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config
 from streams.faust.context import WorkerApp
-from streams.faust.embedded_fixes import short_fetch_waits, use_fetched_high_watermarks
-from streams.faust.lifecycle_fixes import (
+from streams.faust.patches.embedded import short_fetch_waits, use_fetched_high_watermarks
+from streams.faust.patches.lifecycle import (
     bound_wait_empty,
     resume_flow_before_fetching,
     rewind_uncommitted_partitions,

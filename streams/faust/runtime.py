@@ -7,7 +7,7 @@ from typing import Any
 
 from faust.types import AppT, TopicT
 
-from streams.faust.internals import read_offset, recovery
+from streams.faust.patches.private_api import read_offset, recovery
 from streams.hotpath.reader import TradeReader
 
 CANDLE_FOLD = "market.trades"

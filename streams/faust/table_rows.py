@@ -28,7 +28,7 @@ from faust.stores.base import SerializedStore
 from faust.types import TP, TableT
 
 from streams.errors import BrokerError
-from streams.faust.internals import partition_scope, require_tested_faust
+from streams.faust.patches.private_api import partition_scope, require_tested_faust
 from streams.settings import Settings
 
 PRODUCER_CONFIG: dict[str, Any] = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.faust.lifecycle_fixes import _seek_to_committed_or_beginning
+from streams.faust.patches.lifecycle import _seek_to_committed_or_beginning
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 

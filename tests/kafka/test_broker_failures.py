@@ -245,7 +245,7 @@ def test_worker_sigkill_right_after_enrichment_began_loses_no_enrichment(cluster
     no enrichment offset is committed yet. The worker taking over fetched the first records of
     such a partition during table recovery, handed them to no agent, and Faust's seek left a
     partition nobody committed past them: 2 anomalies never enriched in 1 of 3 runs before
-    the fix (streams/faust/lifecycle_fixes.py, rewind_uncommitted_partitions)."""
+    the fix (streams/faust/patches/lifecycle.py, rewind_uncommitted_partitions)."""
     _worker_sigkill_while_a_broker_is_down(
         cluster, tmp_path, "worker_sigkill_enriching_broker_down", "the enrichment agent's first batch",
         lambda health, _: health["agents"].get("enrichment", {}).get("processed", 0) >= 1)

@@ -16,8 +16,6 @@ LONG_MODULES: dict[str, str] = {}
 LARGE_PACKAGES = {
     "domain": "flat package of pure rules (27 modules); grouping it (e.g. domain/trading/ for account, "
               "orders, controls, ledger, portfolio, ledger_rows) is the next step",
-    "streams/faust": "9 modules since table_rows.py: the version-guarded patches over Faust internals "
-                     "(internals, lifecycle_fixes, embedded_fixes) could become streams/faust/patches/",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from streams.faust.internals import partition_scope
+from streams.faust.patches.private_api import partition_scope
 from streams.faust.table_rows import RowWriter, store_encoders
 from streams.settings import load_settings
 from tables import names

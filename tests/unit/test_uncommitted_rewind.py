@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 
-from streams.faust.lifecycle_fixes import _seek_to_committed_or_beginning
+from streams.faust.patches.lifecycle import _seek_to_committed_or_beginning
 from streams.settings import load_settings
 from streams.worker import build_worker
 

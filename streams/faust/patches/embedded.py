@@ -24,7 +24,7 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from streams.faust.internals import require_tested_faust
+from streams.faust.patches.private_api import require_tested_faust
 from streams.kafka.admin import end_offsets_of
 from streams.settings import Settings
 

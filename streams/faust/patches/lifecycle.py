@@ -65,7 +65,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport
 from faust.utils import venusian
 
-from streams.faust.internals import require_tested_faust
+from streams.faust.patches.private_api import require_tested_faust
 
 
 async def _resume_streams(self: Any, generation_id: int = 0) -> None:

@@ -1,5 +1,5 @@
 """The helpers over Faust's private API that the rest of ticktide uses, behind a version
-guard (the patches in lifecycle_fixes.py and embedded_fixes.py are its only other users,
+guard (the patches beside it, lifecycle.py and embedded.py, are its only other users,
 under the same guard).
 
 faust-streaming is pinned (pyproject.toml); what is here was read in, and tested against,
@@ -65,4 +65,4 @@ def partition_scope(topic: str, partition: int) -> Iterator[None]:
         _current_event.reset(token)
 
 
-require_tested_faust("streams.faust.internals")
+require_tested_faust("streams.faust.patches.private_api")
