@@ -1,4 +1,4 @@
-"""market.candles -> the analysis fold (domain/analysis.py) -> analysis.indicators,
+"""market.candles -> the analysis fold (domain/analysis/series.py) -> analysis.indicators,
 analysis.anomalies, and the indicators and anomalies tables.
 
 Each candle is decoded and checked here (a bad one is dead-lettered), then folded by the
@@ -15,7 +15,7 @@ from typing import Any
 
 from faust import StreamT
 
-from domain.analysis import Analysis
+from domain.analysis.series import Analysis
 from schemas.records import Candle
 from streams.faust.context import WorkerApp
 from streams.hotpath.analysis_driver import AnalysisDriver

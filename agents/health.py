@@ -1,11 +1,11 @@
-"""system.heartbeats, system.status -> the health fold (domain/health.py) -> the health table."""
+"""system.heartbeats, system.status -> the health fold (domain/ops/health.py) -> the health table."""
 
 from __future__ import annotations
 
 from faust import StreamT
 
 from domain.fold import step
-from domain.health import evolve
+from domain.ops.health import evolve
 from schemas.records import ComponentStatus, Heartbeat
 from streams.faust.context import WorkerApp
 from tables import health as glue

@@ -2,11 +2,11 @@
 
 One account's orders, marks, expiry requests and user commands arrive in one partition,
 in order. Each is decoded and checked, then folded by ``domain.fold.step`` with the pure
-``domain.account.evolve``; its events are sent and acknowledged by the broker before the
+``domain.trading.account.evolve``; its events are sent and acknowledged by the broker before the
 row (with the input's position) is written. A crash in between re-decides the same input
 from the old row and re-emits events with the same ids, which the fold ignores; an input
 the row already holds is skipped. The account is decided in event time up to where every
-symbol's strategy has progressed (domain.account): orders and commands after that wait in
+symbol's strategy has progressed (domain.trading.account): orders and commands after that wait in
 the row. Orders expire by their symbol's marks and the inputs' event time; a timer sends
 ExpireOrders for accounts that got no input for ``ledger_wait_s``, and for accounts whose
 inputs have waited for a silent strategy that long (plus the strategy's own wait for its
@@ -25,10 +25,10 @@ from typing import Any
 
 from faust import StreamT
 
-from domain.account import INPUT_TYPES, Account, Patience, decider, idle_expiry_time
 from domain.clock import from_micros, to_micros
-from domain.field_rules import ACCOUNT_RULE
 from domain.fold import step
+from domain.rules.fields import ACCOUNT_RULE
+from domain.trading.account import INPUT_TYPES, Account, Patience, decider, idle_expiry_time
 from schemas.records import Event, ExpireOrders, utc_now
 from streams.errors import DecodeError, InvalidValue, UnexpectedRecordType
 from streams.faust.context import WorkerApp

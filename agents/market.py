@@ -14,7 +14,7 @@ from typing import Any
 
 from faust import StreamT
 
-from domain.candles import CandleFold
+from domain.market.candles import CandleFold
 from streams.faust.context import WorkerApp
 from streams.hotpath.driver import CandleDriver
 from streams.hotpath.ports import Run

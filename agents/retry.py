@@ -8,7 +8,7 @@ import time
 from faust import StreamT
 
 from domain.clock import to_micros
-from domain.deadletters import catalog_name
+from domain.rules.deadletters import catalog_name
 from schemas.records import DeadLetter
 from streams.errors import InvalidInput
 from streams.faust.context import WorkerApp

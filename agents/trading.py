@@ -4,7 +4,7 @@
   (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
   PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
   a replay re-emits the same ones). A snapshot is decided once the enrichments it weighs
-  have arrived (domain.strategy_gate), so the decisions do not depend on the order in
+  have arrived (domain.strategy.gate), so the decisions do not depend on the order in
   which the three topics arrive. After the orders of the snapshots it decided, a
   StrategyProgressed (how far the symbol is decided) goes to the account's ledger, which
   decides the account in event time up to where every symbol's strategy has come.
@@ -24,9 +24,9 @@ import time
 from faust import StreamT
 
 from domain.clock import from_micros
-from domain.orders import order_for_signal, progress_record
-from domain.strategy import SymbolContext, Wish, observe_anomaly, signal_record, strategy_named
-from domain.strategy_gate import gated_enrichment, gated_snapshot
+from domain.strategy.gate import gated_enrichment, gated_snapshot
+from domain.strategy.strategies import SymbolContext, Wish, observe_anomaly, signal_record, strategy_named
+from domain.trading.orders import order_for_signal, progress_record
 from schemas.records import (
     COMMAND_TYPES,
     Anomaly,

@@ -1,7 +1,7 @@
 """The ledger's row at many symbols: `python -m bench.ledger_row [--symbols 4,500,5000]`.
 
 One paper account whose market has N symbols, one mark per symbol per second of market
-time (as domain.marks makes them: derived ids, amounts at 18 places), and, with
+time (as domain.market.marks makes them: derived ids, amounts at 18 places), and, with
 ``--reporting``, each symbol's strategy reporting its progress every second after the
 marks (what keeps about a minute of marks per symbol in the row). After ``--warmup``
 seconds of market time (the row at its steady size, written once), for ``--seconds`` more it
@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from domain.account import Account, Input, decider
 from domain.clock import to_micros
 from domain.fold import step
-from domain.marks import MarkSlice, mark_record
-from domain.orders import RiskLimits, TradingConfig
+from domain.market.marks import MarkSlice, mark_record
+from domain.trading.account import Account, Input, decider
+from domain.trading.orders import RiskLimits, TradingConfig
 from schemas.records import StrategyProgressed
 from tables.trading import account_row, load_account
 

@@ -37,7 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.contest import TOPIC, peak_rss_mb, worker_decoder
-from domain.bars import Tick
+from domain.market.bars import Tick
 from streams.errors import DecodeError, InvalidValue
 from streams.settings import Settings, load_settings
 from streams.validation import bounds_now

@@ -37,7 +37,7 @@ from quixstreams import Application, message_context
 from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
 
 from bench.contest import TOPIC, peak_rss_mb, worker_decoder
-from domain.candles import UNITS
+from domain.market.candles import UNITS
 from streams.errors import DecodeError, InvalidValue
 from streams.settings import Settings, load_settings
 from streams.validation import bounds_now

@@ -1,7 +1,7 @@
 """Rebuild and replay throughput: `python -m bench.trading [--trades N] [--orders N]`.
 
 On a fresh embedded broker: N synthetic trades on market.trades, and the trading.events
-of a paper account that traded on them (decided by the ledger's fold, domain.account:
+of a paper account that traded on them (decided by the ledger's fold, domain.trading.account:
 orders every few marks, fills, position changes). Then times
   * the portfolio rebuild (read trading.events + decode + ledger fold), as in
     `ticktide rebuild portfolio`;
@@ -22,9 +22,9 @@ from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
-from domain.account import Account, decider
 from domain.fold import step
-from domain.orders import RiskLimits, TradingConfig
+from domain.trading.account import Account, decider
+from domain.trading.orders import RiskLimits, TradingConfig
 from schemas.records import Event, Mark, OrderType, PlaceOrder, Side, Trade
 from streams.devstack.broker import EmbeddedBroker
 from streams.ingest import synthetic_trades

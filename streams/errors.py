@@ -103,7 +103,7 @@ class InvalidInput(TickTideError):
 
 
 class InvalidValue(TickTideError):
-    """A record that decodes but breaks its type's rules (domain/validity.py): a range, a
+    """A record that decodes but breaks its type's rules (domain/rules/validity.py): a range, a
     pattern or a time bound. ``field`` names the field."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -23,10 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from domain.command_rules import is_account
-from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S
-from domain.strategy import strategy_named
-from domain.windows import DEFAULT_WINDOWS, WindowSpec, chosen_intervals, parse_windows
+from domain.market.windows import DEFAULT_WINDOWS, WindowSpec, chosen_intervals, parse_windows
+from domain.rules.commands import is_account
+from domain.rules.fields import DEFAULT_MAX_FUTURE_SKEW_S
+from domain.strategy.strategies import strategy_named
 from streams.engine import EngineTraits, engine_traits
 from streams.errors import ConfigError, MissingSetting, explain_settings_error
 
@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     # --- trading (issue 5) ---
     trading_account: str = Field("paper", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                                  description="Paper account the strategy trades")
-    trading_strategy: str = Field("ema_cross", description="Strategy (domain/strategy.py STRATEGIES)")
+    trading_strategy: str = Field("ema_cross", description="Strategy (domain/strategy/strategies.py STRATEGIES)")
     trading_interval: str = Field("1m", description="Candle interval the strategy trades on")
     trading_enrichment_wait_s: float = Field(
         120.0, gt=0, description="Longest (wall clock) a decision waits for the enrichments it weighs")
@@ -233,7 +233,7 @@ class Settings(BaseSettings):
 
     @property
     def analysed_intervals(self) -> frozenset[str]:
-        """The candle intervals the analysis folds (``domain.windows.chosen_intervals``)."""
+        """The candle intervals the analysis folds (``domain.market.windows.chosen_intervals``)."""
         return chosen_intervals(self.analysis_intervals, self.window_specs,
                                 (self.trading_interval, self.enrich_snapshot_interval))
 

@@ -1,4 +1,4 @@
-"""The record rules of ``domain.validity`` applied at the edges, with the wall clock.
+"""The record rules of ``domain.rules.validity`` applied at the edges, with the wall clock.
 
 Producers call ``checked`` before they send; agents call it right after decoding, inside
 their dead-letter guard, so a violation is dead-lettered with reason ``invalid_value``
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from domain.field_rules import TimeBounds
-from domain.validity import first_violation
+from domain.rules.fields import TimeBounds
+from domain.rules.validity import first_violation
 from schemas.records import Event
 from streams.errors import InvalidValue
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from faust.worker import Worker
 
 from agents import analysis, enrichment, health, heartbeat, ledger, market, retry, trading
-from domain.retry import RetryPolicy
+from domain.ops.retry import RetryPolicy
 from streams.engine import refuse_unsupported_guarantee
 from streams.errors import ConfigError
 from streams.faust.app import TickTideApp, faust_config

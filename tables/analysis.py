@@ -21,7 +21,7 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain.analysis import Output
+from domain.analysis.series import Output
 from schemas.records import Anomaly
 from streams.errors import BrokerError
 from streams.faust.context import WorkerApp

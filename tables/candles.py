@@ -1,7 +1,7 @@
 """Candle tables and the driver's I/O through them.
 
 * ``candles``: symbol -> the symbol's open panes, event-time clock and the offset of the
-  last trade applied (a ``domain.candles.SymbolCandles`` as JSON); and, under
+  last trade applied (a ``domain.market.candles.SymbolCandles`` as JSON); and, under
   ``#partition/<p>``, how far the fold has got in source partition p ({applied_through}).
   The progress row lives in the same changelog partition as its symbols' rows and is
   written after them, so it is never ahead of them.
@@ -33,11 +33,11 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain.bars import Bar
-from domain.candle_rows import bar_from_text, bar_text
-from domain.candles import CANDLE_PRODUCER, ClosedCandle
-from domain.marks import MarkSlice
-from domain.windows import WindowSpec
+from domain.market.bars import Bar
+from domain.market.candle_rows import bar_from_text, bar_text
+from domain.market.candles import CANDLE_PRODUCER, ClosedCandle
+from domain.market.marks import MarkSlice
+from domain.market.windows import WindowSpec
 from streams.errors import BrokerError, InvalidValue
 from streams.faust.context import WorkerApp
 from streams.faust.table_rows import RowWriter

@@ -1,5 +1,5 @@
 """The health table: one row per component instance (``tables.names.health_key``), the
-domain.health fold of its heartbeats and lifecycle changes as JSON.
+domain.ops.health fold of its heartbeats and lifecycle changes as JSON.
 
 system.heartbeats and system.status have one partition, so one worker holds the whole
 table and answers /health's system view for every worker (requests are routed to it).
@@ -11,8 +11,8 @@ from typing import Any, cast
 
 from faust.types import TableT
 
-from domain import health as fold
 from domain.clock import to_micros as _us
+from domain.ops import health as fold
 from schemas.records import ComponentStatus, Heartbeat
 from streams.faust.context import WorkerApp
 from tables.names import HEALTH, health_key

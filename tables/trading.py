@@ -1,16 +1,16 @@
 """Trading tables and the glue between their rows and the pure folds.
 
-* ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.ledger), "prices":
+* ``portfolio``: account -> {"portfolio": the ledger fold's row (domain.trading.ledger), "prices":
   the latest market price per symbol, "seen_us": the latest input event time, "input":
   [partition, offset] of the last trading.commands record applied, "progress": per symbol
   how far its strategy has decided, "through_us": how far the account is decided in event
   time, "held": the orders and user commands waiting for that, as JSON records, "marks":
-  per symbol the recent marks a decision can still use, in columns (``domain.marks.kept_columns``),
+  per symbol the recent marks a decision can still use, in columns (``domain.market.marks.kept_columns``),
   "forgotten_us": per symbol that dropped older marks, the newest dropped}
-  (domain.account). Keyed by account like trading.commands and trading.events. Only
+  (domain.trading.account). Keyed by account like trading.commands and trading.events. Only
   "portfolio" is the projection of trading.events; ``ticktide rebuild portfolio`` compares
   exactly that part. A ledger restarted from the row decides as one that never stopped.
-* ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy).
+* ``strategy``: symbol -> the strategies' SymbolContext (domain.strategy.strategies).
 * ``signals``: symbol -> the last KEEP_SIGNALS signals as JSON, oldest first.
 """
 
@@ -24,13 +24,14 @@ from typing import Any
 
 from faust.types import TableT
 
-from domain import ledger_rows, marks, orders
-from domain.account import Account
+from domain.amounts import quantize
 from domain.fold import Position
-from domain.orders import RiskLimits, TradingConfig
-from domain.portfolio import quantize
-from domain.strategy import IGNORE_ENRICHMENTS, SymbolContext
-from domain.strategy_gate import GatePlan
+from domain.market import marks
+from domain.strategy.gate import GatePlan
+from domain.strategy.strategies import IGNORE_ENRICHMENTS, SymbolContext
+from domain.trading import ledger_rows, orders
+from domain.trading.account import Account
+from domain.trading.orders import RiskLimits, TradingConfig
 from schemas.records import RECORD_TYPES, TradeSignal
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json, record_from_json

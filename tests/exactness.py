@@ -9,10 +9,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from domain.analysis import Analysis, AnalysisInput, SeriesState
-from domain.bars import Tick
-from domain.candles import ClosedCandle, candle_record
+from domain.analysis.series import Analysis, AnalysisInput, SeriesState
 from domain.clock import EPOCH
+from domain.market.bars import Tick
+from domain.market.candles import ClosedCandle, candle_record
 from schemas.records import Candle, IndicatorSnapshot, Trade
 from streams.kafka.consumer import Consumed, read_topic
 from streams.kafka.json_form import event_to_json

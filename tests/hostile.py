@@ -2,7 +2,7 @@
 
 ``hostile_records(codec, rng, now, symbols)`` makes a deterministic (for the ``rng``) list
 of ``Hostile`` records: bytes that are not a ticktide record at all, records of other types,
-and schema-valid Trades that break the Trade rules of ``domain/validity.py``, each with
+and schema-valid Trades that break the Trade rules of ``domain/rules/validity.py``, each with
 the reason it must be dead-lettered with. Values are encoded by hand (the codec's writer
 or fastavro directly), never through ``EventProducer.send``, which would refuse them.
 

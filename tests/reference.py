@@ -13,8 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from domain.bars import Bar, Tick
-from domain.windows import WindowSpec
+from domain.market.bars import Bar, Tick
+from domain.market.windows import WindowSpec
 
 Key = tuple[str, str, int]  # symbol, interval, window start (us)
 

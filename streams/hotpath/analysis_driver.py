@@ -9,7 +9,7 @@ to ``AnalysisDriver.on_candle``, which
   folded, and Faust committed, after its last checkpoint). A partition without a progress
   row (a new one, or rows that versions before this one wrote for every candle) holds
   everything before the first candle Faust hands over: its progress row is written then;
-* steps the series' fold (``domain.analysis``) on its state in memory (read from its row
+* steps the series' fold (``domain.analysis.series``) on its state in memory (read from its row
   once) unless the candle's interval is not analysed, and queues the outputs for the broker
   without waiting; an output that cannot be encoded raises before anything is sent, with
   the state as it was;
@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.analysis import Analysis, AnalysisInput, Output, SeriesState, series_entry, series_from_entry
+from domain.analysis.series import Analysis, AnalysisInput, Output, SeriesState, series_entry, series_from_entry
 from domain.fold import step
 from schemas.records import Anomaly, Candle, IndicatorSnapshot, utc_now
 from streams.errors import TickTideError, TransientError

@@ -6,7 +6,7 @@ records to ``CandleDriver``, which
 * checks the run follows on from what this partition has applied, else first reads the
   missing trades from market.trades (the gap: a run that failed, or everything since the
   last checkpoint after the memory was forgotten);
-* decodes each trade once, checks it (domain/validity.py) and folds it with the pure
+* decodes each trade once, checks it (domain/rules/validity.py) and folds it with the pure
   ``CandleFold.evolve`` into its symbol's state, skipping what the state already holds;
 * sends the closed candles, marks and late trades at once (folding goes on meanwhile);
 * keeps the states in memory and, once per checkpoint interval, when the broker has every
@@ -39,11 +39,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from domain.candle_rows import from_row, to_row
-from domain.candles import CandleFold, ClosedCandle, Late, SymbolCandles
-from domain.field_rules import TimeBounds
 from domain.fold import Position
-from domain.marks import MarkSlice
+from domain.market.candle_rows import from_row, to_row
+from domain.market.candles import CandleFold, ClosedCandle, Late, SymbolCandles
+from domain.market.marks import MarkSlice
+from domain.rules.fields import TimeBounds
 from streams.errors import OutOfSequence
 from streams.hotpath.checkpoint_pace import CheckpointPace
 from streams.hotpath.ports import CandlePorts, Folded, Row, Run, sort_output

@@ -16,11 +16,11 @@ from abc import ABC, abstractmethod
 from decimal import Context, Inexact, Rounded
 from typing import Any
 
-from domain.bars import round_units
-from domain.candles import UNITS, ClosedCandle, close_time_us, taker_buy_quote_units
 from domain.clock import to_micros
-from domain.marks import PRODUCER as MARK_PRODUCER
-from domain.marks import MarkSlice, mark_id
+from domain.market.bars import round_units
+from domain.market.candles import UNITS, ClosedCandle, close_time_us, taker_buy_quote_units
+from domain.market.marks import PRODUCER as MARK_PRODUCER
+from domain.market.marks import MarkSlice, mark_id
 from schemas.files import latest
 from schemas.records import Anomaly, Candle, Event, IndicatorSnapshot, Mark, Priority
 from streams.errors import TickTideError
@@ -67,7 +67,7 @@ class CandleEncoder:
 
 
 class MarkEncoder:
-    """Marks, as the codec encodes their Mark records (``domain.marks.mark_record``)."""
+    """Marks, as the codec encodes their Mark records (``domain.market.marks.mark_record``)."""
 
     FIELDS = (*_ENVELOPE, "symbol", "price", "size", "trade_count", "last_trade_id", "slice_start")
 
@@ -115,7 +115,7 @@ class DerivedEncoder(ABC):
 
 
 class SnapshotEncoder(DerivedEncoder):
-    """Indicator snapshots (``domain.analysis.snapshot_record``)."""
+    """Indicator snapshots (``domain.analysis.series.snapshot_record``)."""
 
     FIELDS = (*DerivedEncoder.FIELDS, "symbol", "interval", "candle_id", "candle_end", "close", "ema_fast",
               "ema_slow", "rsi", "atr", "realised_volatility", "volume_zscore", "anomaly_ids")
@@ -135,7 +135,7 @@ class SnapshotEncoder(DerivedEncoder):
 
 
 class AnomalyEncoder(DerivedEncoder):
-    """Anomalies (``domain.analysis.anomaly_record``)."""
+    """Anomalies (``domain.analysis.series.anomaly_record``)."""
 
     FIELDS = (*DerivedEncoder.FIELDS, "symbol", "interval", "rule", "value", "threshold", "candle_id",
               "description")

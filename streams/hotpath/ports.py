@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from domain.candles import ClosedCandle, ClosedSlice, Output
-from domain.marks import MarkSlice, slice_of
+from domain.market.candles import ClosedCandle, ClosedSlice, Output
+from domain.market.marks import MarkSlice, slice_of
 from streams.resilience.deadletter import RawRecord
 
 

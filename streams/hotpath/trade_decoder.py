@@ -1,4 +1,4 @@
-"""Hot-path decoding of market.trades: wire-format bytes straight to ``domain.candles.Tick``.
+"""Hot-path decoding of market.trades: wire-format bytes straight to ``domain.market.candles.Tick``.
 
 The full codec builds a typed Trade (an Envelope, Decimals, datetimes). The candle fold
 needs six fields as integers, so this decoder reads the record with the logical types
@@ -15,9 +15,9 @@ from typing import Any
 import fastavro
 from aiokafka.partitioner import murmur2
 
-from domain.bars import Tick
-from domain.field_rules import MAX_AMOUNT_BYTES, TimeBounds
-from domain.validity import raw_trade_violation, record_time_violation
+from domain.market.bars import Tick
+from domain.rules.fields import MAX_AMOUNT_BYTES, TimeBounds
+from domain.rules.validity import raw_trade_violation, record_time_violation
 from schemas.records import Trade
 from streams.errors import InvalidValue, UnexpectedRecordType
 from streams.kafka.codec import AvroCodec, read_body
@@ -64,7 +64,7 @@ class TickDecoder:
         return self._tick(self._read(data))
 
     def decode_checked(self, data: bytes | None, timestamp_ms: int, partition: int, bounds: TimeBounds) -> Tick:
-        """The Tick of a Trade record that keeps the whole Trade rule (domain/validity.py),
+        """The Tick of a Trade record that keeps the whole Trade rule (domain/rules/validity.py),
         has a sane Kafka timestamp and sits in its symbol's partition; DecodeError or
         InvalidValue otherwise."""
         record = self._read(data)

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
-from domain.field_rules import show
+from domain.rules.fields import show
 from schemas.records import Trade
 from streams.errors import InvalidInput
 from streams.ingest.parsed_rows import Row

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from domain.field_rules import show
+from domain.rules.fields import show
 from schemas.records import Envelope, Trade
 from streams.ingest.binance import load_json
 from streams.ingest.parsed_rows import Row

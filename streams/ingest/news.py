@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from domain.field_rules import show
+from domain.rules.fields import show
 from schemas.records import News
 from streams.errors import InvalidInput
 from streams.ingest.binance import load_json

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 
-from domain.field_rules import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds, decimal_places, show
-from domain.validity import violations
+from domain.rules.fields import DEFAULT_MAX_FUTURE_SKEW_S, MAX_SCALE, TimeBounds, decimal_places, show
+from domain.rules.validity import violations
 from schemas.records import Side, Trade
 from streams.errors import TickTideError
 from streams.ingest.parsed_rows import ParsedRow, RejectedRow, Row
@@ -99,7 +99,7 @@ def parse_epoch(name: str, raw: object) -> datetime:
 
 
 def trade_problems(trade: Trade, bounds: TimeBounds | None = None) -> list[str]:
-    """Everything wrong with a trade (the one Trade rule, domain/validity.py), one reason
+    """Everything wrong with a trade (the one Trade rule, domain/rules/validity.py), one reason
     per problem; empty when it is valid. Times are bounded as of now unless ``bounds``."""
     return [str(v) for v in violations(trade, bounds or bounds_now(DEFAULT_MAX_FUTURE_SKEW_S))]
 

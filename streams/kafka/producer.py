@@ -62,7 +62,7 @@ class EventProducer:
 
     def send(self, topic: str, event: Event, key: str | None = None) -> None:
         """Queue one event; raises WrongRecordType, InvalidValue (a broken record rule,
-        domain/validity.py) or EncodeError before sending anything."""
+        domain/rules/validity.py) or EncodeError before sending anything."""
         spec = catalog_topic(topic)
         spec.check(event)
         checked(event, self.max_future_skew_s)

@@ -6,7 +6,7 @@ so the agent that failed on it tries again. Reads stop at the end offsets seen a
 
 Letters are untrusted (anyone who can write the topic can forge one): a letter is re-sent
 only to a catalog topic of this app, with a record of a type that topic carries
-(domain/deadletters.py). Each re-send is marked on system.deadletter_replays (key: the
+(domain/rules/deadletters.py). Each re-send is marked on system.deadletter_replays (key: the
 letter's id), so a second replay of the same letter, or of a trade that may already be in
 the candles, needs ``force``.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from domain.deadletters import Verdict, catalog_name, judge
+from domain.rules.deadletters import Verdict, catalog_name, judge
 from schemas.records import DeadLetter, utc_now
 from streams.errors import DecodeError, InvalidInput
 from streams.kafka.catalog import CATALOG
@@ -133,7 +133,7 @@ def _wrong_type(codec: AvroCodec, letter: DeadLetter, name: str) -> str | None:
 
 def plan_replay(settings: Settings, letters: Iterable[Letter], *, force: bool = False) -> ReplayPlan:
     """Judge each letter: where it would go, whether it was re-sent before, whether it may
-    already be folded (domain.deadletters)."""
+    already be folded (domain.rules.deadletters)."""
     names = [spec.name for spec in CATALOG]
     before = replayed(settings)
     codec = AvroCodec(registry_for(settings), settings.max_record_bytes)

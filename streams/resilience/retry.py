@@ -24,7 +24,7 @@ from typing import Any
 from faust.types import TopicT
 from prometheus_client import Counter as Metric
 
-from domain.retry import RetryPolicy
+from domain.ops.retry import RetryPolicy
 from streams.errors import TransientError
 from streams.resilience.deadletter import DeadLetters, SourceRecord, dead_letter_for, reason_for
 

@@ -1,6 +1,6 @@
 """Will a file's trades be late? Checked by `ticktide produce` before it sends them.
 
-The candle fold (domain/candles.py) judges a trade late when it is older than its symbol's
+The candle fold (domain/market/candles.py) judges a trade late when it is older than its symbol's
 watermark (the largest trade time seen) less the grace period; a late trade goes to
 market.late and into no candle. A recording from 2024 produced into a topic that a live or
 synthetic feed keeps at "now" is late as a whole. The watermarks come from the topic

@@ -1,11 +1,11 @@
 """Rebuild state from its source topic with the live fold, and compare it with the live
 state read from the broker (no worker needed).
 
-* portfolio: trading.events -> the ledger's fold (domain.ledger.evolve, through
+* portfolio: trading.events -> the ledger's fold (domain.trading.ledger.evolve, through
   domain.fold.step) per account, vs the latest value of each account in the portfolio
   table's changelog topic (its "portfolio" part). Older topics' OrderRejected events fold
   as the denial, expiry or cancel each was.
-* candles: market.trades -> domain.candles.apply_trade per symbol, vs market.candles: every
+* candles: market.trades -> domain.market.candles.apply_trade per symbol, vs market.candles: every
   candle the rebuild closed must be there, identical; a live candle the rebuild still has
   open must equal that open window (the live worker closes quiet symbols on a timer).
 """
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain import ledger, ledger_rows
-from domain.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
 from domain.fold import step
-from domain.portfolio import Portfolio
+from domain.market.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
+from domain.trading import ledger, ledger_rows
+from domain.trading.portfolio import Portfolio
 from schemas.records import Candle, Event, utc_now
 from streams.errors import BrokerError, DecodeError, InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder

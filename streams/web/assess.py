@@ -11,7 +11,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain.rate_limit import RateLimiter, retry_after
+from domain.ops.rate_limit import RateLimiter, retry_after
 from streams.faust.context import WorkerApp
 from streams.web.params import BadParameter, bad, error, only_params, symbol_param
 

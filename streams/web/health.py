@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from faust.web import Request, Response, View
 
-from domain.health import system_view
+from domain.ops.health import system_view
 from schemas.records import Lifecycle, utc_now
 from streams.faust.context import WorkerApp
 from tables import health as health_table

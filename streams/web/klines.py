@@ -17,9 +17,9 @@ from typing import Any
 
 from faust.web import Request
 
-from domain.bars import Bar, round_units
-from domain.candles import UNITS, close_time_us, taker_buy_quote_units
-from domain.windows import WindowSpec
+from domain.market.bars import Bar, round_units
+from domain.market.candles import UNITS, close_time_us, taker_buy_quote_units
+from domain.market.windows import WindowSpec
 from streams.web.params import BadParameter, query_limit
 
 DEFAULT_LIMIT = 500

@@ -12,7 +12,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain.candles import CANDLE_PRODUCER, ClosedCandle, candle_record, live_candles
+from domain.market.candles import CANDLE_PRODUCER, ClosedCandle, candle_record, live_candles
 from schemas.records import utc_now
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json

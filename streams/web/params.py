@@ -15,7 +15,7 @@ from typing import Any
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
-from domain.command_rules import is_account, is_symbol
+from domain.rules.commands import is_account, is_symbol
 from streams.faust.context import WorkerApp
 
 MAX_LIMIT = 1000

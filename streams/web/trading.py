@@ -13,9 +13,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from domain import ledger_rows
-from domain.command_rules import Problem, command_from_text
-from domain.orders import account_of_order
+from domain.rules.commands import Problem, command_from_text
+from domain.trading import ledger_rows
+from domain.trading.orders import account_of_order
 from schemas.records import Command, utc_now
 from streams.faust.context import WorkerApp
 from streams.web.params import (

@@ -1,7 +1,7 @@
 """Hostile input (issue 10): while 30k trades flow (24k recorded, 6k synthetic) on 4 partitions, a foreign
 producer (raw aiokafka, bypassing ticktide's producer and its checks) writes 6k hostile
 records to market.trades: random bytes, unknown schema ids, truncated bodies, tombstones,
-other event types, Trades breaking every rule of domain/validity.py, far-past and
+other event types, Trades breaking every rule of domain/rules/validity.py, far-past and
 far-future event and record times, internal-looking keys and symbols, 600 KB and 1 MiB
 strings (tests/hostile.py). Some come before the first real trade, most in between,
 some after the last.
@@ -34,9 +34,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from domain.bars import Tick
-from domain.candles import ClosedCandle, candle_record
 from domain.clock import EPOCH
+from domain.market.bars import Tick
+from domain.market.candles import ClosedCandle, candle_record
 from schemas.records import Candle, DeadLetter, Trade
 from streams.ingest import ParsedRow, read_trades, synthetic_trades
 from streams.kafka.admin import create_topics

@@ -21,12 +21,12 @@ from typing import Any, cast
 from confluent_kafka import Consumer, TopicPartition
 
 from agents.ledger import AGENT, CAUGHT_UP
-from domain.account import Account, Input, decider
 from domain.clock import to_micros
 from domain.fold import step
-from domain.marks import MarkSlice, mark_record
-from domain.orders import progress_record
+from domain.market.marks import MarkSlice, mark_record
 from domain.parity import comparable
+from domain.trading.account import Account, Input, decider
+from domain.trading.orders import progress_record
 from schemas.records import Event, OrderFilled, OrderPlaced, OrderType, PlaceOrder, Side
 from streams.kafka.admin import create_topics, end_offsets
 from streams.kafka.codec import AvroCodec

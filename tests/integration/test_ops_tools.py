@@ -18,8 +18,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from domain import ledger, ledger_rows
-from domain.portfolio import Portfolio
+from domain.trading import ledger, ledger_rows
+from domain.trading.portfolio import Portfolio
 from schemas.files import all_versions
 from schemas.records import (
     DeadLetter,
@@ -296,9 +296,9 @@ def test_rebuild_over_a_topic_written_before_the_split_of_order_rejected_is_equa
 def test_rebuild_candles_compares_v1_candles_on_what_they_say(stack_settings: Settings) -> None:
     """market.candles written before Candle v2 (no taker buy quote, no close time) rebuilds
     equal; a v1 candle that says something else is still a difference."""
-    from domain.bars import Tick
-    from domain.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
     from domain.clock import to_micros
+    from domain.market.bars import Tick
+    from domain.market.candles import CandleFold, ClosedCandle, SymbolCandles, candle_record
 
     settings = stack_settings
     trades = [make_trade(symbol=symbol, trade_id=n, price=Decimal("100") + n, size=Decimal("0.5"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from domain.analysis import Analysis, Output
+from domain.analysis.series import Analysis, Output
 from schemas.records import Anomaly, Candle, IndicatorSnapshot
 from streams.errors import BrokerError
 from streams.hotpath.analysis_driver import AnalysisDriver

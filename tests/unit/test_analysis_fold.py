@@ -3,7 +3,7 @@ its anomalies once, whatever the delivery does."""
 
 from __future__ import annotations
 
-from domain.analysis import Analysis, AnalysisInput, SeriesState
+from domain.analysis.series import Analysis, AnalysisInput, SeriesState
 from domain.fold import Position, step
 from schemas.records import Anomaly, IndicatorSnapshot
 from tests.factories import T0

@@ -8,8 +8,8 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from domain.anomalies import AnomalyRules, Finding, detect
-from domain.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
+from domain.analysis.anomalies import AnomalyRules, Finding, detect
+from domain.analysis.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from schemas.records import Candle
 from tests.factories import T0, make_candle
 

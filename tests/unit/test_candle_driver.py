@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from domain.bars import Tick
-from domain.candle_rows import bar_text
-from domain.candles import CandleFold, ClosedCandle
-from domain.marks import MarkSlice, mark_id
-from domain.windows import parse_windows
+from domain.market.bars import Tick
+from domain.market.candle_rows import bar_text
+from domain.market.candles import CandleFold, ClosedCandle
+from domain.market.marks import MarkSlice, mark_id
+from domain.market.windows import parse_windows
 from streams.errors import OutOfSequence
 from streams.hotpath.checkpoint_pace import CHECKPOINT_SHARE, CheckpointPace
 from streams.hotpath.driver import CandleDriver

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from domain.candles import CandleFold
+from domain.market.candles import CandleFold
 from streams.hotpath.driver import CandleDriver
 from streams.hotpath.trade_decoder import TickDecoder
 from tests.reference import bar_summary, fold_reference

@@ -8,9 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.bars import Bar
-from domain.candle_rows import bar_text
-from domain.windows import WindowSpec, parse_window
+from domain.market.bars import Bar
+from domain.market.candle_rows import bar_text
+from domain.market.windows import WindowSpec, parse_window
 from tables.candles import BLOCK, history_rows, recent_history, ring_blocks
 
 MINUTE = parse_window("1m")

@@ -11,12 +11,12 @@ from itertools import islice
 
 import pytest
 
-from domain.bars import Bar, Tick
-from domain.candle_rows import from_row, to_row
-from domain.candles import UNITS, CandleFold, Late, SymbolCandles, candle_record
 from domain.clock import EPOCH
 from domain.fold import Position, step
-from domain.windows import parse_windows
+from domain.market.bars import Bar, Tick
+from domain.market.candle_rows import from_row, to_row
+from domain.market.candles import UNITS, CandleFold, Late, SymbolCandles, candle_record
+from domain.market.windows import parse_windows
 from schemas.records import Trade
 from streams.ingest import ParsedRow, read_trades, synthetic_trades
 from tests.factories import T0

@@ -1,4 +1,4 @@
-"""User-command rules (domain/command_rules.py, domain/validity.py), the POST /commands body
+"""User-command rules (domain/rules/commands.py, domain/rules/validity.py), the POST /commands body
 and Bearer header (streams/web/trading.py) and the API-token setting: what a hostile user
 or a broken producer sends is refused with the field it is about, before anything is
 converted; a typed command record with bad values never reaches the ledger's decisions."""
@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain import controls, ledger
-from domain.command_rules import Problem, command_from_text, is_symbol, limit_value
-from domain.orders import RiskLimits, TradingConfig, limits_of
-from domain.portfolio import Portfolio
-from domain.validity import violations
+from domain.rules.commands import Problem, command_from_text, is_symbol, limit_value
+from domain.rules.validity import violations
+from domain.trading import controls, ledger
+from domain.trading.orders import RiskLimits, TradingConfig, limits_of
+from domain.trading.portfolio import Portfolio
 from schemas.records import (
     Command,
     CommandAcknowledged,

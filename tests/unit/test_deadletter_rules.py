@@ -1,10 +1,10 @@
-"""Which dead letters may be re-sent where, and when a re-send needs --force (domain/deadletters.py)."""
+"""Which dead letters may be re-sent where, and when a re-send needs --force (domain/rules/deadletters.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from domain.deadletters import catalog_name, judge
+from domain.rules.deadletters import catalog_name, judge
 from streams.kafka.catalog import CATALOG
 
 NAMES = [spec.name for spec in CATALOG]

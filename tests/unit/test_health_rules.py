@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from domain.fold import Position, step
-from domain.health import (
+from domain.ops.health import (
     FORGET_AFTER_US,
     Beat,
     HealthInput,

@@ -12,10 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from domain.analysis import anomaly_record, derived_id, snapshot_record
-from domain.anomalies import Finding
-from domain.bars import Bar, Tick
-from domain.candles import (
+from domain.analysis.anomalies import Finding
+from domain.analysis.indicators import Indicators
+from domain.analysis.series import anomaly_record, derived_id, snapshot_record
+from domain.clock import from_micros
+from domain.market.bars import Bar, Tick
+from domain.market.candles import (
     UNITS,
     UNKNOWN,
     CandleFold,
@@ -25,10 +27,8 @@ from domain.candles import (
     candle_id,
     candle_record,
 )
-from domain.clock import from_micros
-from domain.indicators import Indicators
-from domain.marks import MarkSlice, mark_id, mark_record, slice_of
-from domain.windows import parse_windows
+from domain.market.marks import MarkSlice, mark_id, mark_record, slice_of
+from domain.market.windows import parse_windows
 from schemas.records import Event, IndicatorSnapshot, Priority
 from streams.errors import EncodeError, InvalidValue
 from streams.hotpath.avro_writer import MEMO_SIZE, remember, varint

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
+from domain.analysis.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from schemas.records import Candle
 from tests.factories import T0, make_candle
 

@@ -1,7 +1,7 @@
 """The trading ledger fold and the order decisions, with plain values.
 
 Property tests drive random sequences of orders, market marks and user commands through
-the one fold of the ledger's input (domain.account.evolve, driven by domain.fold.step as
+the one fold of the ledger's input (domain.trading.account.evolve, driven by domain.fold.step as
 the live agent drives it) and check what a user relies on: cash + positions at cost is
 conserved apart from fees and realised P&L, folding the emitted events again (or any
 prefix of them twice) gives the same portfolio, no position ever exceeds its limit, and
@@ -20,12 +20,12 @@ import fastavro
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import controls, ledger, ledger_rows, orders
-from domain.account import Account, Input, Patience, decider, idle_expiry_time
 from domain.clock import from_micros, to_micros
 from domain.fold import step
-from domain.orders import RiskLimits, TradingConfig
-from domain.portfolio import OrderStatus, Portfolio
+from domain.trading import controls, ledger, ledger_rows, orders
+from domain.trading.account import Account, Input, Patience, decider, idle_expiry_time
+from domain.trading.orders import RiskLimits, TradingConfig
+from domain.trading.portfolio import OrderStatus, Portfolio
 from schemas.files import all_versions
 from schemas.records import (
     Command,

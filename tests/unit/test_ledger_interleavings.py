@@ -26,13 +26,22 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import ledger_rows
-from domain.account import KEEP_MARKS, LATE_REACH_US, Account, Input, Patience, decider, evolve, idle_expiry_time
 from domain.clock import from_micros, to_micros
 from domain.fold import step
-from domain.orders import RiskLimits, TradingConfig
 from domain.parity import comparable
-from domain.portfolio import OrderStatus
+from domain.trading import ledger_rows
+from domain.trading.account import (
+    KEEP_MARKS,
+    LATE_REACH_US,
+    Account,
+    Input,
+    Patience,
+    decider,
+    evolve,
+    idle_expiry_time,
+)
+from domain.trading.orders import RiskLimits, TradingConfig
+from domain.trading.portfolio import OrderStatus
 from schemas.records import (
     EngageKillSwitch,
     Event,

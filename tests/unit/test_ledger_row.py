@@ -10,8 +10,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from domain.account import Account
-from domain.marks import MarkSlice, mark_record
+from domain.market.marks import MarkSlice, mark_record
+from domain.trading.account import Account
 from schemas.records import Mark
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import EmbeddedRegistry

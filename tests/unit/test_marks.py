@@ -1,4 +1,4 @@
-"""Marks (domain/marks.py): the candle fold closes each symbol's slices of event time with
+"""Marks (domain/market/marks.py): the candle fold closes each symbol's slices of event time with
 its windows, one Mark per symbol and slice, with the slice's last price and total size,
 whatever order the trades arrive in (within the grace)."""
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain.bars import Tick
-from domain.candles import CandleFold, ClosedSlice, SymbolCandles
 from domain.clock import from_micros
-from domain.marks import mark_record, slice_of
-from domain.windows import parse_windows
+from domain.market.bars import Tick
+from domain.market.candles import CandleFold, ClosedSlice, SymbolCandles
+from domain.market.marks import mark_record, slice_of
+from domain.market.windows import parse_windows
 from schemas.records import Mark
 
 UNIT = 10**18

@@ -13,10 +13,7 @@ MAX_MODULES = 8
 """Modules of one package, not counting its __init__.py and __main__.py."""
 
 LONG_MODULES: dict[str, str] = {}
-LARGE_PACKAGES = {
-    "domain": "flat package of pure rules (27 modules); grouping it (e.g. domain/trading/ for account, "
-              "orders, controls, ledger, portfolio, ledger_rows) is the next step",
-}
+LARGE_PACKAGES: dict[str, str] = {}
 
 
 def _modules() -> list[Path]:

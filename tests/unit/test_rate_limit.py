@@ -1,10 +1,10 @@
-"""The per-client token bucket behind GET /assess (domain/rate_limit.py), on an injected clock."""
+"""The per-client token bucket behind GET /assess (domain/ops/rate_limit.py), on an injected clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from domain.rate_limit import RateLimiter, retry_after
+from domain.ops.rate_limit import RateLimiter, retry_after
 
 
 def test_a_burst_then_one_request_per_refill_and_the_wait_until_the_next() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.retry import RetryPolicy
+from domain.ops.retry import RetryPolicy
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

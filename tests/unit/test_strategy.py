@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.orders import account_of_order, order_for_signal
-from domain.strategy import (
+from domain.strategy.strategies import (
     ENRICHMENT_HOLD,
     STRATEGIES,
     SymbolContext,
@@ -18,6 +17,7 @@ from domain.strategy import (
     signal_record,
     strategy_named,
 )
+from domain.trading.orders import account_of_order, order_for_signal
 from schemas.records import IndicatorSnapshot, Regime, Side
 from streams.errors import ConfigError
 from streams.settings import load_settings

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import permutations
 
-from domain.strategy import SymbolContext, strategy_named
-from domain.strategy_gate import GatePlan, gated_enrichment, gated_snapshot, snapshot_from_row, snapshot_row
+from domain.strategy.gate import GatePlan, gated_enrichment, gated_snapshot, snapshot_from_row, snapshot_row
+from domain.strategy.strategies import SymbolContext, strategy_named
 from schemas.records import Enrichment, Event, IndicatorSnapshot, Regime, Side
 from tests.factories import T0, make_enrichment, make_indicator_snapshot
 

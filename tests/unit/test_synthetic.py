@@ -11,7 +11,7 @@ from itertools import islice, pairwise
 
 import pytest
 
-from domain.field_rules import decimal_places
+from domain.rules.fields import decimal_places
 from schemas.records import Side, Trade
 from streams.errors import InvalidInput
 from streams.ingest import synthetic_trades, trade_problems

@@ -1,4 +1,4 @@
-"""The record rules (domain/validity.py, domain/field_rules.py): what a hostile or broken producer could send is
+"""The record rules (domain/rules/validity.py, domain/rules/fields.py): what a hostile or broken producer could send is
 refused with the field named, bounded work for any input size, and the hot path's tick
 check agrees with the full Trade rule."""
 
@@ -14,8 +14,8 @@ from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.field_rules import MAX_AMOUNT_UNITS, MIN_TIME_US, TimeBounds, show
-from domain.validity import _plainly_valid, _rule_violation, record_time_violation, tick_violation, violations
+from domain.rules.fields import MAX_AMOUNT_UNITS, MIN_TIME_US, TimeBounds, show
+from domain.rules.validity import _plainly_valid, _rule_violation, record_time_violation, tick_violation, violations
 from schemas.records import Event, Trade
 from streams.errors import InvalidValue
 from streams.hotpath.trade_decoder import TickDecoder

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from domain.command_rules import COMMANDS, Problem, command_from_text
+from domain.rules.commands import COMMANDS, Problem, command_from_text
 from schemas.records import utc_now
 from streams.cli.options import BrokerOption, ConfigOption, settings_from
 from streams.errors import InvalidInput

@@ -20,8 +20,8 @@ from typing import Any
 
 from domain.clock import from_micros, to_micros
 from domain.enrich.context import snapshot_due
-from domain.strategy import BLOCKING_FLAGS, ENRICHMENT_HOLD, Strategy, SymbolContext, Wish, observe_snapshot
-from domain.windows import parse_window
+from domain.market.windows import parse_window
+from domain.strategy.strategies import BLOCKING_FLAGS, ENRICHMENT_HOLD, Strategy, SymbolContext, Wish, observe_snapshot
 from schemas.records import Enrichment, Envelope, IndicatorSnapshot, Priority, Regime
 
 WEIGHED_SUBJECTS = frozenset({"Anomaly", "IndicatorSnapshot"})

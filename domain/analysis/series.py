@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.anomalies import AnomalyRules, Finding, detect
+from domain.analysis.anomalies import AnomalyRules, Finding, detect
+from domain.analysis.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from domain.fold import Position
 from domain.ids import uuid5_in
-from domain.indicators import IndicatorConfig, Indicators, IndicatorState, apply_candle
 from schemas.records import Anomaly, Candle, IndicatorSnapshot
 
 _derived_uuid = uuid5_in(uuid.UUID("0f6b2a8e-3c1d-4b7a-9e52-d84c7f1a6b30"))

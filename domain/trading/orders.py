@@ -1,8 +1,8 @@
 """Deciding what happens to an account's orders (pure): risk limits, fills, timeouts.
 Each function returns the trading events it decided, already folded into the state with
-``domain.ledger.apply`` (the same fold rebuild uses).
+``domain.trading.ledger.apply`` (the same fold rebuild uses).
 
-* ``place``: a PlaceOrder passes the risk checks (domain.risk, as of its event time) and
+* ``place``: a PlaceOrder passes the risk checks (domain.trading.risk, as of its event time) and
   becomes OrderPlaced, or it becomes OrderDenied with the reason.
 * ``settle`` (after an order, a mark of its symbol or an expiry request): a Mark (the
   trades of one symbol in a short slice of event time) fills open orders placed before
@@ -16,8 +16,8 @@ Each function returns the trading events it decided, already folded into the sta
 * expiry: an order is closed by OrderExpired once its own symbol's marks (which arrive in
   event-time order) reach its deadline, or an expiry request's event time does: a mark of
   another symbol, which may run ahead, never expires it.
-* user commands (pause/resume, risk limits, kill switch, flatten) are in domain.controls;
-  domain.account is the one fold that calls all of these for each input.
+* user commands (pause/resume, risk limits, kill switch, flatten) are in domain.trading.controls;
+  domain.trading.account is the one fold that calls all of these for each input.
 
 Event ids are derived from what caused them, so deciding again after a crash yields the
 same events and the fold ignores the repeats. Lineage too is the same whichever input
@@ -34,11 +34,12 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
+from domain.amounts import EXACT, quantize
 from domain.clock import from_micros, to_micros
-from domain.command_rules import limit_value
-from domain.ledger import apply
-from domain.portfolio import EXACT, Order, OrderStatus, Portfolio, quantize
-from domain.risk import risk_problem
+from domain.rules.commands import limit_value
+from domain.trading.ledger import apply
+from domain.trading.portfolio import Order, OrderStatus, Portfolio
+from domain.trading.risk import risk_problem
 from schemas.records import (
     Envelope,
     Event,

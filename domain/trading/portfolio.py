@@ -1,4 +1,4 @@
-"""The paper-trading ledger's state: one ``Portfolio`` per account, what ``domain.ledger``
+"""The paper-trading ledger's state: one ``Portfolio`` per account, what ``domain.trading.ledger``
 folds trading.events into.
 
 A portfolio holds cash, positions (signed quantity, cost basis, realised P&L, fees, last
@@ -14,19 +14,11 @@ contract's scale), and the same rounded figure goes into realised P&L.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Context, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
+from domain.amounts import ZERO, quantize
 from schemas.records import Side
-
-ZERO = Decimal(0)
-SCALE = Decimal("1e-18")
-EXACT = Context(prec=80)
-
-
-def quantize(value: Decimal) -> Decimal:
-    """Round to the contract's 18 decimal places (half-even)."""
-    return value.quantize(SCALE, context=EXACT)
 
 
 class OrderStatus(StrEnum):

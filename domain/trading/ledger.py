@@ -1,5 +1,5 @@
 """The paper-trading ledger: a pure fold ``apply(state, event)`` over trading.events, into
-the account's ``Portfolio`` (domain.portfolio).
+the account's ``Portfolio`` (domain.trading.portfolio).
 
 An order ends in one of four ways, each its own event: filled (OrderFilled), denied before
 it was placed (OrderDenied), expired (OrderExpired) or canceled by a user (OrderCanceled).
@@ -8,7 +8,7 @@ Older topics hold OrderRejected for the last three; it still folds, told apart b
 
 The live ledger agent, ``ticktide rebuild portfolio`` and the tests all build the
 portfolio with this fold. Every figure a fill moves is rounded to 18 places, and the same
-rounded figures go into cash, cost and realised P&L (see domain.portfolio).
+rounded figures go into cash, cost and realised P&L (see domain.trading.portfolio).
 
 The fold is idempotent by event identity: an order is placed once (order id), a fill
 counts once (fill id), an order closes once, a command is acknowledged once. An event
@@ -22,10 +22,11 @@ import bisect
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
+from domain.amounts import EXACT, ZERO, quantize
 from domain.clock import to_micros
-from domain.command_rules import MAX_ORDERS_PER_MINUTE, Problem, command_from_text
 from domain.fold import Position as Applied
-from domain.portfolio import EXACT, ZERO, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
+from domain.rules.commands import MAX_ORDERS_PER_MINUTE, Problem, command_from_text
+from domain.trading.portfolio import Order, OrderStatus, Portfolio, Position, legacy_status
 from schemas.records import (
     CommandAcknowledged,
     Event,

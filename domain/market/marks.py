@@ -1,7 +1,7 @@
 """Market marks (pure): a symbol's trades in one slice of event time, as the paper ledger
 fills against them; amounts stay integers of 1e-18 until the record is built.
 
-The candle fold closes a symbol's slices with its windows (``domain.candles.ClosedSlice``,
+The candle fold closes a symbol's slices with its windows (``domain.market.candles.ClosedSlice``,
 once the symbol's clock less the grace has passed the slice's end), so a mark holds all of
 the slice's trades however market.trades was fetched in runs: a live worker and a backtest
 of the same trades send the same marks (same ids, same sizes), which the fills derive from.
@@ -15,10 +15,10 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any
 
-from domain.candles import ClosedSlice
+from domain.amounts import quantize
 from domain.clock import from_micros, to_micros
 from domain.ids import uuid5_in
-from domain.portfolio import quantize
+from domain.market.candles import ClosedSlice
 from schemas.records import Mark
 
 _mark_uuid = uuid5_in(uuid.UUID("e2b7c9d4-1f3a-4c5e-8b6d-0a9f8e7d6c5b"))

@@ -19,13 +19,14 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
 
+from domain.amounts import EXACT, ZERO, quantize
 from domain.clock import to_micros
-from domain.ledger import MINUTE_US
-from domain.portfolio import EXACT, ZERO, Order, OrderStatus, Portfolio, quantize
+from domain.trading.ledger import MINUTE_US
+from domain.trading.portfolio import Order, OrderStatus, Portfolio
 from schemas.records import PlaceOrder, Side
 
 if TYPE_CHECKING:
-    from domain.orders import RiskLimits
+    from domain.trading.orders import RiskLimits
 
 
 def working_at(order: Order, time_us: int, timeout_us: int) -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from typing import Any
 
-from domain.portfolio import EXACT, ZERO, Controls, Order, OrderStatus, Portfolio, Position, legacy_status, quantize
+from domain.amounts import EXACT, ZERO, quantize
+from domain.trading.portfolio import Controls, Order, OrderStatus, Portfolio, Position, legacy_status
 
 
 def _num(value: Decimal) -> str:

@@ -3,8 +3,8 @@ ExpireOrders, user commands and StrategyProgressed, in order (the one fold shape
 domain.fold).
 
 ``evolve(account, item, config) -> (account, events)`` decides what the input means for
-the account (domain.orders, domain.controls) and returns the trading events, already
-folded into the account's ``Portfolio`` by ``domain.ledger.apply``: the projection of
+the account (domain.trading.orders, domain.trading.controls) and returns the trading events, already
+folded into the account's ``Portfolio`` by ``domain.trading.ledger.apply``: the projection of
 trading.events that ``ticktide rebuild portfolio`` rebuilds with the same fold.
 
 Time is the inputs' event time, never a clock, and a decision does not depend on how
@@ -41,7 +41,7 @@ reach its deadline, never on another symbol's. The marks are part of the state (
 the ledger's row), so a ledger restarted from its row decides like one that never stopped.
 
 Nothing is trusted for who sent it: a record's fields are checked by its type's rules
-(domain.validity) before it gets here, and no input can do more than its own type allows
+(domain.rules.validity) before it gets here, and no input can do more than its own type allows
 (an ExpireOrders, or any input, at most closes orders that are due by its own validated
 event time). A StrategyProgressed counts only for what it can speak for: the configured
 strategy of this account (``TradingConfig.account``/``strategy``), on a symbol the account
@@ -58,11 +58,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from domain import controls, orders
 from domain.clock import to_micros
 from domain.fold import Position
-from domain.orders import TradingConfig
-from domain.portfolio import Portfolio
+from domain.trading import controls, orders
+from domain.trading.orders import TradingConfig
+from domain.trading.portfolio import Portfolio
 from schemas.records import COMMAND_TYPES, Command, Event, ExpireOrders, Mark, PlaceOrder, StrategyProgressed
 
 KEEP_MARKS = 3600

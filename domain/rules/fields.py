@@ -1,6 +1,6 @@
 """The building blocks of record validity: field rules (text, integer, amount, time,
 enumeration, list, map), each a function of a value that returns what is wrong with it
-or None, plus the bounds and patterns they use. ``domain/validity.py`` assembles them
+or None, plus the bounds and patterns they use. ``domain/rules/validity.py`` assembles them
 into the rule of each record type.
 
 Every rule is bounded before it starts: lengths are checked before patterns, amounts are

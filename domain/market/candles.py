@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal
 
-from domain.bars import Bar, Tick, round_units
 from domain.clock import from_micros
 from domain.fold import NOTHING_APPLIED, Position
 from domain.ids import uuid5_in
-from domain.windows import WindowSpec
+from domain.market.bars import Bar, Tick, round_units
+from domain.market.windows import WindowSpec
 from schemas.records import Candle
 
 CANDLE_PRODUCER = "agent.market"
@@ -40,7 +40,7 @@ _candle_uuid = uuid5_in(_CANDLE_NAMESPACE)
 @dataclass(slots=True)
 class ClosedCandle:
     """A final candle: symbol, window family and its bar (one per window closed: not frozen,
-    which would make it cost three times as much, see ``domain.bars.Tick``)."""
+    which would make it cost three times as much, see ``domain.market.bars.Tick``)."""
 
     symbol: str
     interval: str

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from domain.analysis.indicators import Indicators, IndicatorState
 from domain.clock import from_micros, to_micros
-from domain.indicators import Indicators, IndicatorState
 from schemas.records import Candle
 
 _SIGMA = "\N{GREEK SMALL LETTER SIGMA}"

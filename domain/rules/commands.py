@@ -2,7 +2,7 @@
 
 Each command is its own record type (schemas.records: PauseStrategy, ResumeStrategy,
 SetRiskLimit, EngageKillSwitch, ReleaseKillSwitch, FlattenPosition). ``command_rules``
-gives the field rules of each type (domain/validity.py checks them on both sides of every
+gives the field rules of each type (domain/rules/validity.py checks them on both sides of every
 topic); ``command_from_text`` builds a typed command from the text a person types (the
 web body, a CLI line), checking every raw string BEFORE any conversion, so work on a
 hostile value (``value=1e1000000``, a megabyte of digits) is bounded.
@@ -17,8 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.field_rules import ACCOUNT_RULE, SYMBOL_RULE, Rule, amount, optional, show, text
-from domain.strategy import STRATEGIES
+from domain.rules.fields import ACCOUNT_RULE, SYMBOL_RULE, Rule, amount, optional, show, text
+from domain.strategy.strategies import STRATEGIES
 from schemas.records import (
     COMMAND_TYPES,
     Command,
@@ -71,12 +71,12 @@ class Problem:
 
 
 def is_symbol(value: object) -> bool:
-    """A valid market symbol (the Trade rule of domain/validity.py)."""
+    """A valid market symbol (the Trade rule of domain/rules/validity.py)."""
     return SYMBOL_RULE(value) is None
 
 
 def is_account(value: object) -> bool:
-    """A valid account name (domain/validity.py)."""
+    """A valid account name (domain/rules/validity.py)."""
     return ACCOUNT_RULE(value) is None
 
 

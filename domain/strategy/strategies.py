@@ -46,7 +46,7 @@ class SymbolContext:
     enrichment_id: str = ""
     snapshots_since_enrichment: int = 0
     anomalies: list[list[str]] = field(default_factory=list)  # [event_id, rule, candle_id]
-    # when to decide (domain.strategy_gate): snapshots waiting for their enrichments
+    # when to decide (domain.strategy.gate): snapshots waiting for their enrichments
     seen_end_us: int = -1  # candle end of the newest trading snapshot seen
     pending: list[dict[str, Any]] = field(default_factory=list)  # with "since": wall time it came
     expected: list[list[Any]] = field(default_factory=list)  # [event time, subject id] to be enriched

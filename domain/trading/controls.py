@@ -1,14 +1,14 @@
 """User commands applied to an account (pure): PauseStrategy, ResumeStrategy, SetRiskLimit,
 EngageKillSwitch (canceling open orders), ReleaseKillSwitch, FlattenPosition. Each is
 acknowledged by CommandAcknowledged, a refusal too, with the reason. A command's fields
-are valid by the time it gets here (domain/validity.py, checked where it is decoded)."""
+are valid by the time it gets here (domain/rules/validity.py, checked where it is decoded)."""
 
 from __future__ import annotations
 
 from domain.clock import to_micros
-from domain.command_rules import command_arguments
-from domain.orders import Emitter, TradingConfig, derived_id, mark_time
-from domain.portfolio import Portfolio
+from domain.rules.commands import command_arguments
+from domain.trading.orders import Emitter, TradingConfig, derived_id, mark_time
+from domain.trading.portfolio import Portfolio
 from schemas.records import (
     Command,
     CommandAcknowledged,

@@ -11,9 +11,9 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
-from domain.bars import Bar
-from domain.candles import UNKNOWN, CandleFold, SymbolCandles
 from domain.fold import Position
+from domain.market.bars import Bar
+from domain.market.candles import UNKNOWN, CandleFold, SymbolCandles
 
 
 def to_row(state: SymbolCandles, updated_at_us: int) -> dict[str, Any]:

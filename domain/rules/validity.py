@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.command_rules import command_rules, limit_problem
 from domain.enrich.assessment import RISK_FLAGS
-from domain.field_rules import (
+from domain.rules.commands import command_rules, limit_problem
+from domain.rules.fields import (
     ACCOUNT_RULE,
     ARGUMENT,
     ID_RULE,
@@ -51,7 +51,7 @@ from domain.field_rules import (
     show,
     text,
 )
-from domain.strategy import STRATEGIES
+from domain.strategy.strategies import STRATEGIES
 from schemas import records as r
 
 # --- record rules ---------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Operational policies (pure): the health fold of components, rate limits, retries."""
