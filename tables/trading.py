@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -32,9 +33,10 @@ from domain.strategy.strategies import IGNORE_ENRICHMENTS, SymbolContext
 from domain.trading import ledger_rows, orders
 from domain.trading.account import Account
 from domain.trading.orders import RiskLimits, TradingConfig
-from schemas.records import RECORD_TYPES, TradeSignal
+from schemas.records import RECORD_TYPES, Event, TradeSignal
 from streams.faust.context import WorkerApp
 from streams.kafka.json_form import event_to_json, record_from_json
+from streams.kafka.ranges import read_partition
 from streams.settings import Settings
 from tables.names import PORTFOLIO, SIGNALS, STRATEGY
 from tables.symbol_table import symbol_table
@@ -167,3 +169,45 @@ def remember_signal(table: TableT[str, Any], signal: TradeSignal) -> None:
     if all(s["envelope"]["event_id"] != signal.envelope.event_id for s in recent):
         recent.append(event_to_json(signal))
     table[signal.symbol] = recent[-KEEP_SIGNALS:]
+
+
+class LedgerTables:
+    """The ledger driver's I/O (``streams.trading.ledger_driver.LedgerPorts``) in a worker."""
+
+    def __init__(self, app: WorkerApp, table: TableT[str, Any], counter: str) -> None:
+        self.app = app
+        self.table = table
+        self.counter = counter
+        self.source = app.typed_topics["trading.commands"].name  # with the settings' topic prefix
+        self.events = app.typed_topics["trading.events"]
+
+    def row(self, account: str) -> Account:
+        return load_account(self.table, account, self.app.settings.initial_cash)
+
+    async def write(self, account: str, state: Account) -> float:
+        row, made_s = await account_row_in_slices(state)
+        began = time.perf_counter()
+        self.table[account] = row
+        return made_s + time.perf_counter() - began
+
+    async def publish(self, account: str, events: Sequence[Event]) -> None:
+        for event in events:  # all or nothing: a bad event must not leave the others sent
+            self.app.codec.encode(event)
+        pending = [await self.events.send_pending(event, key=account) for event in events]
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def inputs(self, account: str, partition: int, start: int, end: int) -> list[tuple[int, bytes | None]]:
+        key, settings = account.encode(), self.app.settings
+        return await asyncio.to_thread(lambda: [
+            (raw.offset, raw.value) for raw in read_partition(settings, self.source, partition, start, end)
+            if raw.key == key])
+
+    def decode(self, value: bytes | None) -> Event:
+        return self.app.decode_valid(value, Event)
+
+    def accounts(self) -> Iterable[str]:
+        return list(self.table.keys())
+
+    def caught_up(self, inputs: int) -> None:
+        self.app.count_processed(self.counter, inputs)
