@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from faust.worker import Worker
 
-from agents import analysis, enrichment, health, heartbeat, ledger, market, retry, trading
+from agents import analysis, enrichment, ledger, market, strategy, user_commands
+from agents.system import health, heartbeat, retry
 from domain.ops.retry import RetryPolicy
 from streams.engine import refuse_unsupported_guarantee
 from streams.errors import ConfigError
@@ -63,7 +64,8 @@ TABLES: tuple[Install, ...] = (candle_tables.declare, analysis_tables.declare, e
                                trading_tables.declare, health_tables.declare)
 """Every table (tables/names.py lists their names); agents get theirs by declaring again."""
 AGENTS: tuple[Install, ...] = (analysis.install, enrichment.install, health.install, heartbeat.install,
-                               ledger.install, market.install, retry.install, trading.install)
+                               ledger.install, market.install, retry.install, strategy.install,
+                               user_commands.install)
 """The built-in agents."""
 
 

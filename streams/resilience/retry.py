@@ -6,7 +6,7 @@ through system.retry (bounded attempts), permanent ones go to system.deadletter.
             ...
 
 A failed record travels to system.retry as a DeadLetter (reason ``transient``, its
-attempt number); agents/retry.py waits until it is due and re-sends its original bytes
+attempt number); agents/system/retry.py waits until it is due and re-sends its original bytes
 to the source topic with a ``ticktide-attempt`` header, so the owning agent tries again
 (agents are idempotent: rule 4). After the last attempt it is dead-lettered with reason
 ``retries_exhausted``. Retried records lose their order relative to later ones.

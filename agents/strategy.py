@@ -1,18 +1,15 @@
-"""Strategy signals, market marks and user commands for the paper ledger.
+"""analysis.indicators / .enrichments / .anomalies -> the strategy's context per symbol
+(table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
+PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or a
+replay re-emits the same ones).
 
-* analysis.indicators / .enrichments / .anomalies -> the strategy's context per symbol
-  (table ``strategy``) -> TradeSignal on trading.signals and, for the trading account, a
-  PlaceOrder on trading.commands (both with ids derived from the snapshot, so a crash or
-  a replay re-emits the same ones). A snapshot is decided once the enrichments it weighs
-  have arrived (domain.strategy.gate), so the decisions do not depend on the order in
-  which the three topics arrive. After the orders of the snapshots it decided, a
-  StrategyProgressed (how far the symbol is decided) goes to the account's ledger, which
-  decides the account in event time up to where every symbol's strategy has come.
-* (marks, what the account's orders fill against, come out of the candle fold's runs: each
-  trade is decoded once, tables/candles.py publishes them to trading.commands)
-* user.commands (PauseStrategy, SetRiskLimit, ...) -> trading.commands, keyed by the
-  account the command names (else the trading account), so the ledger applies it in
-  order with orders.
+A snapshot is decided once the enrichments it weighs have arrived (domain.strategy.gate), so
+the decisions do not depend on the order in which the three topics arrive. After the orders
+of the snapshots it decided, a StrategyProgressed (how far the symbol is decided) goes to the
+account's ledger, which decides the account in event time up to where every symbol's
+strategy has come. (The marks the account's orders fill against come out of the candle
+fold's runs, agents/market.py; user commands reach trading.commands through
+agents/user_commands.py.)
 """
 
 from __future__ import annotations
@@ -28,9 +25,7 @@ from domain.strategy.gate import gated_enrichment, gated_snapshot
 from domain.strategy.strategies import SymbolContext, Wish, observe_anomaly, signal_record, strategy_named
 from domain.trading.orders import order_for_signal, progress_record
 from schemas.records import (
-    COMMAND_TYPES,
     Anomaly,
-    Command,
     Enrichment,
     Event,
     IndicatorSnapshot,
@@ -42,12 +37,11 @@ from tables import trading as glue
 
 log = logging.getLogger(__name__)
 SIGNALS_AGENT = "trading.signals"
-COMMANDS_AGENT = "trading.user_commands"
 PRODUCER = "agent.trading"
 
 
 def install(app: WorkerApp) -> None:
-    """Register the signal, mark and user-command agents."""
+    """Register the strategy's agent."""
     _, strategy_table, signals_table = glue.declare(app)
     settings = app.settings
     strategy = strategy_named(settings.trading_strategy)
@@ -101,19 +95,3 @@ def install(app: WorkerApp) -> None:
             log.warning("%s: decided after %.0f s without all its enrichments (%d times so far)",
                         context.symbol, plan.wait_s, context.decided_early)
         glue.store_context(strategy_table, context)
-
-    @app.agent(topics["user.commands"].faust, name=COMMANDS_AGENT)
-    async def user_commands(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            async with app.deadletters.guard(message, agent=COMMANDS_AGENT):
-                command = app.decode_valid(message.value, Event)
-                if not isinstance(command, COMMAND_TYPES):
-                    raise UnexpectedRecordType(f"{type(command).__name__} on {message.topic}")
-                await topics["trading.commands"].send(command, key=command_account(command, settings.trading_account))
-            app.count_processed(COMMANDS_AGENT)
-
-
-def command_account(command: Command, default: str) -> str:
-    """The account a user command goes to: the one it names, else the trading account."""
-    return command.account or default
