@@ -15,6 +15,7 @@ import pytest
 
 from domain.clock import to_micros
 from domain.trading.account import Account, Input, Patience, decider
+from domain.trading.orders import TradingConfig
 from schemas.records import Event, OrderFilled, OrderPlaced, Side
 from streams.errors import BrokerError
 from streams.trading.ledger_driver import ROW_WRITE_SHARE, LedgerDriver
@@ -70,7 +71,7 @@ class Ports:
         self.caught += inputs
 
 
-def driver(ports: Ports, clock: Clock, config: Any = CONFIG, row_interval_s: float = 3600.0,
+def driver(ports: Ports, clock: Clock, config: TradingConfig = CONFIG, row_interval_s: float = 3600.0,
            patience: Patience | None = None) -> LedgerDriver:
     return LedgerDriver(decider(config), ports, config, patience or Patience(20_000_000, 140_000_000),
                         row_interval_s, clock)
