@@ -24,19 +24,13 @@ from domain.clock import from_micros
 from domain.strategy.gate import gated_enrichment, gated_snapshot
 from domain.strategy.strategies import SymbolContext, Wish, observe_anomaly, signal_record, strategy_named
 from domain.trading.orders import order_for_signal, progress_record
-from schemas.records import (
-    Anomaly,
-    Enrichment,
-    Event,
-    IndicatorSnapshot,
-    utc_now,
-)
+from schemas.records import Anomaly, Enrichment, Event, IndicatorSnapshot, utc_now
 from streams.errors import UnexpectedRecordType
 from streams.faust.context import WorkerApp
 from tables import trading as glue
 
 log = logging.getLogger(__name__)
-SIGNALS_AGENT = "trading.signals"
+AGENT = "trading.signals"
 PRODUCER = "agent.trading"
 
 
@@ -51,11 +45,11 @@ def install(app: WorkerApp) -> None:
                                                    "analysis.anomalies")),
                        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-    @app.agent(inputs, name=SIGNALS_AGENT)
+    @app.agent(inputs, name=AGENT)
     async def signals(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            async with app.deadletters.guard(message, agent=SIGNALS_AGENT):
+            async with app.deadletters.guard(message, agent=AGENT):
                 record = app.decode_valid(message.value, Event)
                 if isinstance(record, IndicatorSnapshot):
                     context = glue.load_context(strategy_table, record.symbol)
@@ -73,7 +67,7 @@ def install(app: WorkerApp) -> None:
                     glue.store_context(strategy_table, context)
                 else:
                     raise UnexpectedRecordType(f"{type(record).__name__} on {message.topic}")
-            app.count_processed(SIGNALS_AGENT)
+            app.count_processed(AGENT)
 
     async def decide(context: SymbolContext, decided: list[tuple[IndicatorSnapshot, Wish]],
                      before: tuple[int, int]) -> None:
