@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-ENRICHED_INPUTS = ("anomalies", "indicators", "news")
+from domain.enrich.context import INPUTS
 
 
 class EnrichmentSettings(BaseModel):
@@ -60,7 +60,7 @@ class EnrichmentSettings(BaseModel):
     @classmethod
     def _check_inputs(cls, value: str) -> str:
         names = [n.strip() for n in value.split(",") if n.strip()]
-        unknown = set(names) - set(ENRICHED_INPUTS)
+        unknown = set(names) - set(INPUTS)
         if unknown:
-            raise ValueError(f"unknown inputs {', '.join(sorted(unknown))}: use {', '.join(ENRICHED_INPUTS)}")
+            raise ValueError(f"unknown inputs {', '.join(sorted(unknown))}: use {', '.join(INPUTS)}")
         return ",".join(names)

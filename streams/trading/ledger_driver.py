@@ -62,7 +62,7 @@ class LedgerPorts(Protocol):
         """A record's event, checked (DecodeError or InvalidValue otherwise)."""
 
     def accounts(self) -> Iterable[str]:
-        """Every account with a row."""
+        """Every account with a row (a snapshot: rows may be read while it is iterated)."""
 
     def caught_up(self, inputs: int) -> None:
         """Count the inputs folded again after a row."""
@@ -167,7 +167,7 @@ class LedgerDriver:
         or whose inputs have waited too long for a silent strategy (``idle_expiry_time``)."""
         now = self.clock()
         due = []
-        for account in list(self.ports.accounts()):
+        for account in self.ports.accounts():
             idle_us = int((now - self.applied_at.get(account, self.started)) * 1_000_000)
             stalled_us = int((now - self.advanced_at.get(account, self.started)) * 1_000_000)
             as_of = idle_expiry_time(self.state(account), idle_us, stalled_us, self.patience, self.config)
